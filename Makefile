@@ -1,0 +1,41 @@
+# The front door: make run, make test, make build, make fuzz.
+FUZZ_SECONDS ?= 20
+PORT ?= 8080
+
+.PHONY: all deps build release test run fuzz bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build: deps
+	cmake --preset dev >/dev/null
+	cmake --build --preset dev
+
+release: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release
+
+test: build
+	ctest --preset dev
+	@$(MAKE) --no-print-directory fuzz
+
+run: release
+	./build/release/notmod serve --listen 127.0.0.1:$(PORT) examples/site
+
+# Short libFuzzer runs of every target on top of the checked-in corpora (clang's libFuzzer).
+fuzz: deps
+	@if ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then \
+		cmake --preset fuzz >/dev/null && cmake --build --preset fuzz && \
+		scripts/fuzz-run build/fuzz $(FUZZ_SECONDS); \
+	else echo "fuzz: clang's libFuzzer is not installed; corpora were replayed by ctest"; fi
+
+bench: release
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build

@@ -1,0 +1,39 @@
+/* Byte ranges (RFC 9110 §14.1, §14.2): parsing a Range field and evaluating it against a length. */
+#ifndef NOTMOD_RANGE_H
+#define NOTMOD_RANGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "notmod/slice.h"
+
+/* A satisfiable range, both ends inclusive: first <= last < length. */
+struct nm_range {
+    uint64_t first;
+    uint64_t last;
+};
+
+/* Most range-specs accepted in one field; more makes the whole field ignored (CVE-2011-3192). */
+#define NM_RANGE_MAX_SPECS 100
+
+enum nm_range_result {
+    NM_RANGE_IGNORE = 0,     /* absent, another unit, a syntax error or an abusive set: send 200 */
+    NM_RANGE_SATISFIABLE,    /* send 206 with the ranges written to out */
+    NM_RANGE_UNSATISFIABLE,  /* send 416 with Content-Range: bytes * /length */
+};
+
+/* Evaluates a Range field (one line; more than one line is ignored) against a representation of
+ * `length` bytes:
+ *   Range = "bytes" "=" 1#range-spec (the unit is case-insensitive, §14.1), range-spec =
+ *   first-pos "-" [ last-pos ] / "-" suffix-length, lists with OWS and empty elements.
+ * A last-pos past the end is clamped to length - 1; a suffix longer than the representation
+ * selects all of it; a range with first-pos >= length, or a suffix of zero, is unsatisfiable.
+ * Satisfiable ranges are sorted and coalesced when they overlap or touch, and the result is
+ * written to out[0..*n_out). When the coalesced set has more than `cap` ranges, when more than
+ * NM_RANGE_MAX_SPECS specs were sent, or when the requested bytes add up to more than twice
+ * `length` (many overlapping ranges), the field is ignored. *n_out is written only for
+ * SATISFIABLE. Pure: no I/O, no allocation. */
+enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length,
+                                       struct nm_range *out, size_t cap, size_t *n_out);
+
+#endif

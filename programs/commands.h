@@ -1,0 +1,12 @@
+/* The subcommands of the notmod command. Each returns the process exit status. */
+#ifndef NOTMOD_PROGRAMS_COMMANDS_H
+#define NOTMOD_PROGRAMS_COMMANDS_H
+
+/* Exit statuses shared by every subcommand. */
+#define NM_EXIT_OK 0
+#define NM_EXIT_FAILURE 1
+#define NM_EXIT_USAGE 2
+
+int nm_cmd_serve(int argc, char **argv);
+
+#endif
