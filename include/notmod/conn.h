@@ -1,0 +1,3 @@
+#ifndef NOTMOD_CONN_H
+#define NOTMOD_CONN_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef NOTMOD_FILECACHE_H
+#define NOTMOD_FILECACHE_H
+#endif

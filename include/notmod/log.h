@@ -1,0 +1,3 @@
+#ifndef NOTMOD_LOG_H
+#define NOTMOD_LOG_H
+#endif

@@ -1,0 +1,3 @@
+#ifndef NOTMOD_SERVER_H
+#define NOTMOD_SERVER_H
+#endif

@@ -1,0 +1,1 @@
+#include "notmod/date.h"

@@ -1,0 +1,1 @@
+#include "notmod/http1.h"
