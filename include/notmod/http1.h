@@ -1,3 +1,83 @@
+/* HTTP/1.1 request heads (RFC 9112 §2-§3, §5-§7): a strict, zero-copy parser with hard caps, and
+ * a chunked transfer-coding decoder for discarding request content. */
 #ifndef NOTMOD_HTTP1_H
 #define NOTMOD_HTTP1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "notmod/method.h"
+#include "notmod/slice.h"
+
+/* Most field lines accepted in one request; more is 431. */
+#define NM_HTTP1_MAX_FIELDS 100
+
+struct nm_http1_field {
+    struct nm_slice name;  /* as received; compare with nm_slice_case_eq */
+    struct nm_slice value; /* without surrounding OWS */
+};
+
+struct nm_http1_limits {
+    size_t max_target_bytes; /* a longer request-target is 414 */
+    size_t max_head_bytes;   /* a longer head (request line + fields) is 431 */
+};
+
+/* A parsed request head. Every slice borrows from the buffer given to the parser. */
+struct nm_http1_request {
+    struct nm_slice method_token;
+    enum nm_method method;
+    struct nm_slice target;
+    int minor_version; /* 0 or 1: HTTP/1.x with x > 1 reads as 1 (RFC 9110 §6.2) */
+    struct nm_http1_field fields[NM_HTTP1_MAX_FIELDS];
+    size_t n_fields;
+
+    /* Derived from the fields. */
+    struct nm_slice host; /* the Host value; empty when absent (HTTP/1.0 only) */
+    bool has_content_length;
+    uint64_t content_length;
+    bool chunked;         /* Transfer-Encoding ends in chunked */
+    bool keep_alive;      /* HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive" */
+    bool expect_continue; /* Expect: 100-continue */
+};
+
+/* Parses one request head from buf[0..len). Returns:
+ *   > 0   the head's length (through the empty line); *req is written;
+ *   0     incomplete: call again with more bytes (never when len reaches the caps: then an error);
+ *   < 0   the negated status to answer, with the connection closed afterwards, and *reason set to
+ *         a static sentence naming the problem: -400 (malformed: bad request line, obs-fold,
+ *         whitespace before a colon, control bytes, bare CR, missing or repeated Host in 1.1,
+ *         Content-Length with Transfer-Encoding, differing or invalid Content-Length, a transfer
+ *         coding that does not end in chunked, HTTP/0.9), -414 (target too long), -417 (an
+ *         expectation other than 100-continue), -431 (head too large or too many fields),
+ *         -501 (a transfer coding other than chunked), -505 (a version other than HTTP/1.x, the
+ *         HTTP/2 preface included).
+ * Up to two empty lines before the request line are skipped (RFC 9112 §2.2). A line ends with
+ * CRLF or a bare LF (§2.2 allows it); a CR not followed by LF is an error. */
+int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_limits *limits,
+                           struct nm_http1_request *req, const char **reason);
+
+/* The value of the single field named `name` (case-insensitive), or an absent (NULL) slice. */
+struct nm_slice nm_http1_find(const struct nm_http1_request *req, struct nm_slice name);
+
+/* Collects the values of every line of field `name` into lines[0..cap) and returns the field
+ * (n_lines is the number found; lines beyond cap are dropped and *overflow is set true). */
+struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_slice name,
+                                 struct nm_slice *lines, size_t cap, bool *overflow);
+
+/* Decodes chunked content (RFC 9112 §7.1) to find where it ends; the data is discarded. */
+struct nm_http1_chunked {
+    int state;
+    uint64_t remaining; /* data bytes left in the current chunk */
+    unsigned digits;
+    size_t line_bytes; /* bytes of the current extension or trailer line */
+};
+
+void nm_http1_chunked_init(struct nm_http1_chunked *d);
+
+/* Consumes up to len bytes. Returns the count consumed; *done is set when the last-chunk and
+ * trailer section have been read (bytes after them belong to the next request). Returns -400 on
+ * malformed framing and -413 when a size or a line exceeds the caps. */
+int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done);
+
 #endif
