@@ -1,20 +1,31 @@
-/* Content-Type from a file name: /etc/mime.types where present, built-in defaults otherwise. */
+/* Content-Type from a file name (RFC 9110 §8.3): /etc/mime.types where present, built-in
+ * defaults otherwise. */
 #ifndef NOTMOD_MIME_H
 #define NOTMOD_MIME_H
 
 struct nm_mime_table;
 
-/* Builds a table from the built-in defaults, then the entries of `path` (mime.types format:
- * "type ext ext ...", '#' comments) override them. A missing or unreadable file is not an
- * error: the defaults stand. path may be NULL. Returns 0 and *out, or -ENOMEM. */
+/* Builds a table from the built-in defaults (the web's formats: html css js mjs json map txt xml
+ * svg png jpg gif webp avif ico woff woff2 ttf otf wasm pdf zip gz br zst mp4 webm mp3 ogg wav
+ * csv md webmanifest and a few more), then the entries of `path` (mime.types format: "type ext
+ * ext ...", '#' comments, spaces or tabs) override them, a later line winning over an earlier
+ * one. Two defaults are never overridden: js and mjs stay text/javascript (RFC 9239), though
+ * older mime.types files say application/javascript. Lines whose type is not "token/token",
+ * extensions that hold a '.' or are over 31 bytes, and overlong tokens are skipped; junk never
+ * fails the call. A missing or unreadable file is not an error: the defaults stand. path may be
+ * NULL. Returns 0 and *out, or -ENOMEM. */
 int nm_mime_table_new(const char *path, struct nm_mime_table **out);
 
 /* No-op for NULL. */
 void nm_mime_table_free(struct nm_mime_table *t);
 
-/* The full Content-Type value for a file name, by its last extension, case-insensitively:
- * "text/css; charset=utf-8". Text types, JavaScript and JSON get "; charset=utf-8". Unknown
- * extensions get "application/octet-stream". The string lives as long as the table. */
+/* The full Content-Type value for a file name, by the extension after the last '.' of its last
+ * path segment, case-insensitively: "archive.tar.gz" is gz, "app.CSS" is "text/css;
+ * charset=utf-8". Every text type, application/javascript, application/json and
+ * application/manifest+json get "; charset=utf-8" (image/svg+xml and other XML do not: XML
+ * declares its own encoding). A name without an extension, a dotfile name such as ".bashrc",
+ * a name ending in '.', an unknown extension, or a NULL table or name get
+ * "application/octet-stream". The string lives as long as the table. */
 const char *nm_mime_lookup(const struct nm_mime_table *t, const char *name);
 
 #endif
