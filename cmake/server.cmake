@@ -1,6 +1,7 @@
 # The server's I/O shell: files, connections, the event loop.
 add_library(notmod_server STATIC
     src/buf.c
+    src/config.c
     src/mime.c
     src/log.c
     src/filecache.c

@@ -1,1 +1,905 @@
+/* One HTTP/1.1 connection: request bytes in, response segments out (RFC 9112), with every
+ * decision about validators taken by the pure core (RFC 9110 §13, §14, §15.4.5). */
 #include "notmod/conn.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "notmod/date.h"
+#include "notmod/log.h"
+#include "notmod/path.h"
+#include "notmod/precond.h"
+#include "notmod/range.h"
+
+#define OUT_MAX_BYTES (16u << 20)
+#define OUT_PAUSE_BYTES (256u << 10) /* stop taking pipelined requests above this much output */
+#define MAX_RANGES 16
+#define SEGS_PER_RESPONSE (2 * MAX_RANGES + 2)
+#define LOG_MAX_BYTES (1u << 20)
+#define LISTING_MAX_BYTES (4u << 20)
+#define BOUNDARY "notmod-byteranges-7d3f1a"
+
+static const char allow_methods[] = "GET, HEAD, OPTIONS";
+
+/* ---- the site ------------------------------------------------------------------------------ */
+
+int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
+                 const struct nm_mime_table *mime, int root_fd)
+{
+    memset(site, 0, sizeof(*site));
+    site->cfg = cfg;
+    site->mime = mime;
+    site->root_fd = root_fd;
+    site->log_enabled = cfg->access_log != NULL;
+    nm_buf_init(&site->log, LOG_MAX_BYTES);
+    nm_site_set_time(site, 0);
+    return nm_filecache_new(cfg, mime, root_fd, &site->files);
+}
+
+void nm_site_cleanup(struct nm_site *site)
+{
+    nm_filecache_free(site->files);
+    nm_buf_cleanup(&site->log);
+    site->files = NULL;
+}
+
+void nm_site_set_time(struct nm_site *site, int64_t now)
+{
+    if (now == site->now && site->date_line_len)
+        return;
+    site->now = now;
+    char d[NM_DATE_LEN + 1];
+    nm_date_format(now, d);
+    site->date_line_len =
+        (size_t)snprintf(site->date_line, sizeof(site->date_line), "Date: %s\r\n", d);
+}
+
+/* ---- output queue -------------------------------------------------------------------------- */
+
+void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer)
+{
+    memset(c, 0, sizeof(*c));
+    c->site = site;
+    nm_buf_init(&c->in, site->cfg->max_head_bytes + 4096);
+    nm_buf_init(&c->out, OUT_MAX_BYTES);
+    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "-");
+}
+
+void nm_conn_cleanup(struct nm_conn *c)
+{
+    for (unsigned i = 0; i < c->n_segs; i++)
+        nm_file_release(c->segs[(c->seg_head + i) % NM_CONN_MAX_SEGS].file);
+    c->n_segs = 0;
+    nm_buf_cleanup(&c->in);
+    nm_buf_cleanup(&c->out);
+}
+
+struct nm_conn_seg *nm_conn_front(struct nm_conn *c)
+{
+    return c->n_segs ? &c->segs[c->seg_head] : NULL;
+}
+
+static struct nm_conn_seg *seg_tail(struct nm_conn *c)
+{
+    return c->n_segs ? &c->segs[(c->seg_head + c->n_segs - 1) % NM_CONN_MAX_SEGS] : NULL;
+}
+
+static struct nm_conn_seg *seg_push(struct nm_conn *c)
+{
+    struct nm_conn_seg *s = &c->segs[(c->seg_head + c->n_segs) % NM_CONN_MAX_SEGS];
+    *s = (struct nm_conn_seg){0};
+    c->n_segs++;
+    return s;
+}
+
+void nm_conn_advance(struct nm_conn *c, uint64_t n)
+{
+    while (n > 0 && c->n_segs > 0) {
+        struct nm_conn_seg *s = &c->segs[c->seg_head];
+        size_t m = n < s->mem_len ? (size_t)n : s->mem_len;
+        s->mem_len -= m;
+        c->out_sent += m;
+        n -= m;
+        uint64_t f = n < s->len ? n : s->len;
+        s->off += f;
+        s->len -= f;
+        n -= f;
+        if (s->mem_len == 0 && s->len == 0) {
+            nm_file_release(s->file);
+            s->file = NULL;
+            c->seg_head = (c->seg_head + 1) % NM_CONN_MAX_SEGS;
+            c->n_segs--;
+        }
+    }
+    /* Hold one response's bytes at most: compact as soon as the queue drains. */
+    if (c->n_segs == 0 || c->out_sent == c->out.len) {
+        nm_buf_consume(&c->out, c->out_sent);
+        c->out_sent = 0;
+    }
+}
+
+int nm_conn_drain(struct nm_conn *c, struct nm_buf *dst)
+{
+    struct nm_conn_seg *s;
+    while ((s = nm_conn_front(c)) != NULL) {
+        int rc = nm_buf_append(dst, c->out.ptr + c->out_sent, s->mem_len);
+        if (rc < 0)
+            return rc;
+        uint64_t n = s->mem_len;
+        if (s->file && s->len) {
+            rc = nm_buf_reserve(dst, s->len);
+            if (rc < 0)
+                return rc;
+            ssize_t got = pread(s->file->fd, dst->ptr + dst->len, s->len, (off_t)s->off);
+            if (got < 0 || (uint64_t)got != s->len)
+                return -EIO;
+            dst->len += s->len;
+            n += s->len;
+        }
+        nm_conn_advance(c, n);
+    }
+    return 0;
+}
+
+bool nm_conn_is_done(const struct nm_conn *c)
+{
+    return c->state == NM_CONN_CLOSING && c->n_segs == 0;
+}
+
+bool nm_conn_is_mid_request(const struct nm_conn *c)
+{
+    return c->in.len > 0 || c->state == NM_CONN_CONTENT || c->state == NM_CONN_CHUNKED;
+}
+
+/* Appends bytes to the output, as the memory part of the last segment when it has no file. */
+static int put(struct nm_conn *c, const void *data, size_t len)
+{
+    struct nm_conn_seg *s = seg_tail(c);
+    if (!s || s->file)
+        s = seg_push(c);
+    int rc = nm_buf_append(&c->out, data, len);
+    if (rc == 0)
+        s->mem_len += len;
+    return rc;
+}
+
+static int put_str(struct nm_conn *c, const char *s)
+{
+    return put(c, s, strlen(s));
+}
+
+__attribute__((format(printf, 2, 3))) static int putf(struct nm_conn *c, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return -EMSGSIZE;
+    return put(c, tmp, (size_t)n);
+}
+
+static void put_file(struct nm_conn *c, struct nm_file *f, uint64_t off, uint64_t len)
+{
+    struct nm_conn_seg *s = seg_tail(c);
+    if (!s || s->file)
+        s = seg_push(c);
+    s->file = nm_file_acquire(f);
+    s->off = off;
+    s->len = len;
+}
+
+/* ---- one response ---------------------------------------------------------------------------- */
+
+struct request {
+    struct nm_http1_request *h; /* NULL when the head could not be parsed */
+    bool head_only;
+    bool close;
+    int status;
+    uint64_t body_bytes;
+    struct nm_slice etag;
+};
+
+static const char *status_phrase(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 416:
+        return "Range Not Satisfiable";
+    case 417:
+        return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Unknown";
+    }
+}
+
+static int put_status(struct nm_conn *c, struct request *r, int status)
+{
+    r->status = status;
+    int rc = putf(c, "HTTP/1.1 %d %s\r\n", status, status_phrase(status));
+    if (rc == 0)
+        rc = put(c, c->site->date_line, c->site->date_line_len);
+    return rc;
+}
+
+/* Connection management fields and the empty line that ends the head. */
+static int put_end(struct nm_conn *c, struct request *r)
+{
+    int rc = 0;
+    if (r->close)
+        rc = put_str(c, "Connection: close\r\n");
+    else if (r->h && r->h->minor_version == 0)
+        rc = put_str(c, "Connection: keep-alive\r\n");
+    if (rc == 0)
+        rc = put(c, "\r\n", 2);
+    return rc;
+}
+
+/* A short text response for errors and redirects. */
+static int respond_text(struct nm_conn *c, struct request *r, int status, const char *text,
+                        const char *extra)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status, status_phrase(status),
+                     text ? ": " : "", text ? text : "");
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = (int)sizeof(body) - 1;
+    int rc = put_status(c, r, status);
+    if (rc == 0)
+        rc = putf(c, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s", n,
+                  extra ? extra : "");
+    if (rc == 0)
+        rc = put_end(c, r);
+    if (rc == 0 && !r->head_only) {
+        rc = put(c, body, (size_t)n);
+        r->body_bytes = (uint64_t)n;
+    }
+    return rc;
+}
+
+/* Representation metadata shared by 200, 206 and 304 (RFC 9110 §15.4.5 lists what a 304 keeps:
+ * ETag, Cache-Control, Expires, Vary, Content-Location, Date; Last-Modified only helps when
+ * there is no ETag). */
+static int put_validators(struct nm_conn *c, struct request *r, const struct nm_file *f,
+                          int64_t last_modified, bool is_304)
+{
+    int rc = 0;
+    if (f->has_etag) {
+        rc = putf(c, "ETag: %.*s\r\n", (int)f->etag.opaque.len, f->etag.opaque.ptr);
+        r->etag = f->etag.opaque;
+    }
+    if (rc == 0 && f->has_last_modified && !(is_304 && f->has_etag)) {
+        char d[NM_DATE_LEN + 1];
+        nm_date_format(last_modified, d);
+        rc = putf(c, "Last-Modified: %s\r\n", d);
+    }
+    if (rc == 0 && f->cache_control[0])
+        rc = putf(c, "Cache-Control: %s\r\n", f->cache_control);
+    if (rc == 0 && c->site->cfg->expires && f->max_age >= 0) {
+        char d[NM_DATE_LEN + 1];
+        int64_t when = c->site->now + f->max_age;
+        nm_date_format(when > NM_DATE_MAX ? NM_DATE_MAX : when, d);
+        rc = putf(c, "Expires: %s\r\n", d);
+    }
+    return rc;
+}
+
+/* Body bytes of f: from memory when held (the very bytes that were hashed), else a file part. */
+static int put_body(struct nm_conn *c, struct nm_file *f, const char *mem, uint64_t off,
+                    uint64_t len)
+{
+    if (mem)
+        return put(c, mem + off, (size_t)len);
+    put_file(c, f, off, len);
+    return 0;
+}
+
+static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *f, const char *mem,
+                          int64_t lm, const struct nm_range *rg, size_t n)
+{
+    int rc = put_status(c, r, 206);
+    if (rc == 0)
+        rc = put_validators(c, r, f, lm, false);
+    if (rc == 0 && n == 1) {
+        uint64_t len = rg[0].last - rg[0].first + 1;
+        rc = putf(c,
+                  "Content-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n"
+                  "Content-Length: %llu\r\nAccept-Ranges: bytes\r\n",
+                  f->content_type, (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
+                  (unsigned long long)f->size, (unsigned long long)len);
+        if (rc == 0)
+            rc = put_end(c, r);
+        if (rc == 0 && !r->head_only) {
+            rc = put_body(c, f, mem, rg[0].first, len);
+            r->body_bytes = len;
+        }
+        return rc;
+    }
+    /* multipart/byteranges (RFC 9110 §14.6): the length is known before the first part. */
+    char part[MAX_RANGES][160];
+    size_t part_len[MAX_RANGES];
+    uint64_t total = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int m = snprintf(part[i], sizeof(part[i]),
+                         "\r\n--" BOUNDARY "\r\nContent-Type: %s\r\n"
+                         "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                         f->content_type, (unsigned long long)rg[i].first,
+                         (unsigned long long)rg[i].last, (unsigned long long)f->size);
+        if (m < 0 || (size_t)m >= sizeof(part[i]))
+            return -EMSGSIZE;
+        part_len[i] = (size_t)m;
+        total += part_len[i] + rg[i].last - rg[i].first + 1;
+    }
+    static const char closing[] = "\r\n--" BOUNDARY "--\r\n";
+    total += sizeof(closing) - 1;
+    if (rc == 0)
+        rc = putf(c,
+                  "Content-Type: multipart/byteranges; boundary=" BOUNDARY
+                  "\r\nContent-Length: %llu\r\nAccept-Ranges: bytes\r\n",
+                  (unsigned long long)total);
+    if (rc == 0)
+        rc = put_end(c, r);
+    if (rc == 0 && !r->head_only) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rc = put(c, part[i], part_len[i]);
+            if (rc == 0)
+                rc = put_body(c, f, mem, rg[i].first, rg[i].last - rg[i].first + 1);
+        }
+        if (rc == 0)
+            rc = put(c, closing, sizeof(closing) - 1);
+        r->body_bytes = total;
+    }
+    return rc;
+}
+
+/* The conditional fields of a request, each as all of its lines (RFC 9110 §5.3). */
+struct cond_fields {
+    struct nm_slice lines[6][NM_HTTP1_MAX_FIELDS];
+    struct nm_precond_request pre;
+    struct nm_field range;
+};
+
+static void collect_conditions(const struct nm_http1_request *h, struct cond_fields *cf)
+{
+    static const struct nm_slice names[6] = {
+        NM_SLICE_INIT("if-match"),          NM_SLICE_INIT("if-none-match"),
+        NM_SLICE_INIT("if-modified-since"), NM_SLICE_INIT("if-unmodified-since"),
+        NM_SLICE_INIT("if-range"),          NM_SLICE_INIT("range"),
+    };
+    struct nm_field *dst[6] = {
+        &cf->pre.if_match,          &cf->pre.if_none_match,
+        &cf->pre.if_modified_since, &cf->pre.if_unmodified_since,
+        &cf->pre.if_range,          &cf->range,
+    };
+    for (int k = 0; k < 6; k++)
+        *dst[k] = (struct nm_field){cf->lines[k], 0};
+    for (size_t i = 0; i < h->n_fields; i++) {
+        struct nm_slice n = h->fields[i].name;
+        char first = (char)(n.ptr[0] | 0x20);
+        if (first != 'i' && first != 'r')
+            continue;
+        for (int k = 0; k < 6; k++) {
+            if (nm_slice_case_eq(n, names[k])) {
+                cf->lines[k][dst[k]->n_lines++] = h->fields[i].value;
+                break;
+            }
+        }
+    }
+    cf->pre.method = h->method;
+    cf->pre.has_range = cf->range.n_lines > 0;
+}
+
+/* GET or HEAD of a representation held as `f` (and `mem` for generated bodies). */
+static int respond_representation(struct nm_conn *c, struct request *r, struct nm_file *f,
+                                  const char *mem)
+{
+    struct nm_site *site = c->site;
+    struct cond_fields cf;
+    collect_conditions(r->h, &cf);
+
+    /* RFC 9110 §8.8.2.1: a Last-Modified later than Date is replaced by Date. */
+    int64_t lm = f->last_modified < site->now ? f->last_modified : site->now;
+    struct nm_precond_resource res = {
+        .status = 200,
+        .exists = true,
+        .etag = f->has_etag ? &f->etag : NULL,
+        .has_last_modified = f->has_last_modified,
+        .last_modified = lm,
+        .date = site->now,
+    };
+    enum nm_precond_result pr = nm_precond_evaluate(&cf.pre, &res, site->cfg->ims_mode);
+    if (!mem)
+        mem = f->data;
+
+    if (pr == NM_PRECOND_NOT_MODIFIED) {
+        /* RFC 9110 §15.4.5: no content, no Content-Type, no Content-Length. */
+        int rc = put_status(c, r, 304);
+        if (rc == 0)
+            rc = put_validators(c, r, f, lm, true);
+        if (rc == 0)
+            rc = put_end(c, r);
+        return rc;
+    }
+    if (pr == NM_PRECOND_FAILED)
+        return respond_text(c, r, 412, NULL, NULL);
+
+    if (pr == NM_PRECOND_RANGE) {
+        struct nm_range rg[MAX_RANGES];
+        size_t n = 0;
+        switch (nm_range_evaluate(cf.range, f->size, rg, MAX_RANGES, &n)) {
+        case NM_RANGE_SATISFIABLE:
+            return respond_ranges(c, r, f, mem, lm, rg, n);
+        case NM_RANGE_UNSATISFIABLE: {
+            char extra[64];
+            snprintf(extra, sizeof(extra), "Content-Range: bytes */%llu\r\n",
+                     (unsigned long long)f->size);
+            return respond_text(c, r, 416, NULL, extra);
+        }
+        case NM_RANGE_IGNORE:
+            break;
+        }
+    }
+
+    int rc = put_status(c, r, 200);
+    if (rc == 0)
+        rc = put_validators(c, r, f, lm, false);
+    if (rc == 0)
+        rc = putf(c, "Content-Type: %s\r\nContent-Length: %llu\r\n%s", f->content_type,
+                  (unsigned long long)f->size, f->is_dir ? "" : "Accept-Ranges: bytes\r\n");
+    if (rc == 0)
+        rc = put_end(c, r);
+    if (rc == 0 && !r->head_only && f->size > 0) {
+        rc = put_body(c, f, mem, 0, f->size);
+        r->body_bytes = f->size;
+    }
+    return rc;
+}
+
+/* ---- directories ------------------------------------------------------------------------------
+ */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int put_html_escaped(struct nm_buf *b, const char *s)
+{
+    int rc = 0;
+    for (; *s && rc == 0; s++) {
+        switch (*s) {
+        case '<':
+            rc = nm_buf_append_str(b, "&lt;");
+            break;
+        case '>':
+            rc = nm_buf_append_str(b, "&gt;");
+            break;
+        case '&':
+            rc = nm_buf_append_str(b, "&amp;");
+            break;
+        case '"':
+            rc = nm_buf_append_str(b, "&quot;");
+            break;
+        case '\'':
+            rc = nm_buf_append_str(b, "&#39;");
+            break;
+        default:
+            rc = nm_buf_append(b, s, 1);
+        }
+    }
+    return rc;
+}
+
+/* Renders an HTML index of a directory: names sorted, dotfiles hidden unless allowed. */
+static int render_listing(struct nm_site *site, const struct nm_file *dir, const char *path,
+                          struct nm_buf *out)
+{
+    int fd = openat(dir->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -ENOMEM;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (e->d_name[0] == '.' && !site->cfg->allow_dotfiles)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **p = realloc(names, cap * sizeof(*names));
+            if (!p) {
+                rc = -ENOMEM;
+                break;
+            }
+            names = p;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    if (rc == 0 && n)
+        qsort(names, n, sizeof(*names), cmp_names);
+    rc = rc ? rc
+            : nm_buf_append_str(out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                                     "<title>Index of ");
+    rc = rc ? rc : put_html_escaped(out, path);
+    rc = rc ? rc : nm_buf_append_str(out, "</title></head>\n<body><h1>Index of ");
+    rc = rc ? rc : put_html_escaped(out, path);
+    rc = rc ? rc
+            : nm_buf_append_str(out, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th>"
+                                     "<th>Modified</th></tr>\n");
+    if (rc == 0 && strcmp(path, "/") != 0)
+        rc = nm_buf_append_str(out, "<tr><td><a href=\"../\">../</a></td></tr>\n");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct stat st;
+        if (fstatat(dirfd(d), names[i], &st, 0) != 0)
+            continue;
+        bool is_dir = S_ISDIR(st.st_mode);
+        char enc[NM_PATH_MAX * 3 + 1];
+        if (nm_path_encode(names[i], enc, sizeof(enc)) < 0)
+            continue;
+        char when[NM_DATE_LEN + 1];
+        nm_date_format(st.st_mtim.tv_sec > 0 ? st.st_mtim.tv_sec : 0, when);
+        rc = nm_buf_append_str(out, "<tr><td><a href=\"");
+        rc = rc ? rc : put_html_escaped(out, enc);
+        rc = rc ? rc : nm_buf_append_str(out, is_dir ? "/\">" : "\">");
+        rc = rc ? rc : put_html_escaped(out, names[i]);
+        rc = rc ? rc : nm_buf_append_str(out, is_dir ? "/" : "");
+        if (rc == 0 && is_dir)
+            rc = nm_buf_appendf(out, "</a></td><td>-</td><td>%s</td></tr>\n", when);
+        else if (rc == 0)
+            rc = nm_buf_appendf(out, "</a></td><td>%lld</td><td>%s</td></tr>\n",
+                                (long long)st.st_size, when);
+    }
+    rc = rc ? rc : nm_buf_append_str(out, "</table>\n</body></html>\n");
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+static int respond_listing(struct nm_conn *c, struct request *r, struct nm_file *dir,
+                           const char *path)
+{
+    struct nm_buf html;
+    nm_buf_init(&html, LISTING_MAX_BYTES);
+    int rc = render_listing(c->site, dir, path, &html);
+    if (rc < 0) {
+        nm_buf_cleanup(&html);
+        return respond_text(c, r, rc == -EACCES ? 403 : 500, "cannot list directory", NULL);
+    }
+    /* The validator describes the entries as listed, not the directory's mtime, which does not
+     * change when a listed file's size or mtime does. */
+    struct nm_file view = *dir;
+    view.size = html.len;
+    view.data = NULL;
+    view.content_type = "text/html; charset=utf-8";
+    view.has_last_modified = false;
+    view.has_etag = c->site->cfg->etag_mode != NM_ETAG_OFF;
+    snprintf(view.cache_control, sizeof(view.cache_control), "no-cache");
+    view.max_age = -1;
+    if (view.has_etag) {
+        XXH128_hash_t h = XXH3_128bits(html.ptr, html.len);
+        int n = nm_etag_make_hash128(h.high64, h.low64, view.etag_text, sizeof(view.etag_text));
+        view.etag.opaque = nm_slice_make(view.etag_text, n > 0 ? (size_t)n : 0);
+        view.etag.weak = false;
+    }
+    rc = respond_representation(c, r, &view, html.ptr ? html.ptr : "");
+    nm_buf_cleanup(&html);
+    return rc;
+}
+
+/* ---- routing ------------------------------------------------------------------------------------
+ */
+
+static int redirect_to_dir(struct nm_conn *c, struct request *r, const char *path)
+{
+    char enc[NM_PATH_MAX * 3 + 2];
+    int n = nm_path_encode(path, enc, sizeof(enc) - 1);
+    if (n < 0)
+        return respond_text(c, r, 414, NULL, NULL);
+    enc[n] = '/';
+    enc[n + 1] = '\0';
+    struct nm_slice t = r->h->target;
+    const char *q = memchr(t.ptr, '?', t.len);
+    char extra[sizeof(enc) + 8192 + 16];
+    snprintf(extra, sizeof(extra), "Location: %s%.*s\r\n", enc,
+             q ? (int)(t.len - (size_t)(q - t.ptr)) : 0, q ? q : "");
+    return respond_text(c, r, 301, NULL, extra);
+}
+
+static int respond_lookup_error(struct nm_conn *c, struct request *r, int err)
+{
+    switch (err) {
+    case -ENOENT:
+    case -ENOTDIR:
+    case -ENAMETOOLONG:
+        return respond_text(c, r, 404, NULL, NULL);
+    case -EACCES:
+    case -EPERM:
+        return respond_text(c, r, 403, NULL, NULL);
+    case -EMFILE:
+    case -ENFILE:
+    case -EAGAIN:
+        return respond_text(c, r, 503, "try again", "Retry-After: 1\r\n");
+    default:
+        nm_log_error("lookup failed: %s", strerror(-err));
+        return respond_text(c, r, 500, NULL, NULL);
+    }
+}
+
+static int serve_path(struct nm_conn *c, struct request *r, const char *path)
+{
+    struct nm_site *site = c->site;
+    if (!site->cfg->allow_dotfiles && nm_path_is_hidden(path))
+        return respond_text(c, r, 404, NULL, NULL);
+
+    size_t plen = strlen(path);
+    bool dir_url = path[plen - 1] == '/';
+    struct nm_file *f;
+    int rc = nm_filecache_lookup(site->files, path, &f);
+    if (rc < 0)
+        return respond_lookup_error(c, r, rc);
+    if (!f->is_dir) {
+        rc = dir_url ? respond_text(c, r, 404, NULL, NULL) : respond_representation(c, r, f, NULL);
+        nm_file_release(f);
+        return rc;
+    }
+    if (!dir_url) {
+        nm_file_release(f);
+        return redirect_to_dir(c, r, path);
+    }
+    if (site->cfg->index_name && site->cfg->index_name[0]) {
+        char ipath[NM_PATH_MAX + 256];
+        snprintf(ipath, sizeof(ipath), "%s%s", path, site->cfg->index_name);
+        struct nm_file *idx;
+        rc = nm_filecache_lookup(site->files, ipath, &idx);
+        if (rc == 0 && !idx->is_dir) {
+            nm_file_release(f);
+            rc = respond_representation(c, r, idx, NULL);
+            nm_file_release(idx);
+            return rc;
+        }
+        if (rc == 0)
+            nm_file_release(idx);
+    }
+    rc =
+        site->cfg->list_dirs ? respond_listing(c, r, f, path) : respond_text(c, r, 404, NULL, NULL);
+    nm_file_release(f);
+    return rc;
+}
+
+/* The path of an origin-form or absolute-form target (RFC 9112 §3.2.1, §3.2.2). */
+static struct nm_slice origin_of(struct nm_slice t)
+{
+    static const struct nm_slice schemes[] = {NM_SLICE_INIT("http://"), NM_SLICE_INIT("https://")};
+    for (size_t i = 0; i < 2; i++) {
+        if (t.len >= schemes[i].len &&
+            nm_slice_case_eq(nm_slice_make(t.ptr, schemes[i].len), schemes[i])) {
+            const char *p = t.ptr + schemes[i].len, *end = t.ptr + t.len;
+            while (p < end && *p != '/' && *p != '?')
+                p++;
+            if (p == end || *p == '?')
+                return (struct nm_slice){NULL, 0}; /* no path: "http://host" is "/" */
+            return nm_slice_make(p, (size_t)(end - p));
+        }
+    }
+    return t;
+}
+
+static int handle(struct nm_conn *c, struct request *r)
+{
+    struct nm_http1_request *h = r->h;
+    switch (h->method) {
+    case NM_METHOD_GET:
+        break;
+    case NM_METHOD_HEAD:
+        r->head_only = true;
+        break;
+    case NM_METHOD_OPTIONS: {
+        int rc = put_status(c, r, 204);
+        if (rc == 0)
+            rc = putf(c, "Allow: %s\r\n", allow_methods);
+        return rc ? rc : put_end(c, r);
+    }
+    case NM_METHOD_OTHER:
+        return respond_text(c, r, 501, "unknown method", NULL);
+    default: {
+        char extra[64];
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow_methods);
+        return respond_text(c, r, 405, NULL, extra);
+    }
+    }
+
+    struct nm_slice target = h->target;
+    if (target.len == 1 && target.ptr[0] == '*')
+        return respond_text(c, r, 400, "asterisk-form is for OPTIONS only", NULL);
+    target = origin_of(target);
+    char path[NM_PATH_MAX + 1];
+    int n = target.ptr ? nm_path_normalize(target, path, sizeof(path)) : 1;
+    if (!target.ptr)
+        strcpy(path, "/");
+    if (n == -ENAMETOOLONG)
+        return respond_text(c, r, 414, NULL, NULL);
+    if (n < 0)
+        return respond_text(c, r, 400, "malformed path", NULL);
+    return serve_path(c, r, path);
+}
+
+static void log_request(struct nm_conn *c, const struct request *r)
+{
+    struct nm_site *site = c->site;
+    if (!site->log_enabled)
+        return;
+    struct nm_log_entry e = {
+        .peer = c->peer,
+        .time = site->now,
+        .minor_version = -1,
+        .status = r->status,
+        .bytes = r->body_bytes,
+        .etag = r->etag,
+    };
+    if (r->h) {
+        e.method = r->h->method_token;
+        e.target = r->h->target;
+        e.minor_version = r->h->minor_version;
+        e.referer = nm_http1_find(r->h, NM_SLICE_LIT("referer"));
+        e.user_agent = nm_http1_find(r->h, NM_SLICE_LIT("user-agent"));
+    }
+    nm_log_format_access(&site->log, site->cfg->log_format, &e);
+}
+
+/* ---- the request loop ------------------------------------------------------------------------ */
+
+static bool queue_has_room(const struct nm_conn *c)
+{
+    return c->n_segs + SEGS_PER_RESPONSE <= NM_CONN_MAX_SEGS &&
+           c->out.len - c->out_sent < OUT_PAUSE_BYTES;
+}
+
+/* Answers a request whose head could not be parsed, and stops reading. */
+static int fail_connection(struct nm_conn *c, int status, const char *why)
+{
+    struct request r = {.close = true};
+    c->state = NM_CONN_CLOSING;
+    int rc = respond_text(c, &r, status, why, NULL);
+    log_request(c, &r);
+    return rc;
+}
+
+static int process_head(struct nm_conn *c)
+{
+    struct nm_http1_request *h = malloc(sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    struct nm_http1_limits lim = {c->site->cfg->max_target_bytes, c->site->cfg->max_head_bytes};
+    const char *why = NULL;
+    int n = nm_http1_parse_request(c->in.ptr, c->in.len, &lim, h, &why);
+    if (n <= 0) {
+        free(h);
+        return n == 0 ? 0 : fail_connection(c, -n, why);
+    }
+
+    struct request r = {.h = h, .close = !h->keep_alive};
+    bool has_content = h->chunked || (h->has_content_length && h->content_length > 0);
+    int rc = 0;
+    if (h->has_content_length && h->content_length > c->site->cfg->max_discard_bytes) {
+        r.close = true;
+        rc = respond_text(c, &r, 413, "request content too large", NULL);
+    } else {
+        /* RFC 9110 §10.1.1: ask for the content we are going to read anyway, or a client that
+         * waits for 100 would never send it and the next request would be misframed. */
+        if (has_content && h->expect_continue && h->minor_version == 1)
+            rc = put_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (rc == 0)
+            rc = handle(c, &r);
+    }
+    log_request(c, &r);
+    c->requests++;
+    bool chunked = h->chunked;
+    uint64_t content_length = h->content_length;
+    free(h);
+    nm_buf_consume(&c->in, (size_t)n);
+    if (r.close) {
+        c->state = NM_CONN_CLOSING;
+    } else if (chunked) {
+        c->state = NM_CONN_CHUNKED;
+        c->discard_left = c->site->cfg->max_discard_bytes;
+        nm_http1_chunked_init(&c->chunked);
+    } else if (has_content) {
+        c->state = NM_CONN_CONTENT;
+        c->discard_left = content_length;
+    }
+    return rc < 0 ? rc : 1;
+}
+
+int nm_conn_process(struct nm_conn *c)
+{
+    while (c->state != NM_CONN_CLOSING) {
+        if (c->state == NM_CONN_CONTENT) {
+            size_t take = c->in.len < c->discard_left ? c->in.len : (size_t)c->discard_left;
+            nm_buf_consume(&c->in, take);
+            c->discard_left -= take;
+            if (c->discard_left > 0)
+                return 0;
+            c->state = NM_CONN_HEAD;
+            continue;
+        }
+        if (c->state == NM_CONN_CHUNKED) {
+            bool done = false;
+            int64_t n = nm_http1_chunked_feed(&c->chunked, c->in.ptr, c->in.len, &done);
+            if (n < 0 || (uint64_t)n > c->discard_left) {
+                /* The response went out already; the framing is lost, so stop here. */
+                c->state = NM_CONN_CLOSING;
+                return 0;
+            }
+            nm_buf_consume(&c->in, (size_t)n);
+            c->discard_left -= (uint64_t)n;
+            if (!done)
+                return 0;
+            c->state = NM_CONN_HEAD;
+            continue;
+        }
+        if (c->in.len == 0 || !queue_has_room(c))
+            return 0;
+        int rc = process_head(c);
+        if (rc <= 0)
+            return rc;
+    }
+    return 0;
+}

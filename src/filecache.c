@@ -1,1 +1,395 @@
+/* The per-worker file table: open once, stat per request, hash and render once per version. */
 #include "notmod/filecache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MAX_ENTRIES 8192
+#define HASH_CHUNK (256 * 1024)
+#define READ_TRIES 3
+
+struct nm_filecache {
+    const struct nm_config *cfg;
+    const struct nm_mime_table *mime;
+    int root_fd;
+    bool have_openat2;
+    struct nm_file **buckets;
+    size_t n_buckets; /* a power of two */
+    size_t n_entries;
+    struct nm_file *lru_head, *lru_tail;
+    struct nm_filecache_stats stats;
+};
+
+static uint64_t hash_path(const char *s)
+{
+    return XXH3_64bits(s, strlen(s));
+}
+
+int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mime, int root_fd,
+                     struct nm_filecache **out)
+{
+    struct nm_filecache *fc = calloc(1, sizeof(*fc));
+    if (!fc)
+        return -ENOMEM;
+    fc->n_buckets = 4096;
+    fc->buckets = calloc(fc->n_buckets, sizeof(*fc->buckets));
+    if (!fc->buckets) {
+        free(fc);
+        return -ENOMEM;
+    }
+    fc->cfg = cfg;
+    fc->mime = mime;
+    fc->root_fd = root_fd;
+    fc->have_openat2 = true;
+    *out = fc;
+    return 0;
+}
+
+struct nm_file *nm_file_acquire(struct nm_file *f)
+{
+    f->refs++;
+    return f;
+}
+
+void nm_file_release(struct nm_file *f)
+{
+    if (!f || --f->refs > 0)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->data);
+    free(f->path);
+    free(f);
+}
+
+static void lru_unlink(struct nm_filecache *fc, struct nm_file *f)
+{
+    if (f->lru_prev)
+        f->lru_prev->lru_next = f->lru_next;
+    else
+        fc->lru_head = f->lru_next;
+    if (f->lru_next)
+        f->lru_next->lru_prev = f->lru_prev;
+    else
+        fc->lru_tail = f->lru_prev;
+    f->lru_prev = f->lru_next = NULL;
+}
+
+static void lru_push_front(struct nm_filecache *fc, struct nm_file *f)
+{
+    f->lru_prev = NULL;
+    f->lru_next = fc->lru_head;
+    if (fc->lru_head)
+        fc->lru_head->lru_prev = f;
+    fc->lru_head = f;
+    if (!fc->lru_tail)
+        fc->lru_tail = f;
+}
+
+static void table_remove(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct nm_file **pp = &fc->buckets[f->key_hash & (fc->n_buckets - 1)];
+    while (*pp != f)
+        pp = &(*pp)->chain;
+    *pp = f->chain;
+    lru_unlink(fc, f);
+    f->in_table = false;
+    fc->n_entries--;
+    nm_file_release(f);
+}
+
+void nm_filecache_free(struct nm_filecache *fc)
+{
+    if (!fc)
+        return;
+    while (fc->lru_head)
+        table_remove(fc, fc->lru_head);
+    free(fc->buckets);
+    free(fc);
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool same_version(const struct nm_file *f, const struct stat *st)
+{
+    return f->dev == st->st_dev && f->ino == st->st_ino && f->size == (uint64_t)st->st_size &&
+           f->mtime_ns == ts_ns(st->st_mtim) && f->ctime_ns == ts_ns(st->st_ctim);
+}
+
+bool nm_file_is_unchanged(const struct nm_file *f)
+{
+    struct stat st;
+    return fstat(f->fd, &st) == 0 && same_version(f, &st);
+}
+
+/* Opens a path relative to the root without leaving it. */
+static int open_beneath(struct nm_filecache *fc, const char *rel)
+{
+    if (fc->cfg->follow_all_symlinks) {
+        int fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        return fd >= 0 ? fd : -errno;
+    }
+    if (fc->have_openat2) {
+        struct open_how how = {
+            .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        long fd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
+        if (fd >= 0)
+            return (int)fd;
+        if (errno != ENOSYS)
+            return errno == EXDEV ? -EACCES : -errno;
+        fc->have_openat2 = false;
+    }
+    /* Kernels before 5.6: open, then check that what was opened lies beneath the root. */
+    int fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -errno;
+    char link[64], root[PATH_MAX], got[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fc->root_fd);
+    ssize_t rn = readlink(link, root, sizeof(root) - 1);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t gn = readlink(link, got, sizeof(got) - 1);
+    if (rn <= 0 || gn <= 0) {
+        close(fd);
+        return -EACCES;
+    }
+    root[rn] = got[gn] = '\0';
+    size_t rl = (size_t)rn;
+    bool inside = strncmp(root, got, rl) == 0 &&
+                  (got[rl] == '/' || got[rl] == '\0' || (rl == 1 && root[0] == '/'));
+    if (!inside) {
+        close(fd);
+        return -EACCES;
+    }
+    return fd;
+}
+
+static int read_all(int fd, char *buf, uint64_t size)
+{
+    uint64_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EAGAIN; /* shrank while being read */
+        got += (uint64_t)n;
+    }
+    char extra;
+    return pread(fd, &extra, 1, (off_t)size) == 0 ? 0 : -EAGAIN; /* or grew */
+}
+
+static int hash_fd(struct nm_filecache *fc, int fd, uint64_t size, XXH128_hash_t *out)
+{
+    XXH3_state_t *state = XXH3_createState();
+    char *chunk = malloc(HASH_CHUNK);
+    int rc = -ENOMEM;
+    if (!state || !chunk)
+        goto out;
+    XXH3_128bits_reset(state);
+    uint64_t off = 0;
+    while (off < size) {
+        size_t want = size - off < HASH_CHUNK ? (size_t)(size - off) : HASH_CHUNK;
+        ssize_t n = pread(fd, chunk, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EAGAIN;
+            goto out;
+        }
+        XXH3_128bits_update(state, chunk, (size_t)n);
+        off += (uint64_t)n;
+    }
+    *out = XXH3_128bits_digest(state);
+    fc->stats.hashed_bytes += size;
+    rc = 0;
+out:
+    free(chunk);
+    XXH3_freeState(state);
+    return rc;
+}
+
+static int make_etag(struct nm_filecache *fc, struct nm_file *f)
+{
+    int n;
+    switch (fc->cfg->etag_mode) {
+    case NM_ETAG_CONTENT: {
+        XXH128_hash_t h;
+        if (f->data) {
+            h = XXH3_128bits(f->data, f->size);
+            fc->stats.hashed_bytes += f->size;
+        } else {
+            int rc = hash_fd(fc, f->fd, f->size, &h);
+            if (rc < 0)
+                return rc;
+        }
+        fc->stats.hashed_files++;
+        n = nm_etag_make_hash128(h.high64, h.low64, f->etag_text, sizeof(f->etag_text));
+        break;
+    }
+    case NM_ETAG_METADATA:
+        n = nm_etag_make_metadata(f->size, f->mtime_ns, f->etag_text, sizeof(f->etag_text));
+        break;
+    case NM_ETAG_VERSION:
+        n = snprintf(f->etag_text, sizeof(f->etag_text), "%s", fc->cfg->etag_version);
+        break;
+    default:
+        return 0;
+    }
+    if (n < 0)
+        return n;
+    f->has_etag = true;
+    f->etag.opaque = nm_slice_make(f->etag_text, (size_t)n);
+    f->etag.weak = false;
+    return 0;
+}
+
+/* Opens, snapshots, reads (small files) and hashes one version. A file that changes while it is
+ * read or hashed is tried again, so the tag always describes the bytes it was computed from. */
+static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
+{
+    const char *rel = path[1] ? path + 1 : ".";
+    struct nm_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->refs = 1;
+    f->fd = -1;
+    f->path = strdup(path);
+    int rc = f->path ? 0 : -ENOMEM;
+    if (rc < 0)
+        goto fail;
+    f->fd = open_beneath(fc, rel);
+    if (f->fd < 0) {
+        rc = f->fd;
+        goto fail;
+    }
+    for (int attempt = 0;; attempt++) {
+        struct stat st;
+        if (fstat(f->fd, &st) != 0) {
+            rc = -errno;
+            goto fail;
+        }
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->size = (uint64_t)st.st_size;
+        f->mtime_ns = ts_ns(st.st_mtim);
+        f->ctime_ns = ts_ns(st.st_ctim);
+        f->is_dir = S_ISDIR(st.st_mode);
+        if (f->is_dir)
+            break;
+        if (!S_ISREG(st.st_mode)) {
+            rc = -EACCES;
+            goto fail;
+        }
+        free(f->data);
+        f->data = NULL;
+        rc = 0;
+        if (f->size <= fc->cfg->small_file_bytes) {
+            f->data = malloc(f->size ? f->size : 1);
+            if (!f->data) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            rc = read_all(f->fd, f->data, f->size);
+        }
+        if (rc == 0)
+            rc = make_etag(fc, f);
+        if (rc == 0 && nm_file_is_unchanged(f))
+            break;
+        if (rc != 0 && rc != -EAGAIN)
+            goto fail;
+        if (attempt + 1 == READ_TRIES) {
+            rc = -EAGAIN;
+            goto fail;
+        }
+    }
+
+    int64_t mtime = f->mtime_ns / 1000000000;
+    f->has_last_modified = mtime > 1;
+    f->last_modified = mtime;
+    f->content_type = nm_mime_lookup(fc->mime, path);
+    const char *cc =
+        nm_config_cache_control(fc->cfg, path, f->cache_control, sizeof(f->cache_control));
+    if (cc != f->cache_control)
+        snprintf(f->cache_control, sizeof(f->cache_control), "%s", cc);
+    f->max_age = nm_config_max_age_of(f->cache_control);
+    *out = f;
+    return 0;
+fail:
+    nm_file_release(f);
+    return rc == -ELOOP ? -EACCES : rc;
+}
+
+static void evict_if_full(struct nm_filecache *fc)
+{
+    while (fc->n_entries >= MAX_ENTRIES && fc->lru_tail)
+        table_remove(fc, fc->lru_tail);
+}
+
+int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out)
+{
+    fc->stats.lookups++;
+    uint64_t h = hash_path(path);
+    struct nm_file *f = fc->buckets[h & (fc->n_buckets - 1)];
+    while (f && (f->key_hash != h || strcmp(f->path, path) != 0))
+        f = f->chain;
+
+    const char *rel = path[1] ? path + 1 : ".";
+    struct stat st;
+    if (fstatat(fc->root_fd, rel, &st, 0) != 0) {
+        int err = errno;
+        if (f)
+            table_remove(fc, f);
+        return err == ELOOP ? -EACCES : -err;
+    }
+    if (f && same_version(f, &st)) {
+        fc->stats.hits++;
+        lru_unlink(fc, f);
+        lru_push_front(fc, f);
+        *out = nm_file_acquire(f);
+        return 0;
+    }
+    if (f)
+        table_remove(fc, f);
+
+    struct nm_file *nf;
+    int rc = load(fc, path, &nf);
+    if (rc == -EMFILE || rc == -ENFILE) {
+        /* Give descriptors back from the coldest entries and try once more. */
+        for (int i = 0; i < 64 && fc->lru_tail; i++)
+            table_remove(fc, fc->lru_tail);
+        rc = load(fc, path, &nf);
+    }
+    if (rc < 0)
+        return rc;
+    evict_if_full(fc);
+    nf->key_hash = h;
+    nf->chain = fc->buckets[h & (fc->n_buckets - 1)];
+    fc->buckets[h & (fc->n_buckets - 1)] = nf;
+    nf->in_table = true;
+    lru_push_front(fc, nf);
+    fc->n_entries++;
+    *out = nm_file_acquire(nf);
+    return 0;
+}
+
+void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out)
+{
+    *out = fc->stats;
+}

@@ -1,3 +1,96 @@
+/* One HTTP/1.1 connection as a machine that turns request bytes into response bytes, without a
+ * socket: the server feeds it what it reads and sends what it queues; golden exchanges and the
+ * connection fuzzer drive it directly. */
 #ifndef NOTMOD_CONN_H
 #define NOTMOD_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "notmod/buf.h"
+#include "notmod/config.h"
+#include "notmod/filecache.h"
+#include "notmod/http1.h"
+#include "notmod/mime.h"
+
+/* What a worker shares between its connections: settings, files, the clock, the access log. */
+struct nm_site {
+    const struct nm_config *cfg;
+    const struct nm_mime_table *mime;
+    struct nm_filecache *files;
+    int root_fd;
+    int64_t now;                               /* seconds; set by nm_site_set_time */
+    char date_line[sizeof("Date: \r\n") + 29]; /* "Date: <IMF-fixdate>\r\n" for `now` */
+    size_t date_line_len;
+    struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
+    bool log_enabled;
+};
+
+/* Sets up a site over an open root directory; the config and mime table must outlive it. */
+int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
+                 const struct nm_mime_table *mime, int root_fd);
+void nm_site_cleanup(struct nm_site *site);
+
+/* Moves the site's clock; the Date line is rendered only when the second changes. */
+void nm_site_set_time(struct nm_site *site, int64_t now);
+
+/* A part of the output: first mem_len bytes from the front of the output buffer, then `len`
+ * bytes of `file` from `off` (none when file is NULL). The segment holds a file reference. */
+struct nm_conn_seg {
+    size_t mem_len;
+    struct nm_file *file;
+    uint64_t off;
+    uint64_t len;
+};
+
+#define NM_CONN_MAX_SEGS 64
+
+enum nm_conn_state {
+    NM_CONN_HEAD = 0, /* reading a request head */
+    NM_CONN_CONTENT,  /* discarding request content by Content-Length */
+    NM_CONN_CHUNKED,  /* discarding chunked request content */
+    NM_CONN_CLOSING,  /* no more requests: send what is queued, then close */
+};
+
+struct nm_conn {
+    struct nm_site *site;
+    enum nm_conn_state state;
+    struct nm_buf in;
+    struct nm_buf out;
+    size_t out_sent; /* bytes at the front of out already sent */
+    struct nm_conn_seg segs[NM_CONN_MAX_SEGS];
+    unsigned seg_head, n_segs;
+    uint64_t discard_left;
+    struct nm_http1_chunked chunked;
+    char peer[64];
+    unsigned requests; /* served on this connection */
+};
+
+void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer);
+
+/* Drops queued output and the file references it holds. */
+void nm_conn_cleanup(struct nm_conn *c);
+
+/* Handles every complete request in the input buffer (pipelining), queueing responses in order,
+ * until the input runs out, the output queue is full, or the connection must close. Call it after
+ * appending received bytes to c->in and again after output has drained. Returns 0, or -ENOMEM. */
+int nm_conn_process(struct nm_conn *c);
+
+/* True when nothing is queued and the connection is CLOSING: close it now. */
+bool nm_conn_is_done(const struct nm_conn *c);
+
+/* True when the input buffer holds part of a request head (the header timeout applies) rather than
+ * nothing (the idle timeout applies). */
+bool nm_conn_is_mid_request(const struct nm_conn *c);
+
+/* The first queued segment, or NULL when nothing is queued. */
+struct nm_conn_seg *nm_conn_front(struct nm_conn *c);
+
+/* Records that n bytes of the front segment were sent (memory part first, then file part). */
+void nm_conn_advance(struct nm_conn *c, uint64_t n);
+
+/* For tests and embedders without sockets: moves every queued byte to dst, reading file parts
+ * with pread. Returns 0, -EIO when a file part cannot be read whole, or a buffer error. */
+int nm_conn_drain(struct nm_conn *c, struct nm_buf *dst);
+
 #endif

@@ -1,3 +1,82 @@
+/* The file table: a normalized URL path maps to one version of one file, opened once, with its
+ * validators and header lines rendered once. One table per worker: no locks on the hot path. */
 #ifndef NOTMOD_FILECACHE_H
 #define NOTMOD_FILECACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "notmod/config.h"
+#include "notmod/etag.h"
+#include "notmod/mime.h"
+
+/* One version of one file: (dev, ino, size, mtime_ns, ctime_ns) identify it. */
+struct nm_file {
+    unsigned refs;
+    char *path; /* normalized URL path, the key */
+    uint64_t key_hash;
+    struct nm_file *chain;               /* next in the hash bucket */
+    struct nm_file *lru_prev, *lru_next; /* most recently used first */
+    bool in_table;
+
+    int fd;
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    bool is_dir;
+
+    bool has_etag;
+    struct nm_etag etag; /* points into etag_text */
+    char etag_text[NM_ETAG_MAX + 1];
+
+    bool has_last_modified; /* false for the fake epoch mtimes 0 and 1 */
+    int64_t last_modified;  /* whole seconds; the response clamps it to Date */
+
+    const char *content_type; /* lives as long as the mime table */
+    char cache_control[256];
+    int64_t max_age; /* from cache_control, -1 when none */
+
+    char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
+};
+
+struct nm_filecache;
+
+/* Takes the root directory (an O_PATH or O_DIRECTORY descriptor the cache does not own) and the
+ * settings and mime table, which must outlive the cache. Returns 0 or -ENOMEM. */
+int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mime, int root_fd,
+                     struct nm_filecache **out);
+
+/* Releases every entry the table holds; entries still referenced live until released. */
+void nm_filecache_free(struct nm_filecache *fc);
+
+/* Finds the current version of `path` (a normalized path from nm_path_normalize). A stat per
+ * call tells whether the cached version is still current; a changed file is opened, hashed and
+ * rendered again. Resolution never leaves the root: symlinks are followed only while they stay
+ * beneath it, unless the config allows all. Returns 0 and a new reference in *out, or -ENOENT,
+ * -EACCES (unreadable, or a symlink out of the root: both 403), -ENOTDIR, -EMFILE, -ENOMEM, -EIO.
+ */
+int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
+
+struct nm_file *nm_file_acquire(struct nm_file *f);
+
+/* Drops a reference; the last one closes the descriptor and frees the entry. NULL is a no-op. */
+void nm_file_release(struct nm_file *f);
+
+/* True when the open file still has the size, mtime and ctime it had when it was hashed: a
+ * response that is sending it checks this before its last bytes leave. */
+bool nm_file_is_unchanged(const struct nm_file *f);
+
+/* Counters, for the server's log and tests: lookups, hits, files hashed, bytes hashed. */
+struct nm_filecache_stats {
+    uint64_t lookups;
+    uint64_t hits;
+    uint64_t hashed_files;
+    uint64_t hashed_bytes;
+};
+
+void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out);
+
 #endif

@@ -21,6 +21,12 @@ struct nm_field {
 
 #define NM_SLICE_LIT(s) ((struct nm_slice){(s), sizeof(s) - 1})
 
+/* The same, as an initializer for static tables. */
+#define NM_SLICE_INIT(s)                                                                           \
+    {                                                                                              \
+        (s), sizeof(s) - 1                                                                         \
+    }
+
 static inline struct nm_slice nm_slice_make(const char *ptr, size_t len)
 {
     return (struct nm_slice){ptr, len};
