@@ -141,13 +141,30 @@ static bool list_has_token(struct nm_slice v, struct nm_slice token)
     return false;
 }
 
-/* The last element of a comma-separated list, trimmed. */
-static struct nm_slice list_last(struct nm_slice v)
+/* Transfer-Encoding lines seen so far, as one list (RFC 9110 §5.3). */
+struct codings {
+    unsigned chunked;  /* how many times chunked appears */
+    bool other;        /* a coding other than chunked appears */
+    bool last_chunked; /* the last element so far is chunked */
+};
+
+/* Adds one Transfer-Encoding line. Every element counts, empty ones included: an empty last
+ * element means chunked is not final, which is safer than guessing (RFC 9112 §6.3). */
+static void codings_add(struct codings *c, struct nm_slice v)
 {
-    size_t j = v.len;
-    while (j > 0 && v.ptr[j - 1] != ',')
-        j--;
-    return nm_slice_trim_ows(nm_slice_make(v.ptr + j, v.len - j));
+    size_t i = 0;
+    while (i <= v.len) {
+        size_t j = i;
+        while (j < v.len && v.ptr[j] != ',')
+            j++;
+        struct nm_slice item = nm_slice_trim_ows(nm_slice_make(v.ptr + i, j - i));
+        c->last_chunked = nm_slice_case_eq(item, NM_SLICE_LIT("chunked"));
+        if (c->last_chunked)
+            c->chunked++;
+        else if (item.len > 0)
+            c->other = true;
+        i = j + 1;
+    }
 }
 
 static bool is_host_byte(unsigned char c)
@@ -164,7 +181,7 @@ static int derive_framing(struct nm_http1_request *req, const char **reason)
 {
     unsigned hosts = 0;
     bool has_te = false;
-    struct nm_slice last_coding = {NULL, 0};
+    struct codings te = {0, false, false};
     bool close = false, keep_alive = false;
 
     for (size_t i = 0; i < req->n_fields; i++) {
@@ -186,16 +203,15 @@ static int derive_framing(struct nm_http1_request *req, const char **reason)
             req->content_length = cl;
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("transfer-encoding"))) {
             has_te = true;
-            struct nm_slice last = list_last(v);
-            if (last.len > 0)
-                last_coding = last;
+            codings_add(&te, v);
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("connection"))) {
             close |= list_has_token(v, NM_SLICE_LIT("close"));
             keep_alive |= list_has_token(v, NM_SLICE_LIT("keep-alive"));
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("expect"))) {
             if (!nm_slice_case_eq(v, NM_SLICE_LIT("100-continue")))
                 FAIL(417, "unsupported expectation");
-            req->expect_continue = true;
+            /* RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 is ignored. */
+            req->expect_continue = req->minor_version == 1;
         }
     }
     if (req->minor_version == 1 && hosts == 0)
@@ -207,8 +223,13 @@ static int derive_framing(struct nm_http1_request *req, const char **reason)
             FAIL(400, "both Content-Length and Transfer-Encoding");
         if (req->minor_version == 0)
             FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
-        if (!nm_slice_case_eq(last_coding, NM_SLICE_LIT("chunked")))
+        if (!te.last_chunked)
             FAIL(400, "Transfer-Encoding does not end in chunked");
+        if (te.chunked > 1)
+            FAIL(400, "chunked applied more than once");
+        /* §6.1: a transfer coding the server does not understand is 501. */
+        if (te.other)
+            FAIL(501, "transfer coding other than chunked");
         req->chunked = true;
     }
     req->keep_alive = req->minor_version == 1 ? !close : keep_alive && !close;
@@ -233,6 +254,12 @@ int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_li
     if (eol == -2)
         FAIL(400, "bare CR in request line");
     if (eol == -1) {
+        /* A method byte that is not a tchar can never become a request line (a TLS hello on
+         * the plain port): answer now instead of waiting for the cap. A CR at the very end may
+         * still start a line ending, so it waits. */
+        for (size_t i = p; i < len && buf[i] != ' '; i++)
+            if (!is_tchar((unsigned char)buf[i]) && !(buf[i] == '\r' && i + 1 == len))
+                FAIL(400, "malformed request line");
         /* Tell an overlong target from a merely incomplete line before all of it arrives. */
         const char *sp = memchr(buf + p, ' ', len - p);
         if (sp) {
@@ -314,6 +341,7 @@ struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_s
                                  struct nm_slice *lines, size_t cap, bool *overflow)
 {
     size_t n = 0;
+    *overflow = false;
     for (size_t i = 0; i < req->n_fields; i++) {
         if (!nm_slice_case_eq(req->fields[i].name, name))
             continue;
@@ -329,15 +357,17 @@ struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_s
 /* Chunked decoder states (RFC 9112 §7.1). */
 enum {
     CH_SIZE = 0, /* reading chunk-size hex digits */
+    CH_SIZE_BWS, /* whitespace after the size: only ";" may follow */
     CH_EXT,      /* reading a chunk extension up to the line end */
     CH_SIZE_LF,  /* after a CR at the end of the size line */
     CH_DATA,     /* chunk data */
     CH_DATA_CR,  /* the CRLF after data */
     CH_DATA_LF,
-    CH_TRAILER, /* start of a trailer line (or the final empty line) */
-    CH_TRAILER_LINE,
-    CH_TRAILER_LF, /* CR seen at the end of a trailer line */
-    CH_END_LF,     /* CR seen on the final empty line */
+    CH_TRAILER,      /* start of a trailer line (or the final empty line) */
+    CH_TRAILER_NAME, /* the field name of a trailer line */
+    CH_TRAILER_LINE, /* its value */
+    CH_TRAILER_LF,   /* CR seen at the end of a trailer line */
+    CH_END_LF,       /* CR seen on the final empty line */
     CH_DONE,
 };
 
@@ -378,9 +408,11 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             }
             if (d->digits == 0)
                 return -400;
-            if (c == ';' || c == ' ' || c == '\t') {
+            d->line_bytes = 0;
+            if (c == ';') {
                 d->state = CH_EXT;
-                d->line_bytes = 0;
+            } else if (c == ' ' || c == '\t') {
+                d->state = CH_SIZE_BWS;
             } else if (c == '\r') {
                 d->state = CH_SIZE_LF;
             } else if (c == '\n') {
@@ -391,6 +423,17 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             i++;
             break;
         }
+        case CH_SIZE_BWS:
+            /* RFC 9112 §7.1.1: BWS after the size only comes before a chunk-ext; "5 6" is not
+             * a size a peer might read differently. */
+            if (c == ';')
+                d->state = CH_EXT;
+            else if (c != ' ' && c != '\t')
+                return -400;
+            else if (++d->line_bytes > CHUNK_MAX_LINE)
+                return -413;
+            i++;
+            break;
         case CH_EXT:
             if (c == '\r')
                 d->state = CH_SIZE_LF;
@@ -441,10 +484,22 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
                 d->state = CH_END_LF;
             } else if (c == '\n') {
                 d->state = CH_DONE;
-            } else {
-                d->state = CH_TRAILER_LINE;
+            } else if (is_tchar(c)) {
+                /* RFC 9112 §7.1.2: trailer lines are field lines, so no obs-fold either. */
+                d->state = CH_TRAILER_NAME;
                 d->line_bytes = 1;
+            } else {
+                return -400;
             }
+            i++;
+            break;
+        case CH_TRAILER_NAME:
+            if (c == ':')
+                d->state = CH_TRAILER_LINE;
+            else if (!is_tchar(c))
+                return -400;
+            if (++d->line_bytes > CHUNK_MAX_LINE)
+                return -413;
             i++;
             break;
         case CH_TRAILER_LINE:

@@ -38,7 +38,7 @@ struct nm_http1_request {
     uint64_t content_length;
     bool chunked;         /* Transfer-Encoding ends in chunked */
     bool keep_alive;      /* HTTP/1.1 unless "close"; HTTP/1.0 only with "keep-alive" */
-    bool expect_continue; /* Expect: 100-continue */
+    bool expect_continue; /* Expect: 100-continue in HTTP/1.1 (ignored in 1.0, RFC 9110 §10.1.1) */
 };
 
 /* Parses one request head from buf[0..len). Returns:
@@ -48,20 +48,21 @@ struct nm_http1_request {
  *         a static sentence naming the problem: -400 (malformed: bad request line, obs-fold,
  *         whitespace before a colon, control bytes, bare CR, missing or repeated Host in 1.1,
  *         Content-Length with Transfer-Encoding, differing or invalid Content-Length, a transfer
- *         coding that does not end in chunked, HTTP/0.9), -414 (target too long), -417 (an
- *         expectation other than 100-continue), -431 (head too large or too many fields),
- *         -501 (a transfer coding other than chunked), -505 (a version other than HTTP/1.x, the
- *         HTTP/2 preface included).
- * Up to two empty lines before the request line are skipped (RFC 9112 §2.2). A line ends with
- * CRLF or a bare LF (§2.2 allows it); a CR not followed by LF is an error. */
+ *         coding that does not end in chunked or has chunked twice, HTTP/0.9, a method byte
+ *         that is not a token character even before the line ends), -414 (target too long), -417
+ * (an expectation other than 100-continue), -431 (head too large or too many fields), -501 (a
+ * transfer coding other than chunked), -505 (a version other than HTTP/1.x, the HTTP/2 preface
+ * included). Up to two empty lines before the request line are skipped (RFC 9112 §2.2). A line ends
+ * with CRLF or a bare LF (§2.2 allows it); a CR not followed by LF is an error. */
 int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_limits *limits,
                            struct nm_http1_request *req, const char **reason);
 
 /* The value of the single field named `name` (case-insensitive), or an absent (NULL) slice. */
 struct nm_slice nm_http1_find(const struct nm_http1_request *req, struct nm_slice name);
 
-/* Collects the values of every line of field `name` into lines[0..cap) and returns the field
- * (n_lines is the number found; lines beyond cap are dropped and *overflow is set true). */
+/* Collects the values of every line of field `name`, in order, into lines[0..cap) and returns
+ * the field over lines (n_lines is the number stored, at most cap). *overflow is set to whether
+ * lines beyond cap were dropped. */
 struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_slice name,
                                  struct nm_slice *lines, size_t cap, bool *overflow);
 
@@ -76,8 +77,11 @@ struct nm_http1_chunked {
 void nm_http1_chunked_init(struct nm_http1_chunked *d);
 
 /* Consumes up to len bytes. Returns the count consumed; *done is set when the last-chunk and
- * trailer section have been read (bytes after them belong to the next request). Returns -400 on
- * malformed framing and -413 when a size or a line exceeds the caps. */
+ * trailer section have been read (bytes after them belong to the next request, and a done
+ * decoder consumes nothing more). Lines end in CRLF or a bare LF. Returns -400 on malformed
+ * framing (a non-hex size, whitespace after the size not followed by ";", control bytes, a bare
+ * CR, data not followed by a line end, a trailer line that is not "name:value") and -413 when
+ * a size has more than 15 hex digits or an extension or trailer line exceeds 4096 bytes. */
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done);
 
 #endif
