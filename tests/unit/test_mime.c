@@ -309,7 +309,7 @@ Test(mime, a_junk_file_never_fails_and_keeps_the_defaults)
     expect_cases(t, default_cases, N_OF(default_cases));
     nm_mime_table_free(t);
 
-    /* Every byte value, in a pseudo-random order that is the same on every run. */
+    /* 64 KiB of pseudo-random bytes, the same on every run. */
     char *noise = malloc(1 << 16);
     cr_assert_not_null(noise);
     unsigned x = 12345;
