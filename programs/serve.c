@@ -1,8 +1,302 @@
+/* notmod serve: parses the options into a config and runs the server. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "notmod/config.h"
+#include "notmod/etag.h"
+#include "notmod/server.h"
+
+static const char usage_text[] =
+    "usage: notmod serve [OPTIONS] [DIR]\n"
+    "\n"
+    "Serves DIR (default .) over HTTP/1.1 with exact validators and conditional requests.\n"
+    "\n"
+    "  --listen ADDR:PORT      listen here (repeatable; IPv6 as [::1]:8080; port 0 picks one)\n"
+    "                          default 127.0.0.1:8080\n"
+    "  --workers N             worker threads (default: one per CPU)\n"
+    "  --etag MODE             content (hash of the bytes, default), metadata (size + mtime),\n"
+    "                          version:STRING (a build id), or off\n"
+    "  --if-modified-since M   rfc (304 unless modified after the date, default) or exact\n"
+    "                          (304 only for the exact date: rollbacks get 200)\n"
+    "  --cache-control G=V     Cache-Control V for paths matching glob G (repeatable, first\n"
+    "                          match wins); default no-cache: always revalidate\n"
+    "  --max-age SECONDS       Cache-Control max-age for paths no rule matches\n"
+    "  --expires               also send Expires, from the max-age\n"
+    "  --index NAME            directory index file (default index.html; '' for none)\n"
+    "  --list-dirs             list directories that have no index file\n"
+    "  --dotfiles deny|allow   serve names starting with '.' (default deny: 404)\n"
+    "  --follow-symlinks M     inside (default: only links that stay in DIR) or all\n"
+    "  --access-log DEST       a file, - for stdout (default), or off\n"
+    "  --log-format F          combined (default) or json\n"
+    "  -q, --quiet             no access log and no startup line\n"
+    "  -h, --help              this text\n"
+    "  -V, --version           the version\n";
+
+enum {
+    OPT_LISTEN = 256,
+    OPT_WORKERS,
+    OPT_ETAG,
+    OPT_IMS,
+    OPT_CACHE_CONTROL,
+    OPT_MAX_AGE,
+    OPT_EXPIRES,
+    OPT_INDEX,
+    OPT_LIST_DIRS,
+    OPT_DOTFILES,
+    OPT_SYMLINKS,
+    OPT_ACCESS_LOG,
+    OPT_LOG_FORMAT,
+};
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"workers", required_argument, NULL, OPT_WORKERS},
+    {"etag", required_argument, NULL, OPT_ETAG},
+    {"if-modified-since", required_argument, NULL, OPT_IMS},
+    {"cache-control", required_argument, NULL, OPT_CACHE_CONTROL},
+    {"max-age", required_argument, NULL, OPT_MAX_AGE},
+    {"expires", no_argument, NULL, OPT_EXPIRES},
+    {"index", required_argument, NULL, OPT_INDEX},
+    {"list-dirs", no_argument, NULL, OPT_LIST_DIRS},
+    {"dotfiles", required_argument, NULL, OPT_DOTFILES},
+    {"follow-symlinks", required_argument, NULL, OPT_SYMLINKS},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+__attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "notmod serve: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'notmod serve --help'.\n");
+    va_end(ap);
+    return NM_EXIT_USAGE;
+}
+
+static bool parse_uint(const char *s, long long max, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < 0 || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A header value we write verbatim must not carry controls: no response splitting. */
+static bool is_safe_value(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        perror("notmod serve");
+        exit(NM_EXIT_FAILURE);
+    }
+    return d;
+}
+
+static int parse_args(int argc, char **argv, struct nm_config *cfg)
+{
+    bool quiet = false, log_set = false;
+    long long v;
+    int opt;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":qhV", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_LISTEN:
+            if (cfg->n_listen == NM_CONFIG_MAX_LISTEN)
+                return bad("too many --listen addresses (at most 16)");
+            cfg->listen[cfg->n_listen++] = dup_or_die(optarg);
+            break;
+        case OPT_WORKERS:
+            if (!parse_uint(optarg, 1024, &v) || v == 0)
+                return bad("--workers wants a number from 1 to 1024, not '%s'", optarg);
+            cfg->workers = (unsigned)v;
+            break;
+        case OPT_ETAG:
+            if (strcmp(optarg, "content") == 0) {
+                cfg->etag_mode = NM_ETAG_CONTENT;
+            } else if (strcmp(optarg, "metadata") == 0) {
+                cfg->etag_mode = NM_ETAG_METADATA;
+            } else if (strcmp(optarg, "off") == 0) {
+                cfg->etag_mode = NM_ETAG_OFF;
+            } else if (strncmp(optarg, "version:", 8) == 0) {
+                cfg->etag_mode = NM_ETAG_VERSION;
+                if (nm_etag_make_version(nm_slice_from_cstr(optarg + 8), cfg->etag_version,
+                                         sizeof(cfg->etag_version)) < 0)
+                    return bad("--etag version:STRING wants 1 to 78 visible ASCII characters "
+                               "without '\"', not '%s'",
+                               optarg + 8);
+            } else {
+                return bad("--etag wants content, metadata, version:STRING or off, not '%s'",
+                           optarg);
+            }
+            break;
+        case OPT_IMS:
+            if (strcmp(optarg, "rfc") == 0)
+                cfg->ims_mode = NM_IMS_RFC;
+            else if (strcmp(optarg, "exact") == 0)
+                cfg->ims_mode = NM_IMS_EXACT;
+            else
+                return bad("--if-modified-since wants rfc or exact, not '%s'", optarg);
+            break;
+        case OPT_CACHE_CONTROL: {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || !eq[1] || !is_safe_value(eq + 1))
+                return bad("--cache-control wants GLOB=VALUE, not '%s'", optarg);
+            if (cfg->n_rules == NM_CONFIG_MAX_RULES)
+                return bad("too many --cache-control rules (at most 64)");
+            struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];
+            r->glob = strndup(optarg, (size_t)(eq - optarg));
+            r->value = dup_or_die(eq + 1);
+            if (!r->glob)
+                return bad("out of memory");
+            break;
+        }
+        case OPT_MAX_AGE:
+            if (!parse_uint(optarg, 10LL * 365 * 86400, &v))
+                return bad("--max-age wants seconds (0 to 315360000), not '%s'", optarg);
+            cfg->max_age = v;
+            break;
+        case OPT_EXPIRES:
+            cfg->expires = true;
+            break;
+        case OPT_INDEX:
+            if (strchr(optarg, '/'))
+                return bad("--index wants a file name without '/', not '%s'", optarg);
+            free(cfg->index_name);
+            cfg->index_name = dup_or_die(optarg);
+            break;
+        case OPT_LIST_DIRS:
+            cfg->list_dirs = true;
+            break;
+        case OPT_DOTFILES:
+            if (strcmp(optarg, "deny") == 0)
+                cfg->allow_dotfiles = false;
+            else if (strcmp(optarg, "allow") == 0)
+                cfg->allow_dotfiles = true;
+            else
+                return bad("--dotfiles wants deny or allow, not '%s'", optarg);
+            break;
+        case OPT_SYMLINKS:
+            if (strcmp(optarg, "inside") == 0)
+                cfg->follow_all_symlinks = false;
+            else if (strcmp(optarg, "all") == 0)
+                cfg->follow_all_symlinks = true;
+            else
+                return bad("--follow-symlinks wants inside or all, not '%s'", optarg);
+            break;
+        case OPT_ACCESS_LOG:
+            free(cfg->access_log);
+            cfg->access_log = strcmp(optarg, "off") == 0 ? NULL : dup_or_die(optarg);
+            log_set = true;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "combined") == 0)
+                cfg->log_format = NM_LOG_COMBINED;
+            else if (strcmp(optarg, "json") == 0)
+                cfg->log_format = NM_LOG_JSON;
+            else
+                return bad("--log-format wants combined or json, not '%s'", optarg);
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return -1;
+        case 'V':
+            printf("notmod %s\n", NM_VERSION);
+            return -1;
+        case ':':
+            return bad("option '%s' needs a value", argv[optind - 1]);
+        default:
+            return bad("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind > 1)
+        return bad("serve takes one directory, and '%s' is a second", argv[optind + 1]);
+    cfg->root = dup_or_die(optind < argc ? argv[optind] : ".");
+    if (cfg->n_listen == 0)
+        cfg->listen[cfg->n_listen++] = dup_or_die("127.0.0.1:8080");
+    if (!cfg->index_name)
+        cfg->index_name = dup_or_die("index.html");
+    cfg->quiet = quiet;
+    if (!log_set && !quiet)
+        cfg->access_log = dup_or_die("-");
+    return 0;
+}
+
+static const char *etag_mode_name(const struct nm_config *cfg)
+{
+    switch (cfg->etag_mode) {
+    case NM_ETAG_CONTENT:
+        return "content hash";
+    case NM_ETAG_METADATA:
+        return "size+mtime";
+    case NM_ETAG_VERSION:
+        return cfg->etag_version;
+    default:
+        return "off";
+    }
+}
 
 int nm_cmd_serve(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    return NM_EXIT_FAILURE;
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    int rc = parse_args(argc, argv, &cfg);
+    if (rc != 0) {
+        nm_config_cleanup(&cfg);
+        return rc < 0 ? NM_EXIT_OK : rc;
+    }
+    nm_server_block_signals();
+    struct nm_server *srv;
+    char err[512];
+    rc = nm_server_new(&cfg, &srv, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "notmod serve: %s\n", err);
+        nm_config_cleanup(&cfg);
+        return NM_EXIT_FAILURE;
+    }
+    if (!cfg.quiet) {
+        char where[PATH_MAX];
+        if (!realpath(cfg.root, where))
+            snprintf(where, sizeof(where), "%s", cfg.root);
+        printf("notmod: serving %s on ", where);
+        for (size_t i = 0; nm_server_address(srv, i); i++)
+            printf("%s%s", i ? ", " : "", nm_server_address(srv, i));
+        char cc[64];
+        printf(" (ETag: %s; If-Modified-Since: %s; Cache-Control: %s%s)\n", etag_mode_name(&cfg),
+               cfg.ims_mode == NM_IMS_EXACT ? "exact" : "rfc",
+               nm_config_cache_control(&cfg, "/", cc, sizeof(cc)),
+               cfg.n_rules ? " unless a rule matches" : "");
+        fflush(stdout);
+    }
+    rc = nm_server_run(srv);
+    nm_server_free(srv);
+    nm_config_cleanup(&cfg);
+    return rc < 0 ? NM_EXIT_FAILURE : NM_EXIT_OK;
 }

@@ -813,7 +813,7 @@ static bool queue_has_room(const struct nm_conn *c)
 }
 
 /* Answers a request whose head could not be parsed, and stops reading. */
-static int fail_connection(struct nm_conn *c, int status, const char *why)
+int nm_conn_fail(struct nm_conn *c, int status, const char *why)
 {
     struct request r = {.close = true};
     c->state = NM_CONN_CLOSING;
@@ -832,7 +832,7 @@ static int process_head(struct nm_conn *c)
     int n = nm_http1_parse_request(c->in.ptr, c->in.len, &lim, h, &why);
     if (n <= 0) {
         free(h);
-        return n == 0 ? 0 : fail_connection(c, -n, why);
+        return n == 0 ? 0 : nm_conn_fail(c, -n, why);
     }
 
     struct request r = {.h = h, .close = !h->keep_alive};

@@ -1,1 +1,678 @@
+/* Listening sockets, worker threads with one epoll loop each, timeouts and shutdown. */
 #include "notmod/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "notmod/conn.h"
+#include "notmod/log.h"
+
+#define READ_CHUNK 16384
+#define SENDFILE_TAIL (64 * 1024) /* the last bytes of a file part leave only after a check */
+#define TICK_MS 250
+
+struct listener {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int fd; /* the first socket, bound by the main thread; worker 0 uses it */
+    char url[80];
+};
+
+struct sconn {
+    int fd;
+    struct nm_conn conn;
+    int64_t head_started_ms; /* first byte of an unfinished head, 0 when none */
+    int64_t last_io_ms;
+    unsigned requests_seen;
+    bool checked_tail; /* the current file part passed its change check */
+    struct sconn *next_free;
+};
+
+struct worker {
+    struct nm_server *srv;
+    unsigned index;
+    pthread_t thread;
+    int epfd;
+    int wake_fd;
+    int listen_fds[NM_CONFIG_MAX_LISTEN];
+    bool accepting;
+    int64_t accept_resume_ms;
+    struct nm_site site;
+    struct sconn *conns;
+    struct sconn *free_list;
+    unsigned n_active;
+};
+
+struct nm_server {
+    const struct nm_config *cfg;
+    int root_fd;
+    struct nm_mime_table *mime;
+    struct listener listeners[NM_CONFIG_MAX_LISTEN];
+    size_t n_listeners;
+    unsigned n_workers;
+    struct worker *workers;
+    int log_fd;
+    atomic_bool stopping;
+    int64_t stop_deadline_ms;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec;
+}
+
+/* ---- addresses --------------------------------------------------------------------------------
+ */
+
+static int parse_listen(const char *spec, struct listener *l)
+{
+    char host[128];
+    const char *port;
+    memset(l, 0, sizeof(*l));
+    if (spec[0] == '[') {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, spec + 1, (size_t)(close - spec - 1));
+        host[close - spec - 1] = '\0';
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon || (size_t)(colon - spec) >= sizeof(host))
+            return -EINVAL;
+        memcpy(host, spec, (size_t)(colon - spec));
+        host[colon - spec] = '\0';
+        port = colon + 1;
+    }
+    char *end;
+    errno = 0;
+    long p = strtol(port, &end, 10);
+    if (!*port || *end || errno || p < 0 || p > 65535)
+        return -EINVAL;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons((uint16_t)p);
+        l->addr_len = sizeof(*in4);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)p);
+        l->addr_len = sizeof(*in6);
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int open_listener(const struct listener *l)
+{
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (l->addr.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0 || listen(fd, 1024) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static void describe(struct listener *l)
+{
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    if (l->addr.ss_family == AF_INET) {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
+        port = ntohs(in4->sin_port);
+        snprintf(l->url, sizeof(l->url), "http://%s:%u/", host, port);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        snprintf(l->url, sizeof(l->url), "http://[%s]:%u/", host, port);
+    }
+}
+
+/* ---- setup ------------------------------------------------------------------------------------
+ */
+
+static int open_log(const struct nm_config *cfg)
+{
+    if (!cfg->access_log)
+        return -1;
+    if (strcmp(cfg->access_log, "-") == 0)
+        return STDOUT_FILENO;
+    return open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap)
+{
+    struct nm_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->cfg = cfg;
+    s->log_fd = -1;
+    int rc;
+    s->root_fd = open(cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (s->root_fd < 0) {
+        rc = -errno;
+        snprintf(err, err_cap, "cannot serve %s: %s", cfg->root, strerror(errno));
+        goto fail;
+    }
+    rc = nm_mime_table_new("/etc/mime.types", &s->mime);
+    if (rc < 0) {
+        snprintf(err, err_cap, "cannot build the MIME table: %s", strerror(-rc));
+        goto fail;
+    }
+    if (cfg->access_log) {
+        s->log_fd = open_log(cfg);
+        if (s->log_fd < 0) {
+            rc = -errno;
+            snprintf(err, err_cap, "cannot open access log %s: %s", cfg->access_log,
+                     strerror(errno));
+            goto fail;
+        }
+    }
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        struct listener *l = &s->listeners[i];
+        l->fd = -1;
+        rc = parse_listen(cfg->listen[i], l);
+        if (rc < 0) {
+            snprintf(err, err_cap, "invalid listen address '%s' (want HOST:PORT or [IPv6]:PORT)",
+                     cfg->listen[i]);
+            goto fail;
+        }
+        s->n_listeners++;
+        l->fd = open_listener(l);
+        if (l->fd < 0) {
+            rc = l->fd;
+            snprintf(err, err_cap, "cannot listen on %s: %s", cfg->listen[i], strerror(-rc));
+            goto fail;
+        }
+        /* Port 0: every worker's socket must bind the port the kernel chose for the first. */
+        getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addr_len);
+        describe(l);
+    }
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+    *out = s;
+    return 0;
+fail:
+    nm_server_free(s);
+    return rc;
+}
+
+const char *nm_server_address(const struct nm_server *s, size_t i)
+{
+    return i < s->n_listeners ? s->listeners[i].url : NULL;
+}
+
+void nm_server_free(struct nm_server *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_listeners; i++)
+        if (s->listeners[i].fd >= 0)
+            close(s->listeners[i].fd);
+    if (s->log_fd > STDERR_FILENO)
+        close(s->log_fd);
+    if (s->root_fd >= 0)
+        close(s->root_fd);
+    nm_mime_table_free(s->mime);
+    free(s);
+}
+
+void nm_server_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* ---- one worker -------------------------------------------------------------------------------
+ */
+
+/* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
+#define TAG_WAKE ((uint64_t)1)
+#define TAG_LISTEN_BASE ((uint64_t)16)
+
+static void flush_log(struct worker *w)
+{
+    struct nm_buf *b = &w->site.log;
+    if (b->len == 0)
+        return;
+    int fd = w->srv->log_fd;
+    size_t off = 0;
+    while (fd >= 0 && off < b->len) {
+        ssize_t n = write(fd, b->ptr + off, b->len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* a log that cannot be written never stalls serving */
+        off += (size_t)n;
+    }
+    b->len = 0;
+}
+
+static void close_conn(struct worker *w, struct sconn *sc)
+{
+    epoll_ctl(w->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
+    close(sc->fd);
+    nm_conn_cleanup(&sc->conn);
+    sc->fd = -1;
+    sc->next_free = w->free_list;
+    w->free_list = sc;
+    w->n_active--;
+}
+
+static void set_accepting(struct worker *w, bool on)
+{
+    if (w->accepting == on)
+        return;
+    for (size_t i = 0; i < w->srv->n_listeners; i++) {
+        if (w->listen_fds[i] < 0)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN_BASE + i};
+        epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listen_fds[i], &ev);
+    }
+    w->accepting = on;
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
+    else
+        snprintf(out, cap, "-");
+}
+
+static void accept_all(struct worker *w, int lfd)
+{
+    for (;;) {
+        if (w->n_active >= w->srv->cfg->max_conns || !w->free_list) {
+            set_accepting(w, false);
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment instead of spinning. */
+                nm_log_error("accept: %s; pausing accepts", strerror(errno));
+                set_accepting(w, false);
+                w->accept_resume_ms = now_ms() + 500;
+            }
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct sconn *sc = w->free_list;
+        w->free_list = sc->next_free;
+        w->n_active++;
+        sc->fd = fd;
+        char peer[INET6_ADDRSTRLEN];
+        format_peer(&ss, peer, sizeof(peer));
+        nm_conn_init(&sc->conn, &w->site, peer);
+        sc->head_started_ms = 0;
+        sc->last_io_ms = now_ms();
+        sc->requests_seen = 0;
+        sc->checked_tail = false;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.ptr = sc};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
+            close_conn(w, sc);
+    }
+}
+
+/* Sends queued output until it is gone or the socket is full. Returns 1 when progress was made,
+ * 0 when blocked or empty, -1 when the connection must be dropped. */
+static int send_some(struct sconn *sc)
+{
+    struct nm_conn *c = &sc->conn;
+    int progress = 0;
+    struct nm_conn_seg *s;
+    while ((s = nm_conn_front(c)) != NULL) {
+        if (s->mem_len) {
+            int flags = MSG_NOSIGNAL | (s->file && s->len ? MSG_MORE : 0);
+            ssize_t n = send(sc->fd, c->out.ptr + c->out_sent, s->mem_len, flags);
+            if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? progress : -1;
+            nm_conn_advance(c, (uint64_t)n);
+            progress = 1;
+            continue;
+        }
+        /* The invariant of the content ETag: the last bytes of a file part leave only after the
+         * file is seen to be the version the headers described. A change aborts the response:
+         * the client sees a short transfer and caches nothing. */
+        uint64_t want = s->len;
+        if (want > SENDFILE_TAIL && !sc->checked_tail)
+            want -= SENDFILE_TAIL;
+        else if (!sc->checked_tail) {
+            if (!nm_file_is_unchanged(s->file)) {
+                nm_log_error("%s changed while being sent; response aborted", s->file->path);
+                return -1;
+            }
+            sc->checked_tail = true;
+        }
+        off_t off = (off_t)s->off;
+        ssize_t n = sendfile(sc->fd, s->file->fd, &off, want > (1u << 30) ? (1u << 30) : want);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? progress : -1;
+        if (n == 0) {
+            nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+            return -1;
+        }
+        if ((uint64_t)n == s->len)
+            sc->checked_tail = false;
+        nm_conn_advance(c, (uint64_t)n);
+        progress = 1;
+    }
+    return progress;
+}
+
+/* Reads, processes and sends until nothing moves. Returns false when the connection is closed. */
+static bool run_conn(struct worker *w, struct sconn *sc)
+{
+    struct nm_conn *c = &sc->conn;
+    int64_t t = now_ms();
+    for (int rounds = 0; rounds < 64; rounds++) {
+        bool moved = false;
+        /* Read while there is room; a full buffer waits for the responses ahead of it. */
+        while (c->state != NM_CONN_CLOSING && c->in.max_cap - c->in.len > 0) {
+            size_t room = c->in.max_cap - c->in.len;
+            if (nm_buf_reserve(&c->in, room < READ_CHUNK ? room : READ_CHUNK) < 0)
+                break;
+            ssize_t n = recv(sc->fd, c->in.ptr + c->in.len, c->in.cap - c->in.len, 0);
+            if (n == 0) {
+                /* The peer finished sending: answer what it asked, then close. */
+                if (nm_conn_process(c) < 0 || nm_conn_front(c) == NULL) {
+                    close_conn(w, sc);
+                    return false;
+                }
+                c->state = NM_CONN_CLOSING;
+                break;
+            }
+            if (n < 0) {
+                if (errno == EAGAIN || errno == EINTR)
+                    break;
+                close_conn(w, sc);
+                return false;
+            }
+            if (c->in.len == 0 && sc->head_started_ms == 0)
+                sc->head_started_ms = t;
+            c->in.len += (size_t)n;
+            sc->last_io_ms = t;
+            moved = true;
+        }
+        if (nm_conn_process(c) < 0) {
+            close_conn(w, sc);
+            return false;
+        }
+        if (c->requests != sc->requests_seen) {
+            sc->requests_seen = c->requests;
+            sc->head_started_ms = c->in.len > 0 ? t : 0;
+        }
+        int sent = send_some(sc);
+        if (sent < 0) {
+            close_conn(w, sc);
+            return false;
+        }
+        if (sent > 0) {
+            sc->last_io_ms = t;
+            moved = true;
+        }
+        if (nm_conn_is_done(c)) {
+            shutdown(sc->fd, SHUT_WR);
+            close_conn(w, sc);
+            return false;
+        }
+        if (!moved)
+            break;
+    }
+    return true;
+}
+
+static void sweep(struct worker *w, int64_t t, bool stopping)
+{
+    const struct nm_config *cfg = w->srv->cfg;
+    for (unsigned i = 0; i < cfg->max_conns; i++) {
+        struct sconn *sc = &w->conns[i];
+        if (sc->fd < 0)
+            continue;
+        struct nm_conn *c = &sc->conn;
+        bool sending = nm_conn_front(c) != NULL;
+        if (sending) {
+            if (t - sc->last_io_ms > cfg->send_timeout_ms)
+                close_conn(w, sc);
+            continue;
+        }
+        if (c->state == NM_CONN_HEAD && c->in.len > 0 && sc->head_started_ms &&
+            t - sc->head_started_ms > cfg->header_timeout_ms) {
+            /* A head that does not complete in time: say so, then close. */
+            nm_conn_fail(c, 408, "request head not received in time");
+            run_conn(w, sc);
+            continue;
+        }
+        if (nm_conn_is_mid_request(c)) {
+            if (t - sc->last_io_ms > cfg->header_timeout_ms)
+                close_conn(w, sc);
+            continue;
+        }
+        if (stopping || t - sc->last_io_ms > cfg->idle_timeout_ms)
+            close_conn(w, sc);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct nm_server *srv = w->srv;
+    struct epoll_event events[256];
+    int64_t next_tick = now_ms() + TICK_MS;
+    bool stopping = false;
+
+    set_accepting(w, true);
+    for (;;) {
+        int64_t t = now_ms();
+        int timeout = next_tick > t ? (int)(next_tick - t) : 0;
+        int n = epoll_wait(w->epfd, events, 256, timeout);
+        nm_site_set_time(&w->site, wall_seconds());
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = events[i].data.u64;
+            if (tag == TAG_WAKE) {
+                uint64_t v;
+                ssize_t r = read(w->wake_fd, &v, sizeof(v));
+                (void)r;
+            } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_CONFIG_MAX_LISTEN) {
+                if (!stopping)
+                    accept_all(w, w->listen_fds[tag - TAG_LISTEN_BASE]);
+            } else {
+                run_conn(w, events[i].data.ptr);
+            }
+        }
+        flush_log(w);
+        t = now_ms();
+        if (atomic_load(&srv->stopping) && !stopping) {
+            /* Stop accepting; idle connections go now, busy ones when their response is sent. */
+            stopping = true;
+            set_accepting(w, false);
+            for (size_t i = 0; i < srv->n_listeners; i++)
+                if (w->listen_fds[i] >= 0 && w->index != 0)
+                    close(w->listen_fds[i]);
+            for (unsigned i = 0; i < srv->cfg->max_conns; i++)
+                if (w->conns[i].fd >= 0)
+                    w->conns[i].conn.state = NM_CONN_CLOSING;
+            next_tick = t;
+        }
+        if (t >= next_tick) {
+            next_tick = t + TICK_MS;
+            sweep(w, t, stopping);
+            if (!stopping && !w->accepting && w->n_active < srv->cfg->max_conns &&
+                t >= w->accept_resume_ms)
+                set_accepting(w, true);
+            flush_log(w);
+        }
+        if (stopping && (w->n_active == 0 || t >= srv->stop_deadline_ms))
+            break;
+    }
+    for (unsigned i = 0; i < srv->cfg->max_conns; i++)
+        if (w->conns[i].fd >= 0)
+            close_conn(w, &w->conns[i]);
+    flush_log(w);
+    return NULL;
+}
+
+static int worker_init(struct nm_server *srv, struct worker *w, unsigned index)
+{
+    const struct nm_config *cfg = srv->cfg;
+    w->srv = srv;
+    w->index = index;
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    for (size_t i = 0; i < NM_CONFIG_MAX_LISTEN; i++)
+        w->listen_fds[i] = -1;
+    if (w->epfd < 0 || w->wake_fd < 0)
+        return -errno;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev);
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        w->listen_fds[i] = index == 0 ? srv->listeners[i].fd : open_listener(&srv->listeners[i]);
+        if (w->listen_fds[i] < 0)
+            return w->listen_fds[i];
+    }
+    w->conns = calloc(cfg->max_conns, sizeof(*w->conns));
+    if (!w->conns)
+        return -ENOMEM;
+    for (unsigned i = cfg->max_conns; i-- > 0;) {
+        w->conns[i].fd = -1;
+        w->conns[i].next_free = w->free_list;
+        w->free_list = &w->conns[i];
+    }
+    int rc = nm_site_init(&w->site, cfg, srv->mime, srv->root_fd);
+    if (rc == 0)
+        nm_site_set_time(&w->site, wall_seconds());
+    return rc;
+}
+
+static void worker_cleanup(struct worker *w)
+{
+    nm_site_cleanup(&w->site);
+    free(w->conns);
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    for (size_t i = 0; i < w->srv->n_listeners; i++)
+        if (w->listen_fds[i] >= 0 && w->index != 0)
+            close(w->listen_fds[i]);
+}
+
+static void reopen_log(struct nm_server *s)
+{
+    if (s->log_fd <= STDERR_FILENO)
+        return;
+    int fd = open_log(s->cfg);
+    if (fd < 0) {
+        nm_log_error("cannot reopen %s: %s", s->cfg->access_log, strerror(errno));
+        return;
+    }
+    /* dup2 swaps the file under the same number, so workers never see a closed descriptor. */
+    dup2(fd, s->log_fd);
+    close(fd);
+}
+
+int nm_server_run(struct nm_server *s)
+{
+    s->workers = calloc(s->n_workers, sizeof(*s->workers));
+    if (!s->workers)
+        return -ENOMEM;
+    int rc = 0;
+    unsigned started = 0;
+    for (unsigned i = 0; i < s->n_workers; i++) {
+        s->workers[i].epfd = s->workers[i].wake_fd = -1;
+        rc = worker_init(s, &s->workers[i], i);
+        if (rc < 0) {
+            nm_log_error("worker %u: %s", i, strerror(-rc));
+            break;
+        }
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            rc = -EAGAIN;
+            break;
+        }
+        started++;
+    }
+    if (rc < 0)
+        atomic_store(&s->stopping, true);
+
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    while (rc == 0) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            reopen_log(s);
+            continue;
+        }
+        break;
+    }
+    s->stop_deadline_ms = now_ms() + s->cfg->shutdown_timeout_ms;
+    atomic_store(&s->stopping, true);
+    for (unsigned i = 0; i < started; i++) {
+        uint64_t one = 1;
+        ssize_t w = write(s->workers[i].wake_fd, &one, sizeof(one));
+        (void)w;
+    }
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(s->workers[i].thread, NULL);
+    for (unsigned i = 0; i < s->n_workers; i++)
+        if (s->workers[i].srv)
+            worker_cleanup(&s->workers[i]);
+    free(s->workers);
+    s->workers = NULL;
+    return rc;
+}

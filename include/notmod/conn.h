@@ -76,6 +76,9 @@ void nm_conn_cleanup(struct nm_conn *c);
  * appending received bytes to c->in and again after output has drained. Returns 0, or -ENOMEM. */
 int nm_conn_process(struct nm_conn *c);
 
+/* Queues an error response (408 after a header timeout, for instance) and stops reading. */
+int nm_conn_fail(struct nm_conn *c, int status, const char *why);
+
 /* True when nothing is queued and the connection is CLOSING: close it now. */
 bool nm_conn_is_done(const struct nm_conn *c);
 
