@@ -2,11 +2,10 @@
 #include "notmod/method.h"
 
 static const char *const names[] = {
-    [NM_METHOD_OTHER] = "OTHER",     [NM_METHOD_GET] = "GET",
-    [NM_METHOD_HEAD] = "HEAD",       [NM_METHOD_POST] = "POST",
-    [NM_METHOD_PUT] = "PUT",         [NM_METHOD_DELETE] = "DELETE",
-    [NM_METHOD_CONNECT] = "CONNECT", [NM_METHOD_OPTIONS] = "OPTIONS",
-    [NM_METHOD_TRACE] = "TRACE",     [NM_METHOD_PATCH] = "PATCH",
+    [NM_METHOD_OTHER] = "OTHER",     [NM_METHOD_GET] = "GET",         [NM_METHOD_HEAD] = "HEAD",
+    [NM_METHOD_POST] = "POST",       [NM_METHOD_PUT] = "PUT",         [NM_METHOD_DELETE] = "DELETE",
+    [NM_METHOD_CONNECT] = "CONNECT", [NM_METHOD_OPTIONS] = "OPTIONS", [NM_METHOD_TRACE] = "TRACE",
+    [NM_METHOD_PATCH] = "PATCH",
 };
 
 enum nm_method nm_method_from_token(struct nm_slice token)
