@@ -53,19 +53,27 @@ enum nm_precond_result {
  *  3. If-None-Match (weak comparison; "*" true when the representation exists): a match gives
  *     304 for GET and HEAD, 412 for other methods.
  *  4. Without If-None-Match, for GET and HEAD only, If-Modified-Since (ignored as in 2) per
- *     `mode` -> 304.
+ *     `mode` -> 304. A date later than `date` is not invalid: it is compared like any other,
+ *     on the origin server's clock (§13.1.3), so RFC mode answers 304.
  *  5. For GET with a Range: If-Range, when present, must match: a strong ETag equal to the
  *     current one (strong comparison; a weak tag never matches), or an HTTP-date equal to
  *     Last-Modified when Last-Modified is strong (at least one second before `date`, §8.8.2.2).
- *     A match, or no If-Range, gives RANGE; otherwise FULL.
- * §13.2.1: when `status` is not 2xx, every precondition is ignored and FULL is returned.
+ *     A match, or no If-Range, gives RANGE; otherwise FULL. An If-Range of more than one line,
+ *     or that is neither one entity-tag nor one HTTP-date, is false (FULL). Range and If-Range
+ *     are ignored for every other method, HEAD included (§14.2).
+ * §13.2.1: when `status` is not 2xx, every precondition is ignored and FULL is returned; so they
+ * are for CONNECT, OPTIONS and TRACE, which select no representation.
+ * `etag` and Last-Modified are used only when `exists` (no representation, no validators).
+ * A date field (If-Modified-Since, If-Unmodified-Since, If-Range) is invalid unless it is one
+ * line that nm_date_parse accepts; "d1, d2" is not an HTTP-date.
  * `now` for date parsing is the resource's `date`. Pure: no I/O, no allocation. */
 enum nm_precond_result nm_precond_evaluate(const struct nm_precond_request *req,
                                            const struct nm_precond_resource *res,
                                            enum nm_ims_mode mode);
 
-/* The status code a result stands for, given the status the response would have had
- * (200 for FULL on a GET; 206 for RANGE before the Range itself is checked). */
+/* The status code a result stands for, given the status the response would have had: FULL is
+ * `status` (200 for a GET), RANGE 206 before the Range itself is checked (nm_range_evaluate may
+ * still turn it into 200 or 416), NOT_MODIFIED 304, FAILED 412. */
 int nm_precond_status(enum nm_precond_result r, int status);
 
 #endif

@@ -17,23 +17,34 @@ struct nm_range {
 #define NM_RANGE_MAX_SPECS 100
 
 enum nm_range_result {
-    NM_RANGE_IGNORE = 0,     /* absent, another unit, a syntax error or an abusive set: send 200 */
-    NM_RANGE_SATISFIABLE,    /* send 206 with the ranges written to out */
-    NM_RANGE_UNSATISFIABLE,  /* send 416 with Content-Range: bytes * /length */
+    NM_RANGE_IGNORE = 0,    /* absent, another unit, a syntax error or an abusive set: send 200 */
+    NM_RANGE_SATISFIABLE,   /* send 206 with the ranges written to out */
+    NM_RANGE_UNSATISFIABLE, /* send 416 with Content-Range: bytes * /length */
 };
 
 /* Evaluates a Range field (one line; more than one line is ignored) against a representation of
  * `length` bytes:
  *   Range = "bytes" "=" 1#range-spec (the unit is case-insensitive, §14.1), range-spec =
- *   first-pos "-" [ last-pos ] / "-" suffix-length, lists with OWS and empty elements.
+ *   first-pos "-" [ last-pos ] / "-" suffix-length, lists with OWS and empty elements (OWS is
+ *   also accepted before the first element; none around "=" or inside a range-spec).
+ * Any syntax error, another unit, or first-pos > last-pos (compared exactly, however many digits)
+ * ignores the whole field (§14.1.1: one invalid range-spec makes the ranges-specifier invalid).
+ * Numbers of any length are accepted: values past UINT64_MAX saturate, so a huge first-pos is
+ * unsatisfiable and a huge last-pos or suffix-length reaches the end (§14.1.2 overflow MUST).
  * A last-pos past the end is clamped to length - 1; a suffix longer than the representation
  * selects all of it; a range with first-pos >= length, or a suffix of zero, is unsatisfiable.
+ * Zero length (§14.1.2): every int-range and "-0" is unsatisfiable, so such sets give
+ * UNSATISFIABLE (416, Content-Range: bytes * /0). A non-zero suffix-range is the one form the
+ * RFC still calls satisfiable, but it selects the whole, empty, representation, which no 206
+ * Content-Range can express: a set containing one is IGNOREd (200 with the empty body, which
+ * §14.2 allows: "MAY ignore a Range header field when the selected representation has no
+ * content").
  * Satisfiable ranges are sorted and coalesced when they overlap or touch, and the result is
  * written to out[0..*n_out). When the coalesced set has more than `cap` ranges, when more than
  * NM_RANGE_MAX_SPECS specs were sent, or when the requested bytes add up to more than twice
- * `length` (many overlapping ranges), the field is ignored. *n_out is written only for
- * SATISFIABLE. Pure: no I/O, no allocation. */
-enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length,
-                                       struct nm_range *out, size_t cap, size_t *n_out);
+ * `length` (many overlapping ranges), the field is ignored. *n_out and out are written only for
+ * SATISFIABLE (out may be NULL when cap is 0). Pure: no I/O, no allocation. */
+enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, struct nm_range *out,
+                                       size_t cap, size_t *n_out);
 
 #endif
