@@ -376,6 +376,43 @@ Test(date, misshapen_fields_are_rejected)
     expect_bad(bad, N(bad));
 }
 
+Test(date, every_separator_and_digit_position_is_checked)
+{
+    /* Corrupting any one separator, or turning any digit into its ASCII neighbours '/' and ':',
+     * must be rejected in each of the three formats. */
+    static const char *const forms[] = {
+        "Sun, 06 Nov 1994 08:49:37 GMT",
+        "Sunday, 06-Nov-94 08:49:37 GMT",
+        "Sun Nov  6 08:49:37 1994",
+    };
+    size_t checked = 0;
+    for (size_t f = 0; f < N(forms); f++) {
+        size_t len = strlen(forms[f]);
+        for (size_t i = 0; i < len; i++) {
+            char c = forms[f][i];
+            static const char separators[] = " ,:-";
+            const char *repl;
+            if (strchr(separators, c) != NULL)
+                repl = "_";
+            else if (c >= '0' && c <= '9')
+                repl = "/:";
+            else
+                continue;
+            for (; *repl != '\0'; repl++) {
+                char buf[40];
+                memcpy(buf, forms[f], len);
+                buf[i] = *repl;
+                int64_t t = UNTOUCHED;
+                cr_expect_eq(nm_date_parse(nm_slice_make(buf, len), NOW_2024, &t), -EINVAL, "%.*s",
+                             (int)len, buf);
+                cr_expect_eq(t, UNTOUCHED);
+                checked++;
+            }
+        }
+    }
+    cr_expect_gt(checked, 60);
+}
+
 Test(date, dates_before_the_epoch_are_rejected)
 {
     static const struct bad_case bad[] = {
