@@ -26,3 +26,7 @@ nm_fuzz_target(precond notmod)
 nm_fuzz_target(range notmod)
 nm_fuzz_target(http1 notmod)
 nm_fuzz_target(path notmod)
+
+if(NM_TESTS AND NOT NM_FUZZ)
+    add_test(NAME layers COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check-layers)
+endif()
