@@ -149,32 +149,36 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
         long fd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
         if (fd >= 0)
             return (int)fd;
-        if (errno != ENOSYS)
-            return errno == EXDEV ? -EACCES : -errno;
-        fc->have_openat2 = false;
+        /* EXDEV: the path left the root on the way, by an absolute link or a "..", and may
+         * still end inside it; the check below decides. */
+        if (errno != ENOSYS && errno != EXDEV)
+            return -errno;
+        if (errno == ENOSYS)
+            fc->have_openat2 = false;
     }
-    /* Kernels before 5.6: open, then check that what was opened lies beneath the root. */
-    int fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0)
+    /* Kernels before 5.6, or a path that left the root on the way: resolve without opening
+     * (O_PATH has no side effects on devices or FIFOs), check that the result lies beneath the
+     * root, then open that very inode. */
+    int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
+    if (pfd < 0)
         return -errno;
     char link[64], root[PATH_MAX], got[PATH_MAX];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fc->root_fd);
     ssize_t rn = readlink(link, root, sizeof(root) - 1);
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
     ssize_t gn = readlink(link, got, sizeof(got) - 1);
     if (rn <= 0 || gn <= 0) {
-        close(fd);
+        close(pfd);
         return -EACCES;
     }
     root[rn] = got[gn] = '\0';
     size_t rl = (size_t)rn;
     bool inside = strncmp(root, got, rl) == 0 &&
                   (got[rl] == '/' || got[rl] == '\0' || (rl == 1 && root[0] == '/'));
-    if (!inside) {
-        close(fd);
-        return -EACCES;
-    }
-    return fd;
+    int fd = inside ? open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) : -1;
+    int err = inside ? errno : EACCES;
+    close(pfd);
+    return fd >= 0 ? fd : -err;
 }
 
 static int read_all(int fd, char *buf, uint64_t size)

@@ -1,0 +1,248 @@
+"""Paths: traversal encodings over raw sockets, symlinks, dotfiles, directories and listings."""
+
+import os
+import re
+import unittest
+
+from serverenv import Conn, ServerTestCase, Site, require_binary
+
+INNER = b"inner file\n"
+
+# (request-target, expected status). The site's parent holds secret.txt, which no target may
+# reach; the root has no index.html, so the root itself is 404.
+TRAVERSALS = [
+    ("/../secret.txt", 404),
+    ("/../../secret.txt", 404),
+    ("/../../../../../../../../secret.txt", 404),
+    ("/sub/../../secret.txt", 404),
+    ("/./../secret.txt", 404),
+    ("//../secret.txt", 404),
+    ("/sub/./../../secret.txt", 404),
+    ("/%2e%2e/secret.txt", 404),
+    ("/%2E%2E/secret.txt", 404),
+    ("/.%2e/secret.txt", 404),
+    ("/%2e./secret.txt", 404),
+    ("/..%2fsecret.txt", 400),
+    ("/%2e%2e%2fsecret.txt", 400),
+    ("/%2e%2e%2Fsecret.txt", 400),
+    ("/sub%2f..%2f..%2fsecret.txt", 400),
+    ("/sub/..%2f../secret.txt", 400),
+    ("/%252e%252e/secret.txt", 404),
+    ("/%252e%252e%252fsecret.txt", 404),
+    ("/..%252f..%252fsecret.txt", 404),
+    ("/..\\secret.txt", 404),
+    ("/\\..\\..\\secret.txt", 404),
+    ("/..%5csecret.txt", 404),
+    ("/%5c..%5c..%5csecret.txt", 404),
+    ("/..%00/secret.txt", 400),
+    ("/secret.txt%00.html", 400),
+    ("/%00../secret.txt", 400),
+    ("/%c0%ae%c0%ae/secret.txt", 404),
+    ("/%c0%ae%c0%ae%c0%afsecret.txt", 404),
+    ("/..%c0%afsecret.txt", 404),
+    ("/%e0%80%ae%e0%80%ae/secret.txt", 404),
+    ("/%c1%9c../secret.txt", 404),
+    ("/.../secret.txt", 404),
+    ("/..;/secret.txt", 404),
+    ("/%2e%2e;/secret.txt", 404),
+    ("/%%32%65%%32%65/secret.txt", 400),
+    ("/%2", 400),
+    ("/%zz/secret.txt", 400),
+    ("/%2e%2e", 404),
+    ("/..?/../secret.txt", 404),
+    ("/../site/../secret.txt", 404),
+    ("http://x/../../secret.txt", 404),
+    ("http://x/%2e%2e/%2e%2e/secret.txt", 404),
+    ("HTTP://x/..%2fsecret.txt", 400),
+    ("http://../secret.txt", 404),
+    ("https://x/sub/../../../secret.txt", 404),
+    ("secret.txt", 400),
+    ("../secret.txt", 400),
+]
+
+
+def populate_paths(site):
+    site.write("alive.txt", b"alive\n")
+    site.write("inner.txt", INNER)
+    site.write("sub/file.txt", b"in sub\n")
+    site.write("dir/index.html", b"<p>index of dir</p>\n")
+    site.write("noindex/one.txt", b"1\n")
+    site.write("noindex/<b>&'.txt", b"tricky\n")
+    site.write("noindex/.hidden-in-list", b"h\n")
+    site.mkdir("noindex/child")
+    site.write(".hidden", b"dotfile\n")
+    site.write(".git/config", b"[core]\n")
+    site.write("sub/.env", b"KEY=1\n")
+    site.write(".well-known/acme.txt", b"token\n")
+    site.write("with space.txt", b"spaced\n")
+    site.write("100%.txt", b"percent\n")
+    os.symlink("inner.txt", site.path("link-in"))
+    os.symlink("../inner.txt", site.path("sub/link-up-in"))
+    os.symlink(site.path("inner.txt"), site.path("link-in-absolute"))
+    os.symlink("../secret.txt", site.path("link-out"))
+    os.symlink(os.path.join(site.base, "secret.txt"), site.path("link-out-absolute"))
+    os.mkdir(os.path.join(site.base, "outdir"))
+    with open(os.path.join(site.base, "outdir", "secret.txt"), "wb") as f:
+        f.write(Site.SECRET)
+    os.symlink("../outdir", site.path("dirlink-out"))
+    os.symlink("nowhere", site.path("dangling"))
+    os.symlink("loop-b", site.path("loop-a"))
+    os.symlink("loop-a", site.path("loop-b"))
+
+
+class TraversalMixin:
+    def test_traversal_encodings_never_reach_the_secret(self):
+        for target, status in TRAVERSALS:
+            with self.subTest(target=target):
+                with Conn(self.port) as c:
+                    r = c.request(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target).encode())
+                self.assertNotIn(b"TOP-SECRET", r.body)
+                self.assertEqual(r.status, status, target)
+        self.assert_alive()
+
+    def test_at_least_thirty_traversal_encodings_are_tried(self):
+        self.assertGreaterEqual(len(TRAVERSALS), 30)
+
+
+@require_binary
+class PathsDefault(TraversalMixin, ServerTestCase):
+    @classmethod
+    def populate(cls, site):
+        populate_paths(site)
+
+    def test_symlink_to_a_file_inside_is_served(self):
+        for target in ("/link-in", "/sub/link-up-in"):
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual((r.status, r.body), (200, INNER))
+
+    def test_absolute_symlink_to_a_file_inside_is_served(self):
+        r = self.get("/link-in-absolute")
+        self.assertEqual((r.status, r.body), (200, INNER))
+
+    def test_symlink_to_a_file_outside_is_403(self):
+        for target in ("/link-out", "/link-out-absolute", "/dirlink-out/secret.txt"):
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual(r.status, 403)
+                self.assertNotIn(b"TOP-SECRET", r.body)
+
+    def test_dangling_and_looping_symlinks_do_not_serve(self):
+        self.assertEqual(self.get("/dangling").status, 404)
+        self.assertIn(self.get("/loop-a").status, (403, 404))
+        self.assert_alive()
+
+    def test_dotfiles_are_404_by_default(self):
+        for target in ("/.hidden", "/.git/config", "/sub/.env", "/%2ehidden", "/.git/"):
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual(r.status, 404)
+
+    def test_well_known_is_not_hidden(self):
+        r = self.get("/.well-known/acme.txt")
+        self.assertEqual((r.status, r.body), (200, b"token\n"))
+
+    def test_directory_without_slash_redirects(self):
+        r = self.get("/dir")
+        self.assertEqual(r.status, 301)
+        self.assertEqual(r.header("Location"), "/dir/")
+        r = self.get("/dir?x=1&y=2")
+        self.assertEqual(r.header("Location"), "/dir/?x=1&y=2")
+        r = self.get("/with%20space.txt/..", [])
+        self.assertEqual(r.status, 404)
+
+    def test_directory_with_slash_serves_its_index(self):
+        r = self.get("/dir/")
+        self.assertEqual((r.status, r.body), (200, b"<p>index of dir</p>\n"))
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+        etag = r.header("ETag")
+        self.assertEqual(self.get("/dir/", [("If-None-Match", etag)]).status, 304)
+
+    def test_directory_without_index_is_404(self):
+        self.assertEqual(self.get("/noindex/").status, 404)
+        self.assertEqual(self.get("/").status, 404)
+
+    def test_file_with_trailing_slash_is_404(self):
+        self.assertEqual(self.get("/inner.txt/").status, 404)
+
+    def test_percent_encoded_names_are_decoded(self):
+        self.assertEqual(self.get("/with%20space.txt").body, b"spaced\n")
+        self.assertEqual(self.get("/100%25.txt").body, b"percent\n")
+        self.assertEqual(self.get("/%69nner.txt").body, INNER)
+        self.assertEqual(self.get("/inner.txt?v=3").body, INNER)
+
+
+@require_binary
+class PathsPermissive(TraversalMixin, ServerTestCase):
+    SERVER_OPTIONS = ("--follow-symlinks", "all", "--dotfiles", "allow")
+
+    @classmethod
+    def populate(cls, site):
+        populate_paths(site)
+
+    def test_symlink_to_a_file_outside_is_served_with_follow_all(self):
+        r = self.get("/link-out")
+        self.assertEqual((r.status, r.body), (200, Site.SECRET))
+        r = self.get("/dirlink-out/secret.txt")
+        self.assertEqual((r.status, r.body), (200, Site.SECRET))
+
+    def test_dotfiles_are_served_when_allowed(self):
+        self.assertEqual(self.get("/.hidden").body, b"dotfile\n")
+        self.assertEqual(self.get("/sub/.env").body, b"KEY=1\n")
+
+    def test_listing_shows_dotfiles_when_allowed(self):
+        srv = self.start_server(["--list-dirs", "--dotfiles", "allow"])
+        with Conn(srv.port) as c:
+            r = c.request(b"GET /noindex/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(r.status, 200)
+        self.assertIn(b".hidden-in-list", r.body)
+
+
+@require_binary
+class Listings(ServerTestCase):
+    SERVER_OPTIONS = ("--list-dirs",)
+
+    @classmethod
+    def populate(cls, site):
+        populate_paths(site)
+
+    def test_listing_is_html_with_the_entries(self):
+        r = self.get("/noindex/")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+        self.assertEqual(int(r.header("Content-Length")), len(r.body))
+        body = r.body.decode()
+        self.assertIn('href="one.txt"', body)
+        self.assertIn('href="child/"', body)
+        self.assertNotIn(".hidden-in-list", body)
+        self.assertIn("&lt;b&gt;&amp;&#39;.txt", body)
+        self.assertNotIn("<b>", body)
+
+    def test_listing_tag_follows_the_entries(self):
+        first = self.get("/noindex/")
+        etag = first.header("ETag")
+        self.assertRegex(etag, r'^"[^"]+"$')
+        self.assertEqual(self.get("/noindex/", [("If-None-Match", etag)]).status, 304)
+        dir_mtime = os.stat(self.site.path("noindex")).st_mtime_ns
+        # Same entries, one size changes: the directory's own mtime does not move.
+        with open(self.site.path("noindex/one.txt"), "ab") as f:
+            f.write(b"more\n")
+        self.assertEqual(os.stat(self.site.path("noindex")).st_mtime_ns, dir_mtime)
+        r = self.get("/noindex/", [("If-None-Match", etag)])
+        self.assertEqual(r.status, 200)
+        self.assertNotEqual(r.header("ETag"), etag)
+        self.assertEqual(self.get("/noindex/", [("If-None-Match", r.header("ETag"))]).status,
+                         304)
+
+    def test_index_wins_over_listing(self):
+        self.assertEqual(self.get("/dir/").body, b"<p>index of dir</p>\n")
+
+    def test_root_listing_has_no_parent_link(self):
+        body = self.get("/").body.decode()
+        self.assertNotIn('href="../"', body)
+        self.assertIn('href="../"', self.get("/noindex/").body.decode())
+        self.assertIsNone(re.search(r"secret", body))
+
+
+if __name__ == "__main__":
+    unittest.main()
