@@ -8,5 +8,8 @@
 #define NM_EXIT_USAGE 2
 
 int nm_cmd_serve(int argc, char **argv);
+int nm_cmd_get(int argc, char **argv);
+int nm_cmd_check(int argc, char **argv);
+int nm_cmd_cache(int argc, char **argv);
 
 #endif
