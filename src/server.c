@@ -26,6 +26,7 @@
 #define READ_CHUNK 16384
 #define SENDFILE_TAIL (64 * 1024) /* the last bytes of a file part leave only after a check */
 #define TICK_MS 250
+#define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 
 struct listener {
     struct sockaddr_storage addr;
@@ -40,7 +41,8 @@ struct sconn {
     int64_t head_started_ms; /* first byte of an unfinished head, 0 when none */
     int64_t last_io_ms;
     unsigned requests_seen;
-    bool checked_tail; /* the current file part passed its change check */
+    bool checked_tail;       /* the current file part passed its change check */
+    int64_t linger_since_ms; /* output done and write side shut: draining until EOF, else 0 */
     struct sconn *next_free;
 };
 
@@ -358,6 +360,7 @@ static void accept_all(struct worker *w, int lfd)
         sc->last_io_ms = now_ms();
         sc->requests_seen = 0;
         sc->checked_tail = false;
+        sc->linger_since_ms = 0;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = sc};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -412,10 +415,29 @@ static int send_some(struct sconn *sc)
 }
 
 /* Reads, processes and sends until nothing moves. Returns false when the connection is closed. */
+/* Reads and drops what a closing client still sends. Closing with unread input would make the
+ * kernel answer with a reset, which can destroy the error response before the client reads it. */
+static bool linger(struct worker *w, struct sconn *sc)
+{
+    char sink[4096];
+    for (int i = 0; i < 64; i++) {
+        ssize_t n = recv(sc->fd, sink, sizeof(sink), 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return true;
+        break;
+    }
+    close_conn(w, sc);
+    return false;
+}
+
 static bool run_conn(struct worker *w, struct sconn *sc)
 {
     struct nm_conn *c = &sc->conn;
     int64_t t = now_ms();
+    if (sc->linger_since_ms)
+        return linger(w, sc);
     for (int rounds = 0; rounds < 64; rounds++) {
         bool moved = false;
         /* Read while there is room; a full buffer waits for the responses ahead of it. */
@@ -464,8 +486,8 @@ static bool run_conn(struct worker *w, struct sconn *sc)
         }
         if (nm_conn_is_done(c)) {
             shutdown(sc->fd, SHUT_WR);
-            close_conn(w, sc);
-            return false;
+            sc->linger_since_ms = t;
+            return linger(w, sc);
         }
         if (!moved)
             break;
@@ -481,6 +503,11 @@ static void sweep(struct worker *w, int64_t t, bool stopping)
         if (sc->fd < 0)
             continue;
         struct nm_conn *c = &sc->conn;
+        if (sc->linger_since_ms) {
+            if (stopping || t - sc->linger_since_ms > LINGER_MS)
+                close_conn(w, sc);
+            continue;
+        }
         bool sending = nm_conn_front(c) != NULL;
         if (sending) {
             if (t - sc->last_io_ms > cfg->send_timeout_ms)
