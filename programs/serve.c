@@ -35,6 +35,9 @@ static const char usage_text[] =
     "  --follow-symlinks M     inside (default: only links that stay in DIR) or all\n"
     "  --access-log DEST       a file, - for stdout (default), or off\n"
     "  --log-format F          combined (default) or json\n"
+    "  --header-timeout S      seconds for a request head to arrive (default 10; then 408)\n"
+    "  --idle-timeout S        seconds an idle keep-alive connection is kept (default 60)\n"
+    "  --send-timeout S        seconds a client may stop reading a response (default 60)\n"
     "  -q, --quiet             no access log and no startup line\n"
     "  -h, --help              this text\n"
     "  -V, --version           the version\n";
@@ -53,6 +56,9 @@ enum {
     OPT_SYMLINKS,
     OPT_ACCESS_LOG,
     OPT_LOG_FORMAT,
+    OPT_HEADER_TIMEOUT,
+    OPT_IDLE_TIMEOUT,
+    OPT_SEND_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -69,6 +75,9 @@ static const struct option options[] = {
     {"follow-symlinks", required_argument, NULL, OPT_SYMLINKS},
     {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+    {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -84,6 +93,14 @@ __attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
     fprintf(stderr, "\nTry 'notmod serve --help'.\n");
     va_end(ap);
     return NM_EXIT_USAGE;
+}
+
+static const char *option_name(int val)
+{
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == val)
+            return o->name;
+    return "?";
 }
 
 static bool parse_uint(const char *s, long long max, long long *out)
@@ -221,6 +238,21 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             else
                 return bad("--log-format wants combined or json, not '%s'", optarg);
             break;
+        case OPT_HEADER_TIMEOUT:
+        case OPT_IDLE_TIMEOUT:
+        case OPT_SEND_TIMEOUT: {
+            if (!parse_uint(optarg, 86400, &v) || v == 0)
+                return bad("--%s wants seconds from 1 to 86400, not '%s'", option_name(opt),
+                           optarg);
+            unsigned ms = (unsigned)v * 1000;
+            if (opt == OPT_HEADER_TIMEOUT)
+                cfg->header_timeout_ms = ms;
+            else if (opt == OPT_IDLE_TIMEOUT)
+                cfg->idle_timeout_ms = ms;
+            else
+                cfg->send_timeout_ms = ms;
+            break;
+        }
         case 'q':
             quiet = true;
             break;
