@@ -663,10 +663,14 @@ Test(precond, dates_are_interpreted_on_the_origin_server_clock)
     static const struct row in_2025[] = {
         {M_GET, .ims = D_LM_850, .want = R_NOT_MODIFIED},
         {M_GET, .ims = "Saturday, 06-Nov-94 08:49:37 GMT", .want = R_FULL},
+        {M_PUT, .ius = D_LM_M1D_850, .want = R_FAILED},
+        {M_GET, .ir = D_LM_850, .range = true, .want = R_RANGE},
     };
     static const struct row in_2060[] = {
         {M_GET, .ims = D_LM_850, .want = R_FULL},
         {M_GET, .ims = "Saturday, 06-Nov-94 08:49:37 GMT", .want = R_NOT_MODIFIED},
+        {M_PUT, .ius = D_LM_M1D_850, .want = R_FULL},
+        {M_GET, .ir = D_LM_850, .range = true, .want = R_FULL},
     };
     struct nm_precond_resource res = default_resource();
     res.date = 1735689600; /* 2025-01-01 */
