@@ -564,9 +564,19 @@ static void *worker_main(void *arg)
             /* Stop accepting; idle connections go now, busy ones when their response is sent. */
             stopping = true;
             set_accepting(w, false);
-            for (size_t i = 0; i < srv->n_listeners; i++)
-                if (w->listen_fds[i] >= 0 && w->index != 0)
+            /* New connections are refused from now on. Worker 0's sockets belong to the server,
+             * which closes them at the end, so they only stop listening here; the others are
+             * closed once, and forgotten so that cleanup does not close a reused number. */
+            for (size_t i = 0; i < srv->n_listeners; i++) {
+                if (w->listen_fds[i] < 0)
+                    continue;
+                if (w->index == 0) {
+                    shutdown(w->listen_fds[i], SHUT_RD);
+                } else {
                     close(w->listen_fds[i]);
+                    w->listen_fds[i] = -1;
+                }
+            }
             for (unsigned i = 0; i < srv->cfg->max_conns; i++)
                 if (w->conns[i].fd >= 0)
                     w->conns[i].conn.state = NM_CONN_CLOSING;

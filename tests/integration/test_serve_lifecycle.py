@@ -1,0 +1,367 @@
+"""The server over time: slow clients and the header timeout, files that change or disappear
+between requests, graceful shutdown, listen addresses, and the command line's exit codes."""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import unittest
+
+from serverenv import (NOTMOD, Conn, Server, ServerTestCase, Site, fetch, get_request,
+                       require_binary, wait_until)
+
+HEADER_TIMEOUT_S = 10.0
+BIG_BYTES = 64 << 20
+
+
+def run_cli(*args, timeout=20):
+    return subprocess.run([NOTMOD, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout, text=True)
+
+
+@require_binary
+class SlowClients(ServerTestCase):
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+        site.write("a.txt", b"A\n")
+
+    def test_partial_heads_do_not_block_others_and_are_cut_by_the_header_timeout(self):
+        partial = Conn(self.port, timeout=HEADER_TIMEOUT_S + 10)
+        trickle = Conn(self.port, timeout=HEADER_TIMEOUT_S + 10)
+        self.addCleanup(partial.close)
+        self.addCleanup(trickle.close)
+        started = time.monotonic()
+        partial.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n")
+        stop = threading.Event()
+
+        def trickle_bytes():
+            # A byte every 0.4 s never completes a head; the timeout counts from its first byte.
+            for b in (b"GET /a.txt HTTP/1.1\r\nX-Slow: " + b"y" * 200):
+                if stop.wait(0.4):
+                    return
+                try:
+                    trickle.send(bytes([b]))
+                except OSError:
+                    return
+
+        t = threading.Thread(target=trickle_bytes, daemon=True)
+        t.start()
+        self.addCleanup(t.join, 5)
+        self.addCleanup(stop.set)
+
+        # Meanwhile, other clients are served at once, several times over.
+        for _ in range(5):
+            t0 = time.monotonic()
+            r = fetch(self.port, "/a.txt")
+            self.assertEqual((r.status, r.body), (200, b"A\n"))
+            self.assertLess(time.monotonic() - t0, 2.0)
+            time.sleep(0.2)
+
+        for conn in (partial, trickle):
+            r = conn.read_response()
+            elapsed = time.monotonic() - started
+            self.assertEqual(r.status, 408)
+            self.assertEqual(r.header("Connection"), "close")
+            self.assertTrue(conn.is_closed_by_peer())
+            self.assertGreater(elapsed, HEADER_TIMEOUT_S - 1.5)
+            self.assertLess(elapsed, HEADER_TIMEOUT_S + 8)
+        stop.set()
+        self.assert_alive()
+
+
+@require_binary
+class ChangingFiles(ServerTestCase):
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+
+    def test_file_that_disappears_is_404_and_back_when_recreated(self):
+        self.site.write("gone.txt", b"here\n")
+        self.assertEqual(self.get("/gone.txt").status, 200)
+        os.remove(self.site.path("gone.txt"))
+        self.assertEqual(self.get("/gone.txt").status, 404)
+        self.site.write("gone.txt", b"back again\n")
+        r = self.get("/gone.txt")
+        self.assertEqual((r.status, r.body), (200, b"back again\n"))
+
+    def test_changed_file_gets_a_new_tag_and_body(self):
+        self.site.write("c.txt", b"version one\n")
+        r1 = self.get("/c.txt")
+        self.site.write("c.txt", b"version two, longer\n")
+        r2 = self.get("/c.txt", [("If-None-Match", r1.header("ETag"))])
+        self.assertEqual((r2.status, r2.body), (200, b"version two, longer\n"))
+        self.assertNotEqual(r2.header("ETag"), r1.header("ETag"))
+        self.assertEqual(self.get("/c.txt", [("If-None-Match", r2.header("ETag"))]).status, 304)
+
+    def test_same_size_rewrite_with_the_same_mtime_gets_a_new_tag(self):
+        p = self.site.write("s.txt", b"AAAA-1\n", mtime=1700000000)
+        r1 = self.get("/s.txt")
+        self.site.write("s.txt", b"BBBB-2\n", mtime=1700000000)
+        self.assertEqual(os.stat(p).st_mtime, 1700000000)
+        r2 = self.get("/s.txt", [("If-None-Match", r1.header("ETag"))])
+        self.assertEqual((r2.status, r2.body), (200, b"BBBB-2\n"))
+        self.assertNotEqual(r2.header("ETag"), r1.header("ETag"))
+
+    def test_rewrite_back_to_the_same_bytes_gets_the_old_tag(self):
+        self.site.write("r.txt", b"original\n")
+        t1 = self.get("/r.txt").header("ETag")
+        self.site.write("r.txt", b"modified\n")
+        self.assertNotEqual(self.get("/r.txt").header("ETag"), t1)
+        self.site.write("r.txt", b"original\n")
+        self.assertEqual(self.get("/r.txt", [("If-None-Match", t1)]).status, 304)
+
+    def test_atomic_rename_deploy_is_seen(self):
+        self.site.write("deploy.js", b"old();\n")
+        t1 = self.get("/deploy.js").header("ETag")
+        tmp = self.site.write("deploy.js.tmp", b"new();\n")
+        os.rename(tmp, self.site.path("deploy.js"))
+        r = self.get("/deploy.js", [("If-None-Match", t1)])
+        self.assertEqual((r.status, r.body), (200, b"new();\n"))
+
+    def test_large_file_change_is_seen(self):
+        big1 = bytes(range(256)) * 1024  # 256 KiB: sent from the file, not from memory
+        big2 = bytes(reversed(range(256))) * 1024
+        self.site.write("big.bin", big1)
+        r1 = self.get("/big.bin")
+        self.assertEqual(r1.body, big1)
+        self.site.write("big.bin", big2)
+        r2 = self.get("/big.bin")
+        self.assertEqual(r2.body, big2)
+        self.assertNotEqual(r1.header("ETag"), r2.header("ETag"))
+
+    def test_file_replaced_by_a_directory_redirects(self):
+        self.site.write("morph", b"a file\n")
+        self.assertEqual(self.get("/morph").status, 200)
+        os.remove(self.site.path("morph"))
+        self.site.write("morph/index.html", b"now a dir\n")
+        r = self.get("/morph")
+        self.assertEqual((r.status, r.header("Location")), (301, "/morph/"))
+        self.assertEqual(self.get("/morph/").body, b"now a dir\n")
+
+
+@require_binary
+class Shutdown(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.site = Site()
+        cls.site.write("alive.txt", b"alive\n")
+        block = bytes((i * 13 + 5) % 256 for i in range(1 << 20))
+        cls.big = block * (BIG_BYTES >> 20)
+        cls.big_sha = hashlib.sha256(cls.big).hexdigest()
+        cls.site.write("big.bin", cls.big)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.site.cleanup()
+
+    def start(self, options=()):
+        srv = Server(self.site.root, options).start()
+        self.addCleanup(srv.stop)
+        return srv
+
+    def finish(self, srv, deadline):
+        status = srv.wait(deadline)
+        srv.stop()
+        self.assertEqual(srv.sanitizer_report(), "")
+        return status
+
+    def assert_refused(self, port, timeout=3.0):
+        def refused():
+            try:
+                s = socket.create_connection(("127.0.0.1", port), timeout=1)
+            except (ConnectionRefusedError, ConnectionResetError):
+                return True
+            except socket.timeout:
+                return False
+            s.close()
+            return False
+        self.assertTrue(wait_until(refused, timeout, 0.1), "new connections still accepted")
+
+    def test_download_in_flight_completes_after_sigterm_and_the_process_exits_0(self):
+        srv = self.start()
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", srv.port))
+        self.addCleanup(c.close)
+        c.sendall(get_request("/big.bin"))
+        data = b""
+        for _ in range(1000):
+            if b"\r\n\r\n" in data:
+                break
+            data += c.recv(4096)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"HTTP/1.1 200 OK", head)
+        self.assertIn(b"Content-Length: %d" % BIG_BYTES, head)
+        chunks = [body]
+        got = len(body)
+        for _ in range(40):  # read slowly: about 1 MiB in 0.5 s
+            chunks.append(c.recv(32768))
+            got += len(chunks[-1])
+            time.sleep(0.01)
+        self.assertLess(got, BIG_BYTES // 2)
+
+        srv.signal(signal.SIGTERM)
+        self.assert_refused(srv.port)
+        self.assertTrue(srv.is_running(), "exited before the download finished")
+
+        deadline = time.monotonic() + 8
+        for _ in range(100000):
+            if got >= BIG_BYTES or time.monotonic() > deadline:
+                break
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        self.assertEqual(got, BIG_BYTES)
+        self.assertEqual(hashlib.sha256(b"".join(chunks)).hexdigest(), self.big_sha)
+        self.assertEqual(c.recv(1), b"")  # closed after the response
+        t0 = time.monotonic()
+        self.assertEqual(self.finish(srv, 10), 0)
+        self.assertLess(time.monotonic() - t0, 5)
+
+    def test_idle_connections_do_not_delay_shutdown(self):
+        srv = self.start()
+        idle = Conn(srv.port)
+        self.addCleanup(idle.close)
+        self.assertEqual(idle.request(get_request("/alive.txt")).status, 200)
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        self.assertEqual(self.finish(srv, 10), 0)
+        self.assertLess(time.monotonic() - t0, 3)
+        self.assertTrue(idle.is_closed_by_peer(1))
+
+    def test_sigint_stops_and_sighup_does_not(self):
+        srv = self.start()
+        srv.signal(signal.SIGHUP)
+        time.sleep(0.3)
+        self.assertTrue(srv.is_running())
+        self.assertEqual(fetch(srv.port, "/alive.txt").status, 200)
+        srv.signal(signal.SIGINT)
+        self.assertEqual(self.finish(srv, 10), 0)
+
+    def test_stalled_download_is_dropped_at_the_shutdown_deadline(self):
+        srv = self.start()
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", srv.port))
+        self.addCleanup(c.close)
+        c.sendall(get_request("/big.bin"))
+        self.assertIn(b"200 OK", c.recv(4096))
+        t0 = time.monotonic()
+        srv.signal(signal.SIGTERM)
+        status = self.finish(srv, 20)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 0)
+        self.assertGreater(elapsed, 5)
+        self.assertLess(elapsed, 16)
+
+
+def have_ipv6_loopback():
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@require_binary
+class CommandLine(unittest.TestCase):
+    def setUp(self):
+        self.site = Site()
+        self.site.write("alive.txt", b"alive\n")
+        self.addCleanup(self.site.cleanup)
+
+    @unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
+    def test_ipv6_listen_address(self):
+        srv = Server(self.site.root, listen="[::1]:0").start()
+        self.addCleanup(srv.stop)
+        self.assertIn("http://[::1]:%d/" % srv.port, srv.startup_line)
+        with Conn(srv.port, host="::1") as c:
+            r = c.request(get_request("/alive.txt", host="[::1]"))
+        self.assertEqual((r.status, r.body), (200, b"alive\n"))
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_startup_line_names_the_directory_and_address(self):
+        srv = Server(self.site.root).start()
+        self.addCleanup(srv.stop)
+        self.assertTrue(srv.startup_line.startswith(
+            "notmod: serving %s on http://127.0.0.1:%d/" % (os.path.realpath(self.site.root),
+                                                           srv.port)), srv.startup_line)
+        self.assertEqual(srv.stop(), 0)
+
+    def test_bad_options_exit_2_with_a_message(self):
+        cases = [
+            (["--bogus"], "unknown option '--bogus'"),
+            (["--etag", "sha1"], "--etag wants"),
+            (["--etag", "version:"], "--etag version:STRING wants"),
+            (["--etag", 'version:a"b'], "--etag version:STRING wants"),
+            (["--if-modified-since", "sometimes"], "--if-modified-since wants"),
+            (["--workers", "0"], "--workers wants"),
+            (["--workers", "many"], "--workers wants"),
+            (["--max-age", "-5"], "--max-age wants"),
+            (["--cache-control", "noequals"], "--cache-control wants"),
+            (["--cache-control", "*.css=a\tb"], "--cache-control wants"),
+            (["--index", "a/b.html"], "--index wants"),
+            (["--dotfiles", "maybe"], "--dotfiles wants"),
+            (["--follow-symlinks", "some"], "--follow-symlinks wants"),
+            (["--log-format", "xml"], "--log-format wants"),
+            (["--listen"], "needs a value"),
+            ([self.site.root, self.site.root], "serve takes one directory"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                p = run_cli("serve", *args)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assertEqual(p.stdout, "")
+
+    def test_missing_directory_exits_1_with_a_message(self):
+        missing = os.path.join(self.site.base, "no-such-dir")
+        p = run_cli("serve", "--listen", "127.0.0.1:0", missing)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot serve %s" % missing, p.stderr)
+        self.assertIn("No such file or directory", p.stderr)
+
+    def test_file_as_directory_exits_1(self):
+        p = run_cli("serve", "--listen", "127.0.0.1:0", self.site.path("alive.txt"))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("Not a directory", p.stderr)
+
+    def test_invalid_listen_address_exits_with_a_message(self):
+        for addr in ("nohost", "127.0.0.1:99999", "[::1:80", "localhost:80"):
+            with self.subTest(addr=addr):
+                p = run_cli("serve", "--listen", addr, self.site.root)
+                self.assertIn(p.returncode, (1, 2))
+                self.assertIn("invalid listen address '%s'" % addr, p.stderr)
+
+    def test_port_in_use_exits_1(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen(1)
+            port = s.getsockname()[1]
+            p = run_cli("serve", "--listen", "127.0.0.1:%d" % port, self.site.root)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot listen on 127.0.0.1:%d" % port, p.stderr)
+
+    def test_help_and_version_exit_0(self):
+        p = run_cli("serve", "--help")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn("usage: notmod serve", p.stdout)
+        p = run_cli("serve", "--version")
+        self.assertEqual(p.returncode, 0)
+        self.assertRegex(p.stdout, r"^notmod \d+\.\d+\.\d+")
+
+
+if __name__ == "__main__":
+    unittest.main()
