@@ -171,7 +171,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "+o:H:vqh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:H:vqh", longs, NULL)) != -1) {
         switch (c) {
         case 'o':
             o->output = optarg;
@@ -398,7 +398,7 @@ static void freshness_of(const struct run *r, const struct nm_header *h, size_t 
 static void describe_freshness(const struct nm_freshness *fr, char *out, size_t cap)
 {
     static const char *const sources[] = {
-        [NM_CACHECTL_SOURCE_NONE] = "no max-age, Expires or Last-Modified",
+        [NM_CACHECTL_SOURCE_NONE] = "no max-age or Expires, no heuristic",
         [NM_CACHECTL_SOURCE_MAX_AGE] = "max-age",
         [NM_CACHECTL_SOURCE_EXPIRES] = "Expires",
         [NM_CACHECTL_SOURCE_HEURISTIC] = "heuristic: 10% of the time since Last-Modified",
@@ -725,8 +725,8 @@ static int handle_200(struct run *r, struct nm_client_response *resp, bool was_c
                          time(NULL), &fr);
             char fdesc[128];
             describe_freshness(&fr, fdesc, sizeof(fdesc));
-            say(r, "%s, %s the cached copy, %s", what, r->have_entry ? "replaced" : "stored",
-                fdesc);
+            say(r, "%s, %s; %s", what,
+                r->have_entry ? "replaced the cached copy" : "stored in the cache", fdesc);
             int status = deliver_entry(r, e);
             nm_store_entry_cleanup(e);
             free(e);

@@ -1,0 +1,402 @@
+"""notmod get against a stdlib ETag server, nginx, python3 -m http.server and notmod serve:
+revalidation and 304s, RFC 9111 freshness, Vary, §4.3.4 freshening, a server that disappears
+mid-transfer, and bad input."""
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import unittest
+
+from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
+                       TruncatingServer, cache_files, free_port, run, write_file)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
+BIG = os.urandom(2_100_000)
+
+
+class GetTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nm-get-")
+        self.cache = os.path.join(self.tmp, "cache")
+        self.out = os.path.join(self.tmp, "out.bin")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def get(self, url, *extra, **kw):
+        return run(["get", "--cache-dir", self.cache, "--no-progress"] + list(extra) + [url], **kw)
+
+    def assertExit(self, proc, code):
+        self.assertEqual(proc.returncode, code,
+                         f"exit {proc.returncode}, stderr: {proc.stderr.decode(errors='replace')}")
+
+    def read(self, path):
+        with open(path, "rb") as f:
+            return f.read()
+
+    def meta_text(self):
+        metas = [n for n in os.listdir(self.cache) if n.endswith(".meta")]
+        self.assertEqual(len(metas), 1, metas)
+        with open(os.path.join(self.cache, metas[0])) as f:
+            return f.read()
+
+
+class AgainstEtagServer(GetTestCase):
+    def test_stale_copy_is_revalidated_and_a_304_leaves_the_output_untouched(self):
+        with EtagServer() as srv:
+            srv.add("/big", Resource(BIG, etag='"v1"', last_modified=time.time() - 3 * 3600,
+                                     cache_control="no-cache"))
+            first = self.get(srv.url("/big"), "-o", self.out, "-v")
+            self.assertExit(first, EXIT_OK)
+            self.assertEqual(self.read(self.out), BIG)
+            self.assertNotIn("If-None-Match", srv.requests()[0][2])
+            os.utime(self.out, (1000000000, 1000000000))
+            srv.clear_requests()
+
+            second = self.get(srv.url("/big"), "-o", self.out, "-v")
+            self.assertExit(second, EXIT_OK)
+            reqs = srv.requests()
+            self.assertEqual(len(reqs), 1)
+            self.assertEqual(reqs[0][2].get("If-None-Match"), '"v1"')
+            self.assertIn("If-Modified-Since", reqs[0][2])
+            err = second.stderr.decode()
+            self.assertIn("304 Not Modified, 2.1 MB not downloaded", err)
+            self.assertIn("left untouched", err)
+            self.assertEqual(os.stat(self.out).st_mtime, 1000000000)
+            self.assertEqual(self.read(self.out), BIG)
+
+    def test_a_fresh_copy_is_used_without_any_request(self):
+        with EtagServer() as srv:
+            srv.add("/a", Resource(b"hello\n", etag='"a1"', cache_control="max-age=3600"))
+            self.assertExit(self.get(srv.url("/a")), EXIT_OK)
+            srv.clear_requests()
+            second = self.get(srv.url("/a"), "-v")
+            self.assertExit(second, EXIT_OK)
+            self.assertEqual(second.stdout, b"hello\n")
+            self.assertEqual(srv.requests(), [])
+            self.assertIn("fresh in cache", second.stderr.decode())
+
+    def test_revalidate_asks_even_when_fresh(self):
+        with EtagServer() as srv:
+            srv.add("/a", Resource(b"hello\n", etag='"a1"', cache_control="max-age=3600"))
+            self.get(srv.url("/a"))
+            srv.clear_requests()
+            self.assertExit(self.get(srv.url("/a"), "--revalidate"), EXIT_OK)
+            self.assertEqual(srv.requests()[0][2].get("If-None-Match"), '"a1"')
+
+    def test_heuristic_freshness_applies_unless_turned_off(self):
+        with EtagServer() as srv:
+            srv.add("/h", Resource(b"old page\n", etag='"h1"',
+                                   last_modified=time.time() - 10 * 86400))
+            self.assertExit(self.get(srv.url("/h")), EXIT_OK)
+            srv.clear_requests()
+            heur = self.get(srv.url("/h"), "-v")
+            self.assertEqual(heur.stdout, b"old page\n")
+            self.assertEqual(srv.requests(), [], "10% of 10 days is fresh: no request")
+            self.assertIn("heuristic", heur.stderr.decode())
+            off = self.get(srv.url("/h"), "--no-heuristic", "-v")
+            self.assertExit(off, EXIT_OK)
+            self.assertEqual(len(srv.requests()), 1)
+            self.assertIn("304 Not Modified", off.stderr.decode())
+
+    def test_changed_content_replaces_the_entry_and_if_changed_reports_it(self):
+        with EtagServer() as srv:
+            res = srv.add("/c", Resource(b"version 1\n", etag='"c1"', cache_control="no-cache"))
+            self.assertExit(self.get(srv.url("/c"), "-o", self.out, "--if-changed"), EXIT_OK)
+            self.assertExit(self.get(srv.url("/c"), "-o", self.out, "--if-changed"),
+                            EXIT_UNCHANGED)
+            res.body, res.etag = b"version 2, longer\n", '"c2"'
+            changed = self.get(srv.url("/c"), "-o", self.out, "--if-changed", "-v")
+            self.assertExit(changed, EXIT_OK)
+            self.assertIn("content changed", changed.stderr.decode())
+            self.assertEqual(self.read(self.out), b"version 2, longer\n")
+            self.assertIn('header ETag: "c2"', self.meta_text())
+            self.assertEqual(len([n for n in os.listdir(self.cache) if n.endswith(".body")]), 1)
+            self.assertExit(self.get(srv.url("/c"), "--if-changed"), EXIT_UNCHANGED)
+
+    def test_a_304_naming_another_etag_is_not_used_and_the_body_is_refetched(self):
+        with EtagServer() as srv:
+            res = srv.add("/w", Resource(b"first\n", etag='"w1"', cache_control="no-cache"))
+            self.get(srv.url("/w"), "-o", self.out)
+            # The content changes, and the server wrongly answers 304 to the old tag.
+            res.body, res.etag, res.always_304 = b"second\n", '"w2"', True
+            srv.clear_requests()
+            p = self.get(srv.url("/w"), "-o", self.out, "-v")
+            self.assertExit(p, EXIT_OK)
+            reqs = srv.requests()
+            self.assertEqual(len(reqs), 2)
+            self.assertEqual(reqs[0][2].get("If-None-Match"), '"w1"')
+            self.assertNotIn("If-None-Match", reqs[1][2])
+            self.assertNotIn("If-Modified-Since", reqs[1][2])
+            self.assertIn('the 304 names ETag "w2"', p.stderr.decode())
+            self.assertEqual(self.read(self.out), b"second\n")
+            self.assertIn('header ETag: "w2"', self.meta_text())
+
+    def test_a_304_never_gives_the_entry_its_content_length(self):
+        with EtagServer() as srv:
+            res = srv.add("/l", Resource(b"0123456789", etag='"l1"', cache_control="no-cache"))
+            self.get(srv.url("/l"))
+            res.length_on_304 = 0
+            res.cache_control = "max-age=600"
+            p = self.get(srv.url("/l"), "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertIn("304 Not Modified", p.stderr.decode())
+            self.assertEqual(p.stdout, b"0123456789")
+            meta = self.meta_text()
+            self.assertIn("header Content-Length: 10\n", meta)
+            self.assertNotIn("Content-Length: 0", meta)
+            self.assertIn("header Cache-Control: max-age=600\n", meta)
+            self.assertNotIn("no-cache", meta)
+
+    def test_a_304_freshens_the_stored_headers(self):
+        with EtagServer() as srv:
+            res = srv.add("/f", Resource(b"body", etag='"f1"', cache_control="max-age=0"))
+            self.get(srv.url("/f"))
+            res.cache_control = "max-age=3600"
+            self.assertIn("304", self.get(srv.url("/f"), "-v").stderr.decode())
+            srv.clear_requests()
+            third = self.get(srv.url("/f"), "-v")
+            self.assertEqual(third.stdout, b"body")
+            self.assertEqual(srv.requests(), [], "freshened by the 304's max-age=3600")
+
+    def test_a_304_without_validators_freshens_the_entry_it_answers(self):
+        with EtagServer() as srv:
+            res = srv.add("/n", Resource(b"body", etag='"n1"', cache_control="no-cache"))
+            self.get(srv.url("/n"))
+            res.bare_304 = True
+            p = self.get(srv.url("/n"), "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"body")
+            self.assertIn("304 Not Modified", p.stderr.decode())
+
+    def test_vary_stores_request_headers_and_a_mismatch_is_a_miss(self):
+        with EtagServer() as srv:
+            srv.add("/v", Resource(b"bonjour\n", etag='"v-fr"', cache_control="max-age=3600",
+                                   headers=[("Vary", "Accept-Language")]))
+            self.get(srv.url("/v"), "-H", "Accept-Language: fr")
+            self.assertIn("request Accept-Language: fr", self.meta_text())
+            srv.clear_requests()
+            self.get(srv.url("/v"), "-H", "Accept-Language: fr")
+            self.assertEqual(srv.requests(), [])
+            p = self.get(srv.url("/v"), "-H", "Accept-Language: de")
+            self.assertExit(p, EXIT_OK)
+            reqs = srv.requests()
+            self.assertEqual(len(reqs), 1)
+            self.assertNotIn("If-None-Match", reqs[0][2], "another variant: no conditions")
+            self.assertIn("request Accept-Language: de", self.meta_text())
+
+    def test_vary_star_is_never_stored_or_reused(self):
+        with EtagServer() as srv:
+            srv.add("/s", Resource(b"x", etag='"s"', cache_control="max-age=3600",
+                                   headers=[("Vary", "*")]))
+            p = self.get(srv.url("/s"), "-v")
+            self.assertIn("not stored (Vary: *)", p.stderr.decode())
+            self.get(srv.url("/s"))
+            self.assertEqual(len(srv.requests()), 2)
+
+    def test_no_store_is_honoured(self):
+        with EtagServer() as srv:
+            srv.add("/ns", Resource(b"secret", etag='"ns"', cache_control="no-store, max-age=60"))
+            p = self.get(srv.url("/ns"))
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"secret")
+            self.assertEqual([n for n in os.listdir(self.cache) if not n.startswith(".")], [])
+            self.get(srv.url("/ns"))
+            self.assertEqual(len(srv.requests()), 2)
+
+    def test_stale_if_error_serves_the_stale_copy_unless_must_revalidate(self):
+        with EtagServer() as srv:
+            srv.add("/ok", Resource(b"ok body", etag='"ok"', cache_control="max-age=0"))
+            srv.add("/mr", Resource(b"mr body", etag='"mr"',
+                                    cache_control="max-age=0, must-revalidate"))
+            self.get(srv.url("/ok"))
+            self.get(srv.url("/mr"))
+            url_ok, url_mr = srv.url("/ok"), srv.url("/mr")
+        # The server is gone now.
+        stale = self.get(url_ok, "--stale-if-error")
+        self.assertExit(stale, EXIT_OK)
+        self.assertEqual(stale.stdout, b"ok body")
+        self.assertIn("stale", stale.stderr.decode())
+        self.assertExit(self.get(url_ok), EXIT_NETWORK)
+        refused = self.get(url_mr, "--stale-if-error")
+        self.assertExit(refused, EXIT_NETWORK)
+        self.assertEqual(refused.stdout, b"")
+
+    def test_http_errors_exit_5_and_leave_the_output_alone(self):
+        with EtagServer() as srv:
+            write_file(self.out, b"keep me")
+            p = self.get(srv.url("/missing"), "-o", self.out)
+            self.assertExit(p, EXIT_HTTP)
+            self.assertIn("HTTP 404", p.stderr.decode())
+            self.assertEqual(self.read(self.out), b"keep me")
+            self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".out")], [])
+
+    def test_xdg_cache_home_is_the_default_location(self):
+        with EtagServer() as srv:
+            srv.add("/x", Resource(b"x", etag='"x"', cache_control="max-age=60"))
+            xdg = os.path.join(self.tmp, "xdg")
+            p = run(["get", srv.url("/x")], env={"XDG_CACHE_HOME": xdg})
+            self.assertExit(p, EXIT_OK)
+            self.assertTrue(any(n.endswith(".meta") for n in os.listdir(os.path.join(xdg, "notmod"))))
+            listing = run(["cache", "list"], env={"XDG_CACHE_HOME": xdg})
+            self.assertExit(listing, EXIT_OK)
+            self.assertRegex(listing.stdout.decode(), r"fresh .* \"x\" .*" + re.escape(srv.url("/x")))
+            cleared = run(["cache", "clear"], env={"XDG_CACHE_HOME": xdg})
+            self.assertExit(cleared, EXIT_OK)
+            self.assertIn("removed 1 entry", cleared.stdout.decode())
+            self.assertEqual(os.listdir(os.path.join(xdg, "notmod")), [])
+
+    def test_a_corrupt_cache_entry_is_reported_and_replaced(self):
+        with EtagServer() as srv:
+            srv.add("/k", Resource(b"good", etag='"k"', cache_control="max-age=3600"))
+            self.get(srv.url("/k"))
+            for n in os.listdir(self.cache):
+                if n.endswith(".meta"):
+                    write_file(os.path.join(self.cache, n), b"notmod-cache 1\nurl garbage\x00\n")
+            p = self.get(srv.url("/k"))
+            self.assertExit(p, EXIT_OK)
+            self.assertIn("corrupt", p.stderr.decode())
+            self.assertEqual(p.stdout, b"good")
+            listing = run(["cache", "list", "--cache-dir", self.cache])
+            self.assertIn("fresh", listing.stdout.decode())
+            # A body that no longer matches its recorded length is corrupt too.
+            for n in os.listdir(self.cache):
+                if n.endswith(".body"):
+                    write_file(os.path.join(self.cache, n), b"tampered!")
+            p = self.get(srv.url("/k"))
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"good")
+
+
+class Truncation(GetTestCase):
+    def test_a_server_that_disappears_mid_transfer_damages_nothing(self):
+        with TruncatingServer() as srv:
+            url = srv.url("/file")
+            # No entry yet: nothing is created.
+            p = self.get(url, "-o", self.out)
+            self.assertExit(p, EXIT_NETWORK)
+            self.assertFalse(os.path.exists(self.out))
+            self.assertEqual([n for n in os.listdir(self.cache)], [])
+            # A good entry and output first, then a revalidation cut short.
+            srv.truncate = False
+            self.assertExit(self.get(url, "-o", self.out), EXIT_OK)
+            self.assertEqual(os.path.getsize(self.out), 1000000)
+            os.utime(self.out, (1000000000, 1000000000))
+            before = cache_files(self.cache)
+            srv.truncate = True
+            p = self.get(url, "-o", self.out)
+            self.assertExit(p, EXIT_NETWORK)
+            self.assertEqual(cache_files(self.cache), before)
+            self.assertEqual(os.path.getsize(self.out), 1000000)
+            self.assertEqual(os.stat(self.out).st_mtime, 1000000000)
+            self.assertEqual(sorted(os.listdir(self.tmp)), ["cache", "out.bin"])
+            # On stdout, nothing is written either.
+            p = self.get(url)
+            self.assertExit(p, EXIT_NETWORK)
+            self.assertEqual(p.stdout, b"")
+
+
+class BadInput(GetTestCase):
+    def test_malformed_urls_and_flags_are_usage_errors(self):
+        for args in (["get", "not a url"], ["get", "ftp://127.0.0.1/x"], ["get"],
+                     ["get", "--bogus", "http://127.0.0.1/"], ["get", "--timeout", "x",
+                                                             "http://127.0.0.1/"],
+                     ["get", "-H", "If-None-Match: \"x\"", "http://127.0.0.1/"],
+                     ["get", "-H", "no colon", "http://127.0.0.1/"]):
+            p = run(args + ["--cache-dir", self.cache])
+            self.assertExit(p, EXIT_USAGE)
+            self.assertTrue(p.stderr.startswith(b"notmod get: "), p.stderr)
+
+    def test_help_describes_options_and_exit_statuses(self):
+        p = run(["get", "--help"])
+        self.assertExit(p, EXIT_OK)
+        for word in (b"--if-changed", b"--no-heuristic", b"--cache-dir", b"exit status"):
+            self.assertIn(word, p.stdout)
+
+    def test_an_unreachable_host_is_a_network_error(self):
+        p = self.get(f"http://127.0.0.1:{free_port()}/x")
+        self.assertExit(p, EXIT_NETWORK)
+        self.assertIn(b"notmod get: ", p.stderr)
+
+    def test_an_unwritable_output_fails_before_any_request(self):
+        with EtagServer() as srv:
+            srv.add("/a", Resource(b"a", etag='"a"'))
+            p = self.get(srv.url("/a"), "-o", os.path.join(self.tmp, "no", "such", "dir", "f"))
+            self.assertExit(p, EXIT_FAILURE)
+            self.assertIn(b"cannot write", p.stderr)
+            p = self.get(srv.url("/a"), "-o", self.tmp)
+            self.assertExit(p, EXIT_FAILURE)
+            self.assertEqual(srv.requests(), [])
+
+    def test_an_unusable_cache_directory_is_a_local_failure(self):
+        blocker = os.path.join(self.tmp, "file")
+        write_file(blocker, b"")
+        p = run(["get", "--cache-dir", blocker, "http://127.0.0.1:1/"])
+        self.assertExit(p, EXIT_FAILURE)
+        self.assertIn(b"cannot use cache directory", p.stderr)
+
+
+class AgainstNginx(GetTestCase):
+    def test_nginx_answers_revalidations_with_304_and_changes_with_200(self):
+        root = os.path.join(self.tmp, "www")
+        os.makedirs(root)
+        write_file(os.path.join(root, "big.bin"), BIG, mtime=time.time() - 3600)
+        with NginxServer(root) as ng:
+            url = ng.url("/big.bin")
+            self.assertExit(self.get(url, "-o", self.out, "--no-heuristic"), EXIT_OK)
+            self.assertEqual(self.read(self.out), BIG)
+            p = self.get(url, "-o", self.out, "--no-heuristic", "-v", "--if-changed")
+            self.assertExit(p, EXIT_UNCHANGED)
+            self.assertIn("304 Not Modified, 2.1 MB not downloaded", p.stderr.decode())
+            new = os.urandom(1000)
+            write_file(os.path.join(root, "big.bin"), new, mtime=time.time() - 60)
+            p = self.get(url, "-o", self.out, "--no-heuristic", "-v", "--if-changed")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(self.read(self.out), new)
+            self.assertIn("content changed", p.stderr.decode())
+
+
+class AgainstPythonHttpServer(GetTestCase):
+    def test_date_only_revalidation_gets_304s(self):
+        root = os.path.join(self.tmp, "www")
+        os.makedirs(root)
+        write_file(os.path.join(root, "page.txt"), b"page one\n", mtime=time.time() - 7200)
+        with PythonHttpServer(root) as py:
+            url = py.url("/page.txt")
+            self.assertExit(self.get(url, "--no-heuristic"), EXIT_OK)
+            p = self.get(url, "--no-heuristic", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"page one\n")
+            self.assertIn("304 Not Modified", p.stderr.decode())
+            write_file(os.path.join(root, "page.txt"), b"page two!\n", mtime=time.time() - 30)
+            p = self.get(url, "--no-heuristic", "-v")
+            self.assertEqual(p.stdout, b"page two!\n")
+            self.assertIn("200", p.stderr.decode())
+
+
+class AgainstNotmodServe(GetTestCase):
+    def test_notmod_serve_revalidations_get_304s_and_changes_get_200s(self):
+        root = os.path.join(self.tmp, "www")
+        os.makedirs(root)
+        write_file(os.path.join(root, "app.css"), b"body{}\n")
+        with NotmodServe(root) as srv:
+            url = srv.url("/app.css")
+            self.assertExit(self.get(url, "-o", self.out, "--no-heuristic"), EXIT_OK)
+            self.assertEqual(self.read(self.out), b"body{}\n")
+            p = self.get(url, "-o", self.out, "--no-heuristic", "--revalidate", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertIn("304 Not Modified", p.stderr.decode())
+            write_file(os.path.join(root, "app.css"), b"body{color:red}\n")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                p = self.get(url, "-o", self.out, "--no-heuristic", "--revalidate")
+                if self.read(self.out) == b"body{color:red}\n":
+                    break
+                time.sleep(0.2)
+            self.assertEqual(self.read(self.out), b"body{color:red}\n")
+
+
+if __name__ == "__main__":
+    unittest.main()
