@@ -824,16 +824,20 @@ int nm_conn_fail(struct nm_conn *c, int status, const char *why)
 
 static int process_head(struct nm_conn *c)
 {
-    struct nm_http1_request *h = malloc(sizeof(*h));
-    if (!h)
-        return -ENOMEM;
+    /* A head trickling in is parsed again only when a line has ended since the last try (or the
+     * cap is reached), so a byte-at-a-time client costs a parse per line, not per byte. */
+    if (c->scanned && c->in.len < c->site->cfg->max_head_bytes &&
+        !memchr(c->in.ptr + c->scanned, '\n', c->in.len - c->scanned)) {
+        c->scanned = c->in.len;
+        return 0;
+    }
+    struct nm_http1_request *h = &c->site->scratch;
     struct nm_http1_limits lim = {c->site->cfg->max_target_bytes, c->site->cfg->max_head_bytes};
     const char *why = NULL;
     int n = nm_http1_parse_request(c->in.ptr, c->in.len, &lim, h, &why);
-    if (n <= 0) {
-        free(h);
+    c->scanned = n == 0 ? c->in.len : 0;
+    if (n <= 0)
         return n == 0 ? 0 : nm_conn_fail(c, -n, why);
-    }
 
     struct request r = {.h = h, .close = !h->keep_alive};
     bool has_content = h->chunked || (h->has_content_length && h->content_length > 0);
@@ -853,7 +857,6 @@ static int process_head(struct nm_conn *c)
     c->requests++;
     bool chunked = h->chunked;
     uint64_t content_length = h->content_length;
-    free(h);
     nm_buf_consume(&c->in, (size_t)n);
     if (r.close) {
         c->state = NM_CONN_CLOSING;

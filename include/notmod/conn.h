@@ -24,6 +24,7 @@ struct nm_site {
     size_t date_line_len;
     struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
     bool log_enabled;
+    struct nm_http1_request scratch; /* the head being handled: one at a time per worker */
 };
 
 /* Sets up a site over an open root directory; the config and mime table must outlive it. */
@@ -64,6 +65,7 @@ struct nm_conn {
     struct nm_http1_chunked chunked;
     char peer[64];
     unsigned requests; /* served on this connection */
+    size_t scanned;    /* input length at the last parse that found the head incomplete */
 };
 
 void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer);
