@@ -1,0 +1,247 @@
+"""notmod check against notmod serve (passes), nginx and python3 -m http.server (each fails
+where it departs from RFC 9110), a server with misshapen 304s, and replicas that disagree."""
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
+                       free_port, http_date, run, write_file)
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 4
+
+
+def check_json(*args):
+    p = run(["check", "--json", "--timeout", "5"] + list(args), timeout=120)
+    try:
+        data = json.loads(p.stdout)
+    except ValueError as e:
+        raise AssertionError(f"not JSON ({e}): {p.stdout[:500]!r} {p.stderr!r}")
+    return p, data
+
+
+def results(target):
+    return {f["check"]: f["result"] for f in target["findings"]}
+
+
+def fails(target):
+    return {f["check"] for f in target["findings"] if f["result"] == "FAIL"}
+
+
+class MisshapenServer:
+    """An HTTP/1.1 server over raw sockets whose 304s carry a body, Content-Length: 0, a
+    Content-Type and no ETag: everything a 304 must not do."""
+
+    BODY = b"0123456789abcdef"
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.date = http_date(time.time())
+        self.lm = http_date(time.time() - 86400 * 3)
+
+    def _answer(self, head):
+        lines = head.decode("latin-1").split("\r\n")
+        method = lines[0].split(" ")[0]
+        fields = {}
+        for line in lines[1:]:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                fields[k.strip().lower()] = v.strip()
+        common = (f"Date: {self.date}\r\nLast-Modified: {self.lm}\r\n"
+                  "Cache-Control: max-age=60\r\nConnection: close\r\n")
+        if fields.get("if-none-match") == '"m1"':
+            return (b"HTTP/1.1 304 Not Modified\r\n" + common.encode() +
+                    b"Content-Type: text/plain\r\nContent-Length: 0\r\n\r\nstray body")
+        body = b"" if method == "HEAD" else self.BODY
+        return (b"HTTP/1.1 200 OK\r\n" + common.encode() +
+                f'ETag: "m1"\r\nContent-Type: text/plain\r\nContent-Length: {len(self.BODY)}\r\n\r\n'
+                .encode() + body)
+
+    def _loop(self):
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data and len(data) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if b"\r\n\r\n" in data:
+                        conn.sendall(self._answer(data.split(b"\r\n\r\n")[0]))
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+class CheckTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="nm-check-")
+        self.root = os.path.join(self.tmp, "www")
+        os.makedirs(self.root)
+        write_file(os.path.join(self.root, "a.txt"), b"hello, validators\n",
+                   mtime=time.time() - 3600)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class ForeignServers(CheckTestCase):
+    def test_nginx_fails_only_the_if_none_match_precedence_over_if_modified_since(self):
+        with NginxServer(self.root) as ng:
+            p, data = check_json(ng.url("/a.txt"))
+        self.assertEqual(p.returncode, EXIT_FAIL, p.stderr)
+        t = data["targets"][0]
+        self.assertEqual(fails(t), {"precedence.current-etag"})
+        r = results(t)
+        for ok in ("inm.match", "inm.weak", "inm.list", "inm.star", "inm.other", "ims.match",
+                   "precedence.stale-etag", "if-match.other", "range", "if-range.current",
+                   "if-range.stale", "head", "304.etag", "304.body", "304.content-length"):
+            self.assertEqual(r[ok], "PASS", ok)
+        self.assertEqual(r["cache-control"], "WARN")
+        finding = [f for f in t["findings"] if f["check"] == "precedence.current-etag"][0]
+        self.assertEqual(finding["rfc"], "RFC 9110")
+        self.assertEqual(finding["section"], "13.2.2")
+        self.assertIn("-> 200, expected 304", finding["message"])
+
+    def test_python_http_server_has_no_etag_and_ignores_if_match_and_if_unmodified_since(self):
+        with PythonHttpServer(self.root) as py:
+            p, data = check_json(py.url("/a.txt"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        t = data["targets"][0]
+        self.assertEqual(fails(t), {"if-match.other", "ius.older"})
+        r = results(t)
+        self.assertEqual(r["etag"], "WARN")
+        self.assertEqual(r["range"], "WARN")
+        self.assertEqual(r["ims.match"], "PASS")
+        self.assertEqual(r["304.body"], "PASS")
+        self.assertNotIn("inm.match", r, "no ETag: no If-None-Match probes with it")
+
+    def test_the_table_is_readable_and_ends_with_a_summary(self):
+        with NginxServer(self.root) as ng:
+            p = run(["check", ng.url("/a.txt")], timeout=120)
+        out = p.stdout.decode()
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        self.assertIn("RESULT", out.splitlines()[1])
+        self.assertRegex(out, r"FAIL +precedence\.current-etag +RFC 9110 §13\.2\.2")
+        self.assertRegex(out.splitlines()[-1], r"^summary: \d+ PASS, \d+ WARN, 1 FAIL$")
+
+
+class Misshapen304(CheckTestCase):
+    def test_a_304_with_a_body_a_zero_length_and_no_etag_fails(self):
+        with MisshapenServer() as srv:
+            p, data = check_json(srv.url("/m"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        r = results(data["targets"][0])
+        self.assertEqual(r["304.body"], "FAIL")
+        self.assertEqual(r["304.content-length"], "FAIL")
+        self.assertEqual(r["304.etag"], "FAIL")
+        self.assertEqual(r["304.content-type"], "WARN")
+        self.assertEqual(r["inm.match"], "PASS")
+
+    def test_json_escapes_what_servers_send(self):
+        with EtagServer() as srv:
+            srv.add("/j", Resource(b"x", etag='"a\\b\xe9"', cache_control="max-age=1"))
+            p, data = check_json(srv.url("/j"))
+        msgs = " ".join(f["message"] for f in data["targets"][0]["findings"])
+        self.assertIn('"a\\b\xe9"', msgs)
+
+
+class Replicas(CheckTestCase):
+    def test_backends_with_different_mtimes_disagree_on_validators(self):
+        other = os.path.join(self.tmp, "www2")
+        os.makedirs(other)
+        write_file(os.path.join(other, "a.txt"), b"hello, validators\n",
+                   mtime=time.time() - 7200)
+        with NginxServer(self.root) as a, NginxServer(other) as b:
+            backends = f"127.0.0.1:{a.port},127.0.0.1:{b.port}"
+            p, data = check_json("--backends", backends, a.url("/a.txt"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        self.assertEqual(len(data["targets"]), 2)
+        self.assertEqual({t["backend"] for t in data["targets"]},
+                         {f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"})
+        r = results(data["replicas"][0])
+        self.assertEqual(r["replicas.etag"], "FAIL")
+        self.assertEqual(r["replicas.last-modified"], "FAIL")
+        self.assertEqual(r["replicas.content"], "PASS")
+        self.assertEqual(r["replicas.revalidate"], "FAIL")
+
+    def test_backends_that_agree_pass(self):
+        other = os.path.join(self.tmp, "www2")
+        shutil.copytree(self.root, other)
+        with NginxServer(self.root) as a, NginxServer(other) as b:
+            p, data = check_json("--backends", f"127.0.0.1:{a.port},127.0.0.1:{b.port}",
+                                 a.url("/a.txt"))
+        r = results(data["replicas"][0])
+        self.assertEqual(set(r.values()), {"PASS"}, r)
+        self.assertEqual(r["replicas.revalidate"], "PASS")
+
+    def test_a_dead_backend_is_a_network_error(self):
+        with NginxServer(self.root) as a:
+            p, data = check_json("--backends", f"127.0.0.1:{a.port},127.0.0.1:{free_port()}",
+                                 a.url("/a.txt"))
+        self.assertEqual(p.returncode, EXIT_NETWORK)
+        self.assertEqual(results(data["targets"][1])["fetch"], "FAIL")
+
+
+class NotmodPasses(CheckTestCase):
+    def test_notmod_serve_passes_every_check(self):
+        with NotmodServe(self.root) as srv:
+            p, data = check_json(srv.url("/a.txt"))
+        t = data["targets"][0]
+        self.assertEqual(fails(t), set(), t["findings"])
+        self.assertEqual(p.returncode, EXIT_OK)
+        self.assertEqual(results(t)["precedence.current-etag"], "PASS")
+
+
+class BadInput(unittest.TestCase):
+    def test_usage_errors(self):
+        for args in (["check"], ["check", "not a url"], ["check", "--backends", "nope",
+                                                        "http://127.0.0.1/"],
+                     ["check", "--timeout", "0", "http://127.0.0.1/"], ["check", "--bogus"]):
+            p = run(args)
+            self.assertEqual(p.returncode, EXIT_USAGE, args)
+            self.assertTrue(p.stderr.startswith(b"notmod check: "), p.stderr)
+
+    def test_help(self):
+        p = run(["check", "--help"])
+        self.assertEqual(p.returncode, EXIT_OK)
+        self.assertIn(b"--backends", p.stdout)
+
+    def test_unreachable_url_is_a_network_error(self):
+        p, data = check_json(f"http://127.0.0.1:{free_port()}/")
+        self.assertEqual(p.returncode, EXIT_NETWORK)
+        self.assertFalse(data["targets"][0]["reachable"])
+
+
+if __name__ == "__main__":
+    unittest.main()
