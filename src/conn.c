@@ -291,8 +291,10 @@ static int respond_text(struct nm_conn *c, struct request *r, int status, const 
         n = (int)sizeof(body) - 1;
     int rc = put_status(c, r, status);
     if (rc == 0)
-        rc = putf(c, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s", n,
-                  extra ? extra : "");
+        rc = putf(c, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n", n);
+    /* Not through putf: a Location keeps the whole query, longer than its scratch buffer. */
+    if (rc == 0 && extra)
+        rc = put_str(c, extra);
     if (rc == 0)
         rc = put_end(c, r);
     if (rc == 0 && !r->head_only) {
