@@ -11,6 +11,7 @@ from serverenv import (Conn, ServerTestCase, fetch, get_request, http_date, pars
 T0 = 1672531200  # 2023-01-01 00:00:00 UTC
 BODY = b"hello, conditional world\n"
 RANGE_BODY = bytes((i * 7 + 3) % 251 for i in range(1000))
+LARGE_BODY = bytes((i * 11 + 1) % 253 for i in range(300 * 1024))
 
 
 def populate_common(site):
@@ -30,6 +31,9 @@ class Preconditions(ServerTestCase):
         site.write("epoch0.txt", b"zero\n", mtime=0)
         site.write("epoch1.txt", b"one\n", mtime=1)
         site.write("future.txt", b"future\n", mtime=time.time() + 400 * 86400)
+        site.write("large.bin", LARGE_BODY, mtime=T0)
+        site.write("empty.txt", b"", mtime=T0)
+        site.write("dir/index.html", b"<p>i</p>\n", mtime=T0)
 
     def setUp(self):
         first = self.get("/a.txt")
@@ -147,6 +151,21 @@ class Preconditions(ServerTestCase):
         r = self.get("/a.txt", [("If-Match", '"other"'), ("If-None-Match", self.etag)])
         self.assertEqual(r.status, 412)
 
+    def test_if_none_match_list_forms(self):
+        for value in ('"a",%s' % self.etag, ', ,%s,' % self.etag, 'W/"a" ,\t%s' % self.etag):
+            with self.subTest(value=value):
+                self.assertEqual(self.get("/a.txt", [("If-None-Match", value)]).status, 304)
+        for value in ('"unterminated', self.etag[:-1], self.etag.strip('"'), '""'):
+            with self.subTest(value=value):
+                self.assertEqual(self.get("/a.txt", [("If-None-Match", value)]).status, 200)
+
+    def test_if_match_list_containing_the_tag_is_200(self):
+        self.assertEqual(self.get("/a.txt", [("If-Match", '"x", %s' % self.etag)]).status, 200)
+
+    def test_redirect_wins_over_preconditions(self):
+        r = self.get("/dir", [("If-None-Match", "*"), ("If-Match", '"nope"')])
+        self.assertEqual((r.status, r.header("Location")), (301, "/dir/"))
+
     def test_preconditions_on_a_missing_file_give_404(self):
         r = self.get("/missing.txt", [("If-None-Match", "*"), ("If-Match", "*")])
         self.assertEqual(r.status, 404)
@@ -189,6 +208,33 @@ class Preconditions(ServerTestCase):
                          [RANGE_BODY[0:5], RANGE_BODY[100:110], RANGE_BODY[997:]])
         for p in parts:
             self.assertEqual(p[2], "application/octet-stream")
+
+    def test_multiple_ranges_of_a_large_file_are_sent_from_the_file(self):
+        r = self.get("/large.bin", [("Range", "bytes=0-99,100000-165535,-70000")])
+        self.assertEqual(r.status, 206)
+        boundary = r.header("Content-Type").split("boundary=", 1)[1]
+        parts = parse_multipart(r.body, boundary)
+        n = len(LARGE_BODY)
+        self.assertEqual([p[0] for p in parts],
+                         ["bytes 0-99/%d" % n, "bytes 100000-165535/%d" % n,
+                          "bytes %d-%d/%d" % (n - 70000, n - 1, n)])
+        self.assertEqual([p[1] for p in parts],
+                         [LARGE_BODY[:100], LARGE_BODY[100000:165536], LARGE_BODY[-70000:]])
+
+    def test_ranges_of_an_empty_file(self):
+        r = self.get("/empty.txt", [("Range", "bytes=0-0")])
+        self.assertEqual((r.status, r.header("Content-Range")), (416, "bytes */0"))
+        r = self.get("/empty.txt", [("Range", "bytes=-5")])
+        self.assertEqual((r.status, r.body, r.header("Content-Length")), (200, b"", "0"))
+
+    def test_too_many_range_specs_are_ignored(self):
+        spec = "bytes=" + ",".join("%d-%d" % (i, i) for i in range(0, 202, 2))
+        r = self.get("/range.bin", [("Range", spec)])
+        self.assertEqual((r.status, r.body), (200, RANGE_BODY))
+
+    def test_if_none_match_with_a_range_is_304(self):
+        r = self.get("/range.bin", [("Range", "bytes=0-9"), ("If-None-Match", self.range_etag())])
+        self.assertEqual(r.status, 304)
 
     def test_overlapping_ranges_are_coalesced(self):
         r = self.get("/range.bin", [("Range", "bytes=0-9,5-14")])

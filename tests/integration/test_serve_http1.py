@@ -121,6 +121,19 @@ MALFORMED = [
      req("POST / HTTP/1.1\nHost: x\nContent-Length: %d\n\n" % (DISCARD_CAP + 1)), 413, True),
     ("get_content_length_over_the_discard_cap",
      req("GET /a.txt HTTP/1.1\nHost: x\nContent-Length: %d\n\n" % (64 << 20)), 413, True),
+    ("transfer_encoding_that_only_contains_chunked",
+     req("GET /a.txt HTTP/1.1\nHost: x\nTransfer-Encoding: xchunked\n\n"), 400, True),
+    ("empty_transfer_encoding",
+     req("GET /a.txt HTTP/1.1\nHost: x\nTransfer-Encoding:\n\n"), 400, True),
+    ("chunked_then_identity_on_two_lines",
+     req("GET /a.txt HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\nTransfer-Encoding: identity\n\n"),
+     400, True),
+    ("content_length_with_an_underscore",
+     req("GET /a.txt HTTP/1.1\nHost: x\nContent-Length: 1_0\n\n"), 400, True),
+    ("empty_content_length",
+     req("GET /a.txt HTTP/1.1\nHost: x\nContent-Length:\n\n"), 400, True),
+    ("host_twice_in_different_case",
+     req("GET /a.txt HTTP/1.1\nhost: x\nHOST: y\n\n"), 400, True),
     ("unknown_method",
      req("BREW /a.txt HTTP/1.1\nHost: x\n\n"), 501, False),
     ("lowercase_get_is_another_method",
@@ -262,6 +275,69 @@ class Http1(ServerTestCase):
                     time.sleep(0.002)
             r = c.read_response()
             self.assertEqual((r.status, r.body), (200, b"A body\n"))
+
+    def test_unusual_but_valid_requests_are_served(self):
+        follow = get_request("/alive.txt")
+        cases = [
+            ("empty host", b"GET /a.txt HTTP/1.1\r\nHost:\r\n\r\n"),
+            ("identical content-length list",
+             b"GET /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc"),
+            ("chunked in capitals",
+             b"GET /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
+            ("100-continue ignored in HTTP/1.0",
+             b"GET /a.txt HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
+             b"Connection: keep-alive\r\n\r\nab"),
+            ("target of exactly 8192 bytes", b"GET /a.txt?" + b"q" * (8192 - 7) +
+             b" HTTP/1.1\r\nHost: x\r\n\r\n"),
+            ("one hundred fields", b"GET /a.txt HTTP/1.1\r\nHost: x\r\n" +
+             b"".join(b"X-F%d: v\r\n" % i for i in range(99)) + b"\r\n"),
+            ("a 30000-byte field", b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Big: " +
+             b"b" * 30000 + b"\r\n\r\n"),
+        ]
+        for name, raw in cases:
+            with self.subTest(case=name):
+                with Conn(self.port) as c:
+                    c.send(raw + follow)
+                    r = c.read_response()
+                    self.assertEqual((r.status, r.body), (200, b"A body\n"))
+                    self.assertNotEqual(r.header("Connection"), "close")
+                    r = c.read_response()
+                    self.assertEqual((r.status, r.body), (200, b"alive\n"))
+
+    def test_many_concurrent_clients_each_get_their_bytes(self):
+        import threading
+        errors = []
+
+        def client(k):
+            try:
+                with Conn(self.port) as c:
+                    for j in range(10):
+                        path = "/p%d.txt" % ((k + j) % 16)
+                        r = c.request(get_request(path))
+                        if (r.status, r.body) != (200, SMALL[path]):
+                            errors.append((k, j, r))
+                    r = c.request(get_request("/large.bin"))
+                    if r.body != LARGE:
+                        errors.append((k, "large"))
+            except Exception as e:  # reported below, with the client's number
+                errors.append((k, repr(e)))
+
+        threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertFalse(any(t.is_alive() for t in threads), "a client hung")
+        self.assertEqual(errors, [])
+
+    def test_many_open_connections_do_not_stop_new_ones(self):
+        idle = []
+        self.addCleanup(lambda: [c.close() for c in idle])
+        for _ in range(200):
+            idle.append(Conn(self.port))
+        for c in idle[::20]:
+            self.assertEqual(c.request(get_request("/a.txt")).status, 200)
+        self.assert_alive()
 
     # ---- request content on GET ----
 

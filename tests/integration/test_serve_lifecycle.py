@@ -74,6 +74,27 @@ class SlowClients(ServerTestCase):
 
 
 @require_binary
+class SlowReaders(ServerTestCase):
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+        site.write("big.bin", bytes(range(256)) * (32 * 1024))  # 8 MiB
+
+    def test_a_client_that_stops_reading_does_not_block_others(self):
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.settimeout(5)
+        stuck.connect(("127.0.0.1", self.port))
+        self.addCleanup(stuck.close)
+        stuck.sendall(get_request("/big.bin") * 4)
+        self.assertIn(b"200 OK", stuck.recv(1024))
+        for _ in range(20):
+            t0 = time.monotonic()
+            self.assert_alive()
+            self.assertLess(time.monotonic() - t0, 2.0)
+
+
+@require_binary
 class ChangingFiles(ServerTestCase):
     @classmethod
     def populate(cls, site):
@@ -132,6 +153,43 @@ class ChangingFiles(ServerTestCase):
         r2 = self.get("/big.bin")
         self.assertEqual(r2.body, big2)
         self.assertNotEqual(r1.header("ETag"), r2.header("ETag"))
+
+    def test_file_changed_during_a_download_is_cut_short(self):
+        size = 16 << 20
+        self.site.write("moving.bin", bytes(range(256)) * (size // 256))
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", self.port))
+        self.addCleanup(c.close)
+        c.sendall(get_request("/moving.bin"))
+        data = b""
+        for _ in range(10000):
+            if len(data) >= 1 << 20:
+                break
+            data += c.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Length: %d" % size, head)
+        with open(self.site.path("moving.bin"), "r+b") as f:
+            f.seek(12 << 20)
+            f.write(b"Z" * 100)
+        got = len(body)
+        deadline = time.monotonic() + 10
+        for _ in range(100000):
+            if time.monotonic() > deadline:
+                break
+            try:
+                chunk = c.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        # The headers described the old version: the response must not complete.
+        self.assertLess(got, size)
+        self.assertGreater(got, 1 << 20)
+        r = self.get("/moving.bin", [("Range", "bytes=%d-%d" % (12 << 20, (12 << 20) + 3))])
+        self.assertEqual((r.status, r.body), (206, b"ZZZZ"))
 
     def test_file_replaced_by_a_directory_redirects(self):
         self.site.write("morph", b"a file\n")

@@ -76,6 +76,9 @@ def populate_paths(site):
     site.write(".well-known/acme.txt", b"token\n")
     site.write("with space.txt", b"spaced\n")
     site.write("100%.txt", b"percent\n")
+    site.write("sp ace/index.html", b"x\n")
+    site.write("per%cent/index.html", b"y\n")
+    site.write("q?mark/index.html", b"z\n")
     os.symlink("inner.txt", site.path("link-in"))
     os.symlink("../inner.txt", site.path("sub/link-up-in"))
     os.symlink(site.path("inner.txt"), site.path("link-in-absolute"))
@@ -150,6 +153,15 @@ class PathsDefault(TraversalMixin, ServerTestCase):
         self.assertEqual(r.header("Location"), "/dir/?x=1&y=2")
         r = self.get("/with%20space.txt/..", [])
         self.assertEqual(r.status, 404)
+
+    def test_redirect_location_is_percent_encoded(self):
+        cases = [("/sp%20ace", "/sp%20ace/"), ("/per%25cent", "/per%25cent/"),
+                 ("/q%3Fmark", "/q%3Fmark/"), ("/sp%20ace?a=b%20c", "/sp%20ace/?a=b%20c"),
+                 ("/sub/../dir", "/dir/")]
+        for target, location in cases:
+            with self.subTest(target=target):
+                r = self.get(target)
+                self.assertEqual((r.status, r.header("Location")), (301, location))
 
     def test_directory_with_slash_serves_its_index(self):
         r = self.get("/dir/")
