@@ -14,6 +14,7 @@ target_link_libraries(notmod_cmd PRIVATE notmod_client)
 
 nm_unit_test(cachectl notmod_client)
 nm_unit_test(store notmod_client)
+nm_unit_test(client notmod_client)
 nm_fuzz_target(cachectl notmod_client)
 
 if(NM_TESTS AND NOT NM_FUZZ)

@@ -522,6 +522,12 @@ int nm_client_url_normalize(const char *url, char *out, size_t cap)
         rc = -EPROTONOSUPPORT;
         goto out;
     }
+    /* RFC 3986 §6.2.2.1: the host is case-insensitive; one spelling makes one cache key. */
+    for (char *c = host; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c + 32);
+    if (curl_url_set(u, CURLUPART_HOST, host, 0) != CURLUE_OK)
+        goto out;
     curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
     if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
         goto out;

@@ -1,5 +1,16 @@
 /* On-disk private cache: metadata and body files, written to temporaries and renamed into
- * place (RFC 9111 §3 storage, §4.3.4 updates). */
+ * place (RFC 9111 §3 storage, §4.3.4 updates).
+ *
+ * <key>.meta, key = hex XXH3-128 of the URL, is text, one item per line:
+ *   notmod-cache 1
+ *   url <url>
+ *   status <code>
+ *   request-time <seconds>            response-time <seconds>
+ *   body <key>-<random>.body <length> <hex XXH3-128 of the body>
+ *   request <Name>: <value>           (the request fields named by Vary, in order)
+ *   header <Name>: <value>            (the stored response fields, in order)
+ *   end
+ * Temporary files end in .tmp; anything that does not parse is corrupt (-EBADMSG). */
 #include "notmod/store.h"
 
 #include <dirent.h>

@@ -412,3 +412,41 @@ def cache_files(cache_root):
             with open(p, "rb") as f:
                 out[os.path.relpath(p, cache_root)] = f.read()
     return out
+
+
+class SlowServer(TruncatingServer):
+    """Sends a complete 200 of `chunks` x `chunk` bytes, pausing `pause` seconds between
+    chunks: a download that takes a while."""
+
+    def __init__(self, chunks=40, chunk=10000, pause=0.05):
+        super().__init__(announced=chunks * chunk, sent=chunks * chunk)
+        self.chunks, self.chunk, self.pause = chunks, chunk, pause
+
+    def _loop(self):
+        deadline = time.monotonic() + 120
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    data = b""
+                    while b"\r\n\r\n" not in data and len(data) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall((f"HTTP/1.1 200 OK\r\nContent-Length: {self.announced}\r\n"
+                                  "Cache-Control: no-cache\r\nETag: \"slow\"\r\n\r\n").encode())
+                    for _ in range(self.chunks):
+                        if self.stop.is_set():
+                            break
+                        conn.sendall(b"s" * self.chunk)
+                        time.sleep(self.pause)
+                except OSError:
+                    pass
+                self.served += 1

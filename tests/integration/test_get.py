@@ -5,12 +5,15 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import tempfile
 import time
 import unittest
 
 from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
-                       TruncatingServer, cache_files, free_port, run, write_file)
+                       SlowServer, TruncatingServer, cache_files, free_port, notmod_binary, run,
+                       write_file)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
@@ -296,6 +299,34 @@ class Truncation(GetTestCase):
             p = self.get(url)
             self.assertExit(p, EXIT_NETWORK)
             self.assertEqual(p.stdout, b"")
+
+
+class LongDownloads(GetTestCase):
+    def test_the_progress_bar_is_drawn_on_request_and_cleared(self):
+        with SlowServer() as srv:
+            p = run(["get", "--cache-dir", self.cache, "--progress", srv.url("/slow")])
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"s" * 400000)
+            err = p.stderr.decode()
+            self.assertRegex(err, r"\r +\d+% \[#* *\] [\d.]+ kB of 400\.0 kB")
+            self.assertTrue(err.endswith("\r\x1b[K"), repr(err[-20:]))
+            quiet = run(["get", "--cache-dir", self.cache, "--reload", srv.url("/slow")])
+            self.assertNotIn(b"\r", quiet.stderr, "stderr is not a terminal: no bar")
+
+    def test_an_interrupted_download_leaves_cache_and_output_as_they_were(self):
+        write_file(self.out, b"previous")
+        with SlowServer(chunks=100, pause=0.05) as srv:
+            proc = subprocess.Popen([notmod_binary(), "get", "--cache-dir", self.cache, "-o",
+                                     self.out, srv.url("/slow")],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertIn(b"interrupted", err)
+        self.assertEqual(self.read(self.out), b"previous")
+        self.assertEqual(os.listdir(self.cache), [])
+        self.assertEqual(sorted(os.listdir(self.tmp)), ["cache", "out.bin"])
 
 
 class BadInput(GetTestCase):
