@@ -125,6 +125,8 @@ static int probe(struct ctx *cx, const struct report *r, const char *method,
         .connect_timeout_ms = cx->o->timeout_s * 1000,
         .stall_timeout_s = cx->o->timeout_s,
         .timeout_ms = cx->o->timeout_s * 1000,
+        /* Each probe on its own connection: a stray 304 body cannot spoil the next answer. */
+        .fresh_connection = true,
         .on_body = on_body,
         .ctx = cx,
     };

@@ -262,6 +262,10 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
                      req->stall_timeout_s > 0 ? req->stall_timeout_s : 30L);
     if (req->timeout_ms > 0)
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->fresh_connection) {
+        curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+    }
     if (strcmp(req->method, "HEAD") == 0)
         curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
     else if (strcmp(req->method, "GET") == 0)

@@ -39,6 +39,7 @@ struct nm_client_request {
     long connect_timeout_ms; /* 0: 10 s */
     long stall_timeout_s;    /* abort after this long without a byte; 0: 30 s */
     long timeout_ms;         /* whole exchange; 0: none */
+    bool fresh_connection;   /* a new connection, closed afterwards: nothing carries over */
     /* Receives the body as it arrives; returns 0, or a negative errno to abort the transfer
      * (the exchange then fails with that errno and local_error set). NULL discards. */
     int (*on_body)(void *ctx, const void *data, size_t len);
