@@ -5,8 +5,7 @@ add_library(notmod_client STATIC
     src/client.c
 )
 target_include_directories(notmod_client PUBLIC ${PROJECT_SOURCE_DIR}/include)
-# nm_buf lives in the server's library; the static archive contributes only buf.o here.
-target_link_libraries(notmod_client PUBLIC notmod notmod_server PkgConfig::CURL PkgConfig::XXHASH)
+target_link_libraries(notmod_client PUBLIC notmod notmod_buf PkgConfig::CURL PkgConfig::XXHASH)
 
 target_sources(notmod_cmd PRIVATE programs/get.c programs/check.c programs/cache.c
                    programs/cliutil.c)

@@ -11,6 +11,10 @@ add_library(notmod
 )
 target_include_directories(notmod PUBLIC ${PROJECT_SOURCE_DIR}/include)
 
+# Capped buffers: the base the I/O layers build on (they allocate, so not part of libnotmod).
+add_library(notmod_buf STATIC src/buf.c)
+target_include_directories(notmod_buf PUBLIC ${PROJECT_SOURCE_DIR}/include)
+
 nm_unit_test(slice notmod)
 nm_unit_test(method notmod)
 nm_unit_test(date notmod)

@@ -1,6 +1,5 @@
 # The server's I/O shell: files, connections, the event loop.
 add_library(notmod_server STATIC
-    src/buf.c
     src/config.c
     src/mime.c
     src/log.c
@@ -10,9 +9,9 @@ add_library(notmod_server STATIC
 )
 target_include_directories(notmod_server PUBLIC ${PROJECT_SOURCE_DIR}/include
                            PRIVATE ${PROJECT_SOURCE_DIR}/src)
-target_link_libraries(notmod_server PUBLIC notmod PkgConfig::XXHASH Threads::Threads)
+target_link_libraries(notmod_server PUBLIC notmod notmod_buf PkgConfig::XXHASH Threads::Threads)
 
-nm_unit_test(buf notmod_server)
+nm_unit_test(buf notmod_buf)
 nm_unit_test(mime notmod_server)
 nm_unit_test(conn notmod_server)
 nm_fuzz_target(conn notmod_server)
