@@ -74,6 +74,54 @@ class SlowClients(ServerTestCase):
 
 
 @require_binary
+class ShortTimeouts(ServerTestCase):
+    SERVER_OPTIONS = ("--header-timeout", "2", "--idle-timeout", "2", "--send-timeout", "2")
+
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+        site.write("big.bin", bytes(range(256)) * (128 * 1024))  # 32 MiB: more than buffers hold
+
+    def test_header_timeout_option_cuts_a_partial_head(self):
+        with Conn(self.port) as c:
+            t0 = time.monotonic()
+            c.send(b"GET /alive.txt HTTP/1.1\r\n")
+            r = c.read_response()
+            elapsed = time.monotonic() - t0
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.is_closed_by_peer())
+        self.assertGreater(elapsed, 1.5)
+        self.assertLess(elapsed, 6)
+
+    def test_idle_timeout_option_closes_a_kept_alive_connection(self):
+        with Conn(self.port) as c:
+            self.assertEqual(c.request(get_request("/alive.txt")).status, 200)
+            t0 = time.monotonic()
+            self.assertTrue(c.is_closed_by_peer(timeout=8))
+            self.assertGreater(time.monotonic() - t0, 1.5)
+
+    def test_send_timeout_option_drops_a_client_that_stops_reading(self):
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", self.port))
+        self.addCleanup(c.close)
+        c.sendall(get_request("/big.bin"))
+        time.sleep(5)
+        got = 0
+        for _ in range(100000):
+            try:
+                chunk = c.recv(1 << 20)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += len(chunk)
+        self.assertLess(got, 32 << 20)
+        self.assert_alive()
+
+
+@require_binary
 class SlowReaders(ServerTestCase):
     @classmethod
     def populate(cls, site):
@@ -375,6 +423,9 @@ class CommandLine(unittest.TestCase):
             (["--follow-symlinks", "some"], "--follow-symlinks wants"),
             (["--log-format", "xml"], "--log-format wants"),
             (["--listen"], "needs a value"),
+            (["--header-timeout", "0"], "--header-timeout wants"),
+            (["--idle-timeout", "1.5"], "--idle-timeout wants"),
+            (["--send-timeout", "86401"], "--send-timeout wants"),
             ([self.site.root, self.site.root], "serve takes one directory"),
         ]
         for args, message in cases:
@@ -396,11 +447,11 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("Not a directory", p.stderr)
 
-    def test_invalid_listen_address_exits_with_a_message(self):
-        for addr in ("nohost", "127.0.0.1:99999", "[::1:80", "localhost:80"):
+    def test_invalid_listen_address_exits_2_with_a_message(self):
+        for addr in ("nohost", "127.0.0.1:99999", "[::1:80", "localhost:80", "1.2.3.4:"):
             with self.subTest(addr=addr):
                 p = run_cli("serve", "--listen", addr, self.site.root)
-                self.assertIn(p.returncode, (1, 2))
+                self.assertEqual(p.returncode, 2)
                 self.assertIn("invalid listen address '%s'" % addr, p.stderr)
 
     def test_port_in_use_exits_1(self):
