@@ -23,6 +23,11 @@ static const char usage_text[] =
     "  --workers N             worker threads (default: one per CPU)\n"
     "  --etag MODE             content (hash of the bytes, default), metadata (size + mtime),\n"
     "                          version:STRING (a build id), or off\n"
+    "  --etag-manifest FILE    content ETags and Last-Modified from a manifest written by\n"
+    "                          'notmod etag --manifest' (entries that do not match are ignored)\n"
+    "  --prehash, --no-prehash hash the tree in the background at startup (default on)\n"
+    "  --hash-threshold BYTES  hash larger files on background threads, serving them without\n"
+    "                          an ETag until done (default 1048576)\n"
     "  --if-modified-since M   rfc (304 unless modified after the date, default) or exact\n"
     "                          (304 only for the exact date: rollbacks get 200)\n"
     "  --cache-control G=V     Cache-Control V for paths matching glob G (repeatable, first\n"
@@ -59,6 +64,10 @@ enum {
     OPT_HEADER_TIMEOUT,
     OPT_IDLE_TIMEOUT,
     OPT_SEND_TIMEOUT,
+    OPT_ETAG_MANIFEST,
+    OPT_PREHASH,
+    OPT_NO_PREHASH,
+    OPT_HASH_THRESHOLD,
 };
 
 static const struct option options[] = {
@@ -78,6 +87,10 @@ static const struct option options[] = {
     {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
+    {"etag-manifest", required_argument, NULL, OPT_ETAG_MANIFEST},
+    {"prehash", no_argument, NULL, OPT_PREHASH},
+    {"no-prehash", no_argument, NULL, OPT_NO_PREHASH},
+    {"hash-threshold", required_argument, NULL, OPT_HASH_THRESHOLD},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -238,6 +251,19 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             else
                 return bad("--log-format wants combined or json, not '%s'", optarg);
             break;
+        case OPT_ETAG_MANIFEST:
+            free(cfg->etag_manifest);
+            cfg->etag_manifest = dup_or_die(optarg);
+            break;
+        case OPT_PREHASH:
+        case OPT_NO_PREHASH:
+            cfg->prehash = opt == OPT_PREHASH;
+            break;
+        case OPT_HASH_THRESHOLD:
+            if (!parse_uint(optarg, LLONG_MAX, &v))
+                return bad("--hash-threshold wants a number of bytes, not '%s'", optarg);
+            cfg->hash_threshold_bytes = (uint64_t)v;
+            break;
         case OPT_HEADER_TIMEOUT:
         case OPT_IDLE_TIMEOUT:
         case OPT_SEND_TIMEOUT: {
@@ -270,6 +296,8 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
     }
     if (argc - optind > 1)
         return bad("serve takes one directory, and '%s' is a second", argv[optind + 1]);
+    if (cfg->etag_manifest && cfg->etag_mode != NM_ETAG_CONTENT)
+        return bad("--etag-manifest needs --etag content");
     cfg->root = dup_or_die(optind < argc ? argv[optind] : ".");
     if (cfg->n_listen == 0)
         cfg->listen[cfg->n_listen++] = dup_or_die("127.0.0.1:8080");

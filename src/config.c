@@ -10,6 +10,8 @@ void nm_config_init(struct nm_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->etag_mode = NM_ETAG_CONTENT;
+    cfg->prehash = true;
+    cfg->hash_threshold_bytes = 1 << 20;
     cfg->ims_mode = NM_IMS_RFC;
     cfg->max_age = -1;
     cfg->max_target_bytes = 8192;
@@ -33,6 +35,7 @@ void nm_config_cleanup(struct nm_config *cfg)
         free(cfg->rules[i].value);
     }
     free(cfg->index_name);
+    free(cfg->etag_manifest);
     free(cfg->access_log);
     memset(cfg, 0, sizeof(*cfg));
 }

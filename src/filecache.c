@@ -14,7 +14,6 @@
 #include <xxhash.h>
 
 #define MAX_ENTRIES 8192
-#define HASH_CHUNK (256 * 1024)
 #define READ_TRIES 3
 
 struct nm_filecache {
@@ -22,6 +21,7 @@ struct nm_filecache {
     const struct nm_mime_table *mime;
     int root_fd;
     bool have_openat2;
+    struct nm_hashing *hashing;
     struct nm_file **buckets;
     size_t n_buckets; /* a power of two */
     size_t n_entries;
@@ -32,6 +32,11 @@ struct nm_filecache {
 static uint64_t hash_path(const char *s)
 {
     return XXH3_64bits(s, strlen(s));
+}
+
+void nm_filecache_set_hashing(struct nm_filecache *fc, struct nm_hashing *h)
+{
+    fc->hashing = h;
 }
 
 int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mime, int root_fd,
@@ -131,7 +136,17 @@ static bool same_version(const struct nm_file *f, const struct stat *st)
 bool nm_file_is_unchanged(const struct nm_file *f)
 {
     struct stat st;
-    return fstat(f->fd, &st) == 0 && same_version(f, &st);
+    if (fstat(f->fd, &st) != 0)
+        return false;
+    if (same_version(f, &st))
+        return true;
+    if (!f->hashing)
+        return false;
+    struct nm_file_version was = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                  f->ctime_ns},
+                           now;
+    nm_hashing_version_of(&st, &now);
+    return nm_hashing_is_own_change(f->hashing, &was, &now);
 }
 
 /* Opens a path relative to the root without leaving it. */
@@ -199,54 +214,103 @@ static int read_all(int fd, char *buf, uint64_t size)
     return pread(fd, &extra, 1, (off_t)size) == 0 ? 0 : -EAGAIN; /* or grew */
 }
 
-static int hash_fd(struct nm_filecache *fc, int fd, uint64_t size, XXH128_hash_t *out)
+static void version_of_file(const struct nm_file *f, struct nm_file_version *v)
 {
-    XXH3_state_t *state = XXH3_createState();
-    char *chunk = malloc(HASH_CHUNK);
-    int rc = -ENOMEM;
-    if (!state || !chunk)
-        goto out;
-    XXH3_128bits_reset(state);
-    uint64_t off = 0;
-    while (off < size) {
-        size_t want = size - off < HASH_CHUNK ? (size_t)(size - off) : HASH_CHUNK;
-        ssize_t n = pread(fd, chunk, want, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EAGAIN;
-            goto out;
-        }
-        XXH3_128bits_update(state, chunk, (size_t)n);
-        off += (uint64_t)n;
+    *v = (struct nm_file_version){(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                  f->ctime_ns};
+}
+
+static void set_content_etag(struct nm_filecache *fc, struct nm_file *f, struct nm_hash128 h)
+{
+    int n = nm_hashing_format_etag(h, f->etag_text, sizeof(f->etag_text));
+    if (n < 0)
+        return;
+    f->etag.opaque = nm_slice_make(f->etag_text, (size_t)n);
+    f->etag.weak = false;
+    f->has_etag = true;
+    f->hash_pending = false;
+    /* The manifest's date only for the bytes it describes: same path, size and hash. */
+    int64_t lm;
+    if (fc->hashing && nm_hashing_manifest_last_modified(fc->hashing, f->path, f->size, h, &lm)) {
+        f->last_modified = lm;
+        f->has_last_modified = lm > 1;
     }
-    *out = XXH3_128bits_digest(state);
-    fc->stats.hashed_bytes += size;
-    rc = 0;
-out:
-    free(chunk);
-    XXH3_freeState(state);
-    return rc;
+}
+
+/* A file not held in memory: a known hash, one computed here when small and settled enough, or
+ * a job for the pool while the file is served without an ETag. */
+static int content_hash_of_fd(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct nm_file_version v;
+    version_of_file(f, &v);
+    struct nm_hash128 h;
+    if (!fc->hashing) {
+        int rc = nm_hashing_hash_fd(f->fd, f->size, NULL, &h);
+        if (rc < 0)
+            return rc;
+        fc->stats.hashed_files++;
+        fc->stats.hashed_bytes += f->size;
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    if (nm_hashing_find(fc->hashing, f->fd, &v, &h) == 0) {
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    if (f->size <= fc->cfg->hash_threshold_bytes && !nm_hashing_is_racy(&v, nm_hashing_now_ns())) {
+        int rc = nm_hashing_hash_fd(f->fd, f->size, NULL, &h);
+        if (rc < 0)
+            return rc;
+        if (!nm_file_is_unchanged(f))
+            return -EAGAIN;
+        struct nm_file_version now;
+        nm_hashing_remember(fc->hashing, f->fd, &v, h, &now);
+        f->ctime_ns = now.ctime_ns; /* our attribute write moved it */
+        fc->stats.hashed_files++;
+        fc->stats.hashed_bytes += f->size;
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    f->hash_pending = true;
+    f->hash_generation = nm_hashing_generation(fc->hashing);
+    nm_hashing_request(fc->hashing, f->fd, &v); /* a refusal is retried when a job ends */
+    return 0;
+}
+
+/* A pending entry looks at the memo again only after some job has finished. */
+static void refresh_pending(struct nm_filecache *fc, struct nm_file *f)
+{
+    unsigned g = nm_hashing_generation(fc->hashing);
+    if (g == f->hash_generation)
+        return;
+    struct nm_file_version v;
+    version_of_file(f, &v);
+    struct nm_hash128 h;
+    if (nm_hashing_find(fc->hashing, -1, &v, &h) == 0) {
+        set_content_etag(fc, f, h);
+        fc->stats.pending_filled++;
+        return;
+    }
+    nm_hashing_request(fc->hashing, f->fd, &v);
+    f->hash_generation = g;
 }
 
 static int make_etag(struct nm_filecache *fc, struct nm_file *f)
 {
     int n;
+    f->has_etag = false;
+    f->hash_pending = false;
     switch (fc->cfg->etag_mode) {
-    case NM_ETAG_CONTENT: {
-        XXH128_hash_t h;
-        if (f->data) {
-            h = XXH3_128bits(f->data, f->size);
-            fc->stats.hashed_bytes += f->size;
-        } else {
-            int rc = hash_fd(fc, f->fd, f->size, &h);
-            if (rc < 0)
-                return rc;
-        }
+    case NM_ETAG_CONTENT:
+        if (!f->data)
+            return content_hash_of_fd(fc, f);
+        /* Held in memory: the tag is computed from the very bytes that will be sent. */
+        set_content_etag(fc, f, nm_hashing_hash_bytes(f->data, f->size));
         fc->stats.hashed_files++;
-        n = nm_etag_make_hash128(h.high64, h.low64, f->etag_text, sizeof(f->etag_text));
-        break;
-    }
+        fc->stats.hashed_bytes += f->size;
+        if (fc->hashing)
+            nm_hashing_count_small(fc->hashing, f->size);
+        return 0;
     case NM_ETAG_METADATA:
         n = nm_etag_make_metadata(f->size, f->mtime_ns, f->etag_text, sizeof(f->etag_text));
         break;
@@ -274,6 +338,7 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         return -ENOMEM;
     f->refs = 1;
     f->fd = -1;
+    f->hashing = fc->hashing;
     f->path = strdup(path);
     int rc = f->path ? 0 : -ENOMEM;
     if (rc < 0)
@@ -295,6 +360,12 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         f->mtime_ns = ts_ns(st.st_mtim);
         f->ctime_ns = ts_ns(st.st_ctim);
         f->is_dir = S_ISDIR(st.st_mode);
+        int64_t mtime = f->mtime_ns / 1000000000;
+        f->has_last_modified = mtime > 1;
+        f->last_modified = mtime;
+        struct nm_file_version v;
+        version_of_file(f, &v);
+        f->racy = nm_hashing_is_racy(&v, nm_hashing_now_ns());
         if (f->is_dir)
             break;
         if (!S_ISREG(st.st_mode)) {
@@ -324,9 +395,6 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         }
     }
 
-    int64_t mtime = f->mtime_ns / 1000000000;
-    f->has_last_modified = mtime > 1;
-    f->last_modified = mtime;
     f->content_type = nm_mime_lookup(fc->mime, path);
     const char *cc =
         nm_config_cache_control(fc->cfg, path, f->cache_control, sizeof(f->cache_control));
@@ -362,8 +430,11 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
             table_remove(fc, f);
         return err == ELOOP ? -EACCES : -err;
     }
-    if (f && same_version(f, &st)) {
+    /* In-memory bytes of a racy version may predate a write that left the stat unchanged. */
+    if (f && same_version(f, &st) && !(f->racy && f->data)) {
         fc->stats.hits++;
+        if (f->hash_pending)
+            refresh_pending(fc, f);
         lru_unlink(fc, f);
         lru_push_front(fc, f);
         *out = nm_file_acquire(f);

@@ -21,10 +21,12 @@
 #include <unistd.h>
 
 #include "notmod/conn.h"
+#include "notmod/hashing.h"
 #include "notmod/log.h"
+#include "notmod/manifest.h"
 
 #define READ_CHUNK 16384
-#define SENDFILE_TAIL (64 * 1024) /* the last bytes of a file part leave only after a check */
+#define SENDFILE_TAIL 4096 /* the last bytes of a file part: read, then checked, then sent */
 #define TICK_MS 250
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 
@@ -41,7 +43,8 @@ struct sconn {
     int64_t head_started_ms; /* first byte of an unfinished head, 0 when none */
     int64_t last_io_ms;
     unsigned requests_seen;
-    bool checked_tail;       /* the current file part passed its change check */
+    char tail[SENDFILE_TAIL]; /* the end of the current file part, read before the check */
+    size_t tail_len;          /* how much of the part was read into tail; 0 when not yet */
     int64_t linger_since_ms; /* output done and write side shut: draining until EOF, else 0 */
     struct sconn *next_free;
 };
@@ -72,6 +75,7 @@ struct nm_server {
     int log_fd;
     atomic_bool stopping;
     int64_t stop_deadline_ms;
+    struct nm_hashing *hashing; /* content ETags: memo, pool, manifest; NULL in other modes */
 };
 
 static int64_t now_ms(void)
@@ -179,6 +183,85 @@ static int open_log(const struct nm_config *cfg)
     return open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 }
 
+static void warn_manifest(void *arg, const char *path, const char *why)
+{
+    (void)arg;
+    nm_log_error("manifest entry %s ignored: %s", path, why);
+}
+
+/* Content ETags: the hashing pool, and the manifest checked against the tree before serving. */
+static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
+{
+    const struct nm_config *cfg = s->cfg;
+    if (cfg->etag_mode != NM_ETAG_CONTENT)
+        return 0;
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.small_file_bytes = cfg->small_file_bytes;
+    int rc = nm_hashing_new(&o, &s->hashing);
+    if (rc < 0) {
+        snprintf(err, err_cap, "cannot start the hashing threads: %s", strerror(-rc));
+        return rc;
+    }
+    if (!cfg->etag_manifest)
+        return 0;
+    FILE *f = fopen(cfg->etag_manifest, "rb");
+    struct nm_buf text;
+    nm_buf_init(&text, (size_t)1 << 30);
+    rc = f ? 0 : -errno;
+    while (rc == 0) {
+        rc = nm_buf_reserve(&text, 1 << 16);
+        if (rc < 0)
+            break;
+        size_t n = fread(text.ptr + text.len, 1, text.cap - text.len, f);
+        text.len += n;
+        if (n == 0) {
+            rc = ferror(f) ? -EIO : 1;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (rc < 0) {
+        snprintf(err, err_cap, "cannot read manifest %s: %s", cfg->etag_manifest, strerror(-rc));
+        nm_buf_cleanup(&text);
+        return rc;
+    }
+    struct nm_manifest *m;
+    size_t line = 0;
+    const char *what = NULL;
+    rc = nm_manifest_parse(text.ptr ? text.ptr : "", text.len, &m, &line, &what);
+    nm_buf_cleanup(&text);
+    if (rc < 0) {
+        snprintf(err, err_cap, "manifest %s, line %zu: %s", cfg->etag_manifest, line,
+                 what ? what : strerror(-rc));
+        return rc;
+    }
+    size_t total = nm_manifest_count(m);
+    rc = nm_hashing_use_manifest(s->hashing, s->root_fd, m, warn_manifest, NULL);
+    if (rc < 0) {
+        snprintf(err, err_cap, "manifest %s: %s", cfg->etag_manifest, strerror(-rc));
+        return rc;
+    }
+    nm_log_error("manifest %s: %d of %zu entries match the tree", cfg->etag_manifest, rc, total);
+    return 0;
+}
+
+static void log_hashing(struct nm_hashing *h, const char *when)
+{
+    struct nm_hashing_stats st;
+    char line[512];
+    nm_hashing_get_stats(h, &st);
+    if (nm_hashing_format_stats(&st, line, sizeof(line)) > 0)
+        nm_log_error("hashing %s: %s", when, line);
+}
+
+static void prehash_done(struct nm_hashing *h, void *arg)
+{
+    (void)arg;
+    log_hashing(h, "after prehash");
+}
+
 int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap)
 {
     struct nm_server *s = calloc(1, sizeof(*s));
@@ -198,6 +281,9 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         snprintf(err, err_cap, "cannot build the MIME table: %s", strerror(-rc));
         goto fail;
     }
+    rc = setup_hashing(s, err, err_cap);
+    if (rc < 0)
+        goto fail;
     if (cfg->access_log) {
         s->log_fd = open_log(cfg);
         if (s->log_fd < 0) {
@@ -250,6 +336,7 @@ void nm_server_free(struct nm_server *s)
             close(s->listeners[i].fd);
     if (s->log_fd > STDERR_FILENO)
         close(s->log_fd);
+    nm_hashing_free(s->hashing);
     if (s->root_fd >= 0)
         close(s->root_fd);
     nm_mime_table_free(s->mime);
@@ -359,7 +446,7 @@ static void accept_all(struct worker *w, int lfd)
         sc->head_started_ms = 0;
         sc->last_io_ms = now_ms();
         sc->requests_seen = 0;
-        sc->checked_tail = false;
+        sc->tail_len = 0;
         sc->linger_since_ms = 0;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = sc};
@@ -385,29 +472,49 @@ static int send_some(struct sconn *sc)
             progress = 1;
             continue;
         }
-        /* The invariant of the content ETag: the last bytes of a file part leave only after the
-         * file is seen to be the version the headers described. A change aborts the response:
-         * the client sees a short transfer and caches nothing. */
-        uint64_t want = s->len;
-        if (want > SENDFILE_TAIL && !sc->checked_tail)
-            want -= SENDFILE_TAIL;
-        else if (!sc->checked_tail) {
+        /* The invariant of the content ETag: the end of a file part is read into memory, then
+         * the file is checked to still be the version the headers described, and only then
+         * does that end leave. Every byte sent was read before the check, so a change made
+         * before the check is seen, and one made after it cannot alter bytes already read. A
+         * change aborts the response: the client sees a short transfer and caches nothing. */
+        if (s->len > SENDFILE_TAIL && !sc->tail_len) {
+            uint64_t want = s->len - SENDFILE_TAIL;
+            off_t off = (off_t)s->off;
+            ssize_t n = sendfile(sc->fd, s->file->fd, &off, want > (1u << 30) ? (1u << 30) : want);
+            if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? progress : -1;
+            if (n == 0) {
+                nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                return -1;
+            }
+            nm_conn_advance(c, (uint64_t)n);
+            progress = 1;
+            continue;
+        }
+        if (!sc->tail_len) {
+            size_t got = 0, len = (size_t)s->len;
+            while (got < len) {
+                ssize_t r = pread(s->file->fd, sc->tail + got, len - got, (off_t)(s->off + got));
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0) {
+                    nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                    return -1;
+                }
+                got += (size_t)r;
+            }
             if (!nm_file_is_unchanged(s->file)) {
                 nm_log_error("%s changed while being sent; response aborted", s->file->path);
                 return -1;
             }
-            sc->checked_tail = true;
+            sc->tail_len = len;
         }
-        off_t off = (off_t)s->off;
-        ssize_t n = sendfile(sc->fd, s->file->fd, &off, want > (1u << 30) ? (1u << 30) : want);
+        size_t left = (size_t)s->len;
+        ssize_t n = send(sc->fd, sc->tail + (sc->tail_len - left), left, MSG_NOSIGNAL);
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? progress : -1;
-        if (n == 0) {
-            nm_log_error("%s shrank while being sent; response aborted", s->file->path);
-            return -1;
-        }
-        if ((uint64_t)n == s->len)
-            sc->checked_tail = false;
+        if ((size_t)n == left)
+            sc->tail_len = 0;
         nm_conn_advance(c, (uint64_t)n);
         progress = 1;
     }
@@ -673,6 +780,8 @@ int nm_server_run(struct nm_server *s)
             nm_log_error("worker %u: %s", i, strerror(-rc));
             break;
         }
+        if (s->hashing)
+            nm_filecache_set_hashing(s->workers[i].site.files, s->hashing);
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             rc = -EAGAIN;
             break;
@@ -681,6 +790,12 @@ int nm_server_run(struct nm_server *s)
     }
     if (rc < 0)
         atomic_store(&s->stopping, true);
+    if (rc == 0 && s->hashing && s->cfg->prehash) {
+        int prc = nm_hashing_prehash(s->hashing, s->root_fd, s->cfg->allow_dotfiles,
+                                     prehash_done, NULL);
+        if (prc < 0)
+            nm_log_error("prehash not started: %s", strerror(-prc));
+    }
 
     sigset_t set;
     sigemptyset(&set);
@@ -711,5 +826,7 @@ int nm_server_run(struct nm_server *s)
             worker_cleanup(&s->workers[i]);
     free(s->workers);
     s->workers = NULL;
+    if (s->hashing)
+        log_hashing(s->hashing, "at shutdown");
     return rc;
 }

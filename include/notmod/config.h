@@ -38,6 +38,9 @@ struct nm_config {
 
     enum nm_etag_mode etag_mode;
     char etag_version[NM_ETAG_MAX + 1]; /* the quoted tag for NM_ETAG_VERSION */
+    char *etag_manifest;                /* manifest path (content mode), NULL for none */
+    bool prehash;                       /* hash the tree in the background at startup */
+    uint64_t hash_threshold_bytes;      /* larger files are hashed off the event loop */
     enum nm_ims_mode ims_mode;
     struct nm_cache_rule rules[NM_CONFIG_MAX_RULES];
     size_t n_rules;
