@@ -390,6 +390,17 @@ class ServerTestCase(unittest.TestCase):
     def get(self, path, headers=(), method="GET"):
         return fetch(self.port, path, headers, method)
 
+    def get_with_etag(self, path, timeout=10.0):
+        """GET once the server sends an ETag for path: a large file modified in the last two
+        seconds is served without one until its bytes are hashed off the event loop."""
+        r = self.get(path)
+        for _ in range(int(timeout / 0.1)):
+            if r.status != 200 or r.has("ETag"):
+                break
+            time.sleep(0.1)
+            r = self.get(path)
+        return r
+
     def assert_alive(self):
         """The server still answers a plain request on a new connection."""
         self.assertTrue(self.server.is_running(), "server process exited")

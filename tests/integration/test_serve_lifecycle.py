@@ -195,12 +195,21 @@ class ChangingFiles(ServerTestCase):
         big1 = bytes(range(256)) * 1024  # 256 KiB: sent from the file, not from memory
         big2 = bytes(reversed(range(256))) * 1024
         self.site.write("big.bin", big1)
-        r1 = self.get("/big.bin")
+        r1 = self.get_with_etag("/big.bin")
         self.assertEqual(r1.body, big1)
+        self.assertTrue(r1.has("ETag"))
         self.site.write("big.bin", big2)
         r2 = self.get("/big.bin")
         self.assertEqual(r2.body, big2)
+        self.assertNotEqual(r2.header("ETag"), r1.header("ETag"))
+        r2 = self.get_with_etag("/big.bin")
+        self.assertEqual(r2.body, big2)
+        self.assertTrue(r2.has("ETag"))
         self.assertNotEqual(r1.header("ETag"), r2.header("ETag"))
+        self.assertEqual(self.get("/big.bin", [("If-None-Match", r1.header("ETag"))]).status,
+                         200)
+        self.assertEqual(self.get("/big.bin", [("If-None-Match", r2.header("ETag"))]).status,
+                         304)
 
     def test_file_changed_during_a_download_is_cut_short(self):
         size = 16 << 20

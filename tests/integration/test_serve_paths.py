@@ -174,6 +174,21 @@ class PathsDefault(TraversalMixin, ServerTestCase):
         self.assertEqual(self.get("/noindex/").status, 404)
         self.assertEqual(self.get("/").status, 404)
 
+    def test_index_option_names_the_index_file(self):
+        self.site.write("custom/home.htm", b"home\n")
+        srv = self.start_server(["--index", "home.htm"])
+        with Conn(srv.port) as c:
+            r = c.request(b"GET /custom/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual((r.status, r.body), (200, b"home\n"))
+            r = c.request(b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(r.status, 404)
+        srv = self.start_server(["--index", ""])
+        with Conn(srv.port) as c:
+            r = c.request(b"GET /dir/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(r.status, 404)
+            r = c.request(b"GET /dir/index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(r.status, 200)
+
     def test_file_with_trailing_slash_is_404(self):
         self.assertEqual(self.get("/inner.txt/").status, 404)
 
