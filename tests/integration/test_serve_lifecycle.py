@@ -258,6 +258,65 @@ class ChangingFiles(ServerTestCase):
         self.assertEqual(self.get("/morph/").body, b"now a dir\n")
 
 
+OLD_BYTES = bytes(range(256)) * 1024  # 256 KiB: hashed off the loop, its hash persisted
+NEW_BYTES = bytes(reversed(range(256))) * 1024
+FIXED_MTIME = 1700000000
+
+
+@require_binary
+class StaleHashes(ServerTestCase):
+    """A same-size rewrite that restores the mtime (cp -p over a file, touch -r, a deploy tool
+    keeping timestamps) changes only the ctime. The bytes differ, so the content ETag must."""
+
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+
+    def assert_never_old_tag_with_new_body(self, port, path, old_tag):
+        new_tag = None
+        deadline = time.monotonic() + 10
+        for _ in range(200):
+            r = fetch(port, path)
+            self.assertEqual(r.body, NEW_BYTES)
+            self.assertNotEqual(r.header("ETag"), old_tag,
+                                "new bytes served under the ETag of the old bytes")
+            new_tag = r.header("ETag")
+            if new_tag or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(new_tag)
+        r = fetch(port, path, [("If-None-Match", old_tag)])
+        self.assertEqual((r.status, r.body), (200, NEW_BYTES))
+
+    def test_rewrite_keeping_size_and_mtime_gets_a_new_tag_while_serving(self):
+        p = self.site.write("same.bin", OLD_BYTES, mtime=FIXED_MTIME)
+        tagged = self.get_with_etag("/same.bin")
+        self.assertEqual(tagged.body, OLD_BYTES)
+        old_tag = tagged.header("ETag")
+        self.assertIsNotNone(old_tag)
+        time.sleep(0.5)  # let the hash be stored beside the file
+        self.site.write("same.bin", NEW_BYTES, mtime=FIXED_MTIME)
+        self.assertEqual(os.stat(p).st_mtime, FIXED_MTIME)
+        self.assert_never_old_tag_with_new_body(self.port, "/same.bin", old_tag)
+
+    def test_rewrite_keeping_size_and_mtime_while_stopped_gets_a_new_tag_after_restart(self):
+        self.site.write("restart.bin", OLD_BYTES, mtime=FIXED_MTIME)
+        first = self.start_server()
+        old_tag = None
+        for _ in range(100):
+            r = fetch(first.port, "/restart.bin")
+            old_tag = r.header("ETag")
+            if old_tag:
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(old_tag)
+        time.sleep(0.5)
+        self.assertEqual(first.stop(), 0)
+        self.site.write("restart.bin", NEW_BYTES, mtime=FIXED_MTIME)
+        second = self.start_server()
+        self.assert_never_old_tag_with_new_body(second.port, "/restart.bin", old_tag)
+
+
 @require_binary
 class Shutdown(unittest.TestCase):
     @classmethod
