@@ -362,8 +362,10 @@ static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *
         }
         return rc;
     }
-    /* multipart/byteranges (RFC 9110 §14.6): the length is known before the first part. */
-    char part[MAX_RANGES][160];
+    /* multipart/byteranges (RFC 9110 §14.6): the length is known before the first part. A part
+     * head holds the longest type mime.types may give (127 bytes and a charset) and three
+     * 20-digit numbers. */
+    char part[MAX_RANGES][320];
     size_t part_len[MAX_RANGES];
     uint64_t total = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

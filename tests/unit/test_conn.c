@@ -612,3 +612,42 @@ Test(conn, continue_is_sent_before_the_final_response_when_content_follows)
     cr_assert_eq(memcmp(fx.out.ptr, want, sizeof(want) - 1), 0);
     cr_assert_eq(fx.conn.state, NM_CONN_CONTENT);
 }
+
+/* ---- long content types --------------------------------------------------------------------- */
+
+Test(conn, multipart_parts_carry_a_long_content_type)
+{
+    /* mime.types allows types of up to 127 bytes; every part header repeats the type. */
+    char type[128], line[256], path[128];
+    memset(type, 'x', sizeof(type) - 1);
+    memcpy(type, "application/", 12);
+    type[sizeof(type) - 1] = '\0';
+    int n = snprintf(line, sizeof(line), "%s long\n", type);
+    write_site_file("mime.types", line, (size_t)n);
+    char *data = calloc(1, BIG_BYTES);
+    cr_assert_not_null(data);
+    write_site_file("x.long", data, BIG_BYTES);
+    free(data);
+    snprintf(path, sizeof(path), "%s/mime.types", fx.dir);
+    struct nm_mime_table *mime;
+    cr_assert_eq(nm_mime_table_new(path, &mime), 0);
+    struct nm_site site;
+    cr_assert_eq(nm_site_init(&site, &fx.cfg, mime, fx.root_fd), 0);
+    nm_site_set_time(&site, NOW);
+    struct nm_conn c;
+    nm_conn_init(&c, &site, NULL);
+    feed_str(&c, "GET /x.long HTTP/1.1\r\nHost: t\r\n"
+                 "Range: bytes=100000-100009, 199990-199999\r\n\r\n");
+    cr_assert_eq(nm_conn_process(&c), 0);
+    cr_assert_eq(nm_conn_drain(&c, &fx.out), 0);
+    cr_assert_eq(memcmp(fx.out.ptr, "HTTP/1.1 206 Partial Content\r\n", 30), 0);
+    snprintf(line, sizeof(line),
+             "\r\nContent-Type: %s\r\nContent-Range: bytes 199990-199999/%u\r\n", type, BIG_BYTES);
+    cr_assert(out_has(line));
+    nm_conn_cleanup(&c);
+    nm_site_cleanup(&site);
+    nm_mime_table_free(mime);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/x.long", fx.dir);
+    unlink(path);
+}
