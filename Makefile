@@ -17,9 +17,14 @@ release: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release
 
-test: build
+test: build tests/browser/node_modules
 	ctest --preset dev
 	@$(MAKE) --no-print-directory fuzz
+
+# playwright-core for the Chromium tests, at the version package-lock.json pins.
+tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
 
 run: release
 	./build/release/notmod serve --listen 127.0.0.1:$(PORT) examples/site

@@ -1,0 +1,120 @@
+// Chromium loads the example site from notmod serve, then comes back: every unchanged file must
+// be revalidated with a conditional request and answered 304 with no body, and a changed file
+// must arrive whole with its new ETag. The server's JSON access log is the witness.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const notmod = process.env.NOTMOD;
+const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const assets = ["/", "/css/site.css", "/js/site.js", "/img/logo.svg"];
+
+let site, log, server, browser, base;
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const p = spawn(notmod, ["serve", "--listen", "127.0.0.1:0", "--access-log", log,
+                             "--log-format", "json", site], { stdio: ["ignore", "pipe", "inherit"] });
+    const timer = setTimeout(() => reject(new Error("notmod serve printed no startup line")), 15000);
+    let out = "";
+    p.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ proc: p, url: m[0] });
+      }
+    });
+    p.on("exit", (code) => reject(new Error(`notmod serve exited with ${code}`)));
+  });
+}
+
+// The access-log lines written since `from` (a line count), for the asset paths.
+async function logSince(from, want) {
+  for (let i = 0; i < 100; i++) {
+    const lines = readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l));
+    const fresh = lines.slice(from).filter((e) => assets.includes(e.target));
+    if (fresh.length >= want) return { lines: fresh, total: lines.length };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`fewer than ${want} access-log lines after 10 s`);
+}
+
+function logCount() {
+  return readFileSync(log, "utf8").split("\n").filter(Boolean).length;
+}
+
+function byPath(lines) {
+  const m = new Map();
+  for (const e of lines) m.set(e.target, e);
+  return m;
+}
+
+before(async () => {
+  assert.ok(notmod && existsSync(notmod), "NOTMOD must name the notmod binary");
+  assert.ok(existsSync(browserPath), `no Chromium at ${browserPath} (scripts/install-deps installs it)`);
+  site = mkdtempSync(join(tmpdir(), "notmod-browser-"));
+  cpSync(join(here, "..", "..", "examples", "site"), join(site, "www"), { recursive: true });
+  log = join(site, "access.log");
+  site = join(site, "www");
+  writeFileSync(log, "");
+  const s = await startServer();
+  server = s.proc;
+  base = s.url;
+  browser = await chromium.launch({
+    executablePath: browserPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.kill("SIGTERM");
+  if (site) rmSync(dirname(site), { recursive: true, force: true });
+});
+
+test("a return visit revalidates every file and gets 304s without bodies", async () => {
+  const page = await (await browser.newContext()).newPage();
+  const mark = logCount();
+  await page.goto(base, { waitUntil: "load" });
+  const first = await logSince(mark, assets.length);
+  for (const e of first.lines) assert.equal(e.status, 200, `${e.target} on the first visit`);
+
+  await page.goto(base, { waitUntil: "load" });
+  const second = byPath((await logSince(first.total, assets.length)).lines);
+  for (const path of assets) {
+    const e = second.get(path);
+    assert.ok(e, `${path} was not requested on the return visit`);
+    assert.equal(e.status, 304, `${path} on the return visit`);
+    assert.equal(e.bytes, 0, `${path} 304 carried a body`);
+    assert.equal(e.etag, byPath(first.lines).get(path).etag, `${path} changed its ETag`);
+  }
+  // The page still renders from the revalidated copies.
+  assert.equal(await page.textContent("h1"), "Has it changed since you got it?");
+});
+
+test("a changed file is downloaded again under its new ETag while the others stay 304", async () => {
+  const page = await (await browser.newContext()).newPage();
+  const mark = logCount();
+  await page.goto(base, { waitUntil: "load" });
+  const first = await logSince(mark, assets.length);
+  const before = byPath(first.lines);
+
+  writeFileSync(join(site, "css", "site.css"),
+                readFileSync(join(site, "css", "site.css"), "utf8") + "h1 { color: #2b6cb0; }\n");
+  await page.reload({ waitUntil: "load" });
+  const after = byPath((await logSince(first.total, assets.length)).lines);
+  assert.equal(after.get("/css/site.css").status, 200);
+  assert.notEqual(after.get("/css/site.css").etag, before.get("/css/site.css").etag);
+  for (const path of ["/", "/js/site.js", "/img/logo.svg"])
+    assert.equal(after.get(path).status, 304, `${path} after another file changed`);
+  const color = await page.evaluate(() => getComputedStyle(document.querySelector("h1")).color);
+  assert.equal(color, "rgb(43, 108, 176)");
+});
