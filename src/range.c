@@ -115,14 +115,30 @@ static uint64_t add_saturating(uint64_t a, uint64_t b)
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
 }
 
-/* Sorts by first (then last) in place: at most NM_RANGE_MAX_SPECS elements, so insertion sort. */
-static void sort_ranges(struct nm_range *r, size_t n)
+/* A satisfiable range and the position of its range-spec in the field. */
+struct ranked {
+    struct nm_range r;
+    size_t pos;
+};
+
+static bool before_by_offset(const struct ranked *a, const struct ranked *b)
+{
+    return a->r.first < b->r.first || (a->r.first == b->r.first && a->r.last < b->r.last);
+}
+
+static bool before_by_position(const struct ranked *a, const struct ranked *b)
+{
+    return a->pos < b->pos;
+}
+
+/* Stable insertion sort: at most NM_RANGE_MAX_SPECS elements. */
+static void sort_ranked(struct ranked *r, size_t n,
+                        bool (*before)(const struct ranked *, const struct ranked *))
 {
     for (size_t i = 1; i < n; i++) {
-        struct nm_range x = r[i];
+        struct ranked x = r[i];
         size_t j = i;
-        while (j > 0 && (r[j - 1].first > x.first ||
-                         (r[j - 1].first == x.first && r[j - 1].last > x.last))) {
+        while (j > 0 && before(&x, &r[j - 1])) {
             r[j] = r[j - 1];
             j--;
         }
@@ -130,17 +146,20 @@ static void sort_ranges(struct nm_range *r, size_t n)
     }
 }
 
-/* Merges overlapping and adjacent neighbours of a sorted array; returns the new count. */
-static size_t coalesce(struct nm_range *r, size_t n)
+/* Merges overlapping and adjacent neighbours of an array sorted by offset; a merged range takes
+ * the earliest position of its members. Returns the new count. */
+static size_t coalesce(struct ranked *r, size_t n)
 {
     if (n == 0)
         return 0;
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
-        /* r[k].last < length <= UINT64_MAX, so the + 1 cannot wrap. */
-        if (r[i].first <= r[k].last + 1) {
-            if (r[i].last > r[k].last)
-                r[k].last = r[i].last;
+        /* r[k].r.last < length <= UINT64_MAX, so the + 1 cannot wrap. */
+        if (r[i].r.first <= r[k].r.last + 1) {
+            if (r[i].r.last > r[k].r.last)
+                r[k].r.last = r[i].r.last;
+            if (r[i].pos < r[k].pos)
+                r[k].pos = r[i].pos;
         } else {
             r[++k] = r[i];
         }
@@ -169,7 +188,7 @@ enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, s
         return NM_RANGE_IGNORE;
     p = eq + 1;
 
-    struct nm_range sat[NM_RANGE_MAX_SPECS];
+    struct ranked sat[NM_RANGE_MAX_SPECS];
     size_t n_specs = 0, n_sat = 0;
     bool empty_suffix = false;
     uint64_t requested = 0;
@@ -196,7 +215,8 @@ enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, s
             return NM_RANGE_IGNORE;
         struct nm_range r;
         if (resolve(&s, length, &r)) {
-            sat[n_sat++] = r;
+            sat[n_sat] = (struct ranked){r, n_sat};
+            n_sat++;
             requested = add_saturating(requested, r.last - r.first + 1);
         } else if (s.is_suffix && s.first.value > 0) {
             /* §14.1.2: with zero length, a non-zero suffix-range is still satisfiable. */
@@ -212,12 +232,13 @@ enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, s
     if (requested > limit)
         return NM_RANGE_IGNORE;
 
-    sort_ranges(sat, n_sat);
+    sort_ranked(sat, n_sat, before_by_offset);
     size_t n = coalesce(sat, n_sat);
     if (n > cap)
         return NM_RANGE_IGNORE;
+    sort_ranked(sat, n, before_by_position);
     for (size_t i = 0; i < n; i++)
-        out[i] = sat[i];
+        out[i] = sat[i].r;
     *n_out = n;
     return NM_RANGE_SATISFIABLE;
 }

@@ -39,7 +39,9 @@ enum nm_range_result {
  * Content-Range can express: a set containing one is IGNOREd (200 with the empty body, which
  * §14.2 allows: "MAY ignore a Range header field when the selected representation has no
  * content").
- * Satisfiable ranges are sorted and coalesced when they overlap or touch, and the result is
+ * Satisfiable ranges that overlap or touch are coalesced into one (§14.1.1 allows it whatever
+ * their order); the rest keep the order their range-specs had in the field, a coalesced range
+ * taking the place of its earliest member, as §15.3.7.2 asks of multipart parts. The result is
  * written to out[0..*n_out). When the coalesced set has more than `cap` ranges, when more than
  * NM_RANGE_MAX_SPECS specs were sent, or when the requested bytes add up to more than twice
  * `length` (many overlapping ranges), the field is ignored. *n_out and out are written only for
