@@ -9,3 +9,12 @@ if(NM_TESTS AND NOT NM_FUZZ)
                              TIMEOUT 300)
     endforeach()
 endif()
+
+# Three nodes behind HAProxy: the load-balancer problem, and content ETags removing it.
+if(NM_TESTS AND NOT NM_FUZZ)
+    add_test(NAME integration_cluster COMMAND python3 -m unittest -v test_cluster
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/integration)
+    set_tests_properties(integration_cluster PROPERTIES
+                         ENVIRONMENT "NOTMOD=$<TARGET_FILE:notmod_cmd>;PYTHONDONTWRITEBYTECODE=1"
+                         TIMEOUT 300)
+endif()

@@ -196,6 +196,9 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             const char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1] || !is_safe_value(eq + 1))
                 return bad("--cache-control wants GLOB=VALUE, not '%s'", optarg);
+            if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
+                return bad("--cache-control value longer than %d bytes: '%s'", NM_CACHE_CONTROL_MAX,
+                           eq + 1);
             if (cfg->n_rules == NM_CONFIG_MAX_RULES)
                 return bad("too many --cache-control rules (at most 64)");
             struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];

@@ -29,6 +29,7 @@ struct nm_cache_rule {
 
 #define NM_CONFIG_MAX_LISTEN 16
 #define NM_CONFIG_MAX_RULES 64
+#define NM_CACHE_CONTROL_MAX 255 /* longest Cache-Control value a rule may set */
 
 struct nm_config {
     char *root; /* directory served */

@@ -41,7 +41,7 @@ struct nm_file {
     int64_t last_modified;  /* whole seconds; the response clamps it to Date */
 
     const char *content_type; /* lives as long as the mime table */
-    char cache_control[256];
+    char cache_control[NM_CACHE_CONTROL_MAX + 1];
     int64_t max_age; /* from cache_control, -1 when none */
 
     char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
