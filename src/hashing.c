@@ -243,6 +243,7 @@ struct entry {
     struct nm_hash128 hash;
     int64_t failed_at_ns;
     struct job *job; /* the queued job while PENDING and not yet running */
+    bool walk_waits; /* counted in bg_outstanding until this version settles */
     struct entry *chain;
     struct entry *older, *newer; /* insertion order, for eviction */
 };
@@ -250,7 +251,7 @@ struct entry {
 struct job {
     struct nm_file_version v;
     int fd;
-    bool background; /* queued by the startup walk, counted in bg_outstanding */
+    bool background; /* queued by the startup walk: runs after every demand job */
     int64_t not_before_ns;
     struct job *next;
 };
@@ -272,7 +273,7 @@ struct nm_hashing {
     struct entry *oldest, *newest;
 
     struct queue demand, background, delayed;
-    size_t bg_outstanding;
+    size_t bg_outstanding; /* entries the walk waits for (walk_waits) */
 
     pthread_t *threads;
     unsigned n_threads;
@@ -316,8 +317,19 @@ static struct entry *memo_get(struct nm_hashing *h, uint64_t dev, uint64_t ino)
     return e;
 }
 
+/* The startup walk stops waiting for an entry once its version settles, fails or is replaced. */
+static void walk_release(struct nm_hashing *h, struct entry *e)
+{
+    if (!e->walk_waits)
+        return;
+    e->walk_waits = false;
+    h->bg_outstanding--;
+    pthread_cond_broadcast(&h->space);
+}
+
 static void memo_unlink(struct nm_hashing *h, struct entry *e)
 {
+    walk_release(h, e);
     struct entry **pp = &h->buckets[bucket_of(h, e->v.dev, e->v.ino)];
     while (*pp != e)
         pp = &(*pp)->chain;
@@ -512,6 +524,7 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
     e = memo_put(h, v);
     /* A job queued for this version finds the entry settled and skips the work. */
     if (e && (e->state != ST_PENDING || nm_hashing_version_equal(&e->v, v))) {
+        walk_release(h, e);
         e->v = *v;
         e->state = ST_HASHED;
         e->source = NM_HASH_XATTR;
@@ -546,6 +559,7 @@ static void settle(struct nm_hashing *h, int fd, const struct nm_file_version *v
         e = memo_put(h, v);
     bool persist = h->opt.persist && !dev_has_no_xattr(h, v->dev);
     if (e) {
+        walk_release(h, e);
         e->v = *v;
         e->state = ST_HASHED;
         e->source = NM_HASH_HASHED;
@@ -683,8 +697,6 @@ static int queue_job(struct nm_hashing *h, struct entry *e, int fd, bool backgro
     e->job = j;
     e->has_prev_ctime = false;
     e->persisting = false;
-    if (background)
-        h->bg_outstanding++;
     push_job(background ? &h->background : &h->demand, j);
     pthread_cond_signal(&h->work);
     return 0;
@@ -719,15 +731,13 @@ int nm_hashing_request(struct nm_hashing *h, int fd, const struct nm_file_versio
         /* A job for an older version of the file: it would only be discarded. */
         if (remove_job(&h->demand, e->job) || remove_job(&h->background, e->job) ||
             remove_job(&h->delayed, e->job)) {
-            if (e->job->background) {
-                h->bg_outstanding--;
-                pthread_cond_broadcast(&h->space);
-            }
             close(e->job->fd);
             free(e->job);
         }
         e->job = NULL;
     }
+    if (e)
+        walk_release(h, e);
     if (!e)
         e = memo_put(h, v);
     if (!e) {
@@ -758,16 +768,14 @@ static void finish_job(struct nm_hashing *h, struct job *j, enum job_end how)
         e->job = NULL;
     if (e && e->state == ST_PENDING && nm_hashing_version_equal(&e->v, &j->v)) {
         if (how == END_FAILED) {
+            walk_release(h, e);
             e->state = ST_FAILED;
             e->failed_at_ns = nm_hashing_now_ns();
         } else if (how != END_HASHED && how != END_SKIPPED) {
             memo_unlink(h, e);
         }
     }
-    if (j->background) {
-        h->bg_outstanding--;
-        pthread_cond_broadcast(&h->space);
-    }
+    pthread_cond_broadcast(&h->space);
     pthread_mutex_unlock(&h->lock);
     if (how == END_CHANGED)
         count(&h->discarded, 1);
@@ -913,6 +921,11 @@ static void prehash_file(struct nm_hashing *h, int fd)
         pthread_cond_wait(&h->space, &h->lock);
     struct entry *e = memo_get(h, v.dev, v.ino);
     if (atomic_load(&h->stop) || (e && e->state != ST_FAILED && entry_describes(e, &v))) {
+        /* Hashed already, or someone asked first: the walk still waits for that job. */
+        if (e && e->state == ST_PENDING && !e->walk_waits && !atomic_load(&h->stop)) {
+            e->walk_waits = true;
+            h->bg_outstanding++;
+        }
         pthread_mutex_unlock(&h->lock);
         close(fd);
         return;
@@ -920,21 +933,25 @@ static void prehash_file(struct nm_hashing *h, int fd)
     if (e && e->state == ST_PENDING && e->job &&
         (remove_job(&h->demand, e->job) || remove_job(&h->background, e->job) ||
          remove_job(&h->delayed, e->job))) {
-        if (e->job->background)
-            h->bg_outstanding--;
         close(e->job->fd);
         free(e->job);
         e->job = NULL;
     }
-    if (!e)
+    if (e)
+        walk_release(h, e);
+    else
         e = memo_put(h, &v);
     int rc = -ENOMEM;
     if (e) {
         e->v = v;
         rc = queue_job(h, e, fd, true);
     }
-    if (rc < 0)
+    if (rc < 0) {
         close(fd);
+    } else {
+        e->walk_waits = true;
+        h->bg_outstanding++;
+    }
     pthread_mutex_unlock(&h->lock);
 }
 

@@ -27,6 +27,7 @@
 
 #define READ_CHUNK 16384
 #define SENDFILE_TAIL 4096 /* the last bytes of a file part: read, then checked, then sent */
+#define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_some */
 #define TICK_MS 250
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 
@@ -62,6 +63,7 @@ struct worker {
     struct sconn *conns;
     struct sconn *free_list;
     unsigned n_active;
+    char *copy_buf; /* COPY_CHUNK bytes, allocated on first use */
 };
 
 struct nm_server {
@@ -235,7 +237,7 @@ static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
     if (rc < 0) {
         snprintf(err, err_cap, "manifest %s, line %zu: %s", cfg->etag_manifest, line,
                  what ? what : strerror(-rc));
-        return rc;
+        return rc == -EINVAL ? -EBADMSG : rc; /* a bad file, not a bad option */
     }
     size_t total = nm_manifest_count(m);
     rc = nm_hashing_use_manifest(s->hashing, s->root_fd, m, warn_manifest, NULL);
@@ -457,7 +459,7 @@ static void accept_all(struct worker *w, int lfd)
 
 /* Sends queued output until it is gone or the socket is full. Returns 1 when progress was made,
  * 0 when blocked or empty, -1 when the connection must be dropped. */
-static int send_some(struct sconn *sc)
+static int send_some(struct worker *w, struct sconn *sc)
 {
     struct nm_conn *c = &sc->conn;
     int progress = 0;
@@ -472,11 +474,33 @@ static int send_some(struct sconn *sc)
             progress = 1;
             continue;
         }
-        /* The invariant of the content ETag: the end of a file part is read into memory, then
-         * the file is checked to still be the version the headers described, and only then
-         * does that end leave. Every byte sent was read before the check, so a change made
-         * before the check is seen, and one made after it cannot alter bytes already read. A
-         * change aborts the response: the client sees a short transfer and caches nothing. */
+        /* The invariant of the ETag: the end of a file part is read into memory, then the file
+         * is checked to still be the version the headers described, and only then does that
+         * end leave. A tagged body is copied into the socket (pread, then send) rather than
+         * spliced by sendfile, whose socket buffers keep referring to the page cache until the
+         * peer has the bytes, so a later write could still change bytes already "sent". Every
+         * byte sent is thus copied before the check: a change made before the check is seen, one
+         * made after cannot reach the client. A change aborts the response: the client sees a
+         * short transfer and caches nothing. Untagged bodies go by sendfile. */
+        if (s->len > SENDFILE_TAIL && !sc->tail_len && s->file->has_etag) {
+            if (!w->copy_buf && !(w->copy_buf = malloc(COPY_CHUNK)))
+                return -1;
+            uint64_t want = s->len - SENDFILE_TAIL;
+            ssize_t r = pread(s->file->fd, w->copy_buf, want > COPY_CHUNK ? COPY_CHUNK : want,
+                              (off_t)s->off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0) {
+                nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                return -1;
+            }
+            ssize_t n = send(sc->fd, w->copy_buf, (size_t)r, MSG_NOSIGNAL);
+            if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? progress : -1;
+            nm_conn_advance(c, (uint64_t)n);
+            progress = 1;
+            continue;
+        }
         if (s->len > SENDFILE_TAIL && !sc->tail_len) {
             uint64_t want = s->len - SENDFILE_TAIL;
             off_t off = (off_t)s->off;
@@ -582,7 +606,7 @@ static bool run_conn(struct worker *w, struct sconn *sc)
             sc->requests_seen = c->requests;
             sc->head_started_ms = c->in.len > 0 ? t : 0;
         }
-        int sent = send_some(sc);
+        int sent = send_some(w, sc);
         if (sent < 0) {
             close_conn(w, sc);
             return false;
@@ -743,6 +767,7 @@ static void worker_cleanup(struct worker *w)
 {
     nm_site_cleanup(&w->site);
     free(w->conns);
+    free(w->copy_buf);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wake_fd >= 0)

@@ -1,0 +1,616 @@
+"""Content ETags end to end: the tag is the hash of the bytes sent and never stands for two bodies
+(a rewrite storm), same-second rewrites and rollbacks, hashes persisted across restarts, the
+event loop answering while a 1 GiB file is hashed, manifests shared by replicas, and files that
+are unreadable, vanish or grow."""
+
+import email.utils
+import hashlib
+import http.client
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+NOTMOD = os.environ.get("NOTMOD")
+RACY_S = 2.2  # a file changed less than 2 s ago is not hashed from disk yet
+SMALL = 64 * 1024  # files up to this size are held in memory by the server
+START_TIMEOUT_S = 10
+STOP_TIMEOUT_S = 20
+STORM_S = 16
+GIB = 1 << 30
+HAS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+require_binary = unittest.skipUnless(NOTMOD and os.access(NOTMOD, os.X_OK),
+                                     "NOTMOD does not name the notmod binary")
+
+
+def body_for(name, gen, size):
+    """A body that says which write made it, so a torn one is recognisable."""
+    head = ("%s gen=%d size=%d\n" % (name, gen, size)).encode()
+    seed = hashlib.sha256(head).digest()
+    reps = (size // len(seed)) + 1
+    return (head + seed * reps)[:size]
+
+
+def parse_body(data):
+    """(name, gen) when data is exactly a body_for() body, else None."""
+    m = re.match(rb"([^ ]+) gen=(\d+) size=(\d+)\n", data)
+    if not m or int(m.group(3)) != len(data):
+        return None
+    name, gen = m.group(1).decode(), int(m.group(2))
+    return (name, gen) if body_for(name, gen, len(data)) == data else None
+
+
+def write_in_place(path, data):
+    with open(path, "r+b" if os.path.exists(path) else "wb") as f:
+        f.write(data)
+        f.truncate(len(data))
+
+
+def write_by_rename(path, data):
+    tmp = "%s.tmp%d" % (path, threading.get_ident())
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def xattrs_supported(directory):
+    probe = os.path.join(directory, ".xattr-probe")
+    with open(probe, "wb") as f:
+        f.write(b"x")
+    try:
+        os.setxattr(probe, "user.notmod.probe", b"1")
+        return True
+    except OSError:
+        return False
+    finally:
+        os.unlink(probe)
+
+
+def drop_privileges():
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+def notmod_etag(*args, as_nobody=False):
+    p = subprocess.run([NOTMOD, "etag", *args], capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL, preexec_fn=drop_privileges if as_nobody else None)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def etag_of_file(path):
+    rc, out, err = notmod_etag(path)
+    if rc != 0:
+        raise AssertionError("notmod etag %s: %s" % (path, err))
+    return out.split(" ", 1)[0]
+
+
+class Server:
+    """One `notmod serve` on 127.0.0.1:0, its stderr kept in a file."""
+
+    def __init__(self, root, *options, as_nobody=False):
+        self.err_path = tempfile.mktemp(prefix="notmod-etags-err-")
+        self.err_file = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(
+            [NOTMOD, "serve", "--access-log", "off", "--listen", "127.0.0.1:0", *options, root],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file,
+            preexec_fn=drop_privileges if as_nobody else None)
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+        if not m:
+            self.stop()
+            raise AssertionError("server did not start: %r %s" % (line, self.stderr()))
+        self.port = int(m.group(1))
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def counters(self, when):
+        """The last 'hashing WHEN:' line's counters as a dict, or None."""
+        found = None
+        for line in self.stderr().splitlines():
+            if "hashing %s:" % when in line:
+                found = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
+        return found
+
+    def wait_counters(self, when, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            c = self.counters(when)
+            if c is not None:
+                return c
+            time.sleep(0.05)
+        raise AssertionError("no 'hashing %s' line within %ss: %s" % (when, timeout,
+                                                                    self.stderr()))
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path, headers=None, method="GET"):
+        c = self.conn()
+        try:
+            c.request(method, path, headers=headers or {})
+            r = c.getresponse()
+            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT_S)
+        self.proc.stdout.close()
+        self.err_file.close()
+        return self.proc.returncode
+
+    def close(self):
+        self.stop()
+        os.unlink(self.err_path)
+
+
+def wait_for(predicate, timeout, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+@require_binary
+class ContentETags(unittest.TestCase):
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="notmod-etags-")
+        os.chmod(self.root, 0o755)
+        self.addCleanup(shutil.rmtree, self.root, True)
+
+    def path(self, name):
+        return os.path.join(self.root, name)
+
+    def write(self, name, data):
+        p = self.path(name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        write_in_place(p, data)
+        return p
+
+    def serve(self, *options, **kw):
+        s = Server(self.root, *options, **kw)
+        self.addCleanup(s.close)
+        return s
+
+    def test_the_tag_is_what_notmod_etag_prints_for_the_bytes(self):
+        self.write("a.txt", b"hello\n")
+        self.write("empty", b"")
+        s = self.serve("--no-prehash")
+        for name in ("a.txt", "empty"):
+            status, h, body = s.get("/" + name)
+            self.assertEqual(status, 200)
+            self.assertRegex(h["etag"], r'^"[A-Za-z0-9_-]{22}"$')
+            self.assertEqual(h["etag"], etag_of_file(self.path(name)))
+        # The same bytes anywhere else, whatever their mtime, have the same tag.
+        other = self.write("copy/b.txt", b"hello\n")
+        os.utime(other, ns=(10**18, 10**18))
+        self.assertEqual(s.get("/copy/b.txt")[1]["etag"], s.get("/a.txt")[1]["etag"])
+
+    def test_a_same_size_rewrite_in_the_same_second_gets_a_new_tag(self):
+        p = self.write("f.txt", b"version one\n")
+        st = os.stat(p)
+        s = self.serve("--no-prehash")
+        first = s.get("/f.txt")[1]["etag"]
+        write_in_place(p, b"version two\n")
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # even the same mtime, to the ns
+        status, h, body = s.get("/f.txt")
+        self.assertEqual(body, b"version two\n")
+        self.assertNotEqual(h["etag"], first)
+        self.assertEqual(h["etag"], etag_of_file(p))
+        # The old tag no longer validates the new bytes.
+        status, _, _ = s.get("/f.txt", {"If-None-Match": first})
+        self.assertEqual(status, 200)
+
+    def test_a_rollback_gets_the_old_tag_back(self):
+        big_a, big_b = os.urandom(300 * 1024), os.urandom(300 * 1024)
+        self.write("s.css", b"body { color: red }\n")
+        self.write("big.bin", big_a)
+        time.sleep(RACY_S)
+        s = self.serve("--no-prehash")
+        tags = []
+        for small, big in ((b"body { color: red }\n", big_a), (b"body { color: blue }\n", big_b),
+                           (b"body { color: red }\n", big_a)):
+            write_by_rename(self.path("s.css"), small)
+            write_in_place(self.path("big.bin"), big)
+            time.sleep(RACY_S)
+            small_tag = s.get("/s.css")[1]["etag"]
+            big_tag = wait_for(lambda: s.get("/big.bin")[1].get("etag"), 20)
+            tags.append((small_tag, big_tag))
+        self.assertNotEqual(tags[0], tags[1])
+        self.assertEqual(tags[0], tags[2])
+        # A cache holding the old tag revalidates after the rollback.
+        self.assertEqual(s.get("/big.bin", {"If-None-Match": tags[0][1]})[0], 304)
+
+    def test_a_restart_over_a_persisted_tree_hashes_nothing(self):
+        if not xattrs_supported(self.root):
+            self.skipTest("%s has no user extended attributes: hashes stay in memory"
+                          % self.root)
+        names = ["big%d.bin" % i for i in range(6)]
+        for i, name in enumerate(names):
+            self.write("d%d/%s" % (i % 2, name), os.urandom(SMALL + 1 + i * 100 * 1024))
+        self.write("small.txt", b"small\n")
+        s = self.serve()
+        first = s.wait_counters("after prehash", 30)
+        self.assertEqual(first["hashed_files"], len(names), first)
+        self.assertEqual(first["persisted"], len(names), first)
+        tags = {}
+        for i, name in enumerate(names):
+            url = "/d%d/%s" % (i % 2, name)
+            tags[url] = s.get(url)[1].get("etag")
+            self.assertEqual(tags[url], etag_of_file(self.path(url[1:])))
+        self.assertEqual(s.stop(), 0)
+
+        s2 = self.serve()
+        again = s2.wait_counters("after prehash", 30)
+        self.assertEqual(again["hashed_files"], 0, again)
+        self.assertEqual(again["from_xattr"], len(names), again)
+        for url, tag in tags.items():
+            self.assertEqual(s2.get(url)[1].get("etag"), tag, url)
+        self.assertEqual(s2.stop(), 0)
+        self.assertEqual(s2.counters("at shutdown")["hashed_files"], 0)
+
+    def test_notmod_etag_write_stores_tags_the_server_then_uses(self):
+        if not xattrs_supported(self.root):
+            self.skipTest("%s has no user extended attributes" % self.root)
+        p = self.write("big.bin", os.urandom(2 << 20))
+        rc, out, err = notmod_etag("--write", self.root)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("1 stored", err)
+        self.assertTrue(os.getxattr(p, "user.notmod.etag").startswith(b"1 %d " % (2 << 20)))
+        tag = out.split(" ", 1)[0]
+        s = self.serve("--no-prehash", "--hash-threshold", "0")
+        self.assertEqual(s.get("/big.bin")[1].get("etag"), tag)
+        self.assertEqual(s.stop(), 0)
+        done = s.counters("at shutdown")
+        self.assertEqual((done["hashed_files"], done["from_xattr"]), (0, 1), done)
+        # Printing again reads the attribute; --rehash does the work and agrees.
+        self.assertEqual(notmod_etag(p)[1], notmod_etag("--rehash", p)[1])
+
+    def test_a_304_is_prompt_while_a_1_gib_file_is_hashed(self):
+        if shutil.disk_usage(self.root).free < 3 * GIB:
+            self.skipTest("less than 3 GiB free in %s" % self.root)
+        self.write("small.css", b"a { color: red }\n")
+        big = self.path("huge.bin")
+        block = os.urandom(1 << 20)
+        with open(big, "wb") as f:
+            for _ in range(1024):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+            # Out of the page cache, so that hashing reads the disk and takes a while.
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        self.addCleanup(os.unlink, big)
+        time.sleep(RACY_S)
+        s = self.serve("--no-prehash")
+        small_tag = s.get("/small.css")[1]["etag"]
+
+        t0 = time.monotonic()
+        status, h, body = s.get("/huge.bin", {"Range": "bytes=0-99"})
+        ttfb = time.monotonic() - t0
+        self.assertEqual(status, 206)
+        self.assertEqual(body, block[:100])
+        self.assertNotIn("etag", h, "served at once, without a tag, while hashing")
+        self.assertIn("last-modified", h)
+        self.assertLess(ttfb, 2.0)
+
+        latencies, during = [], 0
+        conn = s.conn()
+        deadline = time.monotonic() + 120
+        tagged = None
+        while time.monotonic() < deadline and not tagged:
+            t = time.monotonic()
+            conn.request("GET", "/small.css", headers={"If-None-Match": small_tag})
+            r = conn.getresponse()
+            r.read()
+            latencies.append(time.monotonic() - t)
+            self.assertEqual(r.status, 304)
+            conn.request("HEAD", "/huge.bin")
+            r = conn.getresponse()
+            r.read()
+            tagged = r.getheader("ETag")
+            during += tagged is None
+        conn.close()
+        self.assertIsNotNone(tagged, "the 1 GiB file was not hashed within 120 s")
+        self.assertGreater(during, 0, "the hash finished before the first 304")
+        latencies.sort()
+        median = latencies[len(latencies) // 2]
+        self.assertLess(median, 0.1, "median 304 latency while hashing: %.3fs" % median)
+        self.assertLess(latencies[-1], 1.0, "slowest 304 while hashing: %.3fs" % latencies[-1])
+
+    def test_a_manifest_gives_replicas_the_same_validators(self):
+        files = {"index.html": b"<p>hi</p>\n", "css/app.css": b"p { margin: 0 }\n",
+                 "img/big.bin": os.urandom(200 * 1024), "img/other.bin": os.urandom(100 * 1024)}
+        for name, data in files.items():
+            self.write(name, data)
+        time.sleep(RACY_S)
+        manifest = os.path.join(tempfile.mkdtemp(prefix="notmod-manifest-"), "etags.manifest")
+        self.addCleanup(shutil.rmtree, os.path.dirname(manifest), True)
+        rc, out, err = notmod_etag("--manifest=" + manifest, self.root)
+        self.assertEqual(rc, 0, err)
+        with open(manifest) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(lines[0], "notmod-manifest 1")
+        self.assertEqual([line.split(" ")[0] for line in lines[1:]],
+                         sorted("/" + n for n in files))
+        for line in lines[1:]:
+            path, size, tag, date = line.split(" ", 3)
+            self.assertEqual(int(size), len(files[path[1:]]))
+            self.assertEqual(tag, etag_of_file(self.path(path[1:])))
+            self.assertRegex(date, r"^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$")
+        # Two more replicas of the tree whose files have other mtimes; in one, a small file
+        # has other bytes of the same size and a big one another size.
+        replicas = []
+        for k in range(2):
+            r = tempfile.mkdtemp(prefix="notmod-replica-")
+            os.chmod(r, 0o755)
+            self.addCleanup(shutil.rmtree, r, True)
+            shutil.copytree(self.root, r, dirs_exist_ok=True)
+            for name in files:
+                os.utime(os.path.join(r, name), (1600000000 + k * 1000, 1600000000 + k * 1000))
+            replicas.append(r)
+        write_in_place(os.path.join(replicas[1], "css/app.css"), b"p { margin: 1 }\n")
+        write_in_place(os.path.join(replicas[1], "img/other.bin"), os.urandom(99 * 1024))
+        time.sleep(RACY_S)
+        servers = []
+        for r in replicas:
+            s = Server(r, "--etag-manifest", manifest, "--no-prehash")
+            self.addCleanup(s.close)
+            servers.append(s)
+        self.assertIn("4 of 4 entries match", servers[0].stderr())
+        self.assertIn("2 of 4 entries match", servers[1].stderr())
+        self.assertIn("/css/app.css ignored: content differs", servers[1].stderr())
+        self.assertIn("/img/other.bin ignored: size is", servers[1].stderr())
+        by_path = dict((line.split(" ")[0], line.split(" ", 3)) for line in lines[1:])
+        for path in ("/index.html", "/img/big.bin"):
+            seen = [s.get(path)[1] for s in servers]
+            for h in seen:
+                self.assertEqual(h.get("etag"), by_path[path][2], path)
+                self.assertEqual(h.get("last-modified"), by_path[path][3], path)
+            # A date-only client revalidates against either replica.
+            for s in servers:
+                self.assertEqual(
+                    s.get(path, {"If-Modified-Since": by_path[path][3]})[0], 304, path)
+        # Entries that do not match are never trusted: own bytes, own mtime.
+        h = servers[1].get("/css/app.css")[1]
+        self.assertEqual(h["etag"], etag_of_file(os.path.join(replicas[1], "css/app.css")))
+        self.assertNotEqual(h["etag"], by_path["/css/app.css"][2])
+        own = os.stat(os.path.join(replicas[1], "css/app.css")).st_mtime
+        self.assertEqual(h["last-modified"], email.utils.formatdate(own, usegmt=True))
+        # A broken manifest stops the server with the line at fault.
+        with open(manifest, "a") as f:
+            f.write("/zz 1 \"bad\" Sun, 06 Nov 1994 08:49:37 GMT\n")
+        p = subprocess.run([NOTMOD, "serve", "--listen", "127.0.0.1:0", "--etag-manifest",
+                            manifest, self.root], capture_output=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("line %d: bad ETag" % (len(lines) + 1), p.stderr.decode())
+
+    def test_unreadable_vanished_and_growing_files(self):
+        ok = self.write("ok.txt", b"fine\n")
+        secret = self.write("secret.txt", b"secret\n")
+        os.chmod(secret, 0)
+        big_secret = self.write("secret.bin", os.urandom(300 * 1024))
+        os.chmod(big_secret, 0)
+        gone = self.write("gone.bin", os.urandom(300 * 1024))
+        for p in (ok, gone):
+            os.chmod(p, 0o644)
+        as_nobody = HAS_ROOT  # root reads anything: drop to nobody so that mode 0 means it
+        s = self.serve("--hash-threshold", "0", as_nobody=as_nobody)
+        self.assertEqual(s.get("/secret.txt")[0], 403)
+        self.assertEqual(s.get("/secret.bin")[0], 403)
+        rc, out, err = notmod_etag(secret, ok, as_nobody=as_nobody)
+        self.assertEqual(rc, 1)
+        self.assertIn("secret.txt: Permission denied", err)
+        self.assertIn(" " + ok, out)
+        # Vanished: while its hash is pending, and after.
+        status, h, _ = s.get("/gone.bin")
+        self.assertEqual(status, 200)
+        self.assertNotIn("etag", h)
+        os.unlink(gone)
+        self.assertEqual(s.get("/gone.bin")[0], 404)
+        rc, _, err = notmod_etag(gone)
+        self.assertEqual(rc, 1)
+        self.assertIn("No such file", err)
+        # Growing (sent with sendfile): no tag while it grows, and each complete body is a
+        # prefix of the final file.
+        grow = self.write("grow.log", b"#" * 99 + b"\n" * (SMALL + 1))
+        stop = threading.Event()
+
+        def appender():
+            with open(grow, "ab") as f:
+                n = 0
+                while not stop.is_set():
+                    f.write(b"line %08d\n" % n)
+                    f.flush()
+                    n += 1
+                    time.sleep(0.002)
+        t = threading.Thread(target=appender)
+        t.start()
+        try:
+            time.sleep(0.2)
+            seen = []
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                c = s.conn()
+                try:
+                    c.request("GET", "/grow.log")
+                    r = c.getresponse()
+                    body = r.read()
+                    seen.append((r.status, r.getheader("ETag"), body))
+                except (http.client.IncompleteRead, ConnectionError):
+                    pass
+                finally:
+                    c.close()
+        finally:
+            stop.set()
+            t.join(timeout=10)
+        self.assertTrue(seen)
+        with open(grow, "rb") as f:
+            final = f.read()
+        for status, tag, body in seen:
+            self.assertEqual(status, 200)
+            self.assertTrue(final.startswith(body))
+            self.assertIsNone(tag, "a file changed within 2 s has no tag yet")
+        tag = wait_for(lambda: s.get("/grow.log")[1].get("etag"), 20)
+        self.assertEqual(tag, etag_of_file(grow))
+
+    def test_other_modes_stay_available(self):
+        p = self.write("m.txt", b"abc")
+        os.utime(p, ns=(1700000000123456789, 1700000000123456789))
+        s = self.serve("--etag", "metadata")
+        self.assertEqual(s.get("/m.txt")[1]["etag"], '"3-%x"' % 1700000000123456789)
+        s = self.serve("--etag", "version:build-42")
+        self.assertEqual(s.get("/m.txt")[1]["etag"], '"build-42"')
+        s = self.serve("--etag", "off")
+        h = s.get("/m.txt")[1]
+        self.assertNotIn("etag", h)
+        self.assertIn("last-modified", h)
+
+
+@require_binary
+class RewriteStorm(unittest.TestCase):
+    """Writers rewrite files in place (same size, new size) and by rename while readers download
+    over kept-alive connections: no ETag ever stands for two bodies."""
+
+    SMALL_FILES = {"s%d.txt" % i: 1000 + i * 7000 for i in range(6)}
+    LARGE_FILES = {"l%d.bin" % i: 150 * 1024 + i * 400 * 1024 for i in range(4)}
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="notmod-storm-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        self.sizes = dict(self.SMALL_FILES, **self.LARGE_FILES)
+        self.gen = dict((name, 0) for name in self.sizes)
+        self.lock = threading.Lock()
+        for name, size in self.sizes.items():
+            write_in_place(os.path.join(self.root, name), body_for(name, 0, size))
+
+    def writer(self, stop, wid, names_of_phase, counts):
+        rng = random.Random(wid)
+        while not stop.is_set():
+            name = rng.choice(names_of_phase())
+            with self.lock:
+                self.gen[name] += 1
+                gen = self.gen[name]
+                mode = rng.choice(("same", "resize", "rename"))
+                size = self.sizes[name]
+                if mode != "same":
+                    # Small files stay held in memory, large ones stay sent with sendfile.
+                    lo, hi = (100 * 1024, 2 << 20) if name in self.LARGE_FILES else (64, 60000)
+                    size = min(hi, max(lo, int(size * rng.uniform(0.8, 1.2))))
+                    self.sizes[name] = size
+            path = os.path.join(self.root, name)
+            data = body_for(name, gen, size)
+            (write_by_rename if mode == "rename" else write_in_place)(path, data)
+            counts[mode] += 1
+            time.sleep(rng.uniform(0, 0.03))
+
+    def reader(self, stop, port, rid, results):
+        rng = random.Random(1000 + rid)
+        names = sorted(self.sizes)
+        conn = None
+        while not stop.is_set():
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            name = rng.choice(names)
+            try:
+                conn.request("GET", "/" + name)
+                r = conn.getresponse()
+                body = r.read()
+                results.append((name, r.status, r.getheader("ETag"), body))
+                if r.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
+                results.append((name, "cut", None, None))
+                conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    def test_no_etag_ever_stands_for_two_bodies(self):
+        s = Server(self.root, "--workers", "2")
+        self.addCleanup(s.close)
+        names = sorted(self.sizes)
+        groups = (names[0::2], names[1::2])
+        t0 = time.monotonic()
+
+        def names_of_phase():
+            # Each half of the files is rewritten for 3 s, then left alone for 3 s, so that
+            # large files also get hashed and tagged between storms.
+            return groups[int((time.monotonic() - t0) / 3) % 2]
+
+        stop = threading.Event()
+        counts = {"same": 0, "resize": 0, "rename": 0}
+        results = []
+        threads = [threading.Thread(target=self.writer, args=(stop, i, names_of_phase, counts))
+                   for i in range(3)]
+        threads += [threading.Thread(target=self.reader, args=(stop, s.port, i, results))
+                    for i in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(STORM_S)
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+        self.assertFalse(any(t.is_alive() for t in threads))
+
+        bodies_by_tag = {}
+        tagged = {"small": 0, "large": 0}
+        for name, status, tag, body in results:
+            if status != 200 or tag is None:
+                continue
+            bodies_by_tag.setdefault(tag, set()).add(hashlib.sha256(body).hexdigest())
+            kind = "large" if name in self.LARGE_FILES else "small"
+            tagged[kind] += 1
+            if kind == "large":
+                # Sent with sendfile: a body under a tag is exactly one write's bytes.
+                self.assertIsNotNone(parse_body(body), "torn body of %d bytes under %s for %s: %r"
+                                     % (len(body), tag, name, body[:40]))
+        liars = dict((t, b) for t, b in bodies_by_tag.items() if len(b) > 1)
+        self.assertEqual(liars, {}, "tags that stood for more than one body")
+        statuses = [r[1] for r in results]
+        summary = "writes %s; responses %d (200: %d, cut: %d, 503: %d); tagged %s" % (
+            counts, len(results), statuses.count(200), statuses.count("cut"),
+            statuses.count(503), tagged)
+        self.assertGreaterEqual(min(counts.values()), 20, summary)
+        self.assertGreater(tagged["small"], 100, summary)
+        self.assertGreater(tagged["large"], 10, summary)
+        self.assertTrue(set(statuses) <= {200, 503, "cut"}, summary)
+        # And each tag is the content hash of its body, as notmod etag computes it.
+        samples = tempfile.mkdtemp(prefix="notmod-storm-bodies-")
+        self.addCleanup(shutil.rmtree, samples, True)
+        checked = set()
+        for name, status, tag, body in results:
+            if status == 200 and tag and tag not in checked and len(checked) < 40:
+                checked.add(tag)
+                p = os.path.join(samples, "b%d" % len(checked))
+                with open(p, "wb") as f:
+                    f.write(body)
+        rc, out, err = notmod_etag(samples)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(set(line.split(" ")[0] for line in out.splitlines()), checked)
+        print("\nstorm: " + summary)
+
+
+if __name__ == "__main__":
+    unittest.main()
