@@ -120,16 +120,15 @@ int nm_hashing_format_etag(struct nm_hash128 h, char *buf, size_t cap)
     return nm_etag_make_hash128(h.hi, h.lo, buf, cap);
 }
 
-int nm_hashing_xattr_format(const struct nm_file_version *v, struct nm_hash128 h, char *buf,
-                            size_t cap)
+int nm_hashing_xattr_format(const struct nm_hashing_record *r, char *buf, size_t cap)
 {
     char tag[NM_ETAG_MAX + 1];
-    int t = nm_etag_make_hash128(h.hi, h.lo, tag, sizeof(tag));
-    if (t < 0 || v->mtime_ns < 0)
+    int t = nm_etag_make_hash128(r->hash.hi, r->hash.lo, tag, sizeof(tag));
+    if (t < 0 || r->mtime_ns < 0 || r->ctime_max_ns < 0)
         return -EINVAL;
     tag[t - 1] = '\0'; /* the 22 characters between the quotes */
-    int n = snprintf(buf, cap, "1 %llu %lld %s", (unsigned long long)v->size,
-                     (long long)v->mtime_ns, tag + 1);
+    int n = snprintf(buf, cap, "1 %llu %lld %lld %s", (unsigned long long)r->size,
+                     (long long)r->mtime_ns, (long long)r->ctime_max_ns, tag + 1);
     return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 
@@ -151,17 +150,18 @@ static bool parse_decimal(const char **p, const char *end, uint64_t max, uint64_
     return true;
 }
 
-int nm_hashing_xattr_parse(const char *val, size_t len, uint64_t *size, int64_t *mtime_ns,
-                           struct nm_hash128 *h)
+int nm_hashing_xattr_parse(const char *val, size_t len, struct nm_hashing_record *out)
 {
     const char *p = val, *end = val + len;
-    uint64_t sz, mt;
+    uint64_t sz, mt, ct;
     if (len < 2 || p[0] != '1' || p[1] != ' ')
         return -EINVAL;
     p += 2;
     if (!parse_decimal(&p, end, UINT64_MAX, &sz) || p == end || *p++ != ' ')
         return -EINVAL;
     if (!parse_decimal(&p, end, INT64_MAX, &mt) || p == end || *p++ != ' ')
+        return -EINVAL;
+    if (!parse_decimal(&p, end, INT64_MAX, &ct) || p == end || *p++ != ' ')
         return -EINVAL;
     if (end - p != 22)
         return -EINVAL;
@@ -192,9 +192,7 @@ int nm_hashing_xattr_parse(const char *val, size_t len, uint64_t *size, int64_t 
     char again[NM_ETAG_MAX + 1];
     if (nm_etag_make_hash128(hi, lo, again, sizeof(again)) != 24 || memcmp(again + 1, p, 22) != 0)
         return -EINVAL;
-    *size = sz;
-    *mtime_ns = (int64_t)mt;
-    *h = (struct nm_hash128){hi, lo};
+    *out = (struct nm_hashing_record){sz, (int64_t)mt, (int64_t)ct, {hi, lo}};
     return 0;
 }
 
@@ -204,20 +202,29 @@ int nm_hashing_xattr_read(int fd, const struct nm_file_version *v, struct nm_has
     ssize_t n = fgetxattr(fd, NM_HASHING_XATTR, val, sizeof(val) - 1);
     if (n < 0)
         return errno == ERANGE ? -ENODATA : -errno;
-    uint64_t size;
-    int64_t mtime_ns;
-    struct nm_hash128 h;
-    if (nm_hashing_xattr_parse(val, (size_t)n, &size, &mtime_ns, &h) != 0 || size != v->size ||
-        mtime_ns != v->mtime_ns)
+    struct nm_hashing_record r;
+    if (nm_hashing_xattr_parse(val, (size_t)n, &r) != 0 || r.size != v->size ||
+        r.mtime_ns != v->mtime_ns || v->ctime_ns > r.ctime_max_ns)
         return -ENODATA;
-    *out = h;
+    *out = r.hash;
     return 0;
 }
 
 int nm_hashing_xattr_write(int fd, const struct nm_file_version *v, struct nm_hash128 h)
 {
+    /* The version is checked right before the clock is read: a rewrite that restored size and
+     * mtime before this point is refused, one after it moves the ctime past the bound. */
+    struct stat st;
+    struct nm_file_version now;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    nm_hashing_version_of(&st, &now);
+    if (!nm_hashing_version_equal(&now, v))
+        return -EAGAIN;
+    struct nm_hashing_record r = {v->size, v->mtime_ns,
+                                  nm_hashing_now_ns() + NM_HASHING_XATTR_SLACK_NS, h};
     char val[NM_HASHING_XATTR_MAX + 1];
-    int n = nm_hashing_xattr_format(v, h, val, sizeof(val));
+    int n = nm_hashing_xattr_format(&r, val, sizeof(val));
     if (n < 0)
         return n;
     return fsetxattr(fd, NM_HASHING_XATTR, val, (size_t)n, 0) == 0 ? 0 : -errno;

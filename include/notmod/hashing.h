@@ -36,7 +36,10 @@ struct nm_file_version {
 
 /* The extended attribute and the longest value it holds. */
 #define NM_HASHING_XATTR "user.notmod.etag"
-#define NM_HASHING_XATTR_MAX 80
+#define NM_HASHING_XATTR_MAX 100
+
+/* How long after reading the clock the attribute write may set the file's ctime. */
+#define NM_HASHING_XATTR_SLACK_NS 20000000LL
 
 void nm_hashing_version_of(const struct stat *st, struct nm_file_version *out);
 bool nm_hashing_version_equal(const struct nm_file_version *a, const struct nm_file_version *b);
@@ -58,23 +61,35 @@ int nm_hashing_hash_fd(int fd, uint64_t size, const atomic_bool *stop, struct nm
 /* The ETag for a hash: nm_etag_make_hash128, 24 bytes with the quotes. */
 int nm_hashing_format_etag(struct nm_hash128 h, char *buf, size_t cap);
 
-/* The attribute value: "1 <size> <mtime_ns> <22 base64url characters>" in decimal, no NUL.
- * Returns its length or -ENOSPC. */
-int nm_hashing_xattr_format(const struct nm_file_version *v, struct nm_hash128 h, char *buf,
-                            size_t cap);
+/* What the attribute records: the hash of the bytes the file had with this size and mtime, and
+ * the latest ctime that file may show. Writing an attribute moves the ctime, so the value cannot
+ * hold the final ctime; it holds a bound taken just before the write instead. Any later change
+ * of the file (a rewrite that restores size and mtime included) moves the ctime past the bound. */
+struct nm_hashing_record {
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_max_ns;
+    struct nm_hash128 hash;
+};
+
+/* The attribute value: "1 <size> <mtime_ns> <ctime_max_ns> <22 base64url characters>", decimal
+ * numbers without leading zeros, no NUL. Returns its length, -EINVAL for a negative time, or
+ * -ENOSPC. */
+int nm_hashing_xattr_format(const struct nm_hashing_record *r, char *buf, size_t cap);
 
 /* Parses an attribute value strictly (exactly what nm_hashing_xattr_format writes). Returns 0
- * and the recorded size, mtime_ns and hash, or -EINVAL. */
-int nm_hashing_xattr_parse(const char *val, size_t len, uint64_t *size, int64_t *mtime_ns,
-                           struct nm_hash128 *h);
+ * and the record, or -EINVAL. */
+int nm_hashing_xattr_parse(const char *val, size_t len, struct nm_hashing_record *out);
 
 /* Reads the attribute of an open file and returns 0 and the hash only when it records v's size
- * and mtime_ns; -ENODATA when it is absent, malformed or stale; -ENOTSUP and other -errno when
- * the filesystem cannot say. */
+ * and mtime_ns and v's ctime is not after its bound; -ENODATA when it is absent, malformed or
+ * stale; -ENOTSUP and other -errno when the filesystem cannot say. */
 int nm_hashing_xattr_read(int fd, const struct nm_file_version *v, struct nm_hash128 *out);
 
-/* Writes the attribute for v (which must not be racy). Writing it changes the file's ctime.
- * Returns 0 or -errno (-ENOTSUP, -EROFS, -EACCES, -EPERM, -ENOSPC, -EDQUOT ...). */
+/* Writes the attribute for v, which must not be racy and must still be the file's version (else
+ * -EAGAIN): the bound is the clock read just before the write plus NM_HASHING_XATTR_SLACK_NS.
+ * Writing it changes the file's ctime. Returns 0 or -errno (-ENOTSUP, -EROFS, -EACCES, -EPERM,
+ * -ENOSPC, -EDQUOT ...). */
 int nm_hashing_xattr_write(int fd, const struct nm_file_version *v, struct nm_hash128 h);
 
 /* Where a known hash came from. */
