@@ -26,7 +26,7 @@
 #include "notmod/manifest.h"
 
 #define READ_CHUNK 16384
-#define SENDFILE_TAIL 4096 /* the last bytes of a file part: read, then checked, then sent */
+#define SENDFILE_TAIL 4096      /* the last bytes of a file part: read, then checked, then sent */
 #define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_some */
 #define TICK_MS 250
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
@@ -46,7 +46,7 @@ struct sconn {
     unsigned requests_seen;
     char tail[SENDFILE_TAIL]; /* the end of the current file part, read before the check */
     size_t tail_len;          /* how much of the part was read into tail; 0 when not yet */
-    int64_t linger_since_ms; /* output done and write side shut: draining until EOF, else 0 */
+    int64_t linger_since_ms;  /* output done and write side shut: draining until EOF, else 0 */
     struct sconn *next_free;
 };
 
@@ -816,8 +816,8 @@ int nm_server_run(struct nm_server *s)
     if (rc < 0)
         atomic_store(&s->stopping, true);
     if (rc == 0 && s->hashing && s->cfg->prehash) {
-        int prc = nm_hashing_prehash(s->hashing, s->root_fd, s->cfg->allow_dotfiles,
-                                     prehash_done, NULL);
+        int prc =
+            nm_hashing_prehash(s->hashing, s->root_fd, s->cfg->allow_dotfiles, prehash_done, NULL);
         if (prc < 0)
             nm_log_error("prehash not started: %s", strerror(-prc));
     }
