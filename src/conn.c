@@ -28,7 +28,7 @@
 
 static const char allow_methods[] = "GET, HEAD, OPTIONS";
 
-/* ---- the site ------------------------------------------------------------------------------ */
+/* ---- the site ---- */
 
 int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
                  const struct nm_mime_table *mime, int root_fd)
@@ -61,7 +61,7 @@ void nm_site_set_time(struct nm_site *site, int64_t now)
         (size_t)snprintf(site->date_line, sizeof(site->date_line), "Date: %s\r\n", d);
 }
 
-/* ---- output queue -------------------------------------------------------------------------- */
+/* ---- output queue ---- */
 
 void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer)
 {
@@ -197,7 +197,7 @@ static void put_file(struct nm_conn *c, struct nm_file *f, uint64_t off, uint64_
     s->len = len;
 }
 
-/* ---- one response ---------------------------------------------------------------------------- */
+/* ---- one response ---- */
 
 struct request {
     struct nm_http1_request *h; /* NULL when the head could not be parsed */
@@ -504,8 +504,7 @@ static int respond_representation(struct nm_conn *c, struct request *r, struct n
     return rc;
 }
 
-/* ---- directories ------------------------------------------------------------------------------
- */
+/* ---- directories ---- */
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -648,8 +647,7 @@ static int respond_listing(struct nm_conn *c, struct request *r, struct nm_file 
     return rc;
 }
 
-/* ---- routing ------------------------------------------------------------------------------------
- */
+/* ---- routing ---- */
 
 static int redirect_to_dir(struct nm_conn *c, struct request *r, const char *path)
 {
@@ -808,7 +806,7 @@ static void log_request(struct nm_conn *c, const struct request *r)
     nm_log_format_access(&site->log, site->cfg->log_format, &e);
 }
 
-/* ---- the request loop ------------------------------------------------------------------------ */
+/* ---- the request loop ---- */
 
 static bool queue_has_room(const struct nm_conn *c)
 {

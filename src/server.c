@@ -94,8 +94,7 @@ static int64_t wall_seconds(void)
     return ts.tv_sec;
 }
 
-/* ---- addresses --------------------------------------------------------------------------------
- */
+/* ---- addresses ---- */
 
 static int parse_listen(const char *spec, struct listener *l)
 {
@@ -173,8 +172,7 @@ static void describe(struct listener *l)
     }
 }
 
-/* ---- setup ------------------------------------------------------------------------------------
- */
+/* ---- setup ---- */
 
 static int open_log(const struct nm_config *cfg)
 {
@@ -356,8 +354,7 @@ void nm_server_block_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* ---- one worker -------------------------------------------------------------------------------
- */
+/* ---- one worker ---- */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
