@@ -26,7 +26,7 @@
 #include "notmod/manifest.h"
 
 #define READ_CHUNK 16384
-#define SENDFILE_TAIL 4096      /* the last bytes of a file part: read, then checked, then sent */
+#define SENDFILE_TAIL 256       /* the last bytes of a file part: read, then checked, then sent */
 #define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_some */
 #define TICK_MS 250
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
@@ -480,7 +480,7 @@ static int send_some(struct worker *w, struct sconn *sc)
          * made after cannot reach the client. A change aborts the response: the client sees a
          * short transfer and caches nothing. Untagged bodies go by sendfile. */
         if (s->len > SENDFILE_TAIL && !sc->tail_len && s->file->has_etag) {
-            if (!w->copy_buf && !(w->copy_buf = malloc(COPY_CHUNK)))
+            if (!w->copy_buf && !(w->copy_buf = aligned_alloc(4096, COPY_CHUNK)))
                 return -1;
             uint64_t want = s->len - SENDFILE_TAIL;
             ssize_t r = pread(s->file->fd, w->copy_buf, want > COPY_CHUNK ? COPY_CHUNK : want,
