@@ -235,7 +235,8 @@ int nm_hashing_xattr_write(int fd, const struct nm_file_version *v, struct nm_ha
 /* ---- the memo -------------------------------------------------------------------------------- */
 
 enum entry_state {
-    ST_HASHED = 0,
+    ST_NONE = 0, /* nothing known yet (a job could not be queued): never answers */
+    ST_HASHED,
     ST_PENDING, /* a job for v is queued or running */
     ST_FAILED,  /* hashing v failed at failed_at_ns */
 };
@@ -929,7 +930,8 @@ static void prehash_file(struct nm_hashing *h, int fd)
     while (h->background.n + h->delayed.n >= MAX_BACKGROUND_JOBS && !atomic_load(&h->stop))
         pthread_cond_wait(&h->space, &h->lock);
     struct entry *e = memo_get(h, v.dev, v.ino);
-    if (atomic_load(&h->stop) || (e && e->state != ST_FAILED && entry_describes(e, &v))) {
+    if (atomic_load(&h->stop) ||
+        (e && (e->state == ST_HASHED || e->state == ST_PENDING) && entry_describes(e, &v))) {
         /* Hashed already, or someone asked first: the walk still waits for that job. */
         if (e && e->state == ST_PENDING && !e->walk_waits && !atomic_load(&h->stop)) {
             e->walk_waits = true;

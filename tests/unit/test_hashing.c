@@ -480,3 +480,16 @@ Test(hashing, counters_format_as_one_line)
     cr_expect_eq(nm_hashing_format_stats(&st, line, 10), -ENOSPC);
     cr_expect_eq(strchr(line, '\n'), NULL);
 }
+
+Test(hashing, a_job_that_cannot_be_queued_leaves_no_answer_behind)
+{
+    struct nm_hashing *h = pool(false);
+    struct nm_file_version v = {.dev = 1, .ino = 2, .size = 3, .mtime_ns = 4, .ctime_ns = 5};
+    cr_expect_eq(nm_hashing_request(h, -1, &v), -EBADF);
+    struct nm_hash128 got;
+    cr_expect_eq(nm_hashing_find(h, -1, &v, &got), -ENOENT);
+    struct nm_file_version later = v;
+    later.mtime_ns++;
+    cr_expect_not(nm_hashing_is_own_change(h, &v, &later));
+    nm_hashing_free(h);
+}
