@@ -467,6 +467,12 @@ class ContentETags(unittest.TestCase):
             self.assertIsNone(tag, "a file changed within 2 s has no tag yet")
         tag = wait_for(lambda: s.get("/grow.log")[1].get("etag"), 20)
         self.assertEqual(tag, etag_of_file(grow))
+        if as_nobody:
+            # Files it may not write: the hash lives in memory only, and is used all the same.
+            self.assertEqual(s.stop(), 0)
+            done = s.counters("at shutdown")
+            self.assertEqual(done["persisted"], 0, done)
+            self.assertGreaterEqual(done["hashed_files"], 1, done)
 
     def test_other_modes_stay_available(self):
         p = self.write("m.txt", b"abc")
