@@ -379,17 +379,6 @@ void nm_http1_chunked_init(struct nm_http1_chunked *d)
     memset(d, 0, sizeof(*d));
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done)
 {
     size_t i = 0;
@@ -398,7 +387,7 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
         unsigned char c = (unsigned char)buf[i];
         switch (d->state) {
         case CH_SIZE: {
-            int h = hexval(c);
+            int h = nm_hex_digit_value(c);
             if (h >= 0) {
                 if (++d->digits > CHUNK_MAX_DIGITS)
                     return -413;

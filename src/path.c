@@ -6,17 +6,6 @@
 #include <limits.h>
 #include <string.h>
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_control(unsigned char c)
 {
     return c < 0x20 || c == 0x7f;
@@ -78,8 +67,8 @@ int nm_path_normalize(struct nm_slice target, char *out, size_t cap)
         while (i < end && p[i] != '/') {
             unsigned char c = (unsigned char)p[i];
             if (c == '%') {
-                int hi = i + 2 < end ? hex_value((unsigned char)p[i + 1]) : -1;
-                int lo = hi >= 0 ? hex_value((unsigned char)p[i + 2]) : -1;
+                int hi = i + 2 < end ? nm_hex_digit_value((unsigned char)p[i + 1]) : -1;
+                int lo = hi >= 0 ? nm_hex_digit_value((unsigned char)p[i + 2]) : -1;
                 if (lo < 0)
                     return -EINVAL;
                 c = (unsigned char)(hi << 4 | lo);

@@ -48,6 +48,18 @@ bool nm_slice_case_eq(struct nm_slice a, struct nm_slice b);
 /* The slice without leading and trailing OWS (SP and HTAB, RFC 9110 §5.6.3). */
 struct nm_slice nm_slice_trim_ows(struct nm_slice s);
 
+/* The value of a hexadecimal digit (either case), or -1 for any other byte. */
+static inline int nm_hex_digit_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static inline bool nm_field_is_present(struct nm_field f)
 {
     return f.n_lines > 0;
