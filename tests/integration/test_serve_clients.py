@@ -26,6 +26,8 @@ class RealClients(ServerTestCase):
     def populate(cls, site):
         site.write("alive.txt", b"alive\n")
         site.write("page.html", PAGE, mtime=T0)
+        # Its own file: a test counting log lines must not see another test's late line.
+        site.write("etag-save.html", PAGE, mtime=T0)
         site.write("big.bin", BIG, mtime=T0)
         site.write("wget.txt", b"for wget\n", mtime=T0)
         cls.log_path = os.path.join(site.base, "access.log")
@@ -64,17 +66,17 @@ class RealClients(ServerTestCase):
 
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_etag_save_then_compare_gets_304_and_keeps_the_file(self):
-        url = self.server.url("/page.html")
-        mark = len(self.logged_statuses("/page.html"))
+        url = self.server.url("/etag-save.html")
+        mark = len(self.logged_statuses("/etag-save.html"))
         self.assertEqual(self.curl("-o", "page.html", "--etag-save", "etag.txt", url), 200)
         with open(self.local("etag.txt")) as f:
             saved = f.read().strip()
-        self.assertEqual(saved, self.get("/page.html").header("ETag"))
+        self.assertEqual(saved, self.get("/etag-save.html").header("ETag"))
         status = self.curl("-o", "page.html", "--etag-compare", "etag.txt", url)
         self.assertEqual(status, 304)
         with open(self.local("page.html"), "rb") as f:
             self.assertEqual(f.read(), PAGE)
-        self.assertEqual(self.statuses_since("/page.html", mark, 3), [200, 200, 304])
+        self.assertEqual(self.statuses_since("/etag-save.html", mark, 3), [200, 200, 304])
 
     @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_etag_compare_with_a_stale_tag_downloads(self):
