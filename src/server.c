@@ -29,6 +29,7 @@
 #define SENDFILE_TAIL 256       /* the last bytes of a file part: read, then checked, then sent */
 #define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_some */
 #define TICK_MS 250
+#define MAX_SPARE 256  /* closed connections kept for reuse; memory follows the peak load */
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 
 struct listener {
@@ -44,10 +45,10 @@ struct sconn {
     int64_t head_started_ms; /* first byte of an unfinished head, 0 when none */
     int64_t last_io_ms;
     unsigned requests_seen;
-    char tail[SENDFILE_TAIL]; /* the end of the current file part, read before the check */
-    size_t tail_len;          /* how much of the part was read into tail; 0 when not yet */
-    int64_t linger_since_ms;  /* output done and write side shut: draining until EOF, else 0 */
-    struct sconn *next_free;
+    char tail[SENDFILE_TAIL];  /* the end of the current file part, read before the check */
+    size_t tail_len;           /* how much of the part was read into tail; 0 when not yet */
+    int64_t linger_since_ms;   /* output done and write side shut: draining until EOF, else 0 */
+    struct sconn *prev, *next; /* in the worker's list of open connections, or its spares */
 };
 
 struct worker {
@@ -60,9 +61,10 @@ struct worker {
     bool accepting;
     int64_t accept_resume_ms;
     struct nm_site site;
-    struct sconn *conns;
-    struct sconn *free_list;
+    struct sconn *active; /* open connections */
+    struct sconn *spare;  /* closed ones kept for reuse, at most MAX_SPARE */
     unsigned n_active;
+    unsigned n_spare;
     char *copy_buf; /* COPY_CHUNK bytes, allocated on first use */
 };
 
@@ -378,15 +380,45 @@ static void flush_log(struct worker *w)
     b->len = 0;
 }
 
+static struct sconn *open_conn(struct worker *w, int fd)
+{
+    struct sconn *sc = w->spare;
+    if (sc) {
+        w->spare = sc->next;
+        w->n_spare--;
+    } else if (!(sc = malloc(sizeof(*sc)))) {
+        return NULL;
+    }
+    sc->fd = fd;
+    sc->prev = NULL;
+    sc->next = w->active;
+    if (w->active)
+        w->active->prev = sc;
+    w->active = sc;
+    w->n_active++;
+    return sc;
+}
+
 static void close_conn(struct worker *w, struct sconn *sc)
 {
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
     close(sc->fd);
     nm_conn_cleanup(&sc->conn);
     sc->fd = -1;
-    sc->next_free = w->free_list;
-    w->free_list = sc;
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        w->active = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
     w->n_active--;
+    if (w->n_spare == MAX_SPARE) {
+        free(sc);
+        return;
+    }
+    sc->next = w->spare;
+    w->spare = sc;
+    w->n_spare++;
 }
 
 static void set_accepting(struct worker *w, bool on)
@@ -415,7 +447,7 @@ static void format_peer(const struct sockaddr_storage *ss, char *out, size_t cap
 static void accept_all(struct worker *w, int lfd)
 {
     for (;;) {
-        if (w->n_active >= w->srv->cfg->max_conns || !w->free_list) {
+        if (w->n_active >= w->srv->cfg->max_conns) {
             set_accepting(w, false);
             return;
         }
@@ -435,10 +467,13 @@ static void accept_all(struct worker *w, int lfd)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct sconn *sc = w->free_list;
-        w->free_list = sc->next_free;
-        w->n_active++;
-        sc->fd = fd;
+        struct sconn *sc = open_conn(w, fd);
+        if (!sc) {
+            close(fd);
+            set_accepting(w, false);
+            w->accept_resume_ms = now_ms() + 500;
+            return;
+        }
         char peer[INET6_ADDRSTRLEN];
         format_peer(&ss, peer, sizeof(peer));
         nm_conn_init(&sc->conn, &w->site, peer);
@@ -626,10 +661,8 @@ static bool run_conn(struct worker *w, struct sconn *sc)
 static void sweep(struct worker *w, int64_t t, bool stopping)
 {
     const struct nm_config *cfg = w->srv->cfg;
-    for (unsigned i = 0; i < cfg->max_conns; i++) {
-        struct sconn *sc = &w->conns[i];
-        if (sc->fd < 0)
-            continue;
+    for (struct sconn *sc = w->active, *next; sc; sc = next) {
+        next = sc->next; /* sc may be closed below */
         struct nm_conn *c = &sc->conn;
         if (sc->linger_since_ms) {
             if (stopping || t - sc->linger_since_ms > LINGER_MS)
@@ -705,9 +738,8 @@ static void *worker_main(void *arg)
                     w->listen_fds[i] = -1;
                 }
             }
-            for (unsigned i = 0; i < srv->cfg->max_conns; i++)
-                if (w->conns[i].fd >= 0)
-                    w->conns[i].conn.state = NM_CONN_CLOSING;
+            for (struct sconn *sc = w->active; sc; sc = sc->next)
+                sc->conn.state = NM_CONN_CLOSING;
             next_tick = t;
         }
         if (t >= next_tick) {
@@ -721,9 +753,8 @@ static void *worker_main(void *arg)
         if (stopping && (w->n_active == 0 || t >= srv->stop_deadline_ms))
             break;
     }
-    for (unsigned i = 0; i < srv->cfg->max_conns; i++)
-        if (w->conns[i].fd >= 0)
-            close_conn(w, &w->conns[i]);
+    while (w->active)
+        close_conn(w, w->active);
     flush_log(w);
     return NULL;
 }
@@ -746,14 +777,6 @@ static int worker_init(struct nm_server *srv, struct worker *w, unsigned index)
         if (w->listen_fds[i] < 0)
             return w->listen_fds[i];
     }
-    w->conns = calloc(cfg->max_conns, sizeof(*w->conns));
-    if (!w->conns)
-        return -ENOMEM;
-    for (unsigned i = cfg->max_conns; i-- > 0;) {
-        w->conns[i].fd = -1;
-        w->conns[i].next_free = w->free_list;
-        w->free_list = &w->conns[i];
-    }
     int rc = nm_site_init(&w->site, cfg, srv->mime, srv->root_fd);
     if (rc == 0)
         nm_site_set_time(&w->site, wall_seconds());
@@ -763,7 +786,11 @@ static int worker_init(struct nm_server *srv, struct worker *w, unsigned index)
 static void worker_cleanup(struct worker *w)
 {
     nm_site_cleanup(&w->site);
-    free(w->conns);
+    while (w->spare) {
+        struct sconn *sc = w->spare;
+        w->spare = sc->next;
+        free(sc);
+    }
     free(w->copy_buf);
     if (w->epfd >= 0)
         close(w->epfd);
