@@ -27,6 +27,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 mkdir -p "$work/site"
 head -c 4096 /dev/urandom | base64 -w 76 | head -c 4096 >"$work/site/small.txt"
 head -c $((1024 * 1024)) /dev/urandom >"$work/site/big.bin"
+# Files just written are "racy" for two seconds (a same-tick rewrite could hide from stat), and
+# notmod re-reads them until then; a deployed site's files are older.
+sleep 3
 
 np=$(free_port)
 mkdir -p "$work/nginx/logs"
@@ -51,8 +54,9 @@ CONF
 /usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 
-"$notmod" serve --workers 1 --access-log off --listen 127.0.0.1:0 "$work/site" >"$work/notmod.out" &
-pids+=($!)
+"$notmod" serve --workers 1 --access-log off --listen 127.0.0.1:0 "$work/site" >"$work/notmod.out" 2>"$work/notmod.err" &
+notmod_pid=$!
+pids+=($notmod_pid)
 for _ in $(seq 50); do grep -q http "$work/notmod.out" 2>/dev/null && break; sleep 0.1; done
 mp=$(grep -o '127.0.0.1:[0-9]*' "$work/notmod.out" | head -n 1 | cut -d: -f2)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$np/small.txt" && break; sleep 0.1; done
@@ -94,3 +98,10 @@ for scenario in "304 If-None-Match, 4 KiB file|small.txt|inm" "200, 4 KiB file|s
     m=$(median <"$work/m"); n=$(median <"$work/n")
     printf '| %s | %.0f | %.0f | %.2f |\n' "$name" "$m" "$n" "$(awk -v a="$m" -v b="$n" 'BEGIN{print a/b}')"
 done
+
+rss_kib() { awk '/^VmRSS/{s+=$2} END{print s}' "$@"; }
+nginx_procs=$(pgrep -f "nginx.*$work/nginx" | sed 's|.*|/proc/&/status|')
+echo
+echo "Resident memory after the runs: notmod $(rss_kib /proc/$notmod_pid/status) KiB," \
+     "nginx $(rss_kib $nginx_procs) KiB (master and worker)."
+
