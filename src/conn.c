@@ -205,7 +205,7 @@ struct request {
     bool close;
     int status;
     uint64_t body_bytes;
-    struct nm_slice etag;
+    char etag[NM_ETAG_MAX + 1]; /* for the log: a copy, since a listing's tag dies with it */
 };
 
 static const char *status_phrase(int status)
@@ -313,9 +313,11 @@ static int put_validators(struct nm_conn *c, struct request *r, const struct nm_
     int rc = 0;
     if (f->has_etag) {
         rc = putf(c, "ETag: %.*s\r\n", (int)f->etag.opaque.len, f->etag.opaque.ptr);
-        r->etag = f->etag.opaque;
+        size_t n = f->etag.opaque.len < NM_ETAG_MAX ? f->etag.opaque.len : NM_ETAG_MAX;
+        memcpy(r->etag, f->etag.opaque.ptr, n);
+        r->etag[n] = '\0';
     }
-    if (rc == 0 && f->has_last_modified && !(is_304 && f->has_etag)) {
+    if (rc == 0 && last_modified >= 0 && !(is_304 && f->has_etag)) {
         char d[NM_DATE_LEN + 1];
         nm_date_format(last_modified, d);
         rc = putf(c, "Last-Modified: %s\r\n", d);
@@ -446,13 +448,18 @@ static int respond_representation(struct nm_conn *c, struct request *r, struct n
     struct cond_fields cf;
     collect_conditions(r->h, &cf);
 
-    /* RFC 9110 §8.8.2.1: a Last-Modified later than Date is replaced by Date. */
+    /* RFC 9110 §8.8.2.1: a Last-Modified later than Date is replaced by Date. A file modified
+     * in the very second of Date gets none: a second change within that second would keep the
+     * date, and a client revalidating with it would be told 304 for bytes it does not have.
+     * -1 means no Last-Modified. */
     int64_t lm = f->last_modified < site->now ? f->last_modified : site->now;
+    if (!f->has_last_modified || f->last_modified == site->now)
+        lm = -1;
     struct nm_precond_resource res = {
         .status = 200,
         .exists = true,
         .etag = f->has_etag ? &f->etag : NULL,
-        .has_last_modified = f->has_last_modified,
+        .has_last_modified = lm >= 0,
         .last_modified = lm,
         .date = site->now,
     };
@@ -794,7 +801,7 @@ static void log_request(struct nm_conn *c, const struct request *r)
         .minor_version = -1,
         .status = r->status,
         .bytes = r->body_bytes,
-        .etag = r->etag,
+        .etag = nm_slice_from_cstr(r->etag),
     };
     if (r->h) {
         e.method = r->h->method_token;
