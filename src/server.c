@@ -65,7 +65,9 @@ struct worker {
     struct sconn *spare;  /* closed ones kept for reuse, at most MAX_SPARE */
     unsigned n_active;
     unsigned n_spare;
-    char *copy_buf; /* COPY_CHUNK bytes, allocated on first use */
+    char *copy_buf;       /* COPY_CHUNK bytes, allocated on first use */
+    bool log_cut;         /* the last log write stopped inside a line */
+    uint64_t log_dropped; /* access-log lines dropped because the log could not take them */
 };
 
 struct nm_server {
@@ -176,13 +178,18 @@ static void describe(struct listener *l)
 
 /* ---- setup ---- */
 
+/* The access log never blocks a worker: its descriptor is non-blocking, and lines that a stalled
+ * reader (a full pipe) cannot take are dropped and counted. Standard output is reopened through
+ * /proc so that the flag does not change the description the parent shares. */
 static int open_log(const struct nm_config *cfg)
 {
     if (!cfg->access_log)
         return -1;
-    if (strcmp(cfg->access_log, "-") == 0)
-        return STDOUT_FILENO;
-    return open(cfg->access_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    const char *path = strcmp(cfg->access_log, "-") == 0 ? "/proc/self/fd/1" : cfg->access_log;
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (fd < 0 && path[0] == '/' && strcmp(cfg->access_log, "-") == 0)
+        return STDOUT_FILENO; /* no /proc: stdout as it is */
+    return fd;
 }
 
 static void warn_manifest(void *arg, const char *path, const char *why)
@@ -369,13 +376,20 @@ static void flush_log(struct worker *w)
         return;
     int fd = w->srv->log_fd;
     size_t off = 0;
-    while (fd >= 0 && off < b->len) {
+    if (w->log_cut && fd >= 0 && write(fd, "\n", 1) == 1)
+        w->log_cut = false; /* end the line a stall cut short */
+    while (fd >= 0 && off < b->len && !w->log_cut) {
         ssize_t n = write(fd, b->ptr + off, b->len - off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break; /* a log that cannot be written never stalls serving */
         off += (size_t)n;
+    }
+    if (off < b->len) {
+        w->log_cut = off > 0 && b->ptr[off - 1] != '\n';
+        for (size_t i = off; i < b->len; i++)
+            w->log_dropped += b->ptr[i] == '\n';
     }
     b->len = 0;
 }
@@ -756,6 +770,9 @@ static void *worker_main(void *arg)
     while (w->active)
         close_conn(w, w->active);
     flush_log(w);
+    if (w->log_dropped)
+        nm_log_error("access log: %llu lines dropped by worker %u: the log could not keep up",
+                     (unsigned long long)w->log_dropped, w->index);
     return NULL;
 }
 
