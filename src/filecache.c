@@ -401,6 +401,12 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
     if (cc != f->cache_control)
         snprintf(f->cache_control, sizeof(f->cache_control), "%s", cc);
     f->max_age = nm_config_max_age_of(f->cache_control);
+    if (f->data) {
+        /* Served from memory and revalidated by path: the descriptor is not needed again, and
+         * thousands of small files must not hold thousands of descriptors. */
+        close(f->fd);
+        f->fd = -1;
+    }
     *out = f;
     return 0;
 fail:

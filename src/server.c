@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -321,6 +322,12 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         /* Port 0: every worker's socket must bind the port the kernel chose for the first. */
         getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addr_len);
         describe(l);
+    }
+    /* Descriptors are connections and open files: take all the kernel allows us. */
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);

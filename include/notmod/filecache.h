@@ -21,7 +21,7 @@ struct nm_file {
     struct nm_file *lru_prev, *lru_next; /* most recently used first */
     bool in_table;
 
-    int fd;
+    int fd; /* -1 for a file held in memory (data): it is not read again */
     dev_t dev;
     ino_t ino;
     uint64_t size;
