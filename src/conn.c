@@ -20,6 +20,7 @@
 
 #define OUT_MAX_BYTES (16u << 20)
 #define OUT_PAUSE_BYTES (256u << 10) /* stop taking pipelined requests above this much output */
+#define OUT_KEEP_BYTES (16u << 10)   /* output buffer an idle connection may keep */
 #define MAX_RANGES 16
 #define SEGS_PER_RESPONSE (2 * MAX_RANGES + 2)
 #define LOG_MAX_BYTES (1u << 20)
@@ -123,6 +124,9 @@ void nm_conn_advance(struct nm_conn *c, uint64_t n)
         nm_buf_consume(&c->out, c->out_sent);
         c->out_sent = 0;
     }
+    /* An idle connection keeps no large output buffer. */
+    if (c->n_segs == 0 && c->out.cap > OUT_KEEP_BYTES)
+        nm_buf_cleanup(&c->out);
 }
 
 int nm_conn_drain(struct nm_conn *c, struct nm_buf *dst)
@@ -133,7 +137,12 @@ int nm_conn_drain(struct nm_conn *c, struct nm_buf *dst)
         if (rc < 0)
             return rc;
         uint64_t n = s->mem_len;
-        if (s->file && s->len) {
+        if (s->file && s->len && s->data) {
+            rc = nm_buf_append(dst, s->data + s->off, (size_t)s->len);
+            if (rc < 0)
+                return rc;
+            n += s->len;
+        } else if (s->file && s->len) {
             rc = nm_buf_reserve(dst, s->len);
             if (rc < 0)
                 return rc;
@@ -195,6 +204,7 @@ static void put_file(struct nm_conn *c, struct nm_file *f, uint64_t off, uint64_
     s->file = nm_file_acquire(f);
     s->off = off;
     s->len = len;
+    s->data = f->data;
 }
 
 /* ---- one response ---- */
@@ -337,8 +347,8 @@ static int put_validators(struct nm_conn *c, struct request *r, const struct nm_
 static int put_body(struct nm_conn *c, struct nm_file *f, const char *mem, uint64_t off,
                     uint64_t len)
 {
-    if (mem)
-        return put(c, mem + off, (size_t)len);
+    if (mem && mem != f->data)
+        return put(c, mem + off, (size_t)len); /* a generated body: copied */
     put_file(c, f, off, len);
     return 0;
 }

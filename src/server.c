@@ -18,6 +18,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -518,9 +519,27 @@ static int send_some(struct worker *w, struct sconn *sc)
     int progress = 0;
     struct nm_conn_seg *s;
     while ((s = nm_conn_front(c)) != NULL) {
-        if (s->mem_len) {
-            int flags = MSG_NOSIGNAL | (s->file && s->len ? MSG_MORE : 0);
-            ssize_t n = send(sc->fd, c->out.ptr + c->out_sent, s->mem_len, flags);
+        if (s->mem_len || (s->data && s->len)) {
+            /* Heads and bodies held in memory, of as many queued responses as there are, leave
+             * in one sendmsg, up to the first part that must be read from a file. */
+            struct iovec iov[2 * NM_CONN_MAX_SEGS];
+            size_t n_iov = 0, pos = c->out_sent;
+            bool file_follows = false;
+            for (unsigned i = 0; i < c->n_segs; i++) {
+                const struct nm_conn_seg *g = &c->segs[(c->seg_head + i) % NM_CONN_MAX_SEGS];
+                if (g->mem_len) {
+                    iov[n_iov++] = (struct iovec){c->out.ptr + pos, g->mem_len};
+                    pos += g->mem_len;
+                }
+                if (g->len && !g->data) {
+                    file_follows = true;
+                    break;
+                }
+                if (g->len)
+                    iov[n_iov++] = (struct iovec){(void *)(g->data + g->off), (size_t)g->len};
+            }
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n_iov};
+            ssize_t n = sendmsg(sc->fd, &msg, MSG_NOSIGNAL | (file_follows ? MSG_MORE : 0));
             if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? progress : -1;
             nm_conn_advance(c, (uint64_t)n);

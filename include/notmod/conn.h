@@ -36,12 +36,14 @@ void nm_site_cleanup(struct nm_site *site);
 void nm_site_set_time(struct nm_site *site, int64_t now);
 
 /* A part of the output: first mem_len bytes from the front of the output buffer, then `len`
- * bytes of `file` from `off` (none when file is NULL). The segment holds a file reference. */
+ * bytes of `file` from `off` (none when file is NULL). The segment holds a file reference, so a
+ * file held in memory is sent from its own bytes (`data`), never copied per response. */
 struct nm_conn_seg {
     size_t mem_len;
     struct nm_file *file;
     uint64_t off;
     uint64_t len;
+    const char *data; /* non-NULL: the file part is file->data[off..off+len), not read from fd */
 };
 
 #define NM_CONN_MAX_SEGS 64
