@@ -169,7 +169,7 @@ struct nm_hashing_stats {
     uint64_t small_files; /* hashed from memory by the reader that serves them */
     uint64_t small_bytes;
     uint64_t from_xattr;    /* versions whose hash the attribute supplied */
-    uint64_t from_manifest; /* manifest entries checked and trusted */
+    uint64_t from_manifest; /* manifest entries kept (their bytes checked or to be hashed) */
     uint64_t persisted;     /* attributes written */
     uint64_t discarded;     /* hashes thrown away because the file changed while hashed */
     uint64_t waited_racy;   /* jobs that waited for their version to stop being racy */
@@ -196,9 +196,11 @@ int nm_hashing_prehash(struct nm_hashing *h, int root_fd, bool dotfiles,
 
 /* Takes a parsed manifest (ownership passes, even on failure) and checks each entry against the
  * file at its path under root_fd: a file that is missing or has another size is ignored; a file
- * up to small_file_bytes is read and must hash to the entry; a larger one is trusted for the
- * version it has now, which enters the memo (any later change of that file drops the claim).
- * `warn` hears about each ignored entry. Returns the number of entries kept, or -errno. */
+ * up to small_file_bytes is read and must hash to the entry; a larger one is never trusted on
+ * the manifest's word: it is ignored when its valid attribute names another hash, and otherwise
+ * gets its hash from the attribute or the pool like any file, the entry's Last-Modified then
+ * applying once that hash equals the entry's. `warn` hears about each ignored entry. Returns the
+ * number of entries kept, or -errno. */
 int nm_hashing_use_manifest(struct nm_hashing *h, int root_fd, struct nm_manifest *m,
                             void (*warn)(void *arg, const char *path, const char *why), void *arg);
 
