@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -25,7 +27,6 @@
 #define SEGS_PER_RESPONSE (2 * MAX_RANGES + 2)
 #define LOG_MAX_BYTES (1u << 20)
 #define LISTING_MAX_BYTES (4u << 20)
-#define BOUNDARY "notmod-byteranges-7d3f1a"
 
 static const char allow_methods[] = "GET, HEAD, OPTIONS";
 
@@ -40,6 +41,9 @@ int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
     site->root_fd = root_fd;
     site->log_enabled = cfg->access_log != NULL;
     nm_buf_init(&site->log, LOG_MAX_BYTES);
+    if (getrandom(&site->boundary_key, sizeof(site->boundary_key), 0) !=
+        (ssize_t)sizeof(site->boundary_key))
+        site->boundary_key = (uint64_t)(uintptr_t)site ^ (uint64_t)time(NULL);
     nm_site_set_time(site, 0);
     return nm_filecache_new(cfg, mime, root_fd, &site->files);
 }
@@ -353,6 +357,29 @@ static int put_body(struct nm_conn *c, struct nm_file *f, const char *mem, uint6
     return 0;
 }
 
+/* RFC 2046 §5.1.1: the boundary must not occur in any part. A fixed string could (a file may hold
+ * a saved response); this one is a hash of the version (tag, size, mtime) and the ranges, keyed
+ * by a per-process random value, so whoever writes the file cannot know it, and the same request
+ * gets the same bytes. */
+static void make_boundary(const struct nm_site *site, const struct nm_file *f,
+                          const struct nm_range *rg, size_t n, char *out, size_t cap)
+{
+    uint64_t in[2 + 2 * MAX_RANGES + 16] = {f->size, (uint64_t)f->mtime_ns};
+    size_t k = 2;
+    for (size_t i = 0; i < n && i < MAX_RANGES; i++) {
+        in[k++] = rg[i].first;
+        in[k++] = rg[i].last;
+    }
+    if (f->has_etag) {
+        size_t len = f->etag.opaque.len < 16 * sizeof(in[0]) ? f->etag.opaque.len : 16 * 8;
+        memcpy(&in[k], f->etag.opaque.ptr, len);
+        k += (len + 7) / 8;
+    }
+    XXH128_hash_t h = XXH3_128bits_withSeed(in, k * sizeof(in[0]), site->boundary_key);
+    snprintf(out, cap, "notmod-%016llx%016llx", (unsigned long long)h.high64,
+             (unsigned long long)h.low64);
+}
+
 static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *f, const char *mem,
                           int64_t lm, const struct nm_range *rg, size_t n)
 {
@@ -377,27 +404,30 @@ static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *
     /* multipart/byteranges (RFC 9110 §14.6): the length is known before the first part. A part
      * head holds the longest type mime.types may give (127 bytes and a charset) and three
      * 20-digit numbers. */
+    char boundary[48];
+    make_boundary(c->site, f, rg, n, boundary, sizeof(boundary));
     char part[MAX_RANGES][320];
     size_t part_len[MAX_RANGES];
     uint64_t total = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         int m = snprintf(part[i], sizeof(part[i]),
-                         "\r\n--" BOUNDARY "\r\nContent-Type: %s\r\n"
+                         "\r\n--%s\r\nContent-Type: %s\r\n"
                          "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
-                         f->content_type, (unsigned long long)rg[i].first,
+                         boundary, f->content_type, (unsigned long long)rg[i].first,
                          (unsigned long long)rg[i].last, (unsigned long long)f->size);
         if (m < 0 || (size_t)m >= sizeof(part[i]))
             return -EMSGSIZE;
         part_len[i] = (size_t)m;
         total += part_len[i] + rg[i].last - rg[i].first + 1;
     }
-    static const char closing[] = "\r\n--" BOUNDARY "--\r\n";
-    total += sizeof(closing) - 1;
+    char closing[64];
+    int closing_len = snprintf(closing, sizeof(closing), "\r\n--%s--\r\n", boundary);
+    total += (uint64_t)closing_len;
     if (rc == 0)
         rc = putf(c,
-                  "Content-Type: multipart/byteranges; boundary=" BOUNDARY
-                  "\r\nContent-Length: %llu\r\nAccept-Ranges: bytes\r\n",
-                  (unsigned long long)total);
+                  "Content-Type: multipart/byteranges; boundary=%s\r\n"
+                  "Content-Length: %llu\r\nAccept-Ranges: bytes\r\n",
+                  boundary, (unsigned long long)total);
     if (rc == 0)
         rc = put_end(c, r);
     if (rc == 0 && !r->head_only) {
@@ -407,7 +437,7 @@ static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *
                 rc = put_body(c, f, mem, rg[i].first, rg[i].last - rg[i].first + 1);
         }
         if (rc == 0)
-            rc = put(c, closing, sizeof(closing) - 1);
+            rc = put(c, closing, (size_t)closing_len);
         r->body_bytes = total;
     }
     return rc;

@@ -25,6 +25,7 @@ struct nm_site {
     struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
     bool log_enabled;
     struct nm_http1_request scratch; /* the head being handled: one at a time per worker */
+    uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
 };
 
 /* Sets up a site over an open root directory; the config and mime table must outlive it. */

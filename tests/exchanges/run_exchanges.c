@@ -602,6 +602,7 @@ static int run_exchange(struct golden *g, const char *site_dir, const struct nm_
     int rc = nm_site_init(&site, &g->cfg, mime, root_fd);
     if (rc < 0)
         goto fail_close_root;
+    site.boundary_key = 0x676f6c64656e; /* multipart boundaries as the golden files have them */
     nm_site_set_time(&site, g->now);
     struct nm_conn c;
     nm_conn_init(&c, &site, "192.0.2.1");

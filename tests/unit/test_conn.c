@@ -658,3 +658,40 @@ Test(conn, multipart_parts_carry_a_long_content_type)
     snprintf(path, sizeof(path), "%s/x.long", fx.dir);
     unlink(path);
 }
+
+/* The boundary= value of the drained response in fx.out, NUL-terminated into b. */
+static void boundary_of(char *b, size_t cap)
+{
+    const char *p = memmem(fx.out.ptr, fx.out.len, "boundary=", 9);
+    cr_assert_not_null(p, "no multipart response");
+    p += 9;
+    size_t n = 0;
+    while (n + 1 < cap && p[n] != '\r')
+        n++;
+    memcpy(b, p, n);
+    b[n] = '\0';
+}
+
+Test(conn, multipart_boundary_is_stable_per_request_and_unknown_without_the_key)
+{
+    static const char req[] = "GET /hello.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,2-2\r\n\r\n";
+    char first[64], again[64], rekeyed[64];
+    feed_str(&fx.conn, req);
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    boundary_of(first, sizeof(first));
+    fx.out.len = 0;
+    feed_str(&fx.conn, req);
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    boundary_of(again, sizeof(again));
+    cr_expect_str_eq(first, again, "the same request gets the same bytes");
+    fx.site.boundary_key ^= 1;
+    fx.out.len = 0;
+    feed_str(&fx.conn, req);
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    boundary_of(rekeyed, sizeof(rekeyed));
+    cr_expect_str_neq(first, rekeyed, "another key, another boundary");
+    cr_expect_geq(strlen(first), 32);
+}
