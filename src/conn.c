@@ -862,9 +862,18 @@ static bool queue_has_room(const struct nm_conn *c)
 }
 
 /* Answers a request whose head could not be parsed, and stops reading. */
+/* RFC 9110 §9.3.2: no content for HEAD, even in an error about a head that did not parse. */
+static bool looks_like_head(const struct nm_buf *in)
+{
+    size_t i = 0;
+    while (i < in->len && (in->ptr[i] == '\r' || in->ptr[i] == '\n'))
+        i++;
+    return in->len - i >= 5 && memcmp(in->ptr + i, "HEAD ", 5) == 0;
+}
+
 int nm_conn_fail(struct nm_conn *c, int status, const char *why)
 {
-    struct request r = {.close = true};
+    struct request r = {.close = true, .head_only = looks_like_head(&c->in)};
     c->state = NM_CONN_CLOSING;
     int rc = respond_text(c, &r, status, why, NULL);
     log_request(c, &r);
@@ -888,7 +897,7 @@ static int process_head(struct nm_conn *c)
     if (n <= 0)
         return n == 0 ? 0 : nm_conn_fail(c, -n, why);
 
-    struct request r = {.h = h, .close = !h->keep_alive};
+    struct request r = {.h = h, .close = !h->keep_alive, .head_only = h->method == NM_METHOD_HEAD};
     bool has_content = h->chunked || (h->has_content_length && h->content_length > 0);
     int rc = 0;
     if (h->has_content_length && h->content_length > c->site->cfg->max_discard_bytes) {
