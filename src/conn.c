@@ -773,7 +773,8 @@ static int serve_path(struct nm_conn *c, struct request *r, const char *path)
     return rc;
 }
 
-/* The path of an origin-form or absolute-form target (RFC 9112 §3.2.1, §3.2.2). */
+/* The path of an origin-form or absolute-form target (RFC 9112 §3.2.1, §3.2.2): a NULL slice for
+ * an absolute-form without path ("/"), an empty one for an authority with userinfo (an error). */
 static struct nm_slice origin_of(struct nm_slice t)
 {
     static const struct nm_slice schemes[] = {NM_SLICE_INIT("http://"), NM_SLICE_INIT("https://")};
@@ -781,8 +782,12 @@ static struct nm_slice origin_of(struct nm_slice t)
         if (t.len >= schemes[i].len &&
             nm_slice_case_eq(nm_slice_make(t.ptr, schemes[i].len), schemes[i])) {
             const char *p = t.ptr + schemes[i].len, *end = t.ptr + t.len;
-            while (p < end && *p != '/' && *p != '?')
+            while (p < end && *p != '/' && *p != '?') {
+                /* RFC 9110 §4.2.4: userinfo in an http(s) URI is an error. */
+                if (*p == '@')
+                    return (struct nm_slice){t.ptr, 0};
                 p++;
+            }
             if (p == end || *p == '?')
                 return (struct nm_slice){NULL, 0}; /* no path: "http://host" is "/" */
             return nm_slice_make(p, (size_t)(end - p));
@@ -819,6 +824,8 @@ static int handle(struct nm_conn *c, struct request *r)
     if (target.len == 1 && target.ptr[0] == '*')
         return respond_text(c, r, 400, "asterisk-form is for OPTIONS only", NULL);
     target = origin_of(target);
+    if (target.ptr && target.len == 0)
+        return respond_text(c, r, 400, "userinfo in the request target", NULL);
     char path[NM_PATH_MAX + 1];
     int n = target.ptr ? nm_path_normalize(target, path, sizeof(path)) : 1;
     if (!target.ptr)

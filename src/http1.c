@@ -167,14 +167,50 @@ static void codings_add(struct codings *c, struct nm_slice v)
     }
 }
 
-static bool is_host_byte(unsigned char c)
+static bool is_unreserved_or_sub_delim(unsigned char c)
 {
-    /* reg-name, IP-literal and port bytes (RFC 3986 §3.2.2): unreserved, sub-delims, ":",
-     * "[", "]" and "%" of pct-encoded. */
-    static const char extra[] = "-._~!$&'()*+,;=:[]%";
+    static const char extra[] = "-._~!$&'()*+,;=";
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     return c != 0 && strchr(extra, c) != NULL;
+}
+
+/* Host = uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2-3.2.3): an IP-literal in
+ * brackets, or a reg-name of unreserved, sub-delims and well-formed pct-encoded bytes; the port
+ * all digits. An empty value is allowed (a target without authority). */
+static bool is_valid_host(struct nm_slice v)
+{
+    size_t i = 0;
+    if (v.len > 0 && v.ptr[0] == '[') {
+        for (i = 1; i < v.len && v.ptr[i] != ']'; i++) {
+            unsigned char c = (unsigned char)v.ptr[i];
+            if (!is_unreserved_or_sub_delim(c) && c != ':')
+                return false;
+        }
+        if (i == v.len || i == 1)
+            return false;
+        i++;
+    } else {
+        for (; i < v.len && v.ptr[i] != ':'; i++) {
+            unsigned char c = (unsigned char)v.ptr[i];
+            if (c == '%') {
+                if (i + 2 >= v.len || nm_hex_digit_value((unsigned char)v.ptr[i + 1]) < 0 ||
+                    nm_hex_digit_value((unsigned char)v.ptr[i + 2]) < 0)
+                    return false;
+                i += 2;
+            } else if (!is_unreserved_or_sub_delim(c)) {
+                return false;
+            }
+        }
+    }
+    if (i == v.len)
+        return true;
+    if (v.ptr[i] != ':')
+        return false;
+    for (i++; i < v.len; i++)
+        if (v.ptr[i] < '0' || v.ptr[i] > '9')
+            return false;
+    return true;
 }
 
 static int derive_framing(struct nm_http1_request *req, const char **reason)
@@ -189,9 +225,8 @@ static int derive_framing(struct nm_http1_request *req, const char **reason)
         if (nm_slice_case_eq(n, NM_SLICE_LIT("host"))) {
             if (++hosts > 1)
                 FAIL(400, "more than one Host field");
-            for (size_t k = 0; k < v.len; k++)
-                if (!is_host_byte((unsigned char)v.ptr[k]))
-                    FAIL(400, "invalid Host field");
+            if (!is_valid_host(v))
+                FAIL(400, "invalid Host field");
             req->host = v;
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("content-length"))) {
             uint64_t cl;

@@ -513,6 +513,14 @@ static const struct bad_case field_cases[] = {
     BAD("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", -400),
     BAD("GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", -400),
     BAD("GET / HTTP/1.1\r\nHost: a b\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: example.com:abc\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: []\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: user@example.com\r\n\r\n", -400),
+    BAD("GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", -400),
     BAD("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", -400),
     BAD("GET / HTTP/1.1\r\nHost: user@a\r\n\r\n", -400),
     BAD("GET / HTTP/1.1\r\nHost: a\tb\r\n\r\n", -400),
@@ -940,4 +948,20 @@ Test(http1, a_chunked_request_head_and_its_content_parse_in_sequence)
     int second = nm_http1_parse_request(next, len - (size_t)(next - in), &limits, &req, &reason);
     cr_expect_eq(second, (int)strlen("GET /next HTTP/1.1\r\nHost: a\r\n\r\n"));
     cr_expect(slice_is(req.target, "/next"));
+}
+
+Test(http1, host_values_of_every_valid_form_are_accepted)
+{
+    static const char *const hosts[] = {
+        "",      "example.com", "EXAMPLE.com:80",   "example.com:", "127.0.0.1:8080",
+        "[::1]", "[::1]:8080",  "[v1.fe80::a+en1]", "a%20b",        "xn--bcher-kva.example",
+    };
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        char head[256];
+        snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+        struct nm_http1_request parsed;
+        const char *why = NULL;
+        cr_expect_gt(nm_http1_parse_request(head, strlen(head), &limits, &parsed, &why), 0,
+                     "Host: %s (%s)", hosts[i], why ? why : "");
+    }
 }
