@@ -17,13 +17,13 @@ static const int64_t nows[] = {
 
 static void check(struct nm_slice s, int64_t now)
 {
-    int64_t t = -1;
+    int64_t t = INT64_MIN;
     if (nm_date_parse(s, now, &t) != 0) {
-        if (t != -1)
+        if (t != INT64_MIN)
             __builtin_trap(); /* out written on failure */
         return;
     }
-    if (t < 0 || t > NM_DATE_MAX)
+    if (t < NM_DATE_MIN || t > NM_DATE_MAX)
         __builtin_trap();
 
     char buf[NM_DATE_LEN + 1];
@@ -32,7 +32,7 @@ static void check(struct nm_slice s, int64_t now)
 
     /* IMF-fixdate carries a four-digit year, so every clock reads it the same. */
     for (size_t i = 0; i < sizeof(nows) / sizeof(nows[0]); i++) {
-        int64_t back = -1;
+        int64_t back = INT64_MIN;
         if (nm_date_parse(nm_slice_make(buf, NM_DATE_LEN), nows[i], &back) != 0 || back != t)
             __builtin_trap();
     }

@@ -233,8 +233,8 @@ int nm_date_parse(struct nm_slice s, int64_t now, int64_t *out)
         c.year = resolve_two_digit_year(&c, now);
     }
 
-    /* No HTTP validator predates the epoch, and IMF-fixdate output stops at 9999. */
-    if (c.year < 1970 || c.year > 9999)
+    /* IMF-fixdate output stops at 9999 (and four digits cannot go below 0000). */
+    if (c.year < 0 || c.year > 9999)
         return -EINVAL;
     if (c.month < 1 || c.month > 12 || c.day < 1 || c.day > days_in_month(c.year, c.month))
         return -EINVAL;
@@ -259,10 +259,10 @@ static void put2(char *p, int v)
 
 int nm_date_format(int64_t t, char out[NM_DATE_LEN + 1])
 {
-    if (t < 0 || t > NM_DATE_MAX)
+    if (t < NM_DATE_MIN || t > NM_DATE_MAX)
         return -ERANGE;
-    int64_t days = t / SECS_PER_DAY;
-    int secs = (int)(t % SECS_PER_DAY);
+    int64_t days = floor_div(t, SECS_PER_DAY);
+    int secs = (int)floor_mod(t, SECS_PER_DAY);
     int64_t y;
     int m, d;
     civil_from_days(days, &y, &m, &d);

@@ -128,11 +128,10 @@ Test(date, rfc850_two_digit_year_uses_fifty_year_rule)
         /* now = 1 Jun 2090: 10 is 2110 (20 years ahead), 41 is 2041 (2141 is too far). */
         {3799958400LL, "Tuesday, 04-Mar-10 00:00:00 GMT", 4423334400LL},
         {3799958400LL, "Monday, 04-Mar-41 00:00:00 GMT", 2245968000LL},
-        /* now = the epoch: the window is 1920-2020, and 1920-1969 predate the epoch. */
+        /* now = the epoch: the window is 1920-2020. */
         {0, "Wednesday, 01-Jan-20 00:00:00 GMT", 1577836800},
         {0, "Thursday, 01-Jan-70 00:00:01 GMT", 1},
-        {0, "Wednesday, 01-Jan-20 00:00:01 GMT", -1},
-        {0, "Wednesday, 31-Dec-69 23:59:59 GMT", -1},
+        {0, "Wednesday, 01-Jan-20 00:00:01 GMT", -1}, /* 1920 was a Thursday */
     };
     for (size_t i = 0; i < N(cases); i++) {
         int64_t t = UNTOUCHED;
@@ -182,8 +181,8 @@ Test(date, feb_29_parses_only_in_leap_years)
         {"Thu, 29 Feb 2300 00:00:00 GMT"},
         {"Mon Feb 29 00:00:00 2100"},
         {"Wednesday, 29-Feb-23 00:00:00 GMT"},
-        /* 1900 is not leap either, and predates the epoch in any case. */
-        {"Thu, 01 Mar 1900 00:00:00 GMT"},
+        /* 1900 is not leap either. */
+        {"Thu, 29 Feb 1900 00:00:00 GMT"},
     };
     expect_ok(ok, N(ok), NOW_2024);
     expect_bad(bad, N(bad));
@@ -413,14 +412,33 @@ Test(date, every_separator_and_digit_position_is_checked)
     cr_expect_gt(checked, 60);
 }
 
-Test(date, dates_before_the_epoch_are_rejected)
+Test(date, dates_before_the_epoch_parse_to_negative_times)
 {
-    static const struct bad_case bad[] = {
-        {"Wed, 31 Dec 1969 23:59:59 GMT"},
-        {"Thu, 01 Mar 1900 00:00:00 GMT"},
-        {"Wed Dec 31 23:59:59 1969"},
+    /* RFC 9110 §5.6.7 allows any four-digit year; §13.1.4 must then compare, not ignore. */
+    static const struct {
+        const char *in;
+        int64_t want;
+    } cases[] = {
+        {"Wed, 31 Dec 1969 23:59:59 GMT", -1},
+        {"Wed Dec 31 23:59:59 1969", -1},
+        {"Fri, 01 Jan 1960 00:00:00 GMT", -315619200},
+        {"Thu, 01 Mar 1900 00:00:00 GMT", -2203891200LL},
+        {"Sat, 01 Jan 0000 00:00:00 GMT", NM_DATE_MIN},
     };
-    expect_bad(bad, N(bad));
+    for (size_t i = 0; i < N(cases); i++) {
+        int64_t t = UNTOUCHED;
+        cr_expect_eq(nm_date_parse(nm_slice_from_cstr(cases[i].in), NOW_2024, &t), 0, "%s",
+                     cases[i].in);
+        cr_expect_eq(t, cases[i].want, "%s gave %lld", cases[i].in, (long long)t);
+        char buf[NM_DATE_LEN + 1];
+        cr_expect_eq(nm_date_format(cases[i].want, buf), NM_DATE_LEN);
+    }
+    int64_t t = UNTOUCHED;
+    cr_expect_eq(nm_date_parse(nm_slice_from_cstr("Thu, 29 Feb 1900 00:00:00 GMT"), NOW_2024, &t),
+                 -EINVAL, "1900 is not a leap year");
+    /* A two-digit year more than 50 years ahead of the epoch falls in 1920-1969. */
+    cr_expect_eq(nm_date_parse(nm_slice_from_cstr("Thursday, 01-Jan-20 00:00:01 GMT"), 0, &t), 0);
+    cr_expect_eq(t, -1577923199);
 }
 
 Test(date, parse_reads_only_the_bytes_of_the_slice)
@@ -470,7 +488,8 @@ Test(date, format_of_zero_and_date_max_are_the_range_ends)
 
 Test(date, format_out_of_range_returns_erange_and_writes_nothing)
 {
-    static const int64_t bad[] = {-1, NM_DATE_MAX + 1, INT64_MIN, INT64_MAX, -86400};
+    static const int64_t bad[] = {NM_DATE_MIN - 1, NM_DATE_MAX + 1, INT64_MIN, INT64_MAX,
+                                  NM_DATE_MIN - 86400};
     for (size_t i = 0; i < N(bad); i++) {
         char buf[NM_DATE_LEN + 1];
         memset(buf, 'x', sizeof(buf));
@@ -485,7 +504,7 @@ Test(date, parse_format_parse_round_trips_across_the_whole_range)
     /* A stride coprime with the day length visits every time of day and every weekday. */
     const int64_t stride = 86400LL * 13 + 3607;
     size_t n = 0;
-    for (int64_t t = 0; t <= NM_DATE_MAX; t += stride, n++) {
+    for (int64_t t = NM_DATE_MIN; t <= NM_DATE_MAX; t += stride, n++) {
         char buf[NM_DATE_LEN + 1];
         cr_assert_eq(nm_date_format(t, buf), NM_DATE_LEN, "t=%lld", (long long)t);
         cr_assert_eq(strlen(buf), NM_DATE_LEN);
@@ -493,7 +512,7 @@ Test(date, parse_format_parse_round_trips_across_the_whole_range)
         cr_assert_eq(nm_date_parse(nm_slice_make(buf, NM_DATE_LEN), NOW_2024, &back), 0, "%s", buf);
         cr_assert_eq(back, t, "%s gave %lld, want %lld", buf, (long long)back, (long long)t);
     }
-    cr_expect_gt(n, 200000);
+    cr_expect_gt(n, 250000);
 }
 
 Test(date, consecutive_days_advance_the_weekday)
