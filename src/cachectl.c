@@ -490,6 +490,10 @@ enum nm_cachectl_select nm_cachectl_select_304(const struct nm_header *stored, s
         bool ok = rt.weak ? nm_etag_matches_weak(&rt, &st) : nm_etag_matches_strong(&rt, &st);
         if (!ok)
             return NM_CACHECTL_SELECT_MISMATCH;
+        /* RFC 9111 §4.3.4: a matching strong validator identifies the stored response by itself;
+         * a Last-Modified that moved (same bytes uploaded again) does not undo that. */
+        if (!rt.weak)
+            return NM_CACHECTL_SELECT_MATCH;
     }
     if (nm_field_is_present(r_lm)) {
         struct nm_slice s2[NM_CACHECTL_MAX_LINES];
