@@ -33,6 +33,8 @@
 #define TICK_MS 250
 #define MAX_SPARE 256  /* closed connections kept for reuse; memory follows the peak load */
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
+#define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
+#define MAX_AGAIN 256
 
 struct listener {
     struct sockaddr_storage addr;
@@ -51,6 +53,7 @@ struct sconn {
     size_t tail_len;           /* how much of the part was read into tail; 0 when not yet */
     int64_t linger_since_ms;   /* output done and write side shut: draining until EOF, else 0 */
     struct sconn *prev, *next; /* in the worker's list of open connections, or its spares */
+    bool again;                /* in the worker's list of connections to run again */
 };
 
 struct worker {
@@ -67,6 +70,10 @@ struct worker {
     struct sconn *spare;  /* closed ones kept for reuse, at most MAX_SPARE */
     unsigned n_active;
     unsigned n_spare;
+    /* Connections that stopped with work left (their round budget ran out): edge-triggered
+     * epoll would not wake them again, so the loop runs them before it next waits. */
+    struct sconn *again[MAX_AGAIN];
+    unsigned n_again;
     char *copy_buf;       /* COPY_CHUNK bytes, allocated on first use */
     bool log_cut;         /* the last log write stopped inside a line */
     uint64_t log_dropped; /* access-log lines dropped because the log could not take them */
@@ -423,6 +430,12 @@ static struct sconn *open_conn(struct worker *w, int fd)
 
 static void close_conn(struct worker *w, struct sconn *sc)
 {
+    if (sc->again) {
+        for (unsigned i = 0; i < w->n_again; i++)
+            if (w->again[i] == sc)
+                w->again[i] = w->again[--w->n_again];
+        sc->again = false;
+    }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
     close(sc->fd);
     nm_conn_cleanup(&sc->conn);
@@ -504,6 +517,7 @@ static void accept_all(struct worker *w, int lfd)
         sc->requests_seen = 0;
         sc->tail_len = 0;
         sc->linger_since_ms = 0;
+        sc->again = false;
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = sc};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -641,7 +655,14 @@ static bool run_conn(struct worker *w, struct sconn *sc)
     int64_t t = now_ms();
     if (sc->linger_since_ms)
         return linger(w, sc);
-    for (int rounds = 0; rounds < 64; rounds++) {
+    for (int rounds = 0;; rounds++) {
+        if (rounds == MAX_ROUNDS) {
+            if (!sc->again && w->n_again < MAX_AGAIN) {
+                sc->again = true;
+                w->again[w->n_again++] = sc;
+            }
+            break;
+        }
         bool moved = false;
         /* Read while there is room; a full buffer waits for the responses ahead of it. */
         while (c->state != NM_CONN_CLOSING && c->in.max_cap - c->in.len > 0) {
@@ -743,7 +764,7 @@ static void *worker_main(void *arg)
     set_accepting(w, true);
     for (;;) {
         int64_t t = now_ms();
-        int timeout = next_tick > t ? (int)(next_tick - t) : 0;
+        int timeout = next_tick > t && w->n_again == 0 ? (int)(next_tick - t) : 0;
         int n = epoll_wait(w->epfd, events, 256, timeout);
         nm_site_set_time(&w->site, wall_seconds());
         for (int i = 0; i < n; i++) {
@@ -758,6 +779,11 @@ static void *worker_main(void *arg)
             } else {
                 run_conn(w, events[i].data.ptr);
             }
+        }
+        for (unsigned k = w->n_again; k > 0 && w->n_again > 0; k--) {
+            struct sconn *sc = w->again[--w->n_again];
+            sc->again = false;
+            run_conn(w, sc);
         }
         flush_log(w);
         t = now_ms();
