@@ -149,21 +149,41 @@ bool nm_file_is_unchanged(const struct nm_file *f)
     return nm_hashing_is_own_change(f->hashing, &was, &now);
 }
 
+/* Opens for reading what an O_PATH descriptor names, only when it is a regular file or a
+ * directory: opening a device node or a FIFO can have side effects, so its type is looked at
+ * first, without opening it. Closes pfd. */
+static int reopen_servable(struct nm_filecache *fc, int pfd, const char *rel)
+{
+    struct stat st;
+    if (fstat(pfd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        close(pfd);
+        return -EACCES;
+    }
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
+    int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT && rel) /* no /proc: the checked path, opened again */
+        fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int err = errno;
+    close(pfd);
+    return fd >= 0 ? fd : -err;
+}
+
 /* Opens a path relative to the root without leaving it. */
 static int open_beneath(struct nm_filecache *fc, const char *rel)
 {
     if (fc->cfg->follow_all_symlinks) {
-        int fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        return fd >= 0 ? fd : -errno;
+        int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
+        return pfd >= 0 ? reopen_servable(fc, pfd, rel) : -errno;
     }
     if (fc->have_openat2) {
         struct open_how how = {
-            .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+            .flags = O_PATH | O_CLOEXEC,
             .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
         };
-        long fd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
-        if (fd >= 0)
-            return (int)fd;
+        long pfd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
+        if (pfd >= 0)
+            return reopen_servable(fc, (int)pfd, NULL);
         /* EXDEV: the path left the root on the way, by an absolute link or a "..", and may
          * still end inside it; the check below decides. */
         if (errno != ENOSYS && errno != EXDEV)
@@ -171,9 +191,8 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
         if (errno == ENOSYS)
             fc->have_openat2 = false;
     }
-    /* Kernels before 5.6, or a path that left the root on the way: resolve without opening
-     * (O_PATH has no side effects on devices or FIFOs), check that the result lies beneath the
-     * root, then open that very inode. */
+    /* Kernels before 5.6, or a path that left the root on the way: resolve without opening,
+     * check that the result lies beneath the root, then open that very inode. */
     int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
     if (pfd < 0)
         return -errno;
@@ -190,10 +209,11 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
     size_t rl = (size_t)rn;
     bool inside = strncmp(root, got, rl) == 0 &&
                   (got[rl] == '/' || got[rl] == '\0' || (rl == 1 && root[0] == '/'));
-    int fd = inside ? open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) : -1;
-    int err = inside ? errno : EACCES;
-    close(pfd);
-    return fd >= 0 ? fd : -err;
+    if (!inside) {
+        close(pfd);
+        return -EACCES;
+    }
+    return reopen_servable(fc, pfd, NULL);
 }
 
 static int read_all(int fd, char *buf, uint64_t size)

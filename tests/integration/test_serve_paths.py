@@ -2,6 +2,7 @@
 
 import os
 import re
+import time
 import unittest
 
 from serverenv import Conn, ServerTestCase, Site, require_binary
@@ -112,6 +113,15 @@ class PathsDefault(TraversalMixin, ServerTestCase):
     @classmethod
     def populate(cls, site):
         populate_paths(site)
+        os.mkfifo(site.path("pipe"))
+
+    def test_a_fifo_is_refused_without_being_opened(self):
+        # Opening a FIFO with no writer would block or consume a writer's data: its type is
+        # looked at first, so the answer is an immediate 403.
+        started = time.monotonic()
+        self.assertEqual(self.get("/pipe").status, 403)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assert_alive()
 
     def test_symlink_to_a_file_inside_is_served(self):
         for target in ("/link-in", "/sub/link-up-in"):
