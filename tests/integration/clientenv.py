@@ -184,25 +184,24 @@ class EtagServer:
             self.httpd.requests.clear()
 
 
-class TruncatingServer:
-    """Answers every request with a 200 announcing Content-Length: 1000000, sends 1000 bytes of
-    the body, then closes: the server that disappears mid-transfer. Also answers conditional
-    requests the same way, so a revalidation is cut short too. With truncate = False it sends
-    the whole body (to fill a cache entry first)."""
+class RawServer:
+    """An HTTP/1.1 server over raw sockets on 127.0.0.1:0, one request per connection, for
+    answers no real server gives. Subclasses implement answer(head) -> bytes; the accept loop is
+    bounded in time and every socket has a timeout."""
 
-    def __init__(self, announced=1000000, sent=1000):
-        self.announced = announced
-        self.sent = sent
-        self.truncate = True
+    def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
+        self.sock.listen(16)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
         self.served = 0
         self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def answer(self, head):
+        raise NotImplementedError
 
     def _loop(self):
         deadline = time.monotonic() + 120
@@ -222,10 +221,8 @@ class TruncatingServer:
                         if not chunk:
                             break
                         data += chunk
-                    head = (f"HTTP/1.1 200 OK\r\nContent-Length: {self.announced}\r\n"
-                            "ETag: \"truncated\"\r\nCache-Control: no-cache\r\n"
-                            "Content-Type: application/octet-stream\r\n\r\n").encode()
-                    conn.sendall(head + b"x" * (self.sent if self.truncate else self.announced))
+                    if b"\r\n\r\n" in data:
+                        conn.sendall(self.answer(data.split(b"\r\n\r\n")[0]))
                 except OSError:
                     pass
                 self.served += 1
@@ -241,6 +238,25 @@ class TruncatingServer:
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+class TruncatingServer(RawServer):
+    """Answers every request with a 200 announcing Content-Length: 1000000, sends 1000 bytes of
+    the body, then closes: the server that disappears mid-transfer. Also answers conditional
+    requests the same way, so a revalidation is cut short too. With truncate = False it sends
+    the whole body (to fill a cache entry first)."""
+
+    def __init__(self, announced=1000000, sent=1000):
+        super().__init__()
+        self.announced = announced
+        self.sent = sent
+        self.truncate = True
+
+    def answer(self, head):
+        return (f"HTTP/1.1 200 OK\r\nContent-Length: {self.announced}\r\n"
+                "ETag: \"truncated\"\r\nCache-Control: no-cache\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n").encode() + \
+            b"x" * (self.sent if self.truncate else self.announced)
 
 
 class ProcessServer:

@@ -3,14 +3,12 @@ where it departs from RFC 9110), a server with misshapen 304s, and replicas that
 import json
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import time
 import unittest
 
-from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
-                       free_port, http_date, run, write_file)
+from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, RawServer,
+                       Resource, free_port, http_date, run, write_file)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 4
 
@@ -32,24 +30,18 @@ def fails(target):
     return {f["check"] for f in target["findings"] if f["result"] == "FAIL"}
 
 
-class MisshapenServer:
+class MisshapenServer(RawServer):
     """An HTTP/1.1 server over raw sockets whose 304s carry a body, Content-Length: 0, a
     Content-Type and no ETag: everything a 304 must not do."""
 
     BODY = b"0123456789abcdef"
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__()
         self.date = http_date(time.time())
         self.lm = http_date(time.time() - 86400 * 3)
 
-    def _answer(self, head):
+    def answer(self, head):
         lines = head.decode("latin-1").split("\r\n")
         method = lines[0].split(" ")[0]
         fields = {}
@@ -66,41 +58,6 @@ class MisshapenServer:
         return (b"HTTP/1.1 200 OK\r\n" + common.encode() +
                 f'ETag: "m1"\r\nContent-Type: text/plain\r\nContent-Length: {len(self.BODY)}\r\n\r\n'
                 .encode() + body)
-
-    def _loop(self):
-        deadline = time.monotonic() + 120
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                data = b""
-                try:
-                    while b"\r\n\r\n" not in data and len(data) < 65536:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    if b"\r\n\r\n" in data:
-                        conn.sendall(self._answer(data.split(b"\r\n\r\n")[0]))
-                except OSError:
-                    pass
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
 
 
 class CheckTestCase(unittest.TestCase):
