@@ -290,6 +290,11 @@ static void check_output(const struct nm_buf *out, const struct nm_buf *log, str
             unsigned long long v = strtoull(cl + 1, &after, 10);
             check(after[0] == '\r');
             body = is_head ? 0 : v;
+            /* A head that did not parse is answered without content when it began with "HEAD "
+             * (§9.3.2); its method is not in the log, so the bytes that follow decide. Such an
+             * answer closes the connection, so it is the last. */
+            if (r.unparsed && (uint64_t)(end - p) - head == 0)
+                body = 0;
         }
         check(body <= (uint64_t)(end - p) - head);
         r.len = head + (size_t)body;
