@@ -569,7 +569,6 @@ static void settle(struct nm_hashing *h, int fd, const struct nm_file_version *v
         e = memo_put(h, v);
     bool persist = h->opt.persist && !dev_has_no_xattr(h, v->dev);
     if (e) {
-        walk_release(h, e);
         e->v = *v;
         e->state = ST_HASHED;
         e->source = NM_HASH_HASHED;
@@ -592,6 +591,8 @@ static void settle(struct nm_hashing *h, int fd, const struct nm_file_version *v
         same = after.dev == v->dev && after.ino == v->ino && after.size == v->size &&
                after.mtime_ns == v->mtime_ns;
     }
+    if (rc == 0)
+        count(&h->persisted, 1);
     pthread_mutex_lock(&h->lock);
     if (rc == -ENOTSUP || rc == -EROFS) {
         if (!dev_has_no_xattr(h, v->dev) && h->n_no_xattr_devs < MAX_NO_XATTR_DEVS)
@@ -608,15 +609,19 @@ static void settle(struct nm_hashing *h, int fd, const struct nm_file_version *v
         }
         e->persisting = false;
     }
+    /* The startup walk is done with this file only now that its attribute is written: a
+     * restart right after "prehash done" finds every attribute in place. */
+    if (e)
+        walk_release(h, e);
     pthread_mutex_unlock(&h->lock);
-    if (rc == 0)
-        count(&h->persisted, 1);
     return;
 done:
     pthread_mutex_lock(&h->lock);
     e = memo_get(h, v->dev, v->ino);
     if (e && nm_hashing_version_equal(&e->v, v))
         e->persisting = false;
+    if (e)
+        walk_release(h, e);
     pthread_mutex_unlock(&h->lock);
 }
 
