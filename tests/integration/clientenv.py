@@ -203,6 +203,10 @@ class RawServer:
     def answer(self, head):
         raise NotImplementedError
 
+    def serve(self, conn, head):
+        """Sends the answer to one request head; override to stream."""
+        conn.sendall(self.answer(head))
+
     def _loop(self):
         deadline = time.monotonic() + 120
         while not self.stop.is_set() and time.monotonic() < deadline:
@@ -222,7 +226,7 @@ class RawServer:
                             break
                         data += chunk
                     if b"\r\n\r\n" in data:
-                        conn.sendall(self.answer(data.split(b"\r\n\r\n")[0]))
+                        self.serve(conn, data.split(b"\r\n\r\n")[0])
                 except OSError:
                     pass
                 self.served += 1
@@ -438,31 +442,11 @@ class SlowServer(TruncatingServer):
         super().__init__(announced=chunks * chunk, sent=chunks * chunk)
         self.chunks, self.chunk, self.pause = chunks, chunk, pause
 
-    def _loop(self):
-        deadline = time.monotonic() + 120
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    data = b""
-                    while b"\r\n\r\n" not in data and len(data) < 65536:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
-                    conn.sendall((f"HTTP/1.1 200 OK\r\nContent-Length: {self.announced}\r\n"
-                                  "Cache-Control: no-cache\r\nETag: \"slow\"\r\n\r\n").encode())
-                    for _ in range(self.chunks):
-                        if self.stop.is_set():
-                            break
-                        conn.sendall(b"s" * self.chunk)
-                        time.sleep(self.pause)
-                except OSError:
-                    pass
-                self.served += 1
+    def serve(self, conn, head):
+        conn.sendall((f"HTTP/1.1 200 OK\r\nContent-Length: {self.announced}\r\n"
+                      "Cache-Control: no-cache\r\nETag: \"slow\"\r\n\r\n").encode())
+        for _ in range(self.chunks):
+            if self.stop.is_set():
+                break
+            conn.sendall(b"s" * self.chunk)
+            time.sleep(self.pause)
