@@ -2,14 +2,22 @@
 FUZZ_SECONDS ?= 20
 PORT ?= 8080
 
-.PHONY: all deps build release test run fuzz bench format clean
+.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench format clean
 
 all: build
 
+# What building and running need; test-deps adds the tools the tests drive (scripts/install-deps).
 deps:
 	@scripts/install-deps
 
-build: deps
+test-deps:
+	@scripts/install-deps --test
+
+bench-deps:
+	@scripts/install-deps --bench
+
+# The dev build holds the tests, so it needs the test libraries too.
+build: test-deps
 	cmake --preset dev >/dev/null
 	cmake --build --preset dev
 
@@ -17,12 +25,18 @@ release: deps
 	cmake --preset release >/dev/null
 	cmake --build --preset release
 
-test: build tests/browser/node_modules
+# The release configuration users install, built with -Werror and its unit tests enabled.
+release-check: test-deps
+	cmake --preset release-check >/dev/null
+	cmake --build --preset release-check
+
+test: build release-check tests/browser/node_modules
 	ctest --preset dev
+	ctest --preset release-check
 	@$(MAKE) --no-print-directory fuzz
 
 # playwright-core for the Chromium tests, at the version package-lock.json pins.
-tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json
+tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json | test-deps
 	cd tests/browser && npm ci --no-audit --no-fund
 	@touch $@
 
@@ -30,13 +44,13 @@ run: release
 	./build/release/notmod serve --listen 127.0.0.1:$(PORT) examples/site
 
 # Short libFuzzer runs of every target on top of the checked-in corpora (clang's libFuzzer).
-fuzz: deps
+fuzz: test-deps
 	@if ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1; then \
 		cmake --preset fuzz >/dev/null && cmake --build --preset fuzz && \
 		scripts/fuzz-run build/fuzz $(FUZZ_SECONDS); \
 	else echo "fuzz: clang's libFuzzer is not installed; corpora were replayed by ctest"; fi
 
-bench: release
+bench: release bench-deps
 	bench/run.sh
 
 format:

@@ -57,8 +57,8 @@ pids+=($!)
 "$notmod" serve --workers 1 --access-log off --listen 127.0.0.1:0 "$work/site" >"$work/notmod.out" 2>"$work/notmod.err" &
 notmod_pid=$!
 pids+=($notmod_pid)
-for _ in $(seq 50); do grep -q http "$work/notmod.out" 2>/dev/null && break; sleep 0.1; done
-mp=$(grep -o '127.0.0.1:[0-9]*' "$work/notmod.out" | head -n 1 | cut -d: -f2)
+for _ in $(seq 50); do grep -q http "$work/notmod.err" 2>/dev/null && break; sleep 0.1; done
+mp=$(grep -o '127.0.0.1:[0-9]*' "$work/notmod.err" | head -n 1 | cut -d: -f2)
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$np/small.txt" && break; sleep 0.1; done
 
 etag_of() { curl -sI "$1" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}'; }

@@ -21,8 +21,10 @@ if(NM_TESTS AND NOT NM_FUZZ)
         add_test(NAME integration_${suite}
                  COMMAND python3 -m unittest -v test_${suite}
                  WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/integration)
+        # nginx's workers run as nobody: .ci/run runs the other_user suites again from a 0700
+        # directory.
         set_tests_properties(integration_${suite} PROPERTIES
                              ENVIRONMENT "NOTMOD=$<TARGET_FILE:notmod_cmd>;PYTHONDONTWRITEBYTECODE=1"
-                             TIMEOUT 300)
+                             TIMEOUT 300 LABELS other_user)
     endforeach()
 endif()

@@ -8,6 +8,7 @@ add_library(notmod
     src/range.c
     src/http1.c
     src/path.c
+    src/json.c
 )
 target_include_directories(notmod PUBLIC ${PROJECT_SOURCE_DIR}/include)
 
@@ -23,6 +24,7 @@ nm_unit_test(precond notmod)
 nm_unit_test(range notmod)
 nm_unit_test(http1 notmod)
 nm_unit_test(path notmod)
+nm_unit_test(json notmod)
 
 nm_fuzz_target(date notmod)
 nm_fuzz_target(etag notmod)
@@ -30,6 +32,7 @@ nm_fuzz_target(precond notmod)
 nm_fuzz_target(range notmod)
 nm_fuzz_target(http1 notmod)
 nm_fuzz_target(path notmod)
+nm_fuzz_target(json notmod)
 
 if(NM_TESTS AND NOT NM_FUZZ)
     add_test(NAME layers COMMAND python3 ${PROJECT_SOURCE_DIR}/scripts/check-layers)

@@ -18,3 +18,12 @@ if(NM_TESTS AND NOT NM_FUZZ)
                          ENVIRONMENT "NOTMOD=$<TARGET_FILE:notmod_cmd>;PYTHONDONTWRITEBYTECODE=1"
                          TIMEOUT 300)
 endif()
+
+# Deploys: replicas at two versions, and a root swapped under a running server.
+if(NM_TESTS AND NOT NM_FUZZ)
+    add_test(NAME integration_deploy COMMAND python3 -m unittest -v test_deploy
+             WORKING_DIRECTORY ${PROJECT_SOURCE_DIR}/tests/integration)
+    set_tests_properties(integration_deploy PROPERTIES
+                         ENVIRONMENT "NOTMOD=$<TARGET_FILE:notmod_cmd>;PYTHONDONTWRITEBYTECODE=1"
+                         TIMEOUT 300)
+endif()

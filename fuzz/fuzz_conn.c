@@ -1,7 +1,8 @@
 /* Fuzzes a whole connection over a small static site: request bytes in, response bytes out. Every
  * response is framed (status line, head, Content-Length bytes of body), a 304 has no content
- * fields and only answers GET or HEAD, each response matches its access-log line, and feeding the
- * input in pieces gives the responses that feeding it whole gives.
+ * fields and only answers GET or HEAD, each response matches its access-log line, a connection
+ * that closes says so in its last response, and feeding the input in pieces gives the responses
+ * that feeding it whole gives.
  * Input: the first byte picks the site (bit 7) and the read size (bits 0-5, 0 for whole), then the
  * bytes the client sends. */
 #include <errno.h>
@@ -138,7 +139,7 @@ static void lazy_init(void)
 /* Feeds the input as reads of `step` bytes (0: as much as the input buffer takes), processing and
  * draining after each, until nothing moves. Access-log lines go to `log`. */
 static void run(struct nm_site *site, const uint8_t *data, size_t size, size_t step,
-                struct nm_buf *out, struct nm_buf *log)
+                struct nm_buf *out, struct nm_buf *log, bool *done)
 {
     struct nm_conn c;
     nm_conn_init(&c, site, "192.0.2.7");
@@ -169,6 +170,7 @@ static void run(struct nm_site *site, const uint8_t *data, size_t size, size_t s
         if (take == 0 && out->len == before)
             break;
     }
+    *done = nm_conn_is_done(&c);
     nm_conn_cleanup(&c);
 }
 
@@ -241,8 +243,10 @@ static void add_response(struct responses *rs, struct response r)
     rs->v[rs->n++] = r;
 }
 
-/* Splits the output into responses, checking each one's framing against its log line. */
-static void check_output(const struct nm_buf *out, const struct nm_buf *log, struct responses *rs)
+/* Splits the output into responses, checking each one's framing against its log line; `done`
+ * says whether the connection closed. */
+static void check_output(const struct nm_buf *out, const struct nm_buf *log, bool done,
+                         struct responses *rs)
 {
     static const char none[1];
     const char *start = out->len ? out->ptr : none, *p = start, *end = p + out->len;
@@ -302,6 +306,19 @@ static void check_output(const struct nm_buf *out, const struct nm_buf *log, str
         p += r.len;
     }
     check(lp == lend); /* every logged request was answered */
+    /* RFC 9112 §9.6: a server that closes sends "close" in its last response; so no request is
+     * answered as if the connection went on (a 200 for a GET whose chunked content then turns
+     * out malformed) when it does not. */
+    if (done && rs->n > 0) {
+        const struct response *last = &rs->v[rs->n - 1];
+        check(last->status != 100);
+        const char *head = start + last->off;
+        const char *eoh = memmem(head, last->len, "\r\n\r\n", 4);
+        check(eoh != NULL);
+        size_t n_conn;
+        const char *conn = find_field(head, (size_t)(eoh + 2 - head), "Connection", &n_conn);
+        check(n_conn == 1 && strncmp(conn, " close\r\n", 8) == 0);
+    }
 }
 
 /* Pieces give the responses that the whole input gives, in order, though maybe fewer: a head is
@@ -341,15 +358,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct responses w = {0};
     nm_buf_init(&whole, OUT_CAP);
     nm_buf_init(&log, OUT_CAP);
-    run(site, data, size, 0, &whole, &log);
-    check_output(&whole, &log, &w);
+    bool done;
+    run(site, data, size, 0, &whole, &log, &done);
+    check_output(&whole, &log, done, &w);
     if (step) {
         struct nm_buf split;
         struct responses s = {0};
         nm_buf_init(&split, OUT_CAP);
         nm_buf_consume(&log, log.len);
-        run(site, data, size, step, &split, &log);
-        check_output(&split, &log, &s);
+        run(site, data, size, step, &split, &log, &done);
+        check_output(&split, &log, done, &s);
         check_split(&whole, &w, &split, &s);
         free(s.v);
         nm_buf_cleanup(&split);

@@ -2,7 +2,8 @@
  * mode and status; Last-Modified and Date), then up to six '\n'-separated segments: If-Match,
  * If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range and the current entity-tag.
  * An empty segment is an absent field; '\r' splits a segment into field lines. Asserts the
- * method rules of RFC 9110 §13.1.2, §13.1.3, §13.2.1, §14.2 and the ignore rules of §13.2.2. */
+ * method rules of RFC 9110 §13.1.2, §13.1.3, §13.2.1, §14.2, the ignore rules of §13.2.2, and
+ * that an If-Modified-Since later than Date never gives 304. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -117,6 +118,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (r == NM_PRECOND_NOT_MODIFIED && !nm_field_is_present(req.if_none_match) &&
         !nm_field_is_present(req.if_modified_since))
         abort();
+    /* §13.1.3 with §8.8.2.1: without If-None-Match, a 304 comes from one valid If-Modified-Since
+     * date that is not later than Date (precond.h, step 4). */
+    if (r == NM_PRECOND_NOT_MODIFIED && !nm_field_is_present(req.if_none_match)) {
+        int64_t since;
+        if (req.if_modified_since.n_lines != 1 ||
+            nm_date_parse(req.if_modified_since.lines[0], res.date, &since) != 0 ||
+            since > res.date)
+            abort();
+    }
     int st = nm_precond_status(r, res.status);
     if ((r == NM_PRECOND_FULL && st != res.status) || (r == NM_PRECOND_RANGE && st != 206) ||
         (r == NM_PRECOND_NOT_MODIFIED && st != 304) || (r == NM_PRECOND_FAILED && st != 412))

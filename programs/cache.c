@@ -84,10 +84,9 @@ int nm_cmd_cache(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *cache_dir = NULL;
-    opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((c = nm__cli_getopt("cache", argc, argv, "h", longs)) != -1) {
         if (c == 'h') {
             usage(stdout);
             return NM_EXIT_OK;
@@ -96,8 +95,7 @@ int nm_cmd_cache(int argc, char **argv)
             cache_dir = optarg;
             continue;
         }
-        fprintf(stderr, "notmod cache: bad or incomplete option '%s'\n", argv[optind - 1]);
-        return NM_EXIT_USAGE;
+        return NM_EXIT_USAGE; /* named by nm__cli_getopt */
     }
     if (optind >= argc) {
         usage(stderr);

@@ -19,6 +19,7 @@
 #include "notmod/client.h"
 #include "notmod/date.h"
 #include "notmod/etag.h"
+#include "notmod/json.h"
 
 #define MAX_FINDINGS 48
 #define MAX_BACKENDS 16
@@ -518,22 +519,27 @@ static void check_target(struct ctx *cx, struct report *r)
     if (rc < 0) {
         add(r, "head", FAIL, "9110", "9.3.2", "HEAD: the exchange failed: %s", cx->resp->error);
     } else {
-        char diff[300] = "";
         static const char *const same[] = {"ETag", "Last-Modified", "Content-Type"};
         char a[256], b[256];
+        /* Room for every field of same[] and Content-Length to differ with full values, each
+         * with its name and quotes, so no difference is cut from the report. */
+        char diff[(sizeof(same) / sizeof(same[0]) + 1) * (sizeof(a) + sizeof(b) + 48)] = "";
+        size_t k = 0;
         for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
             bool pa = value_of(base->headers, base->n_headers, same[i], a, sizeof(a));
             bool pb = value_of(cx->resp->headers, cx->resp->n_headers, same[i], b, sizeof(b));
-            if (pa != pb || strcmp(a, b) != 0)
-                snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff),
-                         "%s%s: GET '%s', HEAD '%s'", diff[0] ? "; " : "", same[i], a, b);
+            if (pa != pb || strcmp(a, b) != 0) {
+                int n = snprintf(diff + k, sizeof(diff) - k, "%s%s: GET '%s', HEAD '%s'",
+                                 k ? "; " : "", same[i], a, b);
+                if (n > 0)
+                    k += (size_t)n < sizeof(diff) - k ? (size_t)n : sizeof(diff) - k - 1;
+            }
         }
         if (value_of(cx->resp->headers, cx->resp->n_headers, "Content-Length", b, sizeof(b))) {
             snprintf(a, sizeof(a), "%" PRIu64, r->length);
             if (strcmp(a, b) != 0)
-                snprintf(diff + strlen(diff), sizeof(diff) - strlen(diff),
-                         "%sContent-Length: HEAD '%s', GET sent %s bytes", diff[0] ? "; " : "", b,
-                         a);
+                snprintf(diff + k, sizeof(diff) - k,
+                         "%sContent-Length: HEAD '%s', GET sent %s bytes", k ? "; " : "", b, a);
         }
         if (cx->resp->status != 200)
             add(r, "head", FAIL, "9110", "9.3.2", "HEAD -> %d, GET -> 200", cx->resp->status);
@@ -641,16 +647,14 @@ static void check_replicas(struct ctx *cx, struct report *reports, size_t n, str
 
 static void json_str(const char *s)
 {
+    struct nm_slice in = nm_slice_from_cstr(s);
+    char piece[256];
     putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p == '\n')
-            printf("\\n");
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
+    while (in.len > 0) {
+        size_t used;
+        fwrite(piece, 1, nm_json_escape(in, piece, sizeof(piece), &used), stdout);
+        in.ptr += used;
+        in.len -= used;
     }
     putchar('"');
 }
@@ -747,10 +751,9 @@ int nm_cmd_check(int argc, char **argv)
     if (!o)
         return NM_EXIT_FAILURE;
     o->timeout_s = 10;
-    opterr = 0;
     optind = 1;
     int c, status = NM_EXIT_USAGE;
-    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+    while ((c = nm__cli_getopt("check", argc, argv, "h", longs)) != -1) {
         char *end;
         switch (c) {
         case 'h':
@@ -776,8 +779,7 @@ int nm_cmd_check(int argc, char **argv)
                 goto out_opts;
             }
             break;
-        default:
-            fprintf(stderr, "notmod check: bad or incomplete option '%s'\n", argv[optind - 1]);
+        default: /* named by nm__cli_getopt */
             goto out_opts;
         }
     }

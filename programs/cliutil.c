@@ -1,10 +1,71 @@
-/* Helpers of the client subcommands. */
+/* Helpers of the subcommands: exact option names, cache directory, sizes and durations. */
 #include "cliutil.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* The long option argv names (without "--" and "=VALUE"), or NULL when it names none. */
+static const struct option *long_named(const struct option *longopts, const char *arg, size_t len)
+{
+    for (const struct option *o = longopts; o->name; o++)
+        if (strlen(o->name) == len && memcmp(o->name, arg, len) == 0)
+            return o;
+    return NULL;
+}
+
+__attribute__((format(printf, 2, 3))) static int refuse(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "notmod %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'notmod %s --help'.\n", cmd);
+    va_end(ap);
+    return '?';
+}
+
+int nm__cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts)
+{
+    /* A leading ':' makes a missing value ':' rather than '?', so the two can be told apart. */
+    char spec[64];
+    snprintf(spec, sizeof(spec), "%s%s", shortopts[0] == ':' ? "" : ":", shortopts);
+    opterr = 0;
+    int index = -1, before = optind;
+    int c = getopt_long(argc, argv, spec, longopts, &index);
+    if (c == -1)
+        return c;
+    /* The element just taken: getopt_long permutes argv only at its next call, so it is still
+     * the last one, or the one before when its value was the next element. */
+    const char *arg = argv[optind - 1];
+    if (index >= 0 && optarg && optarg == argv[optind - 1] && optind >= 2)
+        arg = argv[optind - 2];
+    bool is_long = strncmp(arg, "--", 2) == 0 && arg[2];
+    size_t len = is_long ? strcspn(arg + 2, "=") : 0;
+    const struct option *named = is_long ? long_named(longopts, arg + 2, len) : NULL;
+    if (c != '?' && c != ':') {
+        if (index >= 0 && named != &longopts[index])
+            return refuse(cmd, "unknown option '--%.*s'", (int)len, arg + 2);
+        return c;
+    }
+    /* A long option always takes its element, so a failed one is the element just taken; a
+     * short one may fail inside a cluster that is not taken yet, after a long option. */
+    if (is_long && optind > before) {
+        if (!named)
+            return refuse(cmd, "unknown option '--%.*s'", (int)len, arg + 2);
+        if (c == ':')
+            return refuse(cmd, "option '--%s' needs a value", named->name);
+        return refuse(cmd, "option '--%s' takes no value", named->name);
+    }
+    if (c == ':')
+        return refuse(cmd, "option '-%c' needs a value", optopt);
+    return refuse(cmd, "unknown option '-%c'", optopt);
+}
 
 int nm__cli_cache_dir(const char *opt, char *out, size_t cap)
 {

@@ -1,8 +1,9 @@
-/* Shared by the client subcommands (get, check, cache): exit statuses, the cache directory, and
- * sizes and durations written for people. */
+/* Shared by the subcommands: option parsing (all of them), and for the client ones (get, check,
+ * cache) exit statuses, the cache directory, and sizes and durations written for people. */
 #ifndef NOTMOD_PROGRAMS_CLIUTIL_H
 #define NOTMOD_PROGRAMS_CLIUTIL_H
 
+#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,6 +13,15 @@
 #define NM_EXIT_NETWORK 4   /* no usable exchange: DNS, connect, timeout, cut-off transfer */
 #define NM_EXIT_HTTP 5      /* the server answered with an error or an unusable response */
 #define NM_EXIT_INTERRUPTED 130
+
+/* getopt_long taking long options by their exact names only: glibc's also takes any unambiguous
+ * prefix, so "--max 5" would silently mean "--max-age 5". Returns what getopt_long returns for
+ * an option it accepts, and -1 at the end. An unknown or abbreviated option, a missing value or
+ * a value given to a flag is reported on stderr as "notmod CMD: ..." naming the option, followed
+ * by "Try 'notmod CMD --help'.", and returned as '?'. The caller sets optind = 1 before the first
+ * call; shortopts is as for getopt_long (a leading ':' is optional). */
+int nm__cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+                   const struct option *longopts);
 
 /* The cache directory: `opt` when given, else $XDG_CACHE_HOME/notmod, else
  * $HOME/.cache/notmod. Returns 0 or -ENOENT (no HOME) / -ENAMETOOLONG. */

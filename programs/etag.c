@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cliutil.h"
 #include "commands.h"
 #include "notmod/buf.h"
 #include "notmod/config.h"
@@ -255,9 +256,8 @@ int nm_cmd_etag(int argc, char **argv)
     bool manifest = false;
     const char *manifest_file = NULL;
     int opt;
-    opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    while ((opt = nm__cli_getopt("etag", argc, argv, "h", options)) != -1) {
         switch (opt) {
         case OPT_WRITE:
             r.fo.persist = true;
@@ -273,9 +273,7 @@ int nm_cmd_etag(int argc, char **argv)
             fputs(usage_text, stdout);
             return NM_EXIT_OK;
         default:
-            fprintf(stderr, "notmod etag: unknown option '%s'\nTry 'notmod etag --help'.\n",
-                    argv[optind - 1]);
-            return NM_EXIT_USAGE;
+            return NM_EXIT_USAGE; /* named by nm__cli_getopt */
         }
     }
     if (optind == argc) {

@@ -168,10 +168,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {NULL, 0, NULL, 0},
     };
     *o = (struct opts){.heuristic = true, .progress = -1, .timeout_s = 30, .connect_timeout_s = 10};
-    opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "o:H:vqh", longs, NULL)) != -1) {
+    while ((c = nm__cli_getopt("get", argc, argv, "o:H:vqh", longs)) != -1) {
         switch (c) {
         case 'o':
             o->output = optarg;
@@ -239,11 +238,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case 'h':
             usage(stdout);
             return 1;
-        default:
-            if (optopt && optopt < 256)
-                fprintf(stderr, "notmod get: bad or incomplete option '-%c'\n", optopt);
-            else
-                fprintf(stderr, "notmod get: bad or incomplete option '%s'\n", argv[optind - 1]);
+        default: /* named by nm__cli_getopt */
             return -EINVAL;
         }
     }
@@ -683,7 +678,9 @@ static int handle_200(struct run *r, struct nm_client_response *resp, bool was_c
     else if (nm_cachectl_vary_is_any(vary))
         why_not = "Vary: *";
 
-    char what[160];
+    /* Room for the longest line below: an int, the whole reason phrase, the size and the
+     * longest fixed text, so the line is never cut. */
+    char what[sizeof(resp->reason) + sizeof(sz) + 128];
     if (!r->have_entry)
         snprintf(what, sizeof(what), "%d %s, %s downloaded", resp->status, resp->reason, sz);
     else if (same)

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cliutil.h"
 #include "commands.h"
+#include "notmod/buf.h"
 #include "notmod/config.h"
 #include "notmod/etag.h"
 #include "notmod/server.h"
@@ -18,7 +20,8 @@ static const char usage_text[] =
     "\n"
     "Serves DIR (default .) over HTTP/1.1 with exact validators and conditional requests.\n"
     "\n"
-    "  --listen ADDR:PORT      listen here (repeatable; IPv6 as [::1]:8080; port 0 picks one)\n"
+    "  --listen HOST:PORT      listen here (repeatable; IPv6 as [::1]:8080; port 0 picks one;\n"
+    "                          a host name means every address it resolves to)\n"
     "                          default 127.0.0.1:8080\n"
     "  --workers N             worker threads (default: one per CPU)\n"
     "  --etag MODE             content (hash of the bytes, default), metadata (size + mtime),\n"
@@ -43,7 +46,7 @@ static const char usage_text[] =
     "  --header-timeout S      seconds for a request head to arrive (default 10; then 408)\n"
     "  --idle-timeout S        seconds an idle keep-alive connection is kept (default 60)\n"
     "  --send-timeout S        seconds a client may stop reading a response (default 60)\n"
-    "  -q, --quiet             no access log and no startup line\n"
+    "  -q, --quiet             no access log, no startup line, no hashing counters\n"
     "  -h, --help              this text\n"
     "  -V, --version           the version\n";
 
@@ -151,9 +154,8 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
     bool quiet = false, log_set = false;
     long long v;
     int opt;
-    opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":qhV", options, NULL)) != -1) {
+    while ((opt = nm__cli_getopt("serve", argc, argv, "qhV", options)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
             if (cfg->n_listen == NM_CONFIG_MAX_LISTEN)
@@ -291,10 +293,8 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         case 'V':
             printf("notmod %s\n", NM_VERSION);
             return -1;
-        case ':':
-            return bad("option '%s' needs a value", argv[optind - 1]);
         default:
-            return bad("unknown option '%s'", argv[optind - 1]);
+            return NM_EXIT_USAGE; /* named by nm__cli_getopt */
         }
     }
     if (argc - optind > 1)
@@ -342,22 +342,30 @@ int nm_cmd_serve(int argc, char **argv)
     if (rc < 0) {
         fprintf(stderr, "notmod serve: %s\n", err);
         nm_config_cleanup(&cfg);
-        /* -EINVAL is a --listen value that is not an address: a usage error like the others. */
+        /* -EINVAL is a --listen value that is not an address or a name that does not resolve:
+         * a usage error like the others. */
         return rc == -EINVAL ? NM_EXIT_USAGE : NM_EXIT_FAILURE;
     }
+    /* Standard output carries the access log: the startup line is a diagnostic, on stderr, in
+     * one write so that no other line lands inside it. */
     if (!cfg.quiet) {
-        char where[PATH_MAX];
+        char where[PATH_MAX], cc[64];
         if (!realpath(cfg.root, where))
             snprintf(where, sizeof(where), "%s", cfg.root);
-        printf("notmod: serving %s on ", where);
-        for (size_t i = 0; nm_server_address(srv, i); i++)
-            printf("%s%s", i ? ", " : "", nm_server_address(srv, i));
-        char cc[64];
-        printf(" (ETag: %s; If-Modified-Since: %s; Cache-Control: %s%s)\n", etag_mode_name(&cfg),
-               cfg.ims_mode == NM_IMS_EXACT ? "exact" : "rfc",
-               nm_config_cache_control(&cfg, "/", cc, sizeof(cc)),
-               cfg.n_rules ? " unless a rule matches" : "");
-        fflush(stdout);
+        struct nm_buf line;
+        nm_buf_init(&line, 2 * PATH_MAX + 80 * 32);
+        int lrc = nm_buf_appendf(&line, "notmod: serving %s on ", where);
+        for (size_t i = 0; lrc == 0 && nm_server_address(srv, i); i++)
+            lrc = nm_buf_appendf(&line, "%s%s", i ? ", " : "", nm_server_address(srv, i));
+        if (lrc == 0)
+            lrc =
+                nm_buf_appendf(&line, " (ETag: %s; If-Modified-Since: %s; Cache-Control: %s%s)\n",
+                               etag_mode_name(&cfg), cfg.ims_mode == NM_IMS_EXACT ? "exact" : "rfc",
+                               nm_config_cache_control(&cfg, "/", cc, sizeof(cc)),
+                               cfg.n_rules ? " unless a rule matches" : "");
+        if (lrc == 0)
+            fwrite(line.ptr, 1, line.len, stderr);
+        nm_buf_cleanup(&line);
     }
     rc = nm_server_run(srv);
     nm_server_free(srv);

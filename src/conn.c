@@ -2,9 +2,11 @@
  * decision about validators taken by the pure core (RFC 9110 §13, §14, §15.4.5). */
 #include "notmod/conn.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,12 @@ int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
     site->cfg = cfg;
     site->mime = mime;
     site->root_fd = root_fd;
+    site->own_root_fd = -1;
+    struct stat st;
+    if (fstat(root_fd, &st) != 0)
+        return -errno;
+    site->root_dev = st.st_dev;
+    site->root_ino = st.st_ino;
     site->log_enabled = cfg->access_log != NULL;
     nm_buf_init(&site->log, LOG_MAX_BYTES);
     if (getrandom(&site->boundary_key, sizeof(site->boundary_key), 0) !=
@@ -53,6 +61,42 @@ void nm_site_cleanup(struct nm_site *site)
     nm_filecache_free(site->files);
     nm_buf_cleanup(&site->log);
     site->files = NULL;
+    if (site->own_root_fd >= 0)
+        close(site->own_root_fd);
+    site->own_root_fd = -1;
+}
+
+void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h)
+{
+    site->hashing = h;
+    nm_filecache_set_hashing(site->files, h);
+}
+
+void nm_site_follow_root(struct nm_site *site)
+{
+    struct stat st;
+    if (!site->cfg->root || stat(site->cfg->root, &st) != 0 || !S_ISDIR(st.st_mode) ||
+        (st.st_dev == site->root_dev && st.st_ino == site->root_ino))
+        return;
+    int fd = open(site->cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    /* The directory opened is the one to remember: the path may have moved again since stat. */
+    struct nm_filecache *files;
+    if (fstat(fd, &st) != 0 || nm_filecache_new(site->cfg, site->mime, fd, &files) != 0) {
+        close(fd);
+        return;
+    }
+    if (site->hashing)
+        nm_filecache_set_hashing(files, site->hashing);
+    nm_filecache_free(site->files);
+    if (site->own_root_fd >= 0)
+        close(site->own_root_fd);
+    site->files = files;
+    site->root_fd = site->own_root_fd = fd;
+    site->root_dev = st.st_dev;
+    site->root_ino = st.st_ino;
+    site->root_swaps++;
 }
 
 void nm_site_set_time(struct nm_site *site, int64_t now)
@@ -336,6 +380,8 @@ static int put_validators(struct nm_conn *c, struct request *r, const struct nm_
         nm_date_format(last_modified, d);
         rc = putf(c, "Last-Modified: %s\r\n", d);
     }
+    if (rc == 0 && f->hash_pending)
+        return put_str(c, "Cache-Control: no-store\r\n");
     if (rc == 0 && f->cache_control[0])
         rc = putf(c, "Cache-Control: %s\r\n", f->cache_control);
     if (rc == 0 && c->site->cfg->expires && f->max_age >= 0) {
@@ -380,6 +426,19 @@ static void make_boundary(const struct nm_site *site, const struct nm_file *f,
              (unsigned long long)h.low64);
 }
 
+/* X-Content-Type-Options: nosniff (Fetch §3.5.1): a browser then takes Content-Type as it is and
+ * never guesses the bytes to be something else (an uploaded .txt run as HTML, an image loaded as
+ * a script). Sent only with types we vouch for: those of our own table and our own listing HTML.
+ * A type from /etc/mime.types is the operator's; a wrong one there with nosniff would make a
+ * browser refuse a script or a style sheet that sniffing would have saved. */
+static int put_nosniff(struct nm_conn *c, const struct nm_file *f)
+{
+    /* A directory is served as a representation only as its listing. */
+    if (!f->is_dir && nm_mime_source_of(c->site->mime, f->content_type) != NM_MIME_SOURCE_BUILTIN)
+        return 0;
+    return put_str(c, "X-Content-Type-Options: nosniff\r\n");
+}
+
 static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *f, const char *mem,
                           int64_t lm, const struct nm_range *rg, size_t n)
 {
@@ -393,6 +452,8 @@ static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *
                   "Content-Length: %llu\r\nAccept-Ranges: bytes\r\n",
                   f->content_type, (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
                   (unsigned long long)f->size, (unsigned long long)len);
+        if (rc == 0)
+            rc = put_nosniff(c, f);
         if (rc == 0)
             rc = put_end(c, r);
         if (rc == 0 && !r->head_only) {
@@ -428,6 +489,8 @@ static int respond_ranges(struct nm_conn *c, struct request *r, struct nm_file *
                   "Content-Type: multipart/byteranges; boundary=%s\r\n"
                   "Content-Length: %llu\r\nAccept-Ranges: bytes\r\n",
                   boundary, (unsigned long long)total);
+    if (rc == 0)
+        rc = put_nosniff(c, f);
     if (rc == 0)
         rc = put_end(c, r);
     if (rc == 0 && !r->head_only) {
@@ -495,6 +558,11 @@ static int respond_representation(struct nm_conn *c, struct request *r, struct n
     int64_t lm = f->last_modified < site->now ? f->last_modified : site->now;
     if (!f->has_last_modified || f->last_modified == site->now)
         lm = -1;
+    /* A version whose content tag is not known yet leaves with no validator at all and may not be
+     * stored: cached under its date alone, it would be revalidated by a replica still serving the
+     * previous version, whose 304 would pin these bytes under the other version's tag. */
+    if (f->hash_pending)
+        lm = -1;
     struct nm_precond_resource res = {
         .status = 200,
         .exists = true,
@@ -543,6 +611,8 @@ static int respond_representation(struct nm_conn *c, struct request *r, struct n
         rc = putf(c, "Content-Type: %s\r\nContent-Length: %llu\r\n%s", f->content_type,
                   (unsigned long long)f->size, f->is_dir ? "" : "Accept-Ranges: bytes\r\n");
     if (rc == 0)
+        rc = put_nosniff(c, f);
+    if (rc == 0)
         rc = put_end(c, r);
     if (rc == 0 && !r->head_only && f->size > 0) {
         rc = put_body(c, f, mem, 0, f->size);
@@ -558,31 +628,119 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int put_html_escaped(struct nm_buf *b, const char *s)
+/* The length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629 §4: no overlong form, no
+ * surrogate, nothing above U+10FFFF), or 0 when s[0] does not start one. */
+static size_t utf8_sequence_len(const unsigned char *s, size_t n)
 {
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* A file name or path as HTML text. The page says it is UTF-8, and a name is only bytes: each
+ * byte that is not part of well-formed UTF-8 is shown as U+FFFD (what a browser would decode it
+ * to, without relying on one), and a C0 control or DEL as its control picture (U+2400 + code,
+ * U+2421), so a name holding a newline stays visible and on its line. Markup characters are
+ * escaped (both quotes too, so the text is safe inside an attribute). */
+static int put_html_text(struct nm_buf *b, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t left = strlen(s);
     int rc = 0;
-    for (; *s && rc == 0; s++) {
-        switch (*s) {
-        case '<':
+    while (left > 0 && rc == 0) {
+        unsigned char c = *p;
+        size_t len = utf8_sequence_len(p, left);
+        if (len == 0) {
+            rc = nm_buf_append_str(b, "\xef\xbf\xbd");
+            len = 1;
+        } else if (c < 0x20 || c == 0x7f) {
+            char pic[3] = {'\xe2', '\x90', (char)(c == 0x7f ? 0xa1 : 0x80 + c)};
+            rc = nm_buf_append(b, pic, sizeof(pic));
+        } else if (c == '<') {
             rc = nm_buf_append_str(b, "&lt;");
-            break;
-        case '>':
+        } else if (c == '>') {
             rc = nm_buf_append_str(b, "&gt;");
-            break;
-        case '&':
+        } else if (c == '&') {
             rc = nm_buf_append_str(b, "&amp;");
-            break;
-        case '"':
+        } else if (c == '"') {
             rc = nm_buf_append_str(b, "&quot;");
-            break;
-        case '\'':
+        } else if (c == '\'') {
             rc = nm_buf_append_str(b, "&#39;");
-            break;
-        default:
-            rc = nm_buf_append(b, s, 1);
+        } else {
+            rc = nm_buf_append(b, p, len);
         }
+        p += len;
+        left -= len;
     }
     return rc;
+}
+
+/* RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@". Two sub-delims are
+ * encoded all the same: the single quote, so that no quote of any kind reaches an attribute, and
+ * ';', which RFC 2396 §3.3 made a parameter delimiter that older URL code still drops. */
+static bool is_href_byte(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("-._~!$&()*+,=:@", c) != NULL;
+}
+
+/* A directory entry as a link (RFC 3986 §4.2): "./" and the name as one percent-encoded path
+ * segment. A name such as "javascript:alert(1)" or "a:b" would otherwise be read as a URI with a
+ * scheme; after "./" the colon is inside a path segment, and the reference stays a relative path
+ * in this directory. Every byte outside pchar ('%', '#', '?', SP, quotes, '<', '>', controls,
+ * non-ASCII) becomes %XX; a directory keeps its trailing slash. Writes a NUL-terminated string to
+ * out, which holds 3 * strlen(name) + 4 bytes. */
+static void make_href(const char *name, bool is_dir, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    out[n++] = '.';
+    out[n++] = '/';
+    for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
+        if (is_href_byte(*s)) {
+            out[n++] = (char)*s;
+        } else {
+            out[n++] = '%';
+            out[n++] = hex[*s >> 4];
+            out[n++] = hex[*s & 0x0f];
+        }
+    }
+    if (is_dir)
+        out[n++] = '/';
+    out[n] = '\0';
+}
+
+/* Whether a request for href (from make_href) reaches the entry `name`: nm_path_normalize refuses
+ * some bytes a file name may hold (a control byte such as a newline), and a link that can only
+ * answer 400 is not written. */
+static bool href_reaches(const char *href, bool is_dir, const char *name)
+{
+    char norm[NAME_MAX + 3];
+    size_t len = strlen(name);
+    int n = nm_path_normalize(nm_slice_from_cstr(href + 1), norm, sizeof(norm));
+    return n > 0 && (size_t)n == len + 1 + is_dir && norm[0] == '/' &&
+           memcmp(norm + 1, name, len) == 0;
 }
 
 /* Renders an HTML index of a directory: names sorted, dotfiles hidden unless allowed. */
@@ -626,9 +784,9 @@ static int render_listing(struct nm_site *site, const struct nm_file *dir, const
     rc = rc ? rc
             : nm_buf_append_str(out, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
                                      "<title>Index of ");
-    rc = rc ? rc : put_html_escaped(out, path);
+    rc = rc ? rc : put_html_text(out, path);
     rc = rc ? rc : nm_buf_append_str(out, "</title></head>\n<body><h1>Index of ");
-    rc = rc ? rc : put_html_escaped(out, path);
+    rc = rc ? rc : put_html_text(out, path);
     rc = rc ? rc
             : nm_buf_append_str(out, "</h1>\n<table>\n<tr><th>Name</th><th>Size</th>"
                                      "<th>Modified</th></tr>\n");
@@ -636,24 +794,29 @@ static int render_listing(struct nm_site *site, const struct nm_file *dir, const
         rc = nm_buf_append_str(out, "<tr><td><a href=\"../\">../</a></td></tr>\n");
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct stat st;
-        if (fstatat(dirfd(d), names[i], &st, 0) != 0)
+        if (strlen(names[i]) > NAME_MAX || fstatat(dirfd(d), names[i], &st, 0) != 0)
             continue;
         bool is_dir = S_ISDIR(st.st_mode);
-        char enc[NM_PATH_MAX * 3 + 1];
-        if (nm_path_encode(names[i], enc, sizeof(enc)) < 0)
-            continue;
+        char href[3 * NAME_MAX + 4];
+        make_href(names[i], is_dir, href);
+        bool linked = href_reaches(href, is_dir, names[i]);
         char when[NM_DATE_LEN + 1];
         nm_date_format(st.st_mtim.tv_sec > 0 ? st.st_mtim.tv_sec : 0, when);
-        rc = nm_buf_append_str(out, "<tr><td><a href=\"");
-        rc = rc ? rc : put_html_escaped(out, enc);
-        rc = rc ? rc : nm_buf_append_str(out, is_dir ? "/\">" : "\">");
-        rc = rc ? rc : put_html_escaped(out, names[i]);
+        rc = nm_buf_append_str(out, "<tr><td>");
+        if (rc == 0 && linked) {
+            /* '&' is the one markup character pchar keeps. */
+            rc = nm_buf_append_str(out, "<a href=\"");
+            rc = rc ? rc : put_html_text(out, href);
+            rc = rc ? rc : nm_buf_append_str(out, "\">");
+        }
+        rc = rc ? rc : put_html_text(out, names[i]);
         rc = rc ? rc : nm_buf_append_str(out, is_dir ? "/" : "");
+        rc = rc ? rc : nm_buf_append_str(out, linked ? "</a></td>" : "</td>");
         if (rc == 0 && is_dir)
-            rc = nm_buf_appendf(out, "</a></td><td>-</td><td>%s</td></tr>\n", when);
+            rc = nm_buf_appendf(out, "<td>-</td><td>%s</td></tr>\n", when);
         else if (rc == 0)
-            rc = nm_buf_appendf(out, "</a></td><td>%lld</td><td>%s</td></tr>\n",
-                                (long long)st.st_size, when);
+            rc =
+                nm_buf_appendf(out, "<td>%lld</td><td>%s</td></tr>\n", (long long)st.st_size, when);
     }
     rc = rc ? rc : nm_buf_append_str(out, "</table>\n</body></html>\n");
     for (size_t i = 0; i < n; i++)
@@ -834,6 +997,7 @@ static int handle(struct nm_conn *c, struct request *r)
         return respond_text(c, r, 414, NULL, NULL);
     if (n < 0)
         return respond_text(c, r, 400, "malformed path", NULL);
+    nm_site_follow_root(c->site);
     return serve_path(c, r, path);
 }
 
@@ -887,6 +1051,26 @@ int nm_conn_fail(struct nm_conn *c, int status, const char *why)
     return rc;
 }
 
+/* Answers the request whose head is the first head_len bytes of the input, any content it had
+ * read and checked: with `status` 0 by handling it, or else with that error and a close. */
+static int answer(struct nm_conn *c, struct nm_http1_request *h, size_t head_len, int status,
+                  const char *why)
+{
+    struct request r = {.h = h, .close = !h->keep_alive, .head_only = h->method == NM_METHOD_HEAD};
+    int rc;
+    if (status) {
+        r.close = true;
+        rc = respond_text(c, &r, status, why, NULL);
+    } else {
+        rc = handle(c, &r);
+    }
+    log_request(c, &r);
+    c->requests++;
+    nm_buf_consume(&c->in, head_len);
+    c->state = r.close ? NM_CONN_CLOSING : NM_CONN_HEAD;
+    return rc < 0 ? rc : 1;
+}
+
 static int process_head(struct nm_conn *c)
 {
     /* A head trickling in is parsed again only when a line has ended since the last try (or the
@@ -904,68 +1088,79 @@ static int process_head(struct nm_conn *c)
     if (n <= 0)
         return n == 0 ? 0 : nm_conn_fail(c, -n, why);
 
-    struct request r = {.h = h, .close = !h->keep_alive, .head_only = h->method == NM_METHOD_HEAD};
-    bool has_content = h->chunked || (h->has_content_length && h->content_length > 0);
-    int rc = 0;
-    if (h->has_content_length && h->content_length > c->site->cfg->max_discard_bytes) {
-        r.close = true;
-        rc = respond_text(c, &r, 413, "request content too large", NULL);
-    } else {
+    if (h->has_content_length && h->content_length > c->site->cfg->max_discard_bytes)
+        return answer(c, h, (size_t)n, 413, "request content too large");
+    if (!h->chunked && !(h->has_content_length && h->content_length > 0))
+        return answer(c, h, (size_t)n, 0, NULL);
+
+    /* RFC 9112 §6.3: content frames the next request even on a method that ignores it, and it is
+     * read before the answer is decided: a chunked body found malformed after a 200 went out
+     * could only close the connection, where §7.1 and §2.2 call for a 400. The head stays at the
+     * front of the input meanwhile (its parsed form is the site's scratch, which other
+     * connections reuse) and the content is taken from behind it. */
+    if (h->expect_continue && h->minor_version == 1) {
         /* RFC 9110 §10.1.1: ask for the content we are going to read anyway, or a client that
-         * waits for 100 would never send it and the next request would be misframed. */
-        if (has_content && h->expect_continue && h->minor_version == 1)
-            rc = put_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
-        if (rc == 0)
-            rc = handle(c, &r);
+         * waits for 100 would never send it. */
+        int rc = put_str(c, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (rc < 0)
+            return rc;
     }
-    log_request(c, &r);
-    c->requests++;
-    bool chunked = h->chunked;
-    uint64_t content_length = h->content_length;
-    nm_buf_consume(&c->in, (size_t)n);
-    if (r.close) {
-        c->state = NM_CONN_CLOSING;
-    } else if (chunked) {
+    if (h->chunked) {
         c->state = NM_CONN_CHUNKED;
-        c->discard_left = c->site->cfg->max_discard_bytes;
-        nm_http1_chunked_init(&c->chunked);
-    } else if (has_content) {
+        /* The cap counts the chunked bytes, framing included. */
+        nm_http1_chunked_init_max(&c->chunked, c->site->cfg->max_discard_bytes);
+    } else {
         c->state = NM_CONN_CONTENT;
-        c->discard_left = content_length;
+        c->discard_left = h->content_length;
     }
-    return rc < 0 ? rc : 1;
+    return 1;
+}
+
+/* Takes the content that has arrived behind the head, and answers once all of it is in. */
+static int process_content(struct nm_conn *c)
+{
+    struct nm_http1_request *h = &c->site->scratch;
+    struct nm_http1_limits lim = {c->site->cfg->max_target_bytes, c->site->cfg->max_head_bytes};
+    const char *why = NULL;
+    int n = nm_http1_parse_request(c->in.ptr, c->in.len, &lim, h, &why);
+    assert(n > 0); /* the bytes that parsed when the content began */
+    size_t head_len = (size_t)n, avail = c->in.len - head_len, used = 0;
+    char *content = c->in.ptr + head_len;
+    bool done;
+    int status = 0;
+    if (c->state == NM_CONN_CONTENT) {
+        used = avail < c->discard_left ? avail : (size_t)c->discard_left;
+        c->discard_left -= used;
+        done = c->discard_left == 0;
+    } else {
+        int64_t got = nm_http1_chunked_feed(&c->chunked, content, avail, &done);
+        if (got < 0) {
+            status = (int)-got;
+            why = status == 413 ? "request content too large" : "malformed chunked content";
+        } else {
+            used = (size_t)got;
+        }
+    }
+    memmove(content, content + used, avail - used);
+    c->in.len -= used;
+    if (status)
+        return answer(c, h, head_len, status, why);
+    return done ? answer(c, h, head_len, 0, NULL) : 0;
 }
 
 int nm_conn_process(struct nm_conn *c)
 {
     while (c->state != NM_CONN_CLOSING) {
-        if (c->state == NM_CONN_CONTENT) {
-            size_t take = c->in.len < c->discard_left ? c->in.len : (size_t)c->discard_left;
-            nm_buf_consume(&c->in, take);
-            c->discard_left -= take;
-            if (c->discard_left > 0)
-                return 0;
-            c->state = NM_CONN_HEAD;
-            continue;
-        }
-        if (c->state == NM_CONN_CHUNKED) {
-            bool done = false;
-            int64_t n = nm_http1_chunked_feed(&c->chunked, c->in.ptr, c->in.len, &done);
-            if (n < 0 || (uint64_t)n > c->discard_left) {
-                /* The response went out already; the framing is lost, so stop here. */
-                c->state = NM_CONN_CLOSING;
-                return 0;
-            }
-            nm_buf_consume(&c->in, (size_t)n);
-            c->discard_left -= (uint64_t)n;
-            if (!done)
-                return 0;
-            c->state = NM_CONN_HEAD;
-            continue;
-        }
-        if (c->in.len == 0 || !queue_has_room(c))
+        if (!queue_has_room(c))
             return 0;
-        int rc = process_head(c);
+        int rc;
+        if (c->state == NM_CONN_CONTENT || c->state == NM_CONN_CHUNKED) {
+            rc = process_content(c);
+        } else {
+            if (c->in.len == 0)
+                return 0;
+            rc = process_head(c);
+        }
         if (rc <= 0)
             return rc;
     }

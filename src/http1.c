@@ -406,12 +406,17 @@ enum {
     CH_DONE,
 };
 
-#define CHUNK_MAX_DIGITS 15 /* sizes up to 2^60: far above any cap a server sets */
 #define CHUNK_MAX_LINE 4096
 
 void nm_http1_chunked_init(struct nm_http1_chunked *d)
 {
+    nm_http1_chunked_init_max(d, UINT64_MAX);
+}
+
+void nm_http1_chunked_init_max(struct nm_http1_chunked *d, uint64_t max_bytes)
+{
     memset(d, 0, sizeof(*d));
+    d->max_bytes = max_bytes;
 }
 
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done)
@@ -420,11 +425,17 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
     *done = d->state == CH_DONE;
     while (i < len && d->state != CH_DONE) {
         unsigned char c = (unsigned char)buf[i];
+        if (d->fed + i >= d->max_bytes)
+            return -413;
         switch (d->state) {
         case CH_SIZE: {
             int h = nm_hex_digit_value(c);
             if (h >= 0) {
-                if (++d->digits > CHUNK_MAX_DIGITS)
+                /* §7.1: a size too large for any integer must not wrap into another framing
+                 * (2^64 read as 0 would end the content early); leading zeros are harmless. */
+                if (d->remaining > UINT64_MAX >> 4)
+                    return -400;
+                if (++d->digits > CHUNK_MAX_LINE)
                     return -413;
                 d->remaining = d->remaining * 16 + (unsigned)h;
                 i++;
@@ -432,6 +443,9 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             }
             if (d->digits == 0)
                 return -400;
+            /* A chunk that cannot fit is refused now, not after its data has been sent. */
+            if (d->remaining > d->max_bytes - (d->fed + i))
+                return -413;
             d->line_bytes = 0;
             if (c == ';') {
                 d->state = CH_EXT;
@@ -479,6 +493,10 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             size_t take = len - i;
             if (take > d->remaining)
                 take = (size_t)d->remaining;
+            /* Never past the cap (the chunk's extension may have used up the rest): the byte at
+             * the cap is refused above, at the same offset however the content was split. */
+            if (take > d->max_bytes - (d->fed + i))
+                take = (size_t)(d->max_bytes - (d->fed + i));
             d->remaining -= take;
             i += take;
             if (d->remaining == 0)
@@ -548,6 +566,7 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             return -400;
         }
     }
+    d->fed += i;
     *done = d->state == CH_DONE;
     return (int64_t)i;
 }

@@ -7,32 +7,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static int put_escaped(struct nm_buf *out, struct nm_slice s, bool json)
+#include "notmod/json.h"
+
+/* Combined format: '"', '\\', controls and bytes >= 0x7F as \xHH, as nginx and Apache do. */
+static int put_escaped(struct nm_buf *out, struct nm_slice s)
 {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
         int rc;
         if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            char esc[7];
-            size_t n;
-            if (json && (c == '"' || c == '\\')) {
-                esc[0] = '\\';
-                esc[1] = (char)c;
-                n = 2;
-            } else if (json) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 15];
-                n = 6;
-            } else {
-                esc[0] = '\\';
-                esc[1] = 'x';
-                esc[2] = hex[c >> 4];
-                esc[3] = hex[c & 15];
-                n = 4;
-            }
-            rc = nm_buf_append(out, esc, n);
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            rc = nm_buf_append(out, esc, sizeof(esc));
         } else {
             rc = nm_buf_append(out, &s.ptr[i], 1);
         }
@@ -42,13 +28,34 @@ static int put_escaped(struct nm_buf *out, struct nm_slice s, bool json)
     return 0;
 }
 
+static int put_json_string(struct nm_buf *out, struct nm_slice s)
+{
+    int rc = nm_buf_append(out, "\"", 1);
+    while (rc == 0 && s.len > 0) {
+        /* Room for a piece at a time: a long field does not reserve six times its length. */
+        size_t want = s.len * NM_JSON_ESCAPE_MAX;
+        rc = nm_buf_reserve(out, want < 512 ? want : 512);
+        if (rc < 0)
+            break;
+        size_t used;
+        out->len += nm_json_escape(s, out->ptr + out->len, out->cap - out->len, &used);
+        s.ptr += used;
+        s.len -= used;
+    }
+    if (rc == 0)
+        rc = nm_buf_append(out, "\"", 1);
+    return rc;
+}
+
 static int put_field(struct nm_buf *out, struct nm_slice s, bool json)
 {
-    if (!json && s.len == 0)
+    if (json)
+        return put_json_string(out, s);
+    if (s.len == 0)
         return nm_buf_append_str(out, "\"-\"");
     int rc = nm_buf_append(out, "\"", 1);
     if (rc == 0)
-        rc = put_escaped(out, s, json);
+        rc = put_escaped(out, s);
     if (rc == 0)
         rc = nm_buf_append(out, "\"", 1);
     return rc;
@@ -94,15 +101,15 @@ int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
             rc = nm_buf_append_str(out, "}\n");
     } else {
         strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
-        rc = put_escaped(out, nm_slice_from_cstr(e->peer), false);
+        rc = put_escaped(out, nm_slice_from_cstr(e->peer));
         if (rc == 0)
             rc = nm_buf_appendf(out, " - - [%s] \"", when);
         if (rc == 0 && e->minor_version >= 0) {
-            rc = put_escaped(out, e->method, false);
+            rc = put_escaped(out, e->method);
             if (rc == 0)
                 rc = nm_buf_append(out, " ", 1);
             if (rc == 0)
-                rc = put_escaped(out, e->target, false);
+                rc = put_escaped(out, e->target);
             if (rc == 0)
                 rc = nm_buf_appendf(out, " HTTP/1.%d", e->minor_version);
         } else if (rc == 0) {

@@ -98,6 +98,7 @@ struct nm_mime_table {
     char *arena;
     size_t arena_len;
     size_t arena_cap;
+    size_t builtin_end; /* the defaults' types are arena[0..builtin_end), the file's come after */
     size_t n_from_file;
 };
 
@@ -364,6 +365,7 @@ int nm_mime_table_new(const char *path, struct nm_mime_table **out)
         if (rc < 0)
             goto fail_free_table;
     }
+    t->builtin_end = t->arena_len;
     if (path) {
         rc = load_file(t, path);
         if (rc < 0)
@@ -413,4 +415,15 @@ const char *nm_mime_lookup(const struct nm_mime_table *t, const char *name)
     const struct entry *e =
         bsearch(key, t->entries, t->n_entries, sizeof(t->entries[0]), compare_key);
     return e ? t->arena + e->type_off : OCTET_STREAM;
+}
+
+enum nm_mime_source nm_mime_source_of(const struct nm_mime_table *t, const char *type)
+{
+    if (!t || !type || !t->arena)
+        return NM_MIME_SOURCE_NONE;
+    /* Compared as integers: pointers into different objects have no order in C. */
+    uintptr_t p = (uintptr_t)type, base = (uintptr_t)t->arena;
+    if (p < base || p >= base + t->arena_len)
+        return NM_MIME_SOURCE_NONE;
+    return p - base < t->builtin_end ? NM_MIME_SOURCE_BUILTIN : NM_MIME_SOURCE_FILE;
 }

@@ -98,7 +98,11 @@ enum nm_precond_result nm_precond_evaluate(const struct nm_precond_request *req,
         if (!if_none_match_is_true(req->if_none_match, tag, res->exists))
             return get_or_head ? NM_PRECOND_NOT_MODIFIED : NM_PRECOND_FAILED;
     } else if (get_or_head && nm_field_is_present(req->if_modified_since)) {
-        if (has_lm && field_date(req->if_modified_since, res->date, &since)) {
+        /* §13.1.3 reads the date on the origin server's clock, and no Last-Modified this server
+         * sends is later than its Date (§8.8.2.1): a later date did not come from it (a client
+         * clock ahead, a made-up date), says nothing of the client's copy, and would give a 304
+         * for content that may have changed since. Ignored, as Apache does. */
+        if (has_lm && field_date(req->if_modified_since, res->date, &since) && since <= res->date) {
             bool modified =
                 mode == NM_IMS_EXACT ? res->last_modified != since : res->last_modified > since;
             if (!modified)

@@ -4,6 +4,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -35,12 +37,25 @@
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 #define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
+#define MAX_LISTENERS (2 * NM_CONFIG_MAX_LISTEN) /* host names expand to several addresses */
+#define ABORT_NOTES 64       /* files whose aborted responses are being counted */
+#define ABORT_REPORT_MS 1000 /* at most one line per file in this time */
 
 struct listener {
     struct sockaddr_storage addr;
     socklen_t addr_len;
-    int fd; /* the first socket, bound by the main thread; worker 0 uses it */
+    const char *spec; /* the --listen value it comes from */
+    bool from_name;   /* one of the addresses a host name resolved to */
+    int *fds;         /* one socket per worker, all owned by the server; fds[0] is bound first */
     char url[80];
+};
+
+/* Aborted responses of one file, while they are counted rather than logged. */
+struct abort_note {
+    char path[256]; /* "" for a free note; longer paths are cut (and told apart by the hash) */
+    uint64_t path_hash;
+    int64_t logged_ms;
+    unsigned suppressed;
 };
 
 struct sconn {
@@ -62,7 +77,7 @@ struct worker {
     pthread_t thread;
     int epfd;
     int wake_fd;
-    int listen_fds[NM_CONFIG_MAX_LISTEN];
+    int listen_fds[MAX_LISTENERS];
     bool accepting;
     int64_t accept_resume_ms;
     struct nm_site site;
@@ -83,7 +98,7 @@ struct nm_server {
     const struct nm_config *cfg;
     int root_fd;
     struct nm_mime_table *mime;
-    struct listener listeners[NM_CONFIG_MAX_LISTEN];
+    struct listener listeners[MAX_LISTENERS];
     size_t n_listeners;
     unsigned n_workers;
     struct worker *workers;
@@ -91,6 +106,9 @@ struct nm_server {
     atomic_bool stopping;
     int64_t stop_deadline_ms;
     struct nm_hashing *hashing; /* content ETags: memo, pool, manifest; NULL in other modes */
+    pthread_mutex_t abort_lock; /* guards aborts: every worker reports into it */
+    struct abort_note aborts[ABORT_NOTES];
+    atomic_uint aborts_pending; /* notes with a count not logged yet */
 };
 
 static int64_t now_ms(void)
@@ -109,22 +127,75 @@ static int64_t wall_seconds(void)
 
 /* ---- addresses ---- */
 
-static int parse_listen(const char *spec, struct listener *l)
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-    char host[128];
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+    const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+           memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+static void set_port(struct sockaddr_storage *a, uint16_t port)
+{
+    if (a->ss_family == AF_INET)
+        ((struct sockaddr_in *)a)->sin_port = htons(port);
+    else
+        ((struct sockaddr_in6 *)a)->sin6_port = htons(port);
+}
+
+static uint16_t get_port(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)a)->sin_port);
+    return ntohs(((const struct sockaddr_in6 *)a)->sin6_port);
+}
+
+/* Adds an address of spec, unless a listener has it already: a name listed twice in /etc/hosts,
+ * or given both as a name and as a number. Port 0 asks for a port of its own, so it is only
+ * the same within one spec. */
+static int add_address(struct nm_server *s, const char *spec, bool from_name, const void *addr,
+                       socklen_t len, char *err, size_t err_cap)
+{
+    struct listener l = {.addr_len = len, .spec = spec, .from_name = from_name};
+    memcpy(&l.addr, addr, len);
+    for (size_t i = 0; i < s->n_listeners; i++)
+        if (same_address(&s->listeners[i].addr, &l.addr) &&
+            (get_port(&l.addr) != 0 || s->listeners[i].spec == spec))
+            return 0;
+    if (s->n_listeners == MAX_LISTENERS) {
+        snprintf(err, err_cap, "too many listen addresses (at most %d, host names included)",
+                 MAX_LISTENERS);
+        return -EINVAL;
+    }
+    s->listeners[s->n_listeners++] = l;
+    return 0;
+}
+
+/* Adds the addresses of one --listen value, HOST:PORT or [IPv6]:PORT: a numeric host as it is,
+ * an empty one as 0.0.0.0, and a host name as every address it resolves to. */
+static int add_listen(struct nm_server *s, const char *spec, char *err, size_t err_cap)
+{
+    char host[256];
     const char *port;
-    memset(l, 0, sizeof(*l));
-    if (spec[0] == '[') {
+    bool bracketed = spec[0] == '[';
+    if (bracketed) {
         const char *close = strchr(spec, ']');
         if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-            return -EINVAL;
+            goto invalid;
         memcpy(host, spec + 1, (size_t)(close - spec - 1));
         host[close - spec - 1] = '\0';
         port = close + 2;
     } else {
         const char *colon = strrchr(spec, ':');
         if (!colon || (size_t)(colon - spec) >= sizeof(host))
-            return -EINVAL;
+            goto invalid;
         memcpy(host, spec, (size_t)(colon - spec));
         host[colon - spec] = '\0';
         port = colon + 1;
@@ -133,56 +204,181 @@ static int parse_listen(const char *spec, struct listener *l)
     errno = 0;
     long p = strtol(port, &end, 10);
     if (!*port || *end || errno || p < 0 || p > 65535)
-        return -EINVAL;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
-    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)p);
-        l->addr_len = sizeof(*in4);
-    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)p);
-        l->addr_len = sizeof(*in6);
-    } else {
-        return -EINVAL;
+        goto invalid;
+    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p)};
+    if (!bracketed && inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4.sin_addr) == 1)
+        return add_address(s, spec, false, &in4, sizeof(in4), err, err_cap);
+    if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1)
+        return add_address(s, spec, false, &in6, sizeof(in6), err, err_cap);
+    if (bracketed)
+        goto invalid;
+
+    /* A host name: AI_PASSIVE is moot with a host given; AI_ADDRCONFIG is left out so that
+     * "localhost" means ::1 too on a host with only loopback IPv6. */
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
+    struct addrinfo *res;
+    int g = getaddrinfo(host, NULL, &hints, &res);
+    if (g != 0) {
+        /* A name that does not exist is a bad value, like a malformed address; a resolver
+         * that cannot answer now is a failure to start. */
+        int sys = errno;
+        snprintf(err, err_cap, "cannot resolve '%s' in listen address '%s': %s", host, spec,
+                 g == EAI_SYSTEM ? strerror(sys) : gai_strerror(g));
+        if (g == EAI_SYSTEM)
+            return sys ? -sys : -EIO;
+        return g == EAI_AGAIN    ? -EAGAIN
+               : g == EAI_MEMORY ? -ENOMEM
+               : g == EAI_FAIL   ? -EIO
+                                 : -EINVAL;
     }
-    return 0;
+    int rc = 0;
+    for (struct addrinfo *a = res; a && rc == 0; a = a->ai_next) {
+        if (a->ai_family != AF_INET && a->ai_family != AF_INET6)
+            continue;
+        struct sockaddr_storage ss;
+        memcpy(&ss, a->ai_addr, a->ai_addrlen);
+        set_port(&ss, (uint16_t)p);
+        rc = add_address(s, spec, true, &ss, a->ai_addrlen, err, err_cap);
+    }
+    freeaddrinfo(res);
+    return rc;
+invalid:
+    snprintf(err, err_cap, "invalid listen address '%s' (want HOST:PORT or [IPv6]:PORT)", spec);
+    return -EINVAL;
 }
 
-static int open_listener(const struct listener *l)
+/* One listening socket for l. Linux lets sockets share an address and port only when every one
+ * of them set SO_REUSEPORT (under the same user): that is how each worker has a socket of its
+ * own, and how a second server would join the group unnoticed and take a share of the
+ * connections. So the first socket binds without it, which fails when anything already holds
+ * the address, whatever its options; it sets SO_REUSEPORT only once bound, before listen, so
+ * that the workers' sockets can join. A lone worker never sets it. */
+static int open_socket(const struct listener *l, bool first, bool shared)
 {
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1;
+    int one = 1, rc = 0;
+    /* Binds while the connections of a previous run are in TIME_WAIT; never beside a listener. */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (shared && !first)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (l->addr.ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0 || listen(fd, 1024) != 0) {
-        int err = -errno;
+    if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) != 0)
+        rc = -errno;
+    if (rc == 0 && shared && first &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        rc = -errno;
+    if (rc == 0 && listen(fd, 1024) != 0)
+        rc = -errno;
+    if (rc < 0) {
         close(fd);
-        return err;
+        return rc;
     }
     return fd;
 }
 
+/* Another process of the same user can still join the group with SO_REUSEPORT of its own once
+ * the first socket listens (a server that does not check, like this one before). The group's
+ * program picks one of its first n sockets, the ones joined first: ours, so such a socket gets
+ * no connections. Kernels without SO_ATTACH_REUSEPORT_CBPF (before 4.5) keep their own hash. */
+static void keep_group_private(int fd, unsigned n)
+{
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, n),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog prog = {.len = sizeof(code) / sizeof(code[0]), .filter = code};
+    setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog));
+}
+
 static void describe(struct listener *l)
 {
-    char host[INET6_ADDRSTRLEN];
-    unsigned port;
+    char host[INET6_ADDRSTRLEN] = "?";
     if (l->addr.ss_family == AF_INET) {
-        struct sockaddr_in *in4 = (struct sockaddr_in *)&l->addr;
-        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof(host));
-        port = ntohs(in4->sin_port);
-        snprintf(l->url, sizeof(l->url), "http://%s:%u/", host, port);
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&l->addr)->sin_addr, host, sizeof(host));
+        snprintf(l->url, sizeof(l->url), "http://%s:%u/", host, get_port(&l->addr));
     } else {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&l->addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-        snprintf(l->url, sizeof(l->url), "http://[%s]:%u/", host, port);
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&l->addr)->sin6_addr, host, sizeof(host));
+        snprintf(l->url, sizeof(l->url), "http://[%s]:%u/", host, get_port(&l->addr));
     }
+}
+
+/* Binds every socket of l, one per worker. Port 0 takes the port the kernel chose for the first
+ * socket, and the first one chosen for the spec when a name gave it several addresses. */
+static int bind_listener(struct nm_server *s, struct listener *l)
+{
+    for (const struct listener *o = s->listeners; o < l && get_port(&l->addr) == 0; o++)
+        if (o->spec == l->spec)
+            set_port(&l->addr, get_port(&o->addr));
+    bool shared = s->n_workers > 1;
+    l->fds[0] = open_socket(l, true, shared);
+    if (l->fds[0] < 0)
+        return l->fds[0];
+    getsockname(l->fds[0], (struct sockaddr *)&l->addr, &l->addr_len);
+    for (unsigned i = 1; i < s->n_workers; i++) {
+        l->fds[i] = open_socket(l, false, true);
+        if (l->fds[i] < 0)
+            return l->fds[i];
+    }
+    if (shared)
+        keep_group_private(l->fds[0], s->n_workers);
+    return 0;
+}
+
+static void close_listener(struct nm_server *s, struct listener *l)
+{
+    for (unsigned i = 0; l->fds && i < s->n_workers; i++)
+        if (l->fds[i] >= 0)
+            close(l->fds[i]);
+    free(l->fds);
+    l->fds = NULL;
+}
+
+/* Resolves every --listen value and binds all its addresses. An address of a host name that
+ * this host cannot bind (::1 without IPv6) is left out, as long as one of its others binds. */
+static int open_listeners(struct nm_server *s, char *err, size_t err_cap)
+{
+    const struct nm_config *cfg = s->cfg;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        int rc = add_listen(s, cfg->listen[i], err, err_cap);
+        if (rc < 0)
+            return rc;
+    }
+    for (size_t i = 0; i < s->n_listeners;) {
+        struct listener *l = &s->listeners[i];
+        if (!(l->fds = malloc(s->n_workers * sizeof(*l->fds))))
+            return -ENOMEM;
+        for (unsigned k = 0; k < s->n_workers; k++)
+            l->fds[k] = -1;
+        int rc = bind_listener(s, l);
+        size_t siblings = 0;
+        for (size_t k = 0; k < s->n_listeners; k++)
+            siblings += s->listeners[k].spec == l->spec;
+        if (rc < 0 && l->from_name && siblings > 1 &&
+            (rc == -EADDRNOTAVAIL || rc == -EAFNOSUPPORT)) {
+            close_listener(s, l);
+            memmove(l, l + 1, (s->n_listeners - i - 1) * sizeof(*l));
+            s->n_listeners--;
+            continue;
+        }
+        if (rc < 0) {
+            char name[INET6_ADDRSTRLEN + 8] = "";
+            describe(l);
+            if (l->from_name)
+                snprintf(name, sizeof(name), " (%.*s)", (int)strlen(l->url) - 8, l->url + 7);
+            snprintf(err, err_cap, "cannot listen on %s%s: %s", l->spec, name,
+                     rc == -EADDRINUSE ? "address already in use" : strerror(-rc));
+            return rc;
+        }
+        describe(l);
+        i++;
+    }
+    return 0;
 }
 
 /* ---- setup ---- */
@@ -265,10 +461,14 @@ static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
     return 0;
 }
 
-static void log_hashing(struct nm_hashing *h, const char *when)
+/* The counters are diagnostics, which -q silences like the startup line. */
+static void log_hashing(const struct nm_server *s, const char *when)
 {
+    struct nm_hashing *h = s->hashing;
     struct nm_hashing_stats st;
     char line[512];
+    if (s->cfg->quiet)
+        return;
     nm_hashing_get_stats(h, &st);
     if (nm_hashing_format_stats(&st, line, sizeof(line)) > 0)
         nm_log_error("hashing %s: %s", when, line);
@@ -276,8 +476,8 @@ static void log_hashing(struct nm_hashing *h, const char *when)
 
 static void prehash_done(struct nm_hashing *h, void *arg)
 {
-    (void)arg;
-    log_hashing(h, "after prehash");
+    (void)h;
+    log_hashing(arg, "after prehash");
 }
 
 int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap)
@@ -287,6 +487,7 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         return -ENOMEM;
     s->cfg = cfg;
     s->log_fd = -1;
+    pthread_mutex_init(&s->abort_lock, NULL);
     int rc;
     s->root_fd = open(cfg->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0) {
@@ -311,26 +512,6 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
             goto fail;
         }
     }
-    for (size_t i = 0; i < cfg->n_listen; i++) {
-        struct listener *l = &s->listeners[i];
-        l->fd = -1;
-        rc = parse_listen(cfg->listen[i], l);
-        if (rc < 0) {
-            snprintf(err, err_cap, "invalid listen address '%s' (want HOST:PORT or [IPv6]:PORT)",
-                     cfg->listen[i]);
-            goto fail;
-        }
-        s->n_listeners++;
-        l->fd = open_listener(l);
-        if (l->fd < 0) {
-            rc = l->fd;
-            snprintf(err, err_cap, "cannot listen on %s: %s", cfg->listen[i], strerror(-rc));
-            goto fail;
-        }
-        /* Port 0: every worker's socket must bind the port the kernel chose for the first. */
-        getsockname(l->fd, (struct sockaddr *)&l->addr, &l->addr_len);
-        describe(l);
-    }
     /* Descriptors are connections and open files: take all the kernel allows us. */
     struct rlimit lim;
     if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
@@ -339,6 +520,10 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
+    /* Every worker's socket is bound here, so that a port in use fails the start. */
+    rc = open_listeners(s, err, err_cap);
+    if (rc < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -356,8 +541,8 @@ void nm_server_free(struct nm_server *s)
     if (!s)
         return;
     for (size_t i = 0; i < s->n_listeners; i++)
-        if (s->listeners[i].fd >= 0)
-            close(s->listeners[i].fd);
+        close_listener(s, &s->listeners[i]);
+    pthread_mutex_destroy(&s->abort_lock);
     if (s->log_fd > STDERR_FILENO)
         close(s->log_fd);
     nm_hashing_free(s->hashing);
@@ -376,6 +561,77 @@ void nm_server_block_signals(void)
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* ---- aborted responses ---- */
+
+static uint64_t hash_path(const char *p)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    return h;
+}
+
+/* Called with abort_lock held. */
+static void log_suppressed(struct nm_server *s, struct abort_note *n)
+{
+    nm_log_error("%s: %u more responses aborted: the file changed while being sent", n->path,
+                 n->suppressed);
+    n->suppressed = 0;
+    atomic_fetch_sub(&s->aborts_pending, 1);
+}
+
+/* A file rewritten in place while it is busy aborts every response sending it, and would fill
+ * the log with one line each. One line per file per ABORT_REPORT_MS; the aborts in between are
+ * counted, and the count logged by the tick once that time is over. */
+static void report_abort(struct nm_server *s, const char *path, const char *what)
+{
+    int64_t t = now_ms();
+    uint64_t h = hash_path(path);
+    struct abort_note *n = NULL, *spare = NULL; /* spare: a free note, else the oldest */
+    pthread_mutex_lock(&s->abort_lock);
+    for (size_t i = 0; i < ABORT_NOTES && !n; i++) {
+        struct abort_note *a = &s->aborts[i];
+        if (a->path[0] && a->path_hash == h && strncmp(a->path, path, sizeof(a->path) - 1) == 0)
+            n = a;
+        else if (!spare || (spare->path[0] && (!a->path[0] || a->logged_ms < spare->logged_ms)))
+            spare = a;
+    }
+    if (n && t - n->logged_ms < ABORT_REPORT_MS) {
+        if (n->suppressed++ == 0)
+            atomic_fetch_add(&s->aborts_pending, 1);
+        pthread_mutex_unlock(&s->abort_lock);
+        return;
+    }
+    if (!n) {
+        n = spare;
+        if (n->suppressed)
+            log_suppressed(s, n);
+        snprintf(n->path, sizeof(n->path), "%s", path);
+        n->path_hash = h;
+    } else if (n->suppressed) {
+        log_suppressed(s, n);
+    }
+    n->logged_ms = t;
+    pthread_mutex_unlock(&s->abort_lock);
+    nm_log_error("%s %s while being sent; response aborted", path, what);
+}
+
+/* Logs the counts whose time is over, or all of them (at shutdown). */
+static void flush_aborts(struct nm_server *s, int64_t t, bool all)
+{
+    if (atomic_load(&s->aborts_pending) == 0)
+        return;
+    pthread_mutex_lock(&s->abort_lock);
+    for (size_t i = 0; i < ABORT_NOTES; i++) {
+        struct abort_note *n = &s->aborts[i];
+        if (n->suppressed && (all || t - n->logged_ms >= ABORT_REPORT_MS)) {
+            log_suppressed(s, n);
+            n->logged_ms = t;
+        }
+    }
+    pthread_mutex_unlock(&s->abort_lock);
 }
 
 /* ---- one worker ---- */
@@ -577,7 +833,7 @@ static int send_some(struct worker *w, struct sconn *sc)
             if (r < 0 && errno == EINTR)
                 continue;
             if (r <= 0) {
-                nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                report_abort(w->srv, s->file->path, "shrank");
                 return -1;
             }
             ssize_t n = send(sc->fd, w->copy_buf, (size_t)r, MSG_NOSIGNAL);
@@ -594,7 +850,7 @@ static int send_some(struct worker *w, struct sconn *sc)
             if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? progress : -1;
             if (n == 0) {
-                nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                report_abort(w->srv, s->file->path, "shrank");
                 return -1;
             }
             nm_conn_advance(c, (uint64_t)n);
@@ -608,13 +864,13 @@ static int send_some(struct worker *w, struct sconn *sc)
                 if (r < 0 && errno == EINTR)
                     continue;
                 if (r <= 0) {
-                    nm_log_error("%s shrank while being sent; response aborted", s->file->path);
+                    report_abort(w->srv, s->file->path, "shrank");
                     return -1;
                 }
                 got += (size_t)r;
             }
             if (!nm_file_is_unchanged(s->file)) {
-                nm_log_error("%s changed while being sent; response aborted", s->file->path);
+                report_abort(w->srv, s->file->path, "changed");
                 return -1;
             }
             sc->tail_len = len;
@@ -773,7 +1029,7 @@ static void *worker_main(void *arg)
                 uint64_t v;
                 ssize_t r = read(w->wake_fd, &v, sizeof(v));
                 (void)r;
-            } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_CONFIG_MAX_LISTEN) {
+            } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + MAX_LISTENERS) {
                 if (!stopping)
                     accept_all(w, w->listen_fds[tag - TAG_LISTEN_BASE]);
             } else {
@@ -791,19 +1047,11 @@ static void *worker_main(void *arg)
             /* Stop accepting; idle connections go now, busy ones when their response is sent. */
             stopping = true;
             set_accepting(w, false);
-            /* New connections are refused from now on. Worker 0's sockets belong to the server,
-             * which closes them at the end, so they only stop listening here; the others are
-             * closed once, and forgotten so that cleanup does not close a reused number. */
-            for (size_t i = 0; i < srv->n_listeners; i++) {
-                if (w->listen_fds[i] < 0)
-                    continue;
-                if (w->index == 0) {
+            /* New connections are refused from now on. The sockets belong to the server, which
+             * closes them at the end, so they only stop listening here. */
+            for (size_t i = 0; i < srv->n_listeners; i++)
+                if (w->listen_fds[i] >= 0)
                     shutdown(w->listen_fds[i], SHUT_RD);
-                } else {
-                    close(w->listen_fds[i]);
-                    w->listen_fds[i] = -1;
-                }
-            }
             for (struct sconn *sc = w->active; sc; sc = sc->next)
                 sc->conn.state = NM_CONN_CLOSING;
             next_tick = t;
@@ -811,6 +1059,8 @@ static void *worker_main(void *arg)
         if (t >= next_tick) {
             next_tick = t + TICK_MS;
             sweep(w, t, stopping);
+            if (w->index == 0)
+                flush_aborts(srv, t, false);
             if (!stopping && !w->accepting && w->n_active < srv->cfg->max_conns &&
                 t >= w->accept_resume_ms)
                 set_accepting(w, true);
@@ -835,17 +1085,14 @@ static int worker_init(struct nm_server *srv, struct worker *w, unsigned index)
     w->index = index;
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    for (size_t i = 0; i < NM_CONFIG_MAX_LISTEN; i++)
+    for (size_t i = 0; i < MAX_LISTENERS; i++)
         w->listen_fds[i] = -1;
     if (w->epfd < 0 || w->wake_fd < 0)
         return -errno;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev);
-    for (size_t i = 0; i < srv->n_listeners; i++) {
-        w->listen_fds[i] = index == 0 ? srv->listeners[i].fd : open_listener(&srv->listeners[i]);
-        if (w->listen_fds[i] < 0)
-            return w->listen_fds[i];
-    }
+    for (size_t i = 0; i < srv->n_listeners; i++)
+        w->listen_fds[i] = srv->listeners[i].fds[index];
     int rc = nm_site_init(&w->site, cfg, srv->mime, srv->root_fd);
     if (rc == 0)
         nm_site_set_time(&w->site, wall_seconds());
@@ -865,9 +1112,6 @@ static void worker_cleanup(struct worker *w)
         close(w->epfd);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
-    for (size_t i = 0; i < w->srv->n_listeners; i++)
-        if (w->listen_fds[i] >= 0 && w->index != 0)
-            close(w->listen_fds[i]);
 }
 
 static void reopen_log(struct nm_server *s)
@@ -899,7 +1143,7 @@ int nm_server_run(struct nm_server *s)
             break;
         }
         if (s->hashing)
-            nm_filecache_set_hashing(s->workers[i].site.files, s->hashing);
+            nm_site_set_hashing(&s->workers[i].site, s->hashing);
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             rc = -EAGAIN;
             break;
@@ -910,7 +1154,7 @@ int nm_server_run(struct nm_server *s)
         atomic_store(&s->stopping, true);
     if (rc == 0 && s->hashing && s->cfg->prehash) {
         int prc =
-            nm_hashing_prehash(s->hashing, s->root_fd, s->cfg->allow_dotfiles, prehash_done, NULL);
+            nm_hashing_prehash(s->hashing, s->root_fd, s->cfg->allow_dotfiles, prehash_done, s);
         if (prc < 0)
             nm_log_error("prehash not started: %s", strerror(-prc));
     }
@@ -944,7 +1188,8 @@ int nm_server_run(struct nm_server *s)
             worker_cleanup(&s->workers[i]);
     free(s->workers);
     s->workers = NULL;
+    flush_aborts(s, now_ms(), true);
     if (s->hashing)
-        log_hashing(s->hashing, "at shutdown");
+        log_hashing(s, "at shutdown");
     return rc;
 }

@@ -17,9 +17,14 @@
 struct nm_site {
     const struct nm_config *cfg;
     const struct nm_mime_table *mime;
-    struct nm_filecache *files;
+    struct nm_filecache *files; /* the file table of the tree root_fd names */
+    struct nm_hashing *hashing; /* given to every file table; NULL without a pool */
     int root_fd;
-    int64_t now;                               /* seconds; set by nm_site_set_time */
+    int own_root_fd; /* root_fd when the site opened it after a swap, else -1 */
+    dev_t root_dev;  /* the directory root_fd names: a new one at cfg->root is a swap */
+    ino_t root_ino;
+    uint64_t root_swaps; /* times the site moved to a new directory at cfg->root */
+    int64_t now;         /* seconds; set by nm_site_set_time */
     char date_line[sizeof("Date: \r\n") + 29]; /* "Date: <IMF-fixdate>\r\n" for `now` */
     size_t date_line_len;
     struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
@@ -28,10 +33,21 @@ struct nm_site {
     uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
 };
 
-/* Sets up a site over an open root directory; the config and mime table must outlive it. */
+/* Sets up a site over an open root directory (not taken: the caller closes it after
+ * nm_site_cleanup); the config and mime table must outlive it. Returns 0, -ENOMEM or -errno. */
 int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
                  const struct nm_mime_table *mime, int root_fd);
 void nm_site_cleanup(struct nm_site *site);
+
+/* Content hashes through h (which must outlive the site), for this and every later file table. */
+void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h);
+
+/* A deploy that points a `current` symlink at a new release, or exchanges two directories, changes
+ * which directory cfg->root names. Each request calls this before it resolves a path: when
+ * cfg->root now names another directory, the site opens it and starts a new, empty file table;
+ * the old table's entries live on only in the responses that hold them, so no response mixes two
+ * trees. A root that cannot be resolved for a moment (mid-rename) keeps the current one. */
+void nm_site_follow_root(struct nm_site *site);
 
 /* Moves the site's clock; the Date line is rendered only when the second changes. */
 void nm_site_set_time(struct nm_site *site, int64_t now);
@@ -51,8 +67,8 @@ struct nm_conn_seg {
 
 enum nm_conn_state {
     NM_CONN_HEAD = 0, /* reading a request head */
-    NM_CONN_CONTENT,  /* discarding request content by Content-Length */
-    NM_CONN_CHUNKED,  /* discarding chunked request content */
+    NM_CONN_CONTENT,  /* reading request content by Content-Length before answering */
+    NM_CONN_CHUNKED,  /* reading chunked request content before answering */
     NM_CONN_CLOSING,  /* no more requests: send what is queued, then close */
 };
 

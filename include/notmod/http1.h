@@ -71,17 +71,27 @@ struct nm_http1_chunked {
     int state;
     uint64_t remaining; /* data bytes left in the current chunk */
     unsigned digits;
-    size_t line_bytes; /* bytes of the current extension or trailer line */
+    size_t line_bytes;  /* bytes of the current extension or trailer line */
+    uint64_t max_bytes; /* cap on the whole content, framing included */
+    uint64_t fed;       /* bytes consumed so far */
 };
 
+/* Starts a decoder with no cap on the content (UINT64_MAX). */
 void nm_http1_chunked_init(struct nm_http1_chunked *d);
+
+/* Starts a decoder whose content, framing included, may not exceed max_bytes. */
+void nm_http1_chunked_init_max(struct nm_http1_chunked *d, uint64_t max_bytes);
 
 /* Consumes up to len bytes. Returns the count consumed; *done is set when the last-chunk and
  * trailer section have been read (bytes after them belong to the next request, and a done
  * decoder consumes nothing more). Lines end in CRLF or a bare LF. Returns -400 on malformed
- * framing (a non-hex size, whitespace after the size not followed by ";", control bytes, a bare
- * CR, data not followed by a line end, a trailer line that is not "name:value") and -413 when
- * a size has more than 15 hex digits or an extension or trailer line exceeds 4096 bytes. */
+ * framing (a non-hex size, a size of 2^64 or more, whitespace after the size not followed by
+ * ";", control bytes, a bare CR, data not followed by a line end, more data than the size line
+ * said, a trailer line that is not "name:value") and -413 when a size (leading zeros counted),
+ * extension or trailer line exceeds 4096 bytes, or the content would exceed max_bytes: at the
+ * end of a size whose chunk cannot fit (before its data is sent), or at the byte past the cap.
+ * Errors are found in byte order, so however the content is split into calls, the first bad
+ * byte decides the result. */
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done);
 
 #endif

@@ -23,8 +23,9 @@ struct nm_log_entry {
 };
 
 /* Appends one line. In Combined format, '"', '\\', controls and bytes >= 0x7F are written as
- * \xHH; in JSON, strings are escaped per RFC 8259 with bytes >= 0x7F as \u00HH. Returns 0 or a
- * buffer error (the line is then not written at all). */
+ * \xHH; in JSON, strings are written by nm_json_escape: valid UTF-8 as it is, controls escaped,
+ * and each byte that is not UTF-8 as \udcHH (PEP 383 surrogateescape, reversible). Returns 0 or
+ * a buffer error (the line is then not written at all). */
 int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
                          const struct nm_log_entry *e);
 

@@ -28,4 +28,19 @@ void nm_mime_table_free(struct nm_mime_table *t);
  * "application/octet-stream". The string lives as long as the table. */
 const char *nm_mime_lookup(const struct nm_mime_table *t, const char *name);
 
+/* Where a Content-Type value came from. */
+enum nm_mime_source {
+    NM_MIME_SOURCE_NONE = 0, /* no entry: the application/octet-stream fallback, or not ours */
+    NM_MIME_SOURCE_BUILTIN,  /* the built-in defaults, js and mjs included */
+    NM_MIME_SOURCE_FILE,     /* a line of the mime.types file given to nm_mime_table_new */
+};
+
+/* Where `type` came from, for a value nm_mime_lookup returned from this same table: BUILTIN when
+ * the extension's entry is a built-in default (the file did not override it, or it is pinned),
+ * FILE when a mime.types line gave it. The value is recognised by its address, not its text: the
+ * octet-stream fallback, a copy of a table string, a string of another table, and NULL (type or
+ * table) are NONE. Lets a caller vouch only for the types it ships (X-Content-Type-Options).
+ * Constant time; no allocation. */
+enum nm_mime_source nm_mime_source_of(const struct nm_mime_table *t, const char *type);
+
 #endif

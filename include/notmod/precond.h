@@ -53,8 +53,10 @@ enum nm_precond_result {
  *  3. If-None-Match (weak comparison; "*" true when the representation exists): a match gives
  *     304 for GET and HEAD, 412 for other methods.
  *  4. Without If-None-Match, for GET and HEAD only, If-Modified-Since (ignored as in 2) per
- *     `mode` -> 304. A date later than `date` is not invalid: it is compared like any other,
- *     on the origin server's clock (§13.1.3), so RFC mode answers 304.
+ *     `mode` -> 304. It is also ignored when its date is later than `date`: read on the origin
+ *     server's clock (§13.1.3), such a date is in the future, so no Last-Modified the server
+ *     sent (never later than Date, §8.8.2.1) gave it; it comes from a client clock or is made
+ *     up, and a 304 could keep a stale copy. A date equal to `date` is compared as usual.
  *  5. For GET with a Range: If-Range, when present, must match: a strong ETag equal to the
  *     current one (strong comparison; a weak tag never matches), or an HTTP-date equal to
  *     Last-Modified when Last-Modified is strong (at least one second before `date`, §8.8.2.2).

@@ -19,11 +19,13 @@ let site, log, server, browser, base;
 
 function startServer() {
   return new Promise((resolve, reject) => {
+    // The startup line is on stderr (stdout carries the access log); stderr is passed on.
     const p = spawn(notmod, ["serve", "--listen", "127.0.0.1:0", "--access-log", log,
-                             "--log-format", "json", site], { stdio: ["ignore", "pipe", "inherit"] });
+                             "--log-format", "json", site], { stdio: ["ignore", "ignore", "pipe"] });
     const timer = setTimeout(() => reject(new Error("notmod serve printed no startup line")), 15000);
     let out = "";
-    p.stdout.on("data", (chunk) => {
+    p.stderr.on("data", (chunk) => {
+      process.stderr.write(chunk);
       out += chunk;
       const m = out.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
       if (m) {

@@ -221,6 +221,8 @@ struct golden {
         long nsec;
     } mtimes[8];
     size_t n_mtimes;
+    char files[16][256]; /* empty files made in the site copy for this exchange only */
+    size_t n_files;
     int64_t now;
 };
 
@@ -261,6 +263,8 @@ static int parse_bool(const char *s, bool *out)
     *out = s[0] == '1';
     return 0;
 }
+
+static int append_raw(struct nm_buf *b, const char *p, const char *end);
 
 /* One key=value of a "# config:" line. */
 static int apply_setting(struct golden *g, const char *key, const char *val)
@@ -312,6 +316,23 @@ static int apply_setting(struct golden *g, const char *key, const char *val)
         r->value = strdup(eq + 1);
         cfg->n_rules++;
         return r->glob && r->value ? 0 : -ENOMEM;
+    }
+    if (strcmp(key, "file") == 0) {
+        /* file=/PATH, written with the escapes of a raw line, so that a name may hold what a
+         * golden file or a config value cannot: SP, '"', a newline, bytes that are not UTF-8. */
+        if (g->n_files == sizeof(g->files) / sizeof(g->files[0]))
+            return -EINVAL;
+        struct nm_buf b;
+        nm_buf_init(&b, sizeof(g->files[0]) - 1);
+        int rc = append_raw(&b, val, val + strlen(val));
+        if (rc == 0 && (b.len < 2 || b.ptr[0] != '/' || memchr(b.ptr, '\0', b.len)))
+            rc = -EINVAL;
+        if (rc == 0) {
+            memcpy(g->files[g->n_files], b.ptr, b.len);
+            g->files[g->n_files++][b.len] = '\0';
+        }
+        nm_buf_cleanup(&b);
+        return rc;
     }
     if (strcmp(key, "mtime") == 0) {
         /* mtime=/path:SECONDS[.NANOSECONDS] */
@@ -824,10 +845,22 @@ static int run_file(const char *dir, const char *name, const char *site_dir,
                 name);
         rc = -EINVAL;
     }
+    size_t made = 0;
+    for (; rc == 0 && made < g.n_files; made++) {
+        char file[4096];
+        rc = join_path(file, sizeof(file), site_dir, g.files[made] + 1);
+        if (rc == 0)
+            rc = write_file(file, "", 0);
+    }
     if (rc == 0)
         rc = set_mtimes(site_dir, &g);
     if (rc == 0)
         rc = run_exchange(&g, site_dir, mime, &out, &closed);
+    for (size_t i = 0; i < made; i++) {
+        char file[4096];
+        if (join_path(file, sizeof(file), site_dir, g.files[i] + 1) == 0)
+            unlink(file);
+    }
     if (rc == 0)
         rc = render_response(&rendered, out.ptr, out.len, closed, big);
     int result = 1;

@@ -13,17 +13,27 @@ import subprocess
 import tempfile
 import threading
 import time
-import unittest
+
+from serverenv import is_reachable_by_others, shared_tempdir, tool
 
 NOTMOD = os.environ.get("NOTMOD", "")
-NGINX = "/usr/sbin/nginx"
 RUN_TIMEOUT = 60
 
 
 def notmod_binary():
     if not NOTMOD or not os.access(NOTMOD, os.X_OK):
-        raise unittest.SkipTest("NOTMOD is not set to the notmod binary (run through ctest)")
+        raise AssertionError("NOTMOD is not set to the notmod binary: %r (run through ctest)"
+                             % NOTMOD)
     return NOTMOD
+
+
+def read_text(path, limit=4000):
+    """The last `limit` characters of a log file, or '' when there is none."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")[-limit:]
+    except OSError:
+        return ""
 
 
 def run(args, env=None, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL):
@@ -269,6 +279,18 @@ class ProcessServer:
     def __init__(self):
         self.proc = None
         self.port = None
+        self.err = None
+
+    def _stderr_file(self):
+        """A file for the server's stderr, quoted when it fails to start."""
+        self.err = tempfile.TemporaryFile()
+        return self.err
+
+    def _stderr_text(self):
+        if not self.err:
+            return ""
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-4000:]
 
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
@@ -293,6 +315,9 @@ class ProcessServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self.err:
+            self.err.close()
+            self.err = None
 
 
 class PythonHttpServer(ProcessServer):
@@ -307,10 +332,11 @@ class PythonHttpServer(ProcessServer):
         self.proc = subprocess.Popen(
             ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", self.root,
              str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=self._stderr_file())
         if not self._wait_port():
+            err = self._stderr_text()
             self.__exit__()
-            raise RuntimeError("python3 -m http.server did not start")
+            raise RuntimeError("python3 -m http.server did not start; stderr:\n" + err)
         return self
 
 
@@ -323,16 +349,20 @@ class NginxServer(ProcessServer):
         self.tmp = None
 
     def __enter__(self):
-        if not os.access(NGINX, os.X_OK):
-            raise unittest.SkipTest("nginx is not installed at /usr/sbin/nginx")
-        self.tmp = tempfile.mkdtemp(prefix="nm-nginx-")
-        self.port = free_port()
-        # Workers run as nobody when nginx starts as root: let them reach the served tree.
-        top = os.path.realpath(tempfile.gettempdir())
-        d = os.path.realpath(self.root)
-        while d.startswith(top + os.sep):
+        nginx = tool("nginx")
+        # Started as root, nginx runs its workers as nobody: the served tree and nginx's own
+        # temp paths must be open to them, whatever the umask and the modes above the test's
+        # directories.
+        for d, _, names in os.walk(self.root):
             os.chmod(d, os.stat(d).st_mode | 0o755)
-            d = os.path.dirname(d)
+            for n in names:
+                p = os.path.join(d, n)
+                os.chmod(p, os.stat(p).st_mode | 0o644)
+        if not is_reachable_by_others(self.root):
+            raise AssertionError("nginx's workers cannot reach %s: make it with "
+                                 "serverenv.shared_tempdir" % self.root)
+        self.tmp = shared_tempdir("nm-nginx-")
+        self.port = free_port()
         os.makedirs(os.path.join(self.tmp, "logs"))
         conf = os.path.join(self.tmp, "nginx.conf")
         t = self.tmp
@@ -355,27 +385,23 @@ http {{
     }}
 }}
 """)
-        self.proc = subprocess.Popen([NGINX, "-p", t, "-c", conf, "-g", "daemon off;"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen([nginx, "-p", t, "-c", conf, "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=self._stderr_file())
         if not self._wait_port():
-            err = b""
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read()
+            err = self._stderr_text() + read_text(os.path.join(t, "error.log"))
             self.__exit__()
-            raise RuntimeError(f"nginx did not start: {err.decode(errors='replace')}")
+            raise RuntimeError(f"nginx did not start; stderr and error.log:\n{err}")
         return self
 
     def __exit__(self, *exc):
         super().__exit__(*exc)
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class NotmodServe(ProcessServer):
-    """notmod serve --listen 127.0.0.1:0 DIR; the port is read from its startup line. Raises
-    SkipTest when the server exits at once or prints no URL within 5 s (not written yet)."""
+    """notmod serve --listen 127.0.0.1:0 DIR; the port is read from its startup line. Fails with
+    the server's stderr when it exits at once or prints no URL within 5 s."""
 
     def __init__(self, root, extra=()):
         super().__init__()
@@ -383,31 +409,32 @@ class NotmodServe(ProcessServer):
         self.extra = list(extra)
 
     def __enter__(self):
+        # The startup line is on stderr (stdout carries the access log). The file is read with
+        # pread: a seek would move the offset the server writes at.
         self.proc = subprocess.Popen(
             [notmod_binary(), "serve", "--listen", "127.0.0.1:0"] + self.extra + [self.root],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        lines = []
-        found = threading.Event()
-
-        def reader():
-            for raw in iter(self.proc.stdout.readline, b""):
-                lines.append(raw.decode(errors="replace"))
-                m = re.search(r"http://127\.0\.0\.1:(\d+)/", lines[-1])
-                if m:
-                    self.port = int(m.group(1))
-                    found.set()
-                    break
-
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        found.wait(5)
+            stdout=subprocess.DEVNULL, stderr=self._stderr_file())
+        deadline = time.monotonic() + 5
+        for _ in range(1000):
+            exited = self.proc.poll() is not None
+            text = os.pread(self.err.fileno(), 1 << 20, 0).decode(errors="replace")
+            m = re.search(r"^notmod: serving .* on http://127\.0\.0\.1:(\d+)/", text, re.M)
+            if m:
+                self.port = int(m.group(1))
+                break
+            if exited or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         if self.port is None:
+            err = self._stderr_text()
             self.__exit__()
-            raise unittest.SkipTest("notmod serve exited or printed no http://127.0.0.1:PORT/ "
-                                    "within 5 s (the server is not available yet)")
+            raise RuntimeError("notmod serve exited or printed no http://127.0.0.1:PORT/ within "
+                               "5 s; its stderr:\n" + err[-4000:])
         if not self._wait_port():
+            err = self._stderr_text()
             self.__exit__()
-            raise unittest.SkipTest("notmod serve printed a URL but does not accept connections")
+            raise RuntimeError("notmod serve printed a URL but does not accept connections; "
+                               "its stderr:\n" + err[-4000:])
         return self
 
     def __exit__(self, *exc):

@@ -26,10 +26,58 @@ _ADDRESS = re.compile(r"http://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)/")
 
 
 def require_binary(testcase_class):
-    """Skips a whole test class when NOTMOD does not name an executable."""
+    """Fails a whole test class when NOTMOD does not name an executable: ctest always sets it, so
+    a missing binary is a broken run, never a reason to skip."""
     if not NOTMOD or not os.access(NOTMOD, os.X_OK):
-        return unittest.skip("NOTMOD does not name the notmod binary")(testcase_class)
+        def fail(cls):
+            raise AssertionError("NOTMOD does not name the notmod binary: %r (run through ctest)"
+                                 % NOTMOD)
+        testcase_class.setUpClass = classmethod(fail)
     return testcase_class
+
+
+def tool(name):
+    """The path of a command that `make test` installs (scripts/install-deps --test). A missing
+    one fails the test that needs it: a skip would let a broken setup pass."""
+    path = shutil.which(name, path=os.environ.get("PATH", os.defpath) + ":/usr/sbin:/sbin")
+    if not path:
+        raise AssertionError("%s is not installed (scripts/install-deps --test installs it)" % name)
+    return path
+
+
+def is_reachable_by_others(path):
+    """True when every directory from / down to path lets any user search it."""
+    p = os.path.realpath(path)
+    for _ in range(4096):
+        if not os.stat(p).st_mode & 0o001:
+            return False
+        if p == os.sep:
+            return True
+        p = os.path.dirname(p)
+    return False
+
+
+def shared_tempdir(prefix):
+    """A new directory of mode 0755 that every user can reach, for what a process running as
+    another user must open (nginx's workers, notmod as nobody). The parents are checked, not
+    assumed: TMPDIR, like the checkout, may sit in a directory closed to other users."""
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(base) and is_reachable_by_others(base):
+            d = tempfile.mkdtemp(prefix=prefix, dir=base)
+            os.chmod(d, 0o755)
+            return d
+    raise AssertionError("no temporary directory that other users can reach (tried TMPDIR, "
+                         "/tmp, /var/tmp, /dev/shm)")
+
+
+def copy_for_other_users(binary):
+    """binary copied, mode 0755, into a new shared_tempdir: another user may not reach the build
+    tree (a clone in a `mktemp -d` directory is 0700). Remove os.path.dirname(copy) when done."""
+    d = shared_tempdir("notmod-bin-")
+    copy = os.path.join(d, os.path.basename(binary))
+    shutil.copyfile(binary, copy)
+    os.chmod(copy, 0o755)
+    return copy
 
 
 class Site:
@@ -105,23 +153,21 @@ class Server:
         return self
 
     def _read_line(self, timeout):
+        """The startup line, from stderr (stdout carries the access log), or '' when none comes
+        within timeout. The file is read with pread: a seek would move the offset the server
+        writes at."""
         deadline = time.monotonic() + timeout
-        fd = self.proc.stdout.fileno()
-        data = b""
-        for _ in range(10000):
-            if b"\n" in data:
+        fd = self._err.fileno()
+        for _ in range(int(timeout / 0.02) + 2):
+            exited = self.proc.poll() is not None
+            text = os.pread(fd, 1 << 20, 0).decode("utf-8", "replace")
+            for line in text.splitlines(keepends=True):
+                if line.startswith("notmod: serving ") and line.endswith("\n"):
+                    return line[:-1]
+            if exited or time.monotonic() >= deadline:
                 break
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                break
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                break
-            data += chunk
-        return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+            time.sleep(0.02)
+        return ""
 
     def url(self, path="/"):
         host = "[%s]" % self.host if ":" in self.host else self.host
@@ -372,8 +418,12 @@ class ServerTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.site = Site()
-        cls.populate(cls.site)
-        cls.server = Server(cls.site.root, cls.SERVER_OPTIONS).start()
+        try:
+            cls.populate(cls.site)
+            cls.server = Server(cls.site.root, cls.SERVER_OPTIONS).start()
+        except BaseException:
+            cls.site.cleanup()
+            raise
         cls.port = cls.server.port
 
     @classmethod

@@ -11,9 +11,8 @@ import tempfile
 import time
 import unittest
 
-from serverenv import NOTMOD, Server, require_binary
+from serverenv import Server, require_binary, tool
 
-HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 NODES = 3
 REQUESTS = 12  # a multiple of NODES: round robin reaches every node the same number of times
 FILES = {
@@ -45,6 +44,14 @@ class Cluster:
         self.nodes = []
         self.haproxy = None
         self.port = None
+        try:
+            self.start(options)
+        except BaseException:
+            self.close()
+            raise
+
+    def start(self, options):
+        haproxy = tool("haproxy")
         for i in range(NODES):
             root = os.path.join(self.base, "node%d" % i)
             os.mkdir(root)
@@ -69,17 +76,19 @@ class Cluster:
                     "backend nodes\n    balance roundrobin\n" % self.port)
             for i, n in enumerate(self.nodes):
                 f.write("    server n%d 127.0.0.1:%d\n" % (i, n.port))
-        self.haproxy = subprocess.Popen([HAPROXY, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.haproxy_err = tempfile.TemporaryFile()
+        self.haproxy = subprocess.Popen([haproxy, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=self.haproxy_err)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.haproxy.poll() is None:
             try:
                 get(self.port, "/index.html")
                 return
             except OSError:
                 time.sleep(0.1)
-        self.close()
-        raise RuntimeError("haproxy did not start")
+        self.haproxy_err.seek(0)
+        raise RuntimeError("haproxy did not start; stderr:\n"
+                           + self.haproxy_err.read().decode(errors="replace")[-4000:])
 
     def wait_for_hashes(self, timeout_s=30):
         """Large files are hashed off the event loop and served without an ETag until their
@@ -100,14 +109,13 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 self.haproxy.kill()
                 self.haproxy.wait(5)
-            self.haproxy.stderr.close()
+            self.haproxy_err.close()
         for n in self.nodes:
             n.stop()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
 @require_binary
-@unittest.skipUnless(os.access(HAPROXY, os.X_OK), "haproxy is not installed")
 class ContentEtagsAgree(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -148,7 +156,6 @@ class ContentEtagsAgree(unittest.TestCase):
 
 
 @require_binary
-@unittest.skipUnless(os.access(HAPROXY, os.X_OK), "haproxy is not installed")
 class MetadataEtagsDisagree(unittest.TestCase):
     """The load-balancer problem, reproduced: size+mtime tags differ between nodes, so a client
     holding one node's tag is sent the whole body again by the others."""

@@ -9,7 +9,6 @@ import http.client
 import os
 import random
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,8 @@ import tempfile
 import threading
 import time
 import unittest
+
+from serverenv import copy_for_other_users, require_binary, shared_tempdir
 
 NOTMOD = os.environ.get("NOTMOD")
 RACY_S = 2.2  # a file changed less than 2 s ago is not hashed from disk yet
@@ -26,9 +27,8 @@ STOP_TIMEOUT_S = 20
 STORM_S = 16
 GIB = 1 << 30
 HAS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-
-require_binary = unittest.skipUnless(NOTMOD and os.access(NOTMOD, os.X_OK),
-                                     "NOTMOD does not name the notmod binary")
+NOBODY = 65534
+_nobody_copy = []  # the binary copied where nobody can run it, made once
 
 
 def body_for(name, gen, size):
@@ -65,14 +65,28 @@ def xattrs_supported(directory):
         os.unlink(probe)
 
 
-def drop_privileges():
-    os.setgid(65534)
-    os.setuid(65534)
+def launch(as_nobody):
+    """The binary and the Popen arguments that run it as the caller, or as nobody. nobody runs a
+    copy kept in a directory open to every user, from there: the checkout and its parents may be
+    closed to it (a clone in a `mktemp -d` directory is 0700)."""
+    if not as_nobody:
+        return NOTMOD, {}
+    if not _nobody_copy:
+        _nobody_copy.append(copy_for_other_users(NOTMOD))
+    copy = _nobody_copy[0]
+    return copy, {"user": NOBODY, "group": NOBODY, "extra_groups": [],
+                  "cwd": os.path.dirname(copy)}
+
+
+def tearDownModule():
+    for copy in _nobody_copy:
+        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
 
 
 def notmod_etag(*args, as_nobody=False):
-    p = subprocess.run([NOTMOD, "etag", *args], capture_output=True, timeout=120,
-                       stdin=subprocess.DEVNULL, preexec_fn=drop_privileges if as_nobody else None)
+    binary, how = launch(as_nobody)
+    p = subprocess.run([binary, "etag", *args], capture_output=True, timeout=120,
+                       stdin=subprocess.DEVNULL, **how)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
@@ -89,13 +103,19 @@ class Server:
     def __init__(self, root, *options, as_nobody=False):
         self.err_path = tempfile.mktemp(prefix="notmod-etags-err-")
         self.err_file = open(self.err_path, "wb")
+        binary, how = launch(as_nobody)
         self.proc = subprocess.Popen(
-            [NOTMOD, "serve", "--access-log", "off", "--listen", "127.0.0.1:0", *options, root],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file,
-            preexec_fn=drop_privileges if as_nobody else None)
-        ready, _, _ = select.select([self.proc.stdout], [], [], START_TIMEOUT_S)
-        line = self.proc.stdout.readline().decode() if ready else ""
-        m = re.search(r"on http://127\.0\.0\.1:(\d+)/", line)
+            [binary, "serve", "--access-log", "off", "--listen", "127.0.0.1:0", *options, root],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file, **how)
+        # The startup line is on stderr (stdout carries the access log).
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for _ in range(int(START_TIMEOUT_S / 0.02) + 2):
+            exited = self.proc.poll() is not None
+            line = self.stderr()
+            m = re.search(r"^notmod: serving .* on http://127\.0\.0\.1:(\d+)/", line, re.M)
+            if m or exited or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         if not m:
             self.stop()
             raise AssertionError("server did not start: %r %s" % (line, self.stderr()))
@@ -165,8 +185,8 @@ def wait_for(predicate, timeout, step=0.05):
 @require_binary
 class ContentETags(unittest.TestCase):
     def setUp(self):
-        self.root = tempfile.mkdtemp(prefix="notmod-etags-")
-        os.chmod(self.root, 0o755)
+        # One test serves this tree as nobody.
+        self.root = shared_tempdir("notmod-etags-")
         self.addCleanup(shutil.rmtree, self.root, True)
 
     def path(self, name):
@@ -301,7 +321,9 @@ class ContentETags(unittest.TestCase):
         self.assertEqual(status, 206)
         self.assertEqual(body, block[:100])
         self.assertNotIn("etag", h, "served at once, without a tag, while hashing")
-        self.assertIn("last-modified", h)
+        # Not to be cached by its date alone (docs/etags.md, "A version without its tag yet").
+        self.assertNotIn("last-modified", h)
+        self.assertEqual(h.get("cache-control"), "no-store")
         self.assertLess(ttfb, 2.0)
 
         latencies, during = [], 0
@@ -428,6 +450,7 @@ class ContentETags(unittest.TestCase):
         # Growing (sent with sendfile): no tag while it grows, and each complete body is a
         # prefix of the final file.
         grow = self.write("grow.log", b"#" * 99 + b"\n" * (SMALL + 1))
+        os.chmod(grow, 0o644)  # readable by nobody whatever the umask
         stop = threading.Event()
 
         def appender():

@@ -7,13 +7,13 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
 from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
                        SlowServer, TruncatingServer, cache_files, free_port, notmod_binary, run,
                        write_file)
+from serverenv import shared_tempdir
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
@@ -21,7 +21,8 @@ BIG = os.urandom(2_100_000)
 
 class GetTestCase(unittest.TestCase):
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="nm-get-")
+        # nginx serves from here with workers running as nobody.
+        self.tmp = shared_tempdir("nm-get-")
         self.cache = os.path.join(self.tmp, "cache")
         self.out = os.path.join(self.tmp, "out.bin")
 

@@ -10,13 +10,11 @@ import tempfile
 import time
 import unittest
 
-from serverenv import ServerTestCase, require_binary, wait_until
+from serverenv import ServerTestCase, require_binary, tool, wait_until
 
 T0 = 1672531200
 PAGE = b"<!DOCTYPE html><title>t</title><p>page</p>\n"
 BIG = bytes((i * 17 + 11) % 256 for i in range(3 * 1024 * 1024 + 123))
-CURL = shutil.which("curl")
-WGET = shutil.which("wget")
 CLIENT_TIMEOUT_S = 30
 
 
@@ -42,7 +40,7 @@ class RealClients(ServerTestCase):
                               capture_output=True, timeout=CLIENT_TIMEOUT_S)
 
     def curl(self, *args):
-        p = self.run_tool(CURL, "-sS", "--max-time", "20", "-w", "%{http_code}", *args)
+        p = self.run_tool(tool("curl"), "-sS", "--max-time", "20", "-w", "%{http_code}", *args)
         self.assertEqual(p.returncode, 0, p.stderr)
         return int(p.stdout.decode()[-3:])
 
@@ -64,7 +62,6 @@ class RealClients(ServerTestCase):
     def local(self, name):
         return os.path.join(self.work, name)
 
-    @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_etag_save_then_compare_gets_304_and_keeps_the_file(self):
         url = self.server.url("/etag-save.html")
         mark = len(self.logged_statuses("/etag-save.html"))
@@ -78,7 +75,6 @@ class RealClients(ServerTestCase):
             self.assertEqual(f.read(), PAGE)
         self.assertEqual(self.statuses_since("/etag-save.html", mark, 3), [200, 200, 304])
 
-    @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_etag_compare_with_a_stale_tag_downloads(self):
         with open(self.local("etag.txt"), "w") as f:
             f.write('"stale"\n')
@@ -87,7 +83,6 @@ class RealClients(ServerTestCase):
         with open(self.local("page.html"), "rb") as f:
             self.assertEqual(f.read(), PAGE)
 
-    @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_time_condition_gets_304(self):
         url = self.server.url("/page.html")
         self.assertEqual(self.curl("-R", "-o", "page.html", url), 200)
@@ -99,7 +94,6 @@ class RealClients(ServerTestCase):
         os.utime(self.local("page.html"), (T0 - 3600, T0 - 3600))
         self.assertEqual(self.curl("-R", "-z", "page.html", "-o", "page.html", url), 200)
 
-    @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_resume_gets_206_and_completes_byte_exact(self):
         partial = 1234567
         with open(self.local("big.bin"), "wb") as f:
@@ -111,18 +105,17 @@ class RealClients(ServerTestCase):
             self.assertTrue(f.read() == BIG, "resumed file differs")
         self.assertEqual(self.statuses_since("/big.bin", mark, 1), [206])
 
-    @unittest.skipUnless(CURL, "curl is not installed")
     def test_curl_head_matches_get(self):
-        p = self.run_tool(CURL, "-sS", "-I", "--max-time", "20", self.server.url("/page.html"))
+        p = self.run_tool(tool("curl"), "-sS", "-I", "--max-time", "20",
+                          self.server.url("/page.html"))
         self.assertEqual(p.returncode, 0)
         head = p.stdout.decode()
         self.assertIn("HTTP/1.1 200 OK", head)
         self.assertIn("Content-Length: %d" % len(PAGE), head)
 
-    @unittest.skipUnless(WGET, "wget is not installed")
     def test_wget_timestamping_does_not_download_twice(self):
         url = self.server.url("/wget.txt")
-        argv = (WGET, "-N", "-S", "--tries=1", "--timeout=20", "--no-config", url)
+        argv = (tool("wget"), "-N", "-S", "--tries=1", "--timeout=20", "--no-config", url)
         mark = len(self.logged_statuses("/wget.txt"))
         first = self.run_tool(*argv)
         self.assertEqual(first.returncode, 0, first.stderr)

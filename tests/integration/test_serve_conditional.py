@@ -90,6 +90,24 @@ class Preconditions(ServerTestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.body, BODY)
 
+    def test_if_modified_since_later_than_the_server_clock_is_ignored(self):
+        # No Last-Modified this server sends is later than its Date (§8.8.2.1), so a date after
+        # its clock did not come from it: ignored (§13.1.3 on the origin clock), 200.
+        for d in (http_date(time.time() + 3600), http_date(time.time() + 400 * 86400),
+                  "Fri, 31 Dec 9999 23:59:59 GMT"):
+            with self.subTest(date=d):
+                r = self.get("/a.txt", [("If-Modified-Since", d)])
+                self.assertEqual((r.status, r.body), (200, BODY))
+                r = self.get("/a.txt", [("If-Modified-Since", d)], method="HEAD")
+                self.assertEqual(r.status, 200)
+        # After Last-Modified and not after Date: still 304.
+        r = self.get("/a.txt", [("If-Modified-Since", http_date(time.time() - 60))])
+        self.assertEqual(r.status, 304)
+        # A file whose mtime is in the future has Last-Modified clamped to Date; a date past that
+        # is ignored too.
+        r = self.get("/future.txt", [("If-Modified-Since", http_date(time.time() + 3600))])
+        self.assertEqual((r.status, r.body), (200, b"future\n"))
+
     def test_obsolete_date_forms_are_understood(self):
         rfc850 = time.strftime("%A, %d-%b-%y %H:%M:%S GMT", time.gmtime(T0))
         asctime = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime(T0))

@@ -353,13 +353,17 @@ class Http1(ServerTestCase):
             self.assertEqual((r1.status, r1.body), (200, b"A body\n"))
             self.assertEqual((r2.status, r2.body), (200, SMALL["/p3.txt"]))
 
-    def test_content_sent_after_the_head_in_pieces_is_discarded(self):
+    def test_content_sent_after_the_head_in_pieces_is_read_before_the_answer(self):
         with Conn(self.port) as c:
             c.send(get_request("/a.txt", [("Content-Length", "20000")]))
-            r = c.read_response()
-            self.assertEqual(r.status, 200)
+            c.sock.settimeout(0.3)
+            with self.assertRaises(socket.timeout, msg="an answer before the content"):
+                c.sock.recv(1)
+            c.sock.settimeout(10)
             for _ in range(10):
                 c.send(b"GET /nope HTTP/1.1\r\n" * 100)  # 2,000 bytes of content each
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"A body\n"))
             r = c.request(get_request("/p8.txt"))
             self.assertEqual((r.status, r.body), (200, SMALL["/p8.txt"]))
 
@@ -373,51 +377,94 @@ class Http1(ServerTestCase):
             self.assertEqual((r1.status, r1.body), (200, b"A body\n"))
             self.assertEqual((r2.status, r2.body), (200, SMALL["/p9.txt"]))
 
-    def test_invalid_chunked_body_closes_after_the_response(self):
-        raw = get_request("/a.txt", [("Transfer-Encoding", "chunked")]) + b"zz\r\n"
+    def first_bytes_after(self, raw, n=12):
+        """The first n bytes the server sends after raw (fewer if it closes first)."""
         with Conn(self.port) as c:
-            c.send(raw + get_request("/p9.txt"))
-            r = c.read_response()
-            self.assertEqual(r.status, 200)
-            self.assertTrue(c.is_closed_by_peer())
+            c.send(raw)
+            got = b""
+            for _ in range(1000):
+                if len(got) >= n:
+                    break
+                try:
+                    chunk = c.sock.recv(n - len(got))
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                got += chunk
+            return got
+
+    def test_malformed_chunked_content_is_400_with_no_200_before_it(self):
+        # RFC 9112 §7.1, §2.2: the content is read and checked before the answer is decided.
+        bodies = [
+            ("size_not_hex", b"zz\r\n"),
+            ("size_of_2_to_the_64", b"10000000000000000\r\nx\r\n0\r\n\r\n"),
+            ("more_data_than_the_size", b"5\r\nhelloEXTRA\r\n0\r\n\r\n"),
+            ("control_byte_in_an_extension", b"5;a\x01\r\nhello\r\n0\r\n\r\n"),
+        ]
+        for method in ("GET", "HEAD"):
+            for name, body in bodies:
+                with self.subTest(method=method, body=name):
+                    raw = (get_request("/a.txt", [("Transfer-Encoding", "chunked")],
+                                       method=method) + body + get_request("/p9.txt"))
+                    self.assertEqual(self.first_bytes_after(raw), b"HTTP/1.1 400")
+                    with Conn(self.port) as c:
+                        c.send(raw)
+                        r = c.read_response(head_request=method == "HEAD")
+                        self.assertEqual(r.status, 400)
+                        self.assertEqual(r.header("Connection"), "close")
+                        self.assertTrue(c.is_closed_by_peer(), "the next request was read")
         self.assert_alive()
 
-    def test_chunked_body_over_the_discard_cap_closes(self):
+    def test_malformed_chunked_content_arriving_late_is_still_400(self):
+        with Conn(self.port) as c:
+            c.send(get_request("/a.txt", [("Transfer-Encoding", "chunked")]) + b"5\r\nhel")
+            c.sock.settimeout(0.3)
+            with self.assertRaises(socket.timeout, msg="an answer before the content"):
+                c.sock.recv(1)
+            c.sock.settimeout(10)
+            c.send(b"loXX\r\n0\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Connection")), (400, "close"))
+            self.assertTrue(c.is_closed_by_peer())
+
+    def test_chunked_content_over_the_discard_cap_is_413_and_closes(self):
         with Conn(self.port) as c:
             c.send(get_request("/a.txt", [("Transfer-Encoding", "chunked")]))
-            self.assertEqual(c.read_response().status, 200)
             chunk = b"%x\r\n" % 65536 + b"x" * 65536 + b"\r\n"
-            closed = False
             for _ in range(40):  # 2.5 MiB, over the 1 MiB cap
                 try:
                     c.send(chunk)
                 except (BrokenPipeError, ConnectionResetError):
-                    closed = True
                     break
-            self.assertTrue(closed or c.is_closed_by_peer())
+            r = c.read_response()
+            self.assertEqual((r.status, r.header("Connection")), (413, "close"))
+        # A chunk announcing more than the cap is refused at its size line, before its data.
+        raw = get_request("/a.txt", [("Transfer-Encoding", "chunked")]) + b"%x\r\n" % (2 << 20)
+        self.assertEqual(self.first_bytes_after(raw), b"HTTP/1.1 413")
         self.assert_alive()
 
     # ---- Expect ----
 
-    def test_expect_100_continue_gets_100_then_the_response(self):
+    def test_expect_100_continue_gets_100_then_the_response_after_the_content(self):
         with Conn(self.port) as c:
             c.send(get_request("/a.txt", [("Content-Length", "5"), ("Expect", "100-continue")],
                                method="GET"))
             interim = c.read_response()
             self.assertEqual((interim.status, interim.reason), (100, "Continue"))
+            c.send(b"12345" + get_request("/p10.txt"))
             final = c.read_response()
             self.assertEqual((final.status, final.body), (200, b"A body\n"))
-            c.send(b"12345" + get_request("/p10.txt"))
             r = c.read_response()
             self.assertEqual((r.status, r.body), (200, SMALL["/p10.txt"]))
 
-    def test_expect_100_continue_on_post_gets_100_then_405(self):
+    def test_expect_100_continue_on_post_gets_100_then_405_after_the_content(self):
         with Conn(self.port) as c:
             c.send(get_request("/a.txt", [("Content-Length", "3"), ("Expect", "100-continue")],
                                method="POST"))
             self.assertEqual(c.read_response().status, 100)
-            self.assertEqual(c.read_response().status, 405)
             c.send(b"abc" + get_request("/p11.txt"))
+            self.assertEqual(c.read_response().status, 405)
             self.assertEqual(c.read_response().body, SMALL["/p11.txt"])
 
     def test_expect_100_continue_without_content_gets_no_100(self):

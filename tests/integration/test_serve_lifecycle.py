@@ -2,7 +2,10 @@
 between requests, graceful shutdown, listen addresses, and the command line's exit codes."""
 
 import hashlib
+import json
 import os
+import re
+import select
 import signal
 import socket
 import subprocess
@@ -247,6 +250,49 @@ class ChangingFiles(ServerTestCase):
         self.assertGreater(got, 1 << 20)
         r = self.get("/moving.bin", [("Range", "bytes=%d-%d" % (12 << 20, (12 << 20) + 3))])
         self.assertEqual((r.status, r.body), (206, b"ZZZZ"))
+
+    def test_aborts_of_a_changing_file_are_logged_once_a_second_with_a_count(self):
+        size, clients = 16 << 20, 10
+        self.site.write("busy.bin", bytes(range(256)) * (size // 256), mtime=FIXED_MTIME)
+        srv = self.start_server()
+        conns = []
+        for _ in range(clients):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            c.settimeout(10)
+            self.addCleanup(c.close)
+            c.connect(("127.0.0.1", srv.port))
+            c.sendall(get_request("/busy.bin"))
+            self.assertIn(b"200 OK", c.recv(65536))
+            conns.append(c)
+        with open(self.site.path("busy.bin"), "r+b") as f:
+            f.seek(size // 2)
+            f.write(b"Z" * 100)
+        t0 = time.monotonic()
+        aborted = 0
+        for c in conns:
+            got = 0
+            for _ in range(100000):
+                try:
+                    chunk = c.recv(1 << 20)
+                except (ConnectionResetError, socket.timeout):
+                    break
+                if not chunk:
+                    break
+                got += len(chunk)
+            aborted += got < size
+            c.close()
+        elapsed = time.monotonic() - t0
+        self.assertEqual(aborted, clients)
+        self.assertEqual(srv.stop(), 0)
+        logged = re.findall(r"notmod: /busy\.bin changed while being sent; response aborted$",
+                            srv.stderr_text, re.M)
+        counts = [int(n) for n in re.findall(
+            r"notmod: /busy\.bin: (\d+) more responses aborted: the file changed while being "
+            r"sent$", srv.stderr_text, re.M)]
+        self.assertGreaterEqual(len(logged), 1, srv.stderr_text[-2000:])
+        self.assertLessEqual(len(logged), 2 + int(elapsed), srv.stderr_text[-2000:])
+        self.assertEqual(len(logged) + sum(counts), aborted, srv.stderr_text[-2000:])
 
     def test_file_replaced_by_a_directory_redirects(self):
         self.site.write("morph", b"a file\n")
@@ -516,7 +562,7 @@ class CommandLine(unittest.TestCase):
         self.assertIn("Not a directory", p.stderr)
 
     def test_invalid_listen_address_exits_2_with_a_message(self):
-        for addr in ("nohost", "127.0.0.1:99999", "[::1:80", "localhost:80", "1.2.3.4:"):
+        for addr in ("nohost", "127.0.0.1:99999", "[::1:80", "[localhost]:80", "1.2.3.4:"):
             with self.subTest(addr=addr):
                 p = run_cli("serve", "--listen", addr, self.site.root)
                 self.assertEqual(p.returncode, 2)
@@ -529,7 +575,182 @@ class CommandLine(unittest.TestCase):
             port = s.getsockname()[1]
             p = run_cli("serve", "--listen", "127.0.0.1:%d" % port, self.site.root)
         self.assertEqual(p.returncode, 1)
-        self.assertIn("cannot listen on 127.0.0.1:%d" % port, p.stderr)
+        self.assertIn("cannot listen on 127.0.0.1:%d: address already in use" % port, p.stderr)
+
+    def other_site(self):
+        other = Site()
+        self.addCleanup(other.cleanup)
+        other.write("alive.txt", b"the other site\n")
+        return other
+
+    def test_port_of_another_notmod_is_refused_and_keeps_all_its_requests(self):
+        first = Server(self.site.root, ["--workers", "2"]).start()
+        self.addCleanup(first.stop)
+        for workers in ("1", "2"):
+            with self.subTest(workers=workers):
+                p = run_cli("serve", "--workers", workers, "--listen",
+                            "127.0.0.1:%d" % first.port, self.other_site().root)
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("cannot listen on 127.0.0.1:%d: address already in use"
+                              % first.port, p.stderr)
+                self.assertEqual(p.stdout, "")
+        for _ in range(10):
+            self.assertEqual(fetch(first.port, "/alive.txt").body, b"alive\n")
+        self.assertEqual(first.stop(), 0)
+        self.assertEqual(first.sanitizer_report(), "")
+
+    def test_wildcard_address_over_a_notmod_on_loopback_is_refused(self):
+        first = Server(self.site.root, ["--workers", "2"]).start()
+        self.addCleanup(first.stop)
+        p = run_cli("serve", "--listen", "0.0.0.0:%d" % first.port, self.other_site().root)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot listen on 0.0.0.0:%d: address already in use" % first.port,
+                      p.stderr)
+
+    @unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
+    def test_ipv6_port_of_another_notmod_is_refused(self):
+        first = Server(self.site.root, ["--workers", "2"], listen="[::1]:0").start()
+        self.addCleanup(first.stop)
+        p = run_cli("serve", "--listen", "[::1]:%d" % first.port, self.other_site().root)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("cannot listen on [::1]:%d: address already in use" % first.port, p.stderr)
+
+    def test_socket_that_joins_a_multi_worker_server_later_gets_no_connections(self):
+        # What another program (or an older notmod) does with SO_REUSEPORT under the same user:
+        # the kernel lets it in the group, and the group must not hand it connections.
+        srv = Server(self.site.root, ["--workers", "3"]).start()
+        self.addCleanup(srv.stop)
+        with socket.socket() as intruder:
+            intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            intruder.bind(("127.0.0.1", srv.port))
+            intruder.listen(64)
+            for _ in range(30):
+                r = fetch(srv.port, "/alive.txt")
+                self.assertEqual((r.status, r.body), (200, b"alive\n"))
+            intruder.setblocking(False)
+            self.assertRaises(BlockingIOError, intruder.accept)
+        self.assertEqual(srv.stop(), 0)
+
+    def test_multi_worker_server_on_port_0_serves_on_one_port(self):
+        srv = Server(self.site.root, ["--workers", "4"]).start()
+        self.addCleanup(srv.stop)
+        conns = [Conn(srv.port) for _ in range(16)]
+        try:
+            for c in conns:
+                r = c.request(get_request("/alive.txt"))
+                self.assertEqual((r.status, r.body), (200, b"alive\n"))
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_listen_on_a_host_name_binds_every_address_it_resolves_to(self):
+        wanted = set()
+        for family, _, _, _, addr in socket.getaddrinfo("localhost", None, socket.AF_UNSPEC,
+                                                        socket.SOCK_STREAM):
+            if family == socket.AF_INET or (family == socket.AF_INET6 and have_ipv6_loopback()):
+                wanted.add(addr[0])
+        srv = Server(self.site.root, ["--workers", "2"], listen="localhost:0").start()
+        self.addCleanup(srv.stop)
+        urls = re.findall(r"http://(\[[0-9a-f:]+\]|[0-9.]+):(\d+)/", srv.startup_line)
+        self.assertEqual({h.strip("[]") for h, _ in urls}, wanted, srv.startup_line)
+        self.assertEqual(len(urls), len(wanted), srv.startup_line)
+        self.assertEqual({int(p) for _, p in urls}, {srv.port}, "one port for every address")
+        for host in wanted:
+            with Conn(srv.port, host=host) as c:
+                r = c.request(get_request("/alive.txt"))
+            self.assertEqual((r.status, r.body), (200, b"alive\n"), host)
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.sanitizer_report(), "")
+
+    def test_host_name_that_does_not_resolve_is_refused_with_a_message(self):
+        p = run_cli("serve", "--listen", "nosuch.invalid:8080", self.site.root)
+        # A name that does not exist is a bad value (2); a resolver that cannot answer, a
+        # failure (1).
+        self.assertEqual(p.returncode, 1 if "emporary failure" in p.stderr else 2, p.stderr)
+        self.assertIn("cannot resolve 'nosuch.invalid' in listen address 'nosuch.invalid:8080'",
+                      p.stderr)
+        self.assertEqual(p.stdout, "")
+
+    def test_abbreviated_options_are_unknown(self):
+        # A missing directory makes a server that took them fail at once instead of serving.
+        missing = os.path.join(self.site.base, "no-such-dir")
+        for args, name in ((["--max", "5"], "--max"), (["--header", "X: y"], "--header"),
+                           (["--list"], "--list"), (["--work=2"], "--work"),
+                           (["--quie"], "--quie"), (["--no-pre"], "--no-pre")):
+            with self.subTest(args=args):
+                p = run_cli("serve", "--listen", "127.0.0.1:0", *args, missing)
+                self.assertEqual(p.returncode, 2, p.stderr)
+                self.assertIn("notmod serve: unknown option '%s'" % name, p.stderr)
+                self.assertEqual(p.stdout, "")
+
+    def test_startup_line_is_on_stderr_and_stdout_is_the_access_log(self):
+        srv = Server(self.site.root, ["--access-log", "-"]).start()
+        self.addCleanup(srv.stop)
+        self.assertTrue(srv.startup_line.startswith("notmod: serving "))
+        self.assertEqual(fetch(srv.port, "/alive.txt").status, 200)
+        out = b""
+        deadline = time.monotonic() + 10
+        for _ in range(1000):
+            if b"\n" in out or time.monotonic() > deadline:
+                break
+            ready, _, _ = select.select([srv.proc.stdout], [], [], 0.1)
+            if ready:
+                out += os.read(srv.proc.stdout.fileno(), 4096)
+        self.assertRegex(out.decode(errors="replace"), r'^127\.0\.0\.1 - - \[.*\] "GET /alive\.txt')
+        self.assertEqual(srv.stop(), 0)
+        self.assertIn(srv.startup_line, srv.stderr_text)
+
+    def test_quiet_also_silences_the_hashing_counters(self):
+        self.site.write("more.txt", b"more\n")
+        for quiet in (False, True):
+            with self.subTest(quiet=quiet):
+                p = subprocess.Popen([NOTMOD, "serve", "--listen", "127.0.0.1:0",
+                                      *(["-q"] if quiet else ["--access-log", "off"]),
+                                      self.site.root],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+                try:
+                    time.sleep(1.0)
+                    p.send_signal(signal.SIGTERM)
+                    out, err = p.communicate(timeout=15)
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.communicate(timeout=5)
+                self.assertEqual(p.returncode, 0, err)
+                self.assertEqual(out, b"")
+                if quiet:
+                    self.assertEqual(err, b"")
+                else:
+                    self.assertIn(b"notmod: hashing at shutdown: ", err)
+
+    def test_json_access_log_keeps_utf8_and_escapes_other_bytes_reversibly(self):
+        log = os.path.join(self.site.base, "access.json")
+        srv = Server(self.site.root, ["--log-format", "json", "--access-log", log]).start()
+        self.addCleanup(srv.stop)
+        agent = b'caf\xc3\xa9 \xe2\x82\xac \xff\xfe\xc3 "q" \\'
+        referer = b"http://example.com/\xd0\xbf\xd1\x83\xd1\x82\xc0\xaf"
+        with Conn(srv.port) as c:
+            r = c.request(b"GET /alive.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: " + agent +
+                          b"\r\nReferer: " + referer + b"\r\n\r\n")
+        self.assertEqual(r.status, 200)
+
+        def logged():
+            with open(log, "rb") as f:
+                return f.read()
+        self.assertTrue(wait_until(lambda: logged().endswith(b"\n"), 10))
+        line = logged().splitlines()[0]
+        self.assertIn(b'"user_agent":"caf\xc3\xa9 \xe2\x82\xac \\udcff\\udcfe\\udcc3 \\"q\\" '
+                      b'\\\\"', line)
+        entry = json.loads(line.decode("utf-8"))
+        self.assertEqual(entry["user_agent"].encode("utf-8", "surrogateescape"), agent)
+        self.assertEqual(entry["referer"].encode("utf-8", "surrogateescape"), referer)
+        self.assertEqual(entry["target"], "/alive.txt")
+        self.assertEqual(srv.stop(), 0)
+        self.assertEqual(srv.sanitizer_report(), "")
 
     def test_help_and_version_exit_0(self):
         p = run_cli("serve", "--help")

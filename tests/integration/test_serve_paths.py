@@ -1,9 +1,11 @@
 """Paths: traversal encodings over raw sockets, symlinks, dotfiles, directories and listings."""
 
+import html.parser
 import os
 import re
 import time
 import unittest
+from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
 from serverenv import Conn, ServerTestCase, Site, require_binary
 
@@ -235,6 +237,61 @@ class PathsPermissive(TraversalMixin, ServerTestCase):
         self.assertIn(b".hidden-in-list", r.body)
 
 
+# File names that must not turn a listing into a script URL, another scheme, a query, a
+# fragment, markup or broken text. Each file holds its own name.
+LISTED_NAMES = [
+    b"javascript:alert(document.domain)",
+    b"<script>",
+    b"\"quote'",
+    b"a:b",
+    b"%41",
+    b"with space",
+    b"#",
+    b"?",
+    b"new\nline",
+    b"bad\xff\xfe.txt",
+    "caf\u00e9".encode(),
+    b"&amp;",
+]
+# A name the server refuses in a request path (a decoded control byte is a 400): listed as
+# text, never as a link that could only fail.
+UNLINKED_NAMES = {b"new\nline"}
+LISTING_TAGS = {"html", "head", "meta", "title", "body", "h1", "table", "tr", "th", "td", "a"}
+
+
+class ListingParser(html.parser.HTMLParser):
+    """Every start tag with its attributes, the href of each link, and the text of each cell."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags = []
+        self.links = []  # (href, text)
+        self.cells = []
+        self._link = None
+        self._cell = None
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+        if tag == "a":
+            self._link = [dict(attrs).get("href"), ""]
+        elif tag == "td":
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self._link is not None:
+            self.links.append(tuple(self._link))
+            self._link = None
+        elif tag == "td" and self._cell is not None:
+            self.cells.append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._link is not None:
+            self._link[1] += data
+        if self._cell is not None:
+            self._cell += data
+
+
 @require_binary
 class Listings(ServerTestCase):
     SERVER_OPTIONS = ("--list-dirs",)
@@ -242,6 +299,64 @@ class Listings(ServerTestCase):
     @classmethod
     def populate(cls, site):
         populate_paths(site)
+        site.mkdir("names")
+        for name in LISTED_NAMES:
+            with open(os.path.join(os.fsencode(site.path("names")), name), "wb") as f:
+                f.write(b"file " + name)
+        site.mkdir("names/sub dir")
+        site.write("app.js", b"var x;\n")
+        site.write("blob.unknownext", b"?\n")
+
+    def test_every_listed_name_is_a_relative_same_origin_link_to_its_file(self):
+        origin = "http://127.0.0.1:%d" % self.port
+        url = origin + "/names/"
+        r = self.get("/names/")
+        self.assertEqual(r.status, 200)
+        text = r.body.decode("utf-8")  # strict: the page is valid UTF-8 whatever the names
+        parser = ListingParser()
+        parser.feed(text)
+        parser.close()
+        for tag, attrs in parser.tags:
+            self.assertIn(tag, LISTING_TAGS, "unexpected element")
+            names = {a for a, _ in attrs}
+            self.assertLessEqual(names, {"href", "charset"}, (tag, attrs))
+        linked = set()
+        for href, label in parser.links:
+            with self.subTest(href=href):
+                self.assertTrue(href.startswith("./") or href == "../", href)
+                parts = urlsplit(urljoin(url, href))
+                self.assertEqual((parts.scheme, parts.netloc), ("http", "127.0.0.1:%d" % self.port))
+                self.assertEqual((parts.query, parts.fragment), ("", ""))
+                if href == "../":
+                    self.assertEqual(parts.path, "/")
+                    continue
+                self.assertTrue(parts.path.startswith("/names/"), parts.path)
+                name = unquote_to_bytes(parts.path[len("/names/"):])
+                if name.endswith(b"/"):
+                    self.assertEqual(name, b"sub dir/")
+                    continue
+                self.assertIn(name, LISTED_NAMES)
+                linked.add(name)
+                self.assertEqual(label, name.decode("utf-8", "replace"))
+                got = self.get(parts.path)
+                self.assertEqual((got.status, got.body), (200, b"file " + name))
+        self.assertEqual(linked, set(LISTED_NAMES) - UNLINKED_NAMES)
+        # The name that cannot be requested is shown, its newline as a visible control picture.
+        self.assertIn("new\u240aline", parser.cells)
+        self.assertNotIn("new\nline", text)
+        self.assertIn("bad\ufffd\ufffd.txt", parser.cells)
+        self.assertNotIn("<script>", text)
+
+    def test_listings_and_built_in_types_carry_nosniff(self):
+        self.assertEqual(self.get("/names/").header("X-Content-Type-Options"), "nosniff")
+        # js is always the built-in text/javascript, whatever /etc/mime.types says.
+        r = self.get("/app.js")
+        self.assertTrue(r.header("Content-Type").startswith("text/javascript"))
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        # No entry anywhere: the octet-stream fallback is not vouched for.
+        r = self.get("/blob.unknownext")
+        self.assertEqual(r.header("Content-Type"), "application/octet-stream")
+        self.assertIsNone(r.header("X-Content-Type-Options"))
 
     def test_listing_is_html_with_the_entries(self):
         r = self.get("/noindex/")
@@ -249,10 +364,11 @@ class Listings(ServerTestCase):
         self.assertTrue(r.header("Content-Type").startswith("text/html"))
         self.assertEqual(int(r.header("Content-Length")), len(r.body))
         body = r.body.decode()
-        self.assertIn('href="one.txt"', body)
-        self.assertIn('href="child/"', body)
+        self.assertIn('href="./one.txt"', body)
+        self.assertIn('href="./child/"', body)
         self.assertNotIn(".hidden-in-list", body)
         self.assertIn("&lt;b&gt;&amp;&#39;.txt", body)
+        self.assertIn('href="./%3Cb%3E&amp;%27.txt"', body)
         self.assertNotIn("<b>", body)
 
     def test_listing_tag_follows_the_entries(self):

@@ -383,17 +383,20 @@ Test(conn, is_mid_request_follows_the_input)
     cr_assert_not(nm_conn_is_mid_request(&fx.conn), "between requests");
 }
 
-Test(conn, is_mid_request_while_content_is_being_discarded)
+Test(conn, is_mid_request_while_content_is_being_read)
 {
     feed_str(&fx.conn, "POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345");
     run(&fx.conn, &fx.out);
     cr_assert_eq(fx.conn.state, NM_CONN_CONTENT);
-    cr_assert_eq(fx.conn.in.len, 0);
+    cr_assert_eq(fx.conn.discard_left, 5);
     cr_assert(nm_conn_is_mid_request(&fx.conn), "five content bytes still to come");
+    cr_assert_eq(fx.out.len, 0, "no answer before the content is in");
     feed_str(&fx.conn, "67890");
     run(&fx.conn, &fx.out);
     cr_assert_eq(fx.conn.state, NM_CONN_HEAD);
     cr_assert_not(nm_conn_is_mid_request(&fx.conn));
+    cr_assert_eq(fx.conn.in.len, 0);
+    cr_assert_eq(count(&fx.out, "HTTP/1.1 405 "), 1);
 }
 
 Test(conn, is_mid_request_while_chunked_content_is_being_discarded)
@@ -610,14 +613,97 @@ Test(conn, a_request_fed_one_byte_at_a_time_gives_the_same_output)
 
 /* ---- 100-continue ------------------------------------------------------------------------- */
 
-Test(conn, continue_is_sent_before_the_final_response_when_content_follows)
+Test(conn, continue_is_sent_at_once_and_the_final_response_after_the_content)
 {
     feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
                        "Content-Length: 3\r\n\r\n");
     run(&fx.conn, &fx.out);
+    static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    cr_assert_eq(fx.out.len, sizeof(interim) - 1);
+    cr_assert_eq(memcmp(fx.out.ptr, interim, sizeof(interim) - 1), 0);
+    cr_assert_eq(fx.conn.state, NM_CONN_CONTENT);
+    feed_str(&fx.conn, "abc");
+    run(&fx.conn, &fx.out);
     static const char want[] = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n";
     cr_assert_eq(memcmp(fx.out.ptr, want, sizeof(want) - 1), 0);
-    cr_assert_eq(fx.conn.state, NM_CONN_CONTENT);
+    cr_assert_eq(fx.conn.state, NM_CONN_HEAD);
+}
+
+/* ---- request content ---------------------------------------------------------------------- */
+
+/* RFC 9112 §7.1, §2.2: content is read and its framing checked before the answer, so a malformed
+ * chunked body is a 400 that closes, with nothing before it (no 200 that the close would
+ * contradict), for GET and HEAD alike. */
+Test(conn, malformed_chunked_content_is_a_400_with_nothing_before_it)
+{
+    static const char *const bodies[] = {
+        "zz\r\n",                              /* not a size */
+        "10000000000000000\r\nx\r\n0\r\n\r\n", /* 2^64 */
+        "5\r\nhelloEXTRA\r\n0\r\n\r\n",        /* more data than the size line says */
+        "5\r\nhel",                            /* then the rest, malformed, in a later read */
+    };
+    static const char *const methods[] = {"GET", "HEAD"};
+    for (size_t m = 0; m < 2; m++) {
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+            struct nm_conn c;
+            struct nm_buf out;
+            nm_conn_init(&c, &fx.site, NULL);
+            nm_buf_init(&out, 1u << 20);
+            char head[128];
+            snprintf(head, sizeof(head),
+                     "%s /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     methods[m]);
+            feed_str(&c, head);
+            feed_str(&c, bodies[i]);
+            run(&c, &out);
+            if (i == 3) {
+                cr_assert_eq(out.len, 0, "nothing before the content is in");
+                feed_str(&c, "loXX\r\n0\r\n\r\n" GET("/hello.txt"));
+                run(&c, &out);
+            }
+            static const char want[] = "HTTP/1.1 400 Bad Request\r\n";
+            cr_assert_geq(out.len, sizeof(want) - 1, "%s body %zu", methods[m], i);
+            cr_expect_eq(memcmp(out.ptr, want, sizeof(want) - 1), 0, "%s body %zu: %.*s",
+                         methods[m], i, (int)out.len, out.ptr);
+            cr_expect(memmem(out.ptr, out.len, "Connection: close\r\n", 19));
+            cr_expect_eq(count(&out, "HTTP/1.1 "), 1, "one answer, and the next is not read");
+            cr_expect_eq(m == 1, memmem(out.ptr, out.len, "\r\n\r\n400", 7) == NULL,
+                         "no content for HEAD");
+            cr_expect(nm_conn_is_done(&c));
+            nm_buf_cleanup(&out);
+            nm_conn_cleanup(&c);
+        }
+    }
+}
+
+Test(conn, the_answer_waits_for_every_content_byte_and_the_next_request_follows)
+{
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "5\r\nhello\r\n0\r\n");
+    run(&fx.conn, &fx.out);
+    cr_assert_eq(fx.out.len, 0, "the trailer section has not ended");
+    cr_assert_eq(fx.conn.state, NM_CONN_CHUNKED);
+    feed_str(&fx.conn, "T: v\r\n\r\n" GET("/hello.txt"));
+    run(&fx.conn, &fx.out);
+    cr_assert_eq(count(&fx.out, "HTTP/1.1 200 OK\r\n"), 2);
+    cr_assert_eq(count(&fx.out, hello), 2);
+    cr_assert_not(nm_conn_is_mid_request(&fx.conn));
+}
+
+/* The cap counts chunked bytes; a chunk that announces more than is left is refused as soon as its
+ * size line is read, without waiting for (or reading) its data. */
+Test(conn, a_chunk_over_the_content_cap_is_413_at_its_size_line)
+{
+    char line[64];
+    snprintf(line, sizeof(line), "%llx\r\n", (unsigned long long)fx.cfg.max_discard_bytes + 1);
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    feed_str(&fx.conn, line);
+    run(&fx.conn, &fx.out);
+    static const char want[] = "HTTP/1.1 413 Content Too Large\r\n";
+    cr_assert_geq(fx.out.len, sizeof(want) - 1);
+    cr_expect_eq(memcmp(fx.out.ptr, want, sizeof(want) - 1), 0);
+    cr_expect(out_has("Connection: close\r\n"));
+    cr_expect(nm_conn_is_done(&fx.conn));
 }
 
 /* ---- long content types --------------------------------------------------------------------- */
@@ -657,6 +743,84 @@ Test(conn, multipart_parts_carry_a_long_content_type)
     unlink(path);
     snprintf(path, sizeof(path), "%s/x.long", fx.dir);
     unlink(path);
+}
+
+/* ---- X-Content-Type-Options ---------------------------------------------------------------- */
+
+/* The drained output of one request on a fresh connection over `site`. */
+static void one_request(struct nm_site *site, const char *req, struct nm_buf *out)
+{
+    struct nm_conn c;
+    nm_conn_init(&c, site, NULL);
+    feed_str(&c, req);
+    out->len = 0;
+    run(&c, out);
+    nm_conn_cleanup(&c);
+}
+
+static bool has(const struct nm_buf *b, const char *needle)
+{
+    return b->len && memmem(b->ptr, b->len, needle, strlen(needle)) != NULL;
+}
+
+/* nosniff goes with a Content-Type from the built-in table (200, 206, multipart 206) and with a
+ * listing; not with a mime.types type, the octet-stream fallback, a 304 or an error text. */
+Test(conn, nosniff_goes_with_built_in_types_and_listings_only)
+{
+    static const char nosniff[] = "X-Content-Type-Options: nosniff\r\n";
+    static const char types[] = "text/x-custom cus\ntext/plain txt\n";
+    write_site_file("mime.types", types, sizeof(types) - 1);
+    write_site_file("a.cus", "custom\n", 7);
+    write_site_file("a.css", "b{}\n", 4);
+    write_site_file("noext", "bytes\n", 6);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/mime.types", fx.dir);
+    struct nm_mime_table *mime;
+    cr_assert_eq(nm_mime_table_new(path, &mime), 0);
+    struct nm_config cfg = fx.cfg;
+    cfg.list_dirs = true;
+    cfg.index_name = NULL;
+    struct nm_site site;
+    cr_assert_eq(nm_site_init(&site, &cfg, mime, fx.root_fd), 0);
+    nm_site_set_time(&site, NOW);
+    struct nm_buf out;
+    nm_buf_init(&out, 1u << 20);
+
+    static const struct {
+        const char *req, *status;
+        bool nosniff;
+    } cases[] = {
+        {GET("/a.css"), "HTTP/1.1 200 ", true},
+        {"GET /a.css HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0\r\n\r\n", "HTTP/1.1 206 ", true},
+        {"GET /a.css HTTP/1.1\r\nHost: t\r\nRange: bytes=0-0,2-2\r\n\r\n", "HTTP/1.1 206 ", true},
+        {"HEAD /a.css HTTP/1.1\r\nHost: t\r\n\r\n", "HTTP/1.1 200 ", true},
+        {GET("/"), "HTTP/1.1 200 ", true},
+        {GET("/a.cus"), "HTTP/1.1 200 ", false},
+        {GET("/hello.txt"), "HTTP/1.1 200 ", false}, /* txt: the file's line wins */
+        {GET("/noext"), "HTTP/1.1 200 ", false},
+        {GET("/missing.css"), "HTTP/1.1 404 ", false},
+        {"GET /a.css HTTP/1.1\r\nHost: t\r\nIf-None-Match: *\r\n\r\n", "HTTP/1.1 304 ", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        one_request(&site, cases[i].req, &out);
+        cr_assert_geq(out.len, strlen(cases[i].status));
+        cr_expect_eq(memcmp(out.ptr, cases[i].status, strlen(cases[i].status)), 0, "case %zu", i);
+        cr_expect_eq(has(&out, nosniff), cases[i].nosniff, "case %zu: %.*s", i, (int)out.len,
+                     out.ptr);
+        cr_expect_leq(count(&out, nosniff), 1, "case %zu", i);
+    }
+    /* Without a mime.types file, txt is the table's own type. */
+    one_request(&fx.site, GET("/hello.txt"), &out);
+    cr_expect(has(&out, nosniff));
+
+    nm_buf_cleanup(&out);
+    nm_site_cleanup(&site);
+    nm_mime_table_free(mime);
+    static const char *const made[] = {"mime.types", "a.cus", "a.css", "noext"};
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", fx.dir, made[i]);
+        unlink(path);
+    }
 }
 
 /* The boundary= value of the drained response in fx.out, NUL-terminated into b. */

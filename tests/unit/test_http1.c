@@ -807,10 +807,20 @@ static const struct chunked_case chunked_cases[] = {
     CHUNKED("0\r\n: y\r\n\r\n", -400, false),
     CHUNKED("0\r\nX y\r\n\r\n", -400, false),
     CHUNKED("0\r\nX\0: y\r\n\r\n", -400, false),
-    /* Sizes of 16 or more hex digits. */
+    /* More data than the size line said. */
+    CHUNKED("5\r\nhelloEXTRA\r\n0\r\n\r\n", -400, false),
+    CHUNKED("1\r\nab\r\n", -400, false),
+    /* Sizes: leading zeros are no digits of the value, 2^64 or more is malformed rather than
+     * wrapped to a smaller one, and 2^64 - 1 is over even the cap of an uncapped decoder
+     * (UINT64_MAX bytes, of which its size line took 16). */
+    CHUNKED("0fffffffffffffff\r\n", 18, false),
     CHUNKED("ffffffffffffffff\r\n", -413, false),
-    CHUNKED("0000000000000000\r\n", -413, false),
-    CHUNKED("10000000000000000\r\n", -413, false),
+    CHUNKED("0000000000000000\r\n\r\n", 20, true),
+    CHUNKED("00000000000000000000000000000001\r\nx\r\n0\r\n\r\n", 42, true),
+    CHUNKED("10000000000000000\r\n", -400, false),
+    CHUNKED("10000000000000000\r\n0\r\n\r\n", -400, false),
+    CHUNKED("fffffffffffffffff\r\n", -400, false),
+    CHUNKED("ffffffffffffffffffffffffffffffff\r\n", -400, false),
 };
 
 Test(http1, chunked_content_is_framed_with_extensions_and_trailers)
@@ -890,6 +900,68 @@ Test(http1, a_large_chunk_is_skipped_without_holding_its_data)
     cr_expect_not(done);
     cr_expect_eq(nm_http1_chunked_feed(&d, LIT("\r\n0\r\n\r\n"), &done), 7);
     cr_expect(done);
+}
+
+/* The decoder's result for `in` under a cap, fed whole and in steps of 1, 2, 3 and 7: the same
+ * every time (http1.h: errors are found in byte order). */
+static int64_t feed_capped(const char *in, size_t len, uint64_t max_bytes)
+{
+    static const size_t steps[] = {0, 1, 2, 3, 7};
+    int64_t first = 0;
+    for (size_t s = 0; s < N(steps); s++) {
+        struct nm_http1_chunked d;
+        nm_http1_chunked_init_max(&d, max_bytes);
+        size_t step = steps[s] ? steps[s] : len;
+        int64_t total = 0;
+        bool done = false;
+        for (size_t off = 0; off < len && !done;) {
+            size_t n = len - off < step ? len - off : step;
+            int64_t rc = nm_http1_chunked_feed(&d, in + off, n, &done);
+            if (rc < 0) {
+                total = rc;
+                break;
+            }
+            total += rc;
+            off += n;
+        }
+        if (s == 0)
+            first = total;
+        cr_expect_eq(total, first, "\"%.*s\" cap %llu by %zu: %lld, whole %lld", (int)len, in,
+                     (unsigned long long)max_bytes, step, (long long)total, (long long)first);
+    }
+    return first;
+}
+
+/* http1.h: with a cap, a chunk that cannot fit is 413 at the end of its size, before its data;
+ * content past the cap is 413 at the byte past it; content within it is framed as without. */
+Test(http1, a_capped_decoder_refuses_content_over_the_cap_at_the_first_byte_that_shows_it)
+{
+    cr_expect_eq(feed_capped(LIT("100000\r\n"), 1u << 20), -413, "a 1 MiB chunk in 1 MiB");
+    cr_expect_eq(feed_capped(LIT("ffffffffffffffff;x\r\n"), 1u << 20), -413);
+    cr_expect_eq(feed_capped(LIT("5\r\nhello\r\n0\r\n\r\n"), 15), 15, "exactly the cap");
+    cr_expect_eq(feed_capped(LIT("5\r\nhello\r\n0\r\n\r\n"), 14), -413, "one byte over");
+    cr_expect_eq(feed_capped(LIT("5\r\nhello\r\n0\r\n\r\nNEXT"), 15), 15, "the rest is not ours");
+    cr_expect_eq(feed_capped(LIT("5\r\nhello\r\nzz"), 12), -400, "malformed within the cap");
+    cr_expect_eq(feed_capped(LIT("5\r\nhello\r\nzz"), 10), -413, "the cap comes first");
+    cr_expect_eq(feed_capped(LIT("10000000000000000\r\n"), 1u << 20), -400, "2^64 is malformed");
+    cr_expect_eq(feed_capped(LIT("0\r\n\r\n"), 0), -413, "a cap of 0 takes nothing");
+    /* An extension that uses up the room: the data stops at the cap, wherever the split. */
+    cr_expect_eq(feed_capped(LIT("4;ext\r\nabc"), 10), 10, "up to the cap, then waits");
+    cr_expect_eq(feed_capped(LIT("4;ext\r\nabcd"), 10), -413, "the byte at the cap");
+    cr_expect_eq(feed_capped(LIT("3\r\nabc\r\n0\r\n\r\n"), UINT64_MAX), 13);
+}
+
+/* A size line of leading zeros is capped like an extension line. */
+Test(http1, an_overlong_size_line_is_413)
+{
+    static char buf[8192];
+    memset(buf, '0', 5000);
+    memcpy(buf + 5000, "5\r\nhello\r\n0\r\n\r\n", 15);
+    cr_expect_eq(feed_whole(buf, 5015).rc, -413);
+    cr_expect_eq(feed_steps(buf, 5015, 7).rc, -413);
+    struct chunked_result r = feed_whole(buf + 5000 - 4000, 4015);
+    cr_expect_eq(r.rc, 4015, "4000 zeros and a digit fit the line cap");
+    cr_expect(r.done);
 }
 
 /* Extension and trailer lines over the decoder's line cap. */

@@ -189,6 +189,55 @@ Test(mime, a_file_overrides_defaults_but_not_javascript)
     nm_mime_table_free(t);
 }
 
+/* mime.h: nm_mime_source_of tells a built-in type from a mime.types one by the value's address. */
+Test(mime, source_tells_a_built_in_type_from_a_file_type_and_from_no_entry)
+{
+    static const char file[] = "text/plain css\n"
+                               "application/javascript js\n"
+                               "text/html html\n"
+                               "application/x-custom foo\n";
+    struct scratch s;
+    write_file(&s, file, sizeof(file) - 1);
+    struct nm_mime_table *t = new_table(s.path);
+    drop_file(&s);
+    struct nm_mime_table *builtin = new_table(NULL);
+
+    static const struct {
+        const char *name;
+        enum nm_mime_source with_file, without;
+    } cases[] = {
+        {"a.png", NM_MIME_SOURCE_BUILTIN, NM_MIME_SOURCE_BUILTIN},
+        {"a.css", NM_MIME_SOURCE_FILE, NM_MIME_SOURCE_BUILTIN},
+        /* The file says text/html too: the same text, but the file's entry. */
+        {"a.html", NM_MIME_SOURCE_FILE, NM_MIME_SOURCE_BUILTIN},
+        /* Pinned: the file's line loses. */
+        {"a.js", NM_MIME_SOURCE_BUILTIN, NM_MIME_SOURCE_BUILTIN},
+        {"a.foo", NM_MIME_SOURCE_FILE, NM_MIME_SOURCE_NONE},
+        {"a.unknown", NM_MIME_SOURCE_NONE, NM_MIME_SOURCE_NONE},
+        {"noext", NM_MIME_SOURCE_NONE, NM_MIME_SOURCE_NONE},
+        {".bashrc", NM_MIME_SOURCE_NONE, NM_MIME_SOURCE_NONE},
+    };
+    for (size_t i = 0; i < N_OF(cases); i++) {
+        cr_expect_eq(nm_mime_source_of(t, nm_mime_lookup(t, cases[i].name)), cases[i].with_file,
+                     "%s with the file", cases[i].name);
+        cr_expect_eq(nm_mime_source_of(builtin, nm_mime_lookup(builtin, cases[i].name)),
+                     cases[i].without, "%s without a file", cases[i].name);
+    }
+
+    /* Only the table's own value counts: not a copy, not another table's, not NULL. */
+    const char *png = nm_mime_lookup(builtin, "a.png");
+    char *copy = strdup(png);
+    cr_assert_not_null(copy);
+    cr_expect_eq(nm_mime_source_of(builtin, copy), NM_MIME_SOURCE_NONE);
+    cr_expect_eq(nm_mime_source_of(t, png), NM_MIME_SOURCE_NONE);
+    cr_expect_eq(nm_mime_source_of(builtin, "image/png"), NM_MIME_SOURCE_NONE);
+    cr_expect_eq(nm_mime_source_of(builtin, NULL), NM_MIME_SOURCE_NONE);
+    cr_expect_eq(nm_mime_source_of(NULL, png), NM_MIME_SOURCE_NONE);
+    free(copy);
+    nm_mime_table_free(builtin);
+    nm_mime_table_free(t);
+}
+
 Test(mime, charset_is_added_once_and_only_to_text_js_and_json)
 {
     static const char file[] = "text/x-a ta\n"

@@ -16,6 +16,7 @@
 #define D_LM_M1D "Sat, 05 Nov 1994 08:49:37 GMT"
 #define D_LM_P1D "Mon, 07 Nov 1994 08:49:37 GMT"
 #define D_LM_P2D "Tue, 08 Nov 1994 08:49:37 GMT"
+#define D_DATE_P1S "Mon, 07 Nov 1994 08:49:38 GMT" /* one second after Date */
 #define D_LM_850 "Sunday, 06-Nov-94 08:49:37 GMT"
 #define D_LM_ASC "Sun Nov  6 08:49:37 1994"
 #define D_LM_M1D_850 "Saturday, 05-Nov-94 08:49:37 GMT"
@@ -647,14 +648,15 @@ Test(precond, if_modified_since_exact_mode_gives_304_only_for_the_same_date)
     RUN(rows, &res, NM_IMS_EXACT);
 }
 
-/* §13.1.3, §13.1.4: the timestamp is read on the origin server's clock: a date later than the
- * response's Date is compared, not rejected, and a two-digit year is placed relative to Date. */
+/* §13.1.3, §13.1.4: the timestamp is read on the origin server's clock: an If-Unmodified-Since
+ * later than the response's Date is compared, not rejected (If-Modified-Since has its own rule,
+ * below), and a two-digit year is placed relative to Date. */
 Test(precond, dates_are_interpreted_on_the_origin_server_clock)
 {
     static const struct row future[] = {
-        {M_GET, .ims = D_LM_P2D, .want = R_NOT_MODIFIED},
         {M_PUT, .ius = D_LM_P2D, .want = R_FULL},
-        {M_GET, .ims = "Fri, 31 Dec 9999 23:59:59 GMT", .want = R_NOT_MODIFIED},
+        {M_PUT, .ius = "Fri, 31 Dec 9999 23:59:59 GMT", .want = R_FULL},
+        {M_GET, .ims = D_LM_P1D, .want = R_NOT_MODIFIED},
     };
     RUN_DEFAULT(future);
 
@@ -666,7 +668,7 @@ Test(precond, dates_are_interpreted_on_the_origin_server_clock)
         {M_PUT, .ius = D_LM_M1D_850, .want = R_FAILED},
         {M_GET, .ir = D_LM_850, .range = true, .want = R_RANGE},
     };
-    static const struct row in_2060[] = {
+    static const struct row in_2095[] = {
         {M_GET, .ims = D_LM_850, .want = R_FULL},
         {M_GET, .ims = "Saturday, 06-Nov-94 08:49:37 GMT", .want = R_NOT_MODIFIED},
         {M_PUT, .ius = D_LM_M1D_850, .want = R_FULL},
@@ -675,8 +677,38 @@ Test(precond, dates_are_interpreted_on_the_origin_server_clock)
     struct nm_precond_resource res = default_resource();
     res.date = 1735689600; /* 2025-01-01 */
     RUN(in_2025, &res, NM_IMS_EXACT);
-    res.date = 2840140800; /* 2060-01-01 */
-    RUN(in_2060, &res, NM_IMS_RFC);
+    res.date = 3944678400; /* 2095-01-01: "94" is 2094, a date before Date */
+    RUN(in_2095, &res, NM_IMS_RFC);
+}
+
+/* §13.1.3 on the origin server's clock, with §8.8.2.1 (Last-Modified never later than Date): an
+ * If-Modified-Since later than Date was not sent by this server, so it is ignored (200, as Apache
+ * does); one equal to Date, or between Last-Modified and Date, still gives 304. */
+Test(precond, if_modified_since_later_than_date_is_ignored)
+{
+    static const struct row rows[] = {
+        {M_GET, .ims = D_DATE_P1S, .want = R_FULL},
+        {M_GET, .ims = D_LM_P2D, .want = R_FULL},
+        {M_HEAD, .ims = "Fri, 31 Dec 9999 23:59:59 GMT", .want = R_FULL},
+        {M_GET, .ims = D_LM_P1D, .want = R_NOT_MODIFIED},
+        {M_GET, .ims = D_LM_P1S, .want = R_NOT_MODIFIED},
+        {M_HEAD, .ims = D_LM, .want = R_NOT_MODIFIED},
+        {M_GET, .ims = D_LM_P2D, .range = true, .want = R_RANGE},
+        {M_GET, .inm = ETAG_CUR, .ims = D_LM_P2D, .want = R_NOT_MODIFIED},
+        {M_GET, .inm = ETAG_OLD, .ims = D_LM_P1D, .want = R_FULL},
+    };
+    RUN_DEFAULT(rows);
+
+    /* Last-Modified equal to Date: the same date is not modified, a second later is ignored. */
+    static const struct row at_date[] = {
+        {M_GET, .ims = D_LM_P1D, .want = R_NOT_MODIFIED},
+        {M_GET, .ims = D_DATE_P1S, .want = R_FULL},
+        {M_HEAD, .ims = D_LM_P2D, .want = R_FULL},
+    };
+    struct nm_precond_resource res = default_resource();
+    res.last_modified = DATE;
+    RUN(at_date, &res, NM_IMS_RFC);
+    RUN(at_date, &res, NM_IMS_EXACT);
 }
 
 Test(precond, if_range_is_ignored_without_a_range)
