@@ -17,10 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "notmod/buf.h"
-#include "notmod/config.h"
-#include "notmod/conn.h"
-#include "notmod/mime.h"
+#include "base/base.h"
+#include "serve/serve.h"
 
 #define NOW 1700000000LL
 #define OUT_CAP (256u << 20)

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "notmod/buf.h"
-#include "notmod/manifest.h"
+#include "base/base.h"
+#include "etags/etags.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

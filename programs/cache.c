@@ -9,11 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "client/client.h"
 #include "cliutil.h"
 #include "commands.h"
 #include "notmod/cachectl.h"
-#include "notmod/client.h"
-#include "notmod/store.h"
 
 static void usage(FILE *out)
 {

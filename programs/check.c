@@ -13,10 +13,10 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "client/client.h"
 #include "cliutil.h"
 #include "commands.h"
 #include "notmod/cachectl.h"
-#include "notmod/client.h"
 #include "notmod/date.h"
 #include "notmod/etag.h"
 #include "notmod/json.h"

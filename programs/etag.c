@@ -11,14 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "cliutil.h"
 #include "commands.h"
-#include "notmod/buf.h"
-#include "notmod/config.h"
+#include "etags/etags.h"
 #include "notmod/date.h"
-#include "notmod/hashing.h"
-#include "notmod/manifest.h"
 #include "notmod/path.h"
+#include "serve/serve.h"
 
 static const char usage_text[] =
     "usage: notmod etag [OPTIONS] PATH...\n"

@@ -15,13 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "cliutil.h"
 #include "commands.h"
 #include "notmod/cachectl.h"
-#include "notmod/client.h"
 #include "notmod/date.h"
 #include "notmod/etag.h"
-#include "notmod/store.h"
 
 #define MAX_REQ_HEADERS 32
 #define HEURISTIC_MAX_S 86400

@@ -8,12 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "cliutil.h"
 #include "commands.h"
-#include "notmod/buf.h"
-#include "notmod/config.h"
 #include "notmod/etag.h"
-#include "notmod/server.h"
+#include "serve/serve.h"
 
 static const char usage_text[] =
     "usage: notmod serve [OPTIONS] [DIR]\n"

@@ -13,11 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "notmod/buf.h"
-#include "notmod/config.h"
-#include "notmod/conn.h"
+#include "base/base.h"
 #include "notmod/etag.h"
-#include "notmod/mime.h"
+#include "serve/serve.h"
 
 /* Tue, 14 Nov 2023 22:13:20 GMT: the Date of every response unless `now` says otherwise. */
 #define FIXED_NOW 1700000000LL

@@ -1,0 +1,8 @@
+/* The base layer's interface to the layers above it: the only header of src/base/ that code
+ * outside the folder includes. */
+#ifndef NOTMOD_BASE_BASE_H
+#define NOTMOD_BASE_BASE_H
+
+#include "buf.h"
+
+#endif

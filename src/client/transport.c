@@ -1,0 +1,569 @@
+/* HTTP/1.1 exchanges over libcurl, keeping the final response's header lines and the clock
+ * readings of RFC 9111 §4.2.3 (request_time, response_time). */
+#include "transport.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int nm_client_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -ENOMEM;
+}
+
+void nm_client_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+int nm_client_init(struct nm_client *c)
+{
+    c->easy = curl_easy_init();
+    return c->easy ? 0 : -ENOMEM;
+}
+
+void nm_client_cleanup(struct nm_client *c)
+{
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    c->easy = NULL;
+}
+
+void nm_client_response_init(struct nm_client_response *r)
+{
+    memset(r, 0, sizeof(*r));
+    nm_buf_init(&r->head, NM_CLIENT_MAX_HEAD_BYTES);
+}
+
+void nm_client_response_cleanup(struct nm_client_response *r)
+{
+    nm_buf_cleanup(&r->head);
+}
+
+static int64_t now_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* State shared with libcurl's callbacks during one exchange. */
+struct exchange {
+    const struct nm_client_request *req;
+    struct nm_client_response *resp;
+    int head_err;
+    int body_err;
+    int progress_err;
+    bool head_done;
+};
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct exchange *x = ud;
+    struct nm_client_response *r = x->resp;
+    size_t len = size * nmemb;
+    struct nm_slice line = nm_slice_make(data, len);
+    while (line.len > 0 && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r'))
+        line.len--;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new status line: an interim 1xx response's fields are not the final ones. */
+        r->head.len = 0;
+        r->reason[0] = '\0';
+        x->head_done = false;
+        const char *sp = memchr(line.ptr, ' ', line.len);
+        if (sp) {
+            const char *sp2 = memchr(sp + 1, ' ', line.len - (size_t)(sp + 1 - line.ptr));
+            if (sp2) {
+                size_t n = line.len - (size_t)(sp2 + 1 - line.ptr);
+                if (n >= sizeof(r->reason))
+                    n = sizeof(r->reason) - 1;
+                memcpy(r->reason, sp2 + 1, n);
+                r->reason[n] = '\0';
+            }
+        }
+        return len;
+    }
+    if (line.len == 0) {
+        x->head_done = true;
+        r->response_time = now_s();
+        return len;
+    }
+    int rc;
+    if (is_ows(line.ptr[0]) && r->head.len > 0) {
+        /* obs-fold: RFC 9112 §5.2 lets a user agent replace it with SP. */
+        r->head.len--;
+        line = nm_slice_trim_ows(line);
+        rc = nm_buf_append(&r->head, " ", 1);
+        if (rc == 0)
+            rc = nm_buf_append(&r->head, line.ptr, line.len);
+    } else {
+        rc = nm_buf_append(&r->head, line.ptr, line.len);
+    }
+    if (rc == 0)
+        rc = nm_buf_append(&r->head, "\n", 1);
+    if (rc < 0) {
+        x->head_err = rc;
+        return 0;
+    }
+    return len;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct exchange *x = ud;
+    size_t len = size * nmemb;
+    if (x->req->on_body) {
+        int rc = x->req->on_body(x->req->ctx, data, len);
+        if (rc < 0) {
+            x->body_err = rc;
+            return 0;
+        }
+    }
+    x->resp->body_bytes += len;
+    return len;
+}
+
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                   curl_off_t ulnow)
+{
+    (void)ultotal;
+    (void)ulnow;
+    struct exchange *x = ud;
+    if (!x->req->on_progress)
+        return 0;
+    int rc = x->req->on_progress(x->req->ctx, (uint64_t)dlnow, (uint64_t)dltotal);
+    if (rc < 0) {
+        x->progress_err = rc;
+        return 1;
+    }
+    return 0;
+}
+
+/* Splits "Name: value\n" lines of head into headers. Malformed lines are skipped. */
+static void split_head(struct nm_client_response *r)
+{
+    r->n_headers = 0;
+    size_t pos = 0;
+    while (pos < r->head.len && r->n_headers < NM_CLIENT_MAX_HEADERS) {
+        const char *start = r->head.ptr + pos;
+        const char *nl = memchr(start, '\n', r->head.len - pos);
+        size_t n = nl ? (size_t)(nl - start) : r->head.len - pos;
+        pos += n + 1;
+        const char *colon = memchr(start, ':', n);
+        if (!colon || colon == start)
+            continue;
+        struct nm_header *h = &r->headers[r->n_headers++];
+        h->name = nm_slice_make(start, (size_t)(colon - start));
+        h->value = nm_slice_trim_ows(nm_slice_make(colon + 1, n - h->name.len - 1));
+    }
+}
+
+static int map_error(CURLcode code)
+{
+    switch (code) {
+    case CURLE_URL_MALFORMAT:
+        return -EINVAL;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return -EPROTONOSUPPORT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return -EHOSTUNREACH;
+    case CURLE_COULDNT_CONNECT:
+        return -ECONNREFUSED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+        return -ECONNRESET;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+        return -EPROTO;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        return -EBADMSG;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    default:
+        return -EIO;
+    }
+}
+
+static int set_connect_to(CURL *easy, const char *url, const char *connect_to,
+                          struct curl_slist **list, char *error)
+{
+    if (!connect_to)
+        return 0;
+    char host[256];
+    unsigned port;
+    if (nm_client_url_authority(url, host, sizeof(host), &port) != 0) {
+        snprintf(error, NM_CLIENT_ERROR_MAX, "cannot parse the URL");
+        return -EINVAL;
+    }
+    char spec[600];
+    snprintf(spec, sizeof(spec), "%s:%u:%s", host, port, connect_to);
+    struct curl_slist *l = curl_slist_append(NULL, spec);
+    if (!l)
+        return -ENOMEM;
+    *list = l;
+    curl_easy_setopt(easy, CURLOPT_CONNECT_TO, l);
+    return 0;
+}
+
+int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
+                      struct nm_client_response *resp)
+{
+    CURL *easy = c->easy;
+    struct curl_slist *hdrs = NULL, *conn = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct exchange x = {.req = req, .resp = resp};
+    int rc = 0;
+
+    resp->head.len = 0;
+    resp->n_headers = 0;
+    resp->status = 0;
+    resp->reason[0] = '\0';
+    resp->body_bytes = 0;
+    resp->local_error = false;
+    resp->error[0] = '\0';
+
+    curl_easy_reset(easy);
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "notmod/" NM_VERSION);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_xfer);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &x);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, req->on_progress ? 0L : 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME,
+                     req->stall_timeout_s > 0 ? req->stall_timeout_s : 30L);
+    if (req->timeout_ms > 0)
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    if (req->fresh_connection) {
+        curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
+    }
+    if (strcmp(req->method, "HEAD") == 0)
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    else if (strcmp(req->method, "GET") == 0)
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    else
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        char line[8192];
+        const struct nm_header *h = &req->headers[i];
+        int n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len, h->name.ptr,
+                         (int)h->value.len, h->value.ptr);
+        if (n < 0 || (size_t)n >= sizeof(line) || memchr(line, '\r', (size_t)n) ||
+            memchr(line, '\n', (size_t)n)) {
+            snprintf(resp->error, sizeof(resp->error), "request header line is invalid");
+            rc = -EINVAL;
+            goto out;
+        }
+        struct curl_slist *l = curl_slist_append(hdrs, line);
+        if (!l) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        hdrs = l;
+    }
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
+    rc = set_connect_to(easy, req->url, req->connect_to, &conn, resp->error);
+    if (rc < 0)
+        goto out;
+
+    resp->request_time = now_s();
+    resp->response_time = resp->request_time;
+    CURLcode code = curl_easy_perform(easy);
+    if (x.body_err < 0) {
+        rc = x.body_err;
+        resp->local_error = true;
+        snprintf(resp->error, sizeof(resp->error), "%s", strerror(-rc));
+    } else if (x.progress_err < 0) {
+        rc = x.progress_err;
+        snprintf(resp->error, sizeof(resp->error), "%s", strerror(-rc));
+    } else if (x.head_err < 0) {
+        rc = -EMSGSIZE;
+        snprintf(resp->error, sizeof(resp->error), "response header section over %u bytes",
+                 NM_CLIENT_MAX_HEAD_BYTES);
+    } else if (code != CURLE_OK) {
+        rc = map_error(code);
+        snprintf(resp->error, sizeof(resp->error), "%s",
+                 errbuf[0] ? errbuf : curl_easy_strerror(code));
+    } else {
+        long status = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        resp->status = (int)status;
+        split_head(resp);
+    }
+
+out:
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(easy, CURLOPT_CONNECT_TO, NULL);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+    curl_slist_free_all(hdrs);
+    curl_slist_free_all(conn);
+    return rc;
+}
+
+static int wait_socket(curl_socket_t fd, bool for_recv, long timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = for_recv ? POLLIN : POLLOUT};
+    int n = poll(&p, 1, (int)timeout_ms);
+    return n < 0 ? -errno : n;
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)((t.tv_sec - start->tv_sec) * 1000 + (t.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+static int build_raw_request(const char *url, const char *method, const struct nm_header *h,
+                             size_t n, struct nm_buf *req)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return -ENOMEM;
+    char *host = NULL, *path = NULL, *query = NULL, *port = NULL;
+    int rc = -EINVAL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+        goto out;
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_PORT, &port, 0);
+    rc = nm_buf_appendf(req, "%s %s%s%s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: notmod/%s\r\n",
+                        method, path, query ? "?" : "", query ? query : "", host, port ? ":" : "",
+                        port ? port : "", NM_VERSION);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = nm_buf_appendf(req, "%.*s: %.*s\r\n", (int)h[i].name.len, h[i].name.ptr,
+                            (int)h[i].value.len, h[i].value.ptr);
+    if (rc == 0)
+        rc = nm_buf_append_str(req, "Connection: close\r\n\r\n");
+out:
+    curl_free(host);
+    curl_free(path);
+    curl_free(query);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+static bool head_complete(const struct nm_buf *b)
+{
+    return b->len >= 4 && memmem(b->ptr, b->len, "\r\n\r\n", 4) != NULL;
+}
+
+int nm_client_raw(const char *url, const char *connect_to, const char *method,
+                  const struct nm_header *headers, size_t n_headers, long timeout_ms,
+                  struct nm_buf *out, char error[NM_CLIENT_ERROR_MAX])
+{
+    struct nm_buf req;
+    struct curl_slist *conn = NULL;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct timespec start;
+    int rc;
+
+    error[0] = '\0';
+    nm_buf_init(&req, 64 * 1024);
+    rc = build_raw_request(url, method, headers, n_headers, &req);
+    if (rc < 0) {
+        snprintf(error, NM_CLIENT_ERROR_MAX, "cannot build the request");
+        nm_buf_cleanup(&req);
+        return rc;
+    }
+    CURL *easy = curl_easy_init();
+    if (!easy) {
+        nm_buf_cleanup(&req);
+        return -ENOMEM;
+    }
+    curl_easy_setopt(easy, CURLOPT_URL, url);
+    curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(easy, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    rc = set_connect_to(easy, url, connect_to, &conn, error);
+    if (rc < 0)
+        goto out;
+    CURLcode code = curl_easy_perform(easy);
+    if (code != CURLE_OK) {
+        rc = map_error(code);
+        snprintf(error, NM_CLIENT_ERROR_MAX, "%s", errbuf[0] ? errbuf : curl_easy_strerror(code));
+        goto out;
+    }
+    curl_socket_t fd;
+    if (curl_easy_getinfo(easy, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD) {
+        rc = -EIO;
+        goto out;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    size_t sent = 0;
+    while (sent < req.len) {
+        size_t n = 0;
+        code = curl_easy_send(easy, req.ptr + sent, req.len - sent, &n);
+        if (code == CURLE_AGAIN) {
+            long left = timeout_ms - elapsed_ms(&start);
+            if (left <= 0 || wait_socket(fd, false, left) <= 0) {
+                rc = -ETIMEDOUT;
+                snprintf(error, NM_CLIENT_ERROR_MAX, "timed out sending the request");
+                goto out;
+            }
+            continue;
+        }
+        if (code != CURLE_OK) {
+            rc = -ECONNRESET;
+            snprintf(error, NM_CLIENT_ERROR_MAX, "%s", curl_easy_strerror(code));
+            goto out;
+        }
+        sent += n;
+    }
+    for (;;) {
+        size_t room = out->max_cap - out->len;
+        if (room == 0 || nm_buf_reserve(out, room < 4096 ? room : 4096) < 0)
+            break;
+        size_t n = 0;
+        code = curl_easy_recv(easy, out->ptr + out->len, out->cap - out->len, &n);
+        if (code == CURLE_AGAIN) {
+            long left = timeout_ms - elapsed_ms(&start);
+            long wait = head_complete(out) ? (left < 500 ? left : 500) : left;
+            if (wait <= 0 || wait_socket(fd, true, wait) <= 0)
+                break;
+            continue;
+        }
+        if (code != CURLE_OK || n == 0)
+            break;
+        out->len += n;
+    }
+    rc = 0;
+    if (out->len == 0) {
+        rc = -ECONNRESET;
+        snprintf(error, NM_CLIENT_ERROR_MAX, "the server sent nothing");
+    }
+
+out:
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(conn);
+    nm_buf_cleanup(&req);
+    return rc;
+}
+
+int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_header *hdrs, size_t cap,
+                             size_t *n_hdrs, size_t *head_len)
+{
+    const char *end = memmem(raw.ptr, raw.len, "\r\n\r\n", 4);
+    if (!end || raw.len < 12 || memcmp(raw.ptr, "HTTP/1.", 7) != 0 || raw.ptr[8] != ' ')
+        return -EBADMSG;
+    int code = 0;
+    for (int i = 9; i < 12; i++) {
+        if (raw.ptr[i] < '0' || raw.ptr[i] > '9')
+            return -EBADMSG;
+        code = code * 10 + (raw.ptr[i] - '0');
+    }
+    const char *p = memchr(raw.ptr, '\n', (size_t)(end - raw.ptr));
+    p = p ? p + 1 : end + 4;
+    size_t n = 0;
+    while (p < end + 2) {
+        const char *nl = memchr(p, '\n', (size_t)(end + 2 - p));
+        if (!nl)
+            break;
+        size_t len = (size_t)(nl - p);
+        if (len > 0 && p[len - 1] == '\r')
+            len--;
+        const char *colon = memchr(p, ':', len);
+        if (colon && colon != p && n < cap) {
+            hdrs[n].name = nm_slice_make(p, (size_t)(colon - p));
+            hdrs[n].value = nm_slice_trim_ows(nm_slice_make(colon + 1, len - hdrs[n].name.len - 1));
+            n++;
+        }
+        p = nl + 1;
+    }
+    *status = code;
+    *n_hdrs = n;
+    *head_len = (size_t)(end + 4 - raw.ptr);
+    return 0;
+}
+
+int nm_client_url_normalize(const char *url, char *out, size_t cap)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return -ENOMEM;
+    char *scheme = NULL, *host = NULL, *full = NULL;
+    int rc = -EINVAL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK)
+        goto out;
+    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0])
+        goto out;
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        rc = -EPROTONOSUPPORT;
+        goto out;
+    }
+    /* RFC 3986 §6.2.2.1: the host is case-insensitive; one spelling makes one cache key. */
+    for (char *c = host; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c + 32);
+    if (curl_url_set(u, CURLUPART_HOST, host, 0) != CURLUE_OK)
+        goto out;
+    curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0);
+    if (curl_url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
+        goto out;
+    rc = -ENAMETOOLONG;
+    if (strlen(full) >= cap)
+        goto out;
+    memcpy(out, full, strlen(full) + 1);
+    rc = 0;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+int nm_client_url_authority(const char *url, char *host, size_t cap, unsigned *port)
+{
+    CURLU *u = curl_url();
+    if (!u)
+        return -ENOMEM;
+    char *h = NULL, *p = NULL;
+    int rc = -EINVAL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &p, CURLU_DEFAULT_PORT) == CURLUE_OK && strlen(h) < cap) {
+        memcpy(host, h, strlen(h) + 1);
+        *port = (unsigned)strtoul(p, NULL, 10);
+        rc = 0;
+    }
+    curl_free(h);
+    curl_free(p);
+    curl_url_cleanup(u);
+    return rc;
+}

@@ -1,0 +1,99 @@
+/* HTTP/1.1 exchanges for notmod get and notmod check, over libcurl: one request, the final
+ * response's status and header lines, the body streamed to a callback, and the clock readings
+ * RFC 9111 §4.2.3 needs. Also a raw exchange that shows the bytes a server really sends. */
+#ifndef NOTMOD_CLIENT_H
+#define NOTMOD_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "notmod/cachectl.h"
+
+#define NM_CLIENT_MAX_HEAD_BYTES (64u * 1024) /* cap on a response's header section */
+#define NM_CLIENT_MAX_HEADERS 256             /* cap on its header lines */
+#define NM_CLIENT_ERROR_MAX 256
+#define NM_CLIENT_URL_MAX 4096
+
+/* Process-wide libcurl setup and teardown; programs call them once, around all other use.
+ * Returns 0 or -ENOMEM. */
+int nm_client_global_init(void);
+void nm_client_global_cleanup(void);
+
+/* A connection-reusing client. */
+struct nm_client {
+    void *easy;
+};
+
+int nm_client_init(struct nm_client *c);
+void nm_client_cleanup(struct nm_client *c);
+
+struct nm_client_request {
+    const char *method; /* "GET" or "HEAD" */
+    const char *url;
+    const struct nm_header *headers; /* extra request header lines */
+    size_t n_headers;
+    const char *connect_to;  /* "HOST:PORT" to connect to instead of the URL's authority,
+                                keeping the URL's Host (and TLS name); NULL for none */
+    long connect_timeout_ms; /* 0: 10 s */
+    long stall_timeout_s;    /* abort after this long without a byte; 0: 30 s */
+    long timeout_ms;         /* whole exchange; 0: none */
+    bool fresh_connection;   /* a new connection, closed afterwards: nothing carries over */
+    /* Receives the body as it arrives; returns 0, or a negative errno to abort the transfer
+     * (the exchange then fails with that errno and local_error set). NULL discards. */
+    int (*on_body)(void *ctx, const void *data, size_t len);
+    /* Called often during the exchange with the body bytes received so far and the expected
+     * total (0 when unknown); returns 0, or a negative errno to abort (-ECANCELED, say). */
+    int (*on_progress)(void *ctx, uint64_t received, uint64_t total);
+    void *ctx;
+};
+
+struct nm_client_response {
+    int status;
+    char reason[64];    /* the reason phrase, possibly empty */
+    struct nm_buf head; /* "Name: value\n" lines of the final response */
+    struct nm_header headers[NM_CLIENT_MAX_HEADERS]; /* borrow from head */
+    size_t n_headers;
+    uint64_t body_bytes;
+    int64_t request_time;            /* seconds since the epoch just before sending */
+    int64_t response_time;           /* seconds since the epoch when the header section ended */
+    bool local_error;                /* the failure came from on_body, not from the network */
+    char error[NM_CLIENT_ERROR_MAX]; /* what went wrong, for people */
+};
+
+void nm_client_response_init(struct nm_client_response *r);
+void nm_client_response_cleanup(struct nm_client_response *r);
+
+/* Performs one exchange; redirects are not followed, only http and https are allowed, and
+ * the body is received as sent (no content decoding). Returns 0 when a complete response
+ * arrived (any status), else a negative errno with resp->error set:
+ *   -EINVAL bad URL, -EPROTONOSUPPORT scheme, -EHOSTUNREACH name resolution,
+ *   -ECONNREFUSED connect, -ETIMEDOUT timeout or stall, -ECONNRESET transfer cut short,
+ *   -EPROTO TLS, -EBADMSG not a valid HTTP response, -EMSGSIZE header section too large,
+ *   -ENOMEM, on_progress's errno, or on_body's errno with local_error set. */
+int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
+                      struct nm_client_response *resp);
+
+/* Sends `method` for url over a fresh connection with the given header lines plus Host and
+ * "Connection: close", and appends to out every byte the server sends until it closes, stops
+ * sending for 500 ms after the header section, timeout_ms passes, or out's cap is reached.
+ * Returns 0 or a negative errno as nm_client_perform. */
+int nm_client_raw(const char *url, const char *connect_to, const char *method,
+                  const struct nm_header *headers, size_t n_headers, long timeout_ms,
+                  struct nm_buf *out, char error[NM_CLIENT_ERROR_MAX]);
+
+/* Splits a raw response: status code, header lines (borrowing from raw, at most cap) and the
+ * length of the header section including its empty line. Returns 0, or -EBADMSG when raw does
+ * not start with a complete HTTP/1.x status line and header section. */
+int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_header *hdrs, size_t cap,
+                             size_t *n_hdrs, size_t *head_len);
+
+/* Checks and normalizes an http or https URL (scheme and host lowercased, fragment dropped).
+ * Writes it with a NUL to out. Returns 0, -EINVAL, -EPROTONOSUPPORT or -ENAMETOOLONG. */
+int nm_client_url_normalize(const char *url, char *out, size_t cap);
+
+/* The URL's host and port (the scheme's default when absent). Returns 0 or -EINVAL. */
+int nm_client_url_authority(const char *url, char *host, size_t cap, unsigned *port);
+
+#endif

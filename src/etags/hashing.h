@@ -1,0 +1,212 @@
+/* Content hashes for ETags: XXH3-128 of a file's bytes, paid once per file version. A
+ * process-wide memo keyed by (dev, ino) and checked by (size, mtime_ns, ctime_ns), the
+ * user.notmod.etag extended attribute across restarts, a deploy manifest, and a small pool of
+ * low-priority threads so that no event loop ever waits for a hash. Format: docs/etags.md. */
+#ifndef NOTMOD_HASHING_H
+#define NOTMOD_HASHING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "manifest.h"
+
+/* The 128 bits of an XXH3-128 digest; hi holds the most significant half. */
+struct nm_hash128 {
+    uint64_t hi;
+    uint64_t lo;
+};
+
+/* One version of one file, as fstat(2) describes it. */
+struct nm_file_version {
+    uint64_t dev;
+    uint64_t ino;
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+};
+
+/* A version whose ctime is less than this old when it is looked at is "racy": a write in the same
+ * timestamp tick could leave size, mtime and ctime as they were (git's racy-clean problem, and
+ * filesystems with 1 or 2 second timestamps). A racy version is never hashed from disk, trusted
+ * from the memo or persisted; it waits until it is this old. */
+#define NM_HASHING_RACY_NS 2000000000LL
+
+/* The extended attribute and the longest value it holds. */
+#define NM_HASHING_XATTR "user.notmod.etag"
+#define NM_HASHING_XATTR_MAX 100
+
+/* How long after reading the clock the attribute write may set the file's ctime. */
+#define NM_HASHING_XATTR_SLACK_NS 20000000LL
+
+void nm_hashing_version_of(const struct stat *st, struct nm_file_version *out);
+bool nm_hashing_version_equal(const struct nm_file_version *a, const struct nm_file_version *b);
+
+/* True when v's ctime is within NM_HASHING_RACY_NS of now_ns (or after it). */
+bool nm_hashing_is_racy(const struct nm_file_version *v, int64_t now_ns);
+
+/* CLOCK_REALTIME in nanoseconds, the clock file timestamps come from. */
+int64_t nm_hashing_now_ns(void);
+
+/* XXH3-128 of n bytes. */
+struct nm_hash128 nm_hashing_hash_bytes(const void *p, size_t n);
+
+/* Streams bytes [0, size) of fd through XXH3-128 with pread (the file offset is not used).
+ * Returns 0, -EAGAIN when the file turns out shorter or longer than size, -ECANCELED when *stop
+ * becomes true (stop may be NULL), -ENOMEM, or the read's -errno. */
+int nm_hashing_hash_fd(int fd, uint64_t size, const atomic_bool *stop, struct nm_hash128 *out);
+
+/* The ETag for a hash: nm_etag_make_hash128, 24 bytes with the quotes. */
+int nm_hashing_format_etag(struct nm_hash128 h, char *buf, size_t cap);
+
+/* What the attribute records: the hash of the bytes the file had with this size and mtime, and
+ * the latest ctime that file may show. Writing an attribute moves the ctime, so the value cannot
+ * hold the final ctime; it holds a bound taken just before the write instead. Any later change
+ * of the file (a rewrite that restores size and mtime included) moves the ctime past the bound. */
+struct nm_hashing_record {
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_max_ns;
+    struct nm_hash128 hash;
+};
+
+/* The attribute value: "1 <size> <mtime_ns> <ctime_max_ns> <22 base64url characters>", decimal
+ * numbers without leading zeros, no NUL. Returns its length, -EINVAL for a negative time, or
+ * -ENOSPC. */
+int nm_hashing_xattr_format(const struct nm_hashing_record *r, char *buf, size_t cap);
+
+/* Parses an attribute value strictly (exactly what nm_hashing_xattr_format writes). Returns 0
+ * and the record, or -EINVAL. */
+int nm_hashing_xattr_parse(const char *val, size_t len, struct nm_hashing_record *out);
+
+/* Reads the attribute of an open file and returns 0 and the hash only when it records v's size
+ * and mtime_ns and v's ctime is not after its bound; -ENODATA when it is absent, malformed or
+ * stale; -ENOTSUP and other -errno when the filesystem cannot say. */
+int nm_hashing_xattr_read(int fd, const struct nm_file_version *v, struct nm_hash128 *out);
+
+/* Writes the attribute for v, which must not be racy and must still be the file's version (else
+ * -EAGAIN): the bound is the clock read just before the write plus NM_HASHING_XATTR_SLACK_NS.
+ * Writing it changes the file's ctime. Returns 0 or -errno (-ENOTSUP, -EROFS, -EACCES, -EPERM,
+ * -ENOSPC, -EDQUOT ...). */
+int nm_hashing_xattr_write(int fd, const struct nm_file_version *v, struct nm_hash128 h);
+
+/* Where a known hash came from. */
+enum nm_hash_source {
+    NM_HASH_HASHED = 0, /* read and hashed in this process */
+    NM_HASH_XATTR,
+    NM_HASH_MANIFEST,
+};
+
+/* One file on its own, without memo or pool, as `notmod etag` does it. */
+struct nm_hashing_file_options {
+    uint64_t small_file_bytes; /* up to this size the bytes are always hashed, as the server does */
+    bool rehash;               /* ignore the attribute */
+    bool persist;              /* store the attribute when it is not already valid */
+};
+
+/* The hash the server would use for the open regular file fd: its bytes up to small_file_bytes,
+ * else a valid attribute (unless rehash), else its bytes. With persist, a racy version is first
+ * waited out (about NM_HASHING_RACY_NS at most) so that the stored value can be trusted. Writes
+ * the version the hash describes (after any attribute write) to *v, and to *stored 1 when an
+ * attribute was written, 0 when none was wanted or needed, or the write's -errno. Returns 0,
+ * -EAGAIN when the file kept changing while read, -EISDIR or -EINVAL for a directory or special
+ * file, or the read's -errno. */
+int nm_hashing_hash_file(int fd, const struct nm_hashing_file_options *o, struct nm_hash128 *out,
+                         enum nm_hash_source *source, struct nm_file_version *v, int *stored);
+
+struct nm_hashing_options {
+    unsigned threads;          /* hashing threads; 0 hashes nothing in the background */
+    size_t max_entries;        /* memo capacity; the oldest finished entries go first */
+    uint64_t small_file_bytes; /* files up to this size are hashed from memory by their reader */
+    bool persist;              /* write the attribute after hashing */
+    bool low_priority;         /* nice 19 and the lowest best-effort I/O priority for the pool */
+};
+
+void nm_hashing_options_init(struct nm_hashing_options *o);
+
+struct nm_hashing;
+
+/* Creates the memo and, with threads > 0, starts the pool. Returns 0 or -errno. */
+int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out);
+
+/* Stops the pool and the prehash walk (a hash in progress is abandoned at its next chunk), joins
+ * the threads and frees everything. NULL is a no-op. */
+void nm_hashing_free(struct nm_hashing *h);
+
+/* Looks for v's hash: in the memo, then (with fd >= 0) in fd's attribute, which then enters the
+ * memo. Returns 0 and *out, or -ENOENT. Thread-safe; takes the memo lock once. */
+int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *v,
+                    struct nm_hash128 *out);
+
+/* Records a hash the caller computed from fd while fd was at version v (v not racy), persists it
+ * when the options say so, and returns the version the file has afterwards (its ctime moves
+ * when the attribute is written) in *now_v, which may be NULL. */
+void nm_hashing_remember(struct nm_hashing *h, int fd, const struct nm_file_version *v,
+                         struct nm_hash128 hash, struct nm_file_version *now_v);
+
+/* Asks the pool to hash version v of the open file fd (duplicated; the caller keeps fd). One job
+ * per version whoever asks; a racy version waits in the queue until it is old enough. Returns 0
+ * when a job is queued or running, -EIO when this version failed to hash less than 30 s ago,
+ * -EBUSY when the queue is full, -ENOTSUP without a pool, or -errno from dup. */
+int nm_hashing_request(struct nm_hashing *h, int fd, const struct nm_file_version *v);
+
+/* Increases whenever a job finishes, however it ends: a reader waiting for a hash needs to look
+ * again only when this has moved. Lock-free. */
+unsigned nm_hashing_generation(const struct nm_hashing *h);
+
+/* The change check of a response in progress: true when the file at version `was` now has
+ * version `now` only because this process wrote the attribute (same size and mtime, ctime moved
+ * by that write). */
+bool nm_hashing_is_own_change(struct nm_hashing *h, const struct nm_file_version *was,
+                              const struct nm_file_version *now);
+
+/* Counters, all since nm_hashing_new. */
+struct nm_hashing_stats {
+    uint64_t hashed_files; /* streamed from disk to hash them (pool or caller) */
+    uint64_t hashed_bytes;
+    uint64_t small_files; /* hashed from memory by the reader that serves them */
+    uint64_t small_bytes;
+    uint64_t from_xattr;    /* versions whose hash the attribute supplied */
+    uint64_t from_manifest; /* manifest entries kept (their bytes checked or to be hashed) */
+    uint64_t persisted;     /* attributes written */
+    uint64_t discarded;     /* hashes thrown away because the file changed while hashed */
+    uint64_t waited_racy;   /* jobs that waited for their version to stop being racy */
+    uint64_t prehash_files; /* files the startup walk looked at */
+    bool prehash_done;
+};
+
+void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *out);
+
+/* Counts a small file hashed from memory (for the stats only). Lock-free. */
+void nm_hashing_count_small(struct nm_hashing *h, uint64_t bytes);
+
+/* Writes the counters as one line of "key=value" pairs with a NUL. Returns the length or
+ * -ENOSPC. */
+int nm_hashing_format_stats(const struct nm_hashing_stats *s, char *buf, size_t cap);
+
+/* Starts the startup walk on its own idle-priority thread: every regular file under root_fd
+ * (not following symlinks; names starting with '.' only when dotfiles is set) larger than
+ * small_file_bytes gets its hash from the memo, the attribute or a background job. `done` is
+ * called on that thread once every job the walk queued has finished. Returns 0, -ENOTSUP without
+ * a pool, -EALREADY, or -errno. */
+int nm_hashing_prehash(struct nm_hashing *h, int root_fd, bool dotfiles,
+                       void (*done)(struct nm_hashing *h, void *arg), void *arg);
+
+/* Takes a parsed manifest (ownership passes, even on failure) and checks each entry against the
+ * file at its path under root_fd: a file that is missing or has another size is ignored; a file
+ * up to small_file_bytes is read and must hash to the entry; a larger one is never trusted on
+ * the manifest's word: it is ignored when its valid attribute names another hash, and otherwise
+ * gets its hash from the attribute or the pool like any file, the entry's Last-Modified then
+ * applying once that hash equals the entry's. `warn` hears about each ignored entry. Returns the
+ * number of entries kept, or -errno. */
+int nm_hashing_use_manifest(struct nm_hashing *h, int root_fd, struct nm_manifest *m,
+                            void (*warn)(void *arg, const char *path, const char *why), void *arg);
+
+/* The manifest's Last-Modified for a URL path, when the manifest has an entry kept at startup
+ * whose size and hash are these. Read-only after nm_hashing_use_manifest: lock-free. */
+bool nm_hashing_manifest_last_modified(const struct nm_hashing *h, const char *path, uint64_t size,
+                                       struct nm_hash128 hash, int64_t *out);
+
+#endif

@@ -1,0 +1,496 @@
+/* The per-worker file table: open once, stat per request, hash and render once per version. */
+#include "filecache.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#define MAX_ENTRIES 8192
+#define READ_TRIES 3
+
+struct nm_filecache {
+    const struct nm_config *cfg;
+    const struct nm_mime_table *mime;
+    int root_fd;
+    bool have_openat2;
+    struct nm_hashing *hashing;
+    struct nm_file **buckets;
+    size_t n_buckets; /* a power of two */
+    size_t n_entries;
+    struct nm_file *lru_head, *lru_tail;
+    struct nm_filecache_stats stats;
+};
+
+static uint64_t hash_path(const char *s)
+{
+    return XXH3_64bits(s, strlen(s));
+}
+
+void nm_filecache_set_hashing(struct nm_filecache *fc, struct nm_hashing *h)
+{
+    fc->hashing = h;
+}
+
+int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mime, int root_fd,
+                     struct nm_filecache **out)
+{
+    struct nm_filecache *fc = calloc(1, sizeof(*fc));
+    if (!fc)
+        return -ENOMEM;
+    fc->n_buckets = 4096;
+    fc->buckets = calloc(fc->n_buckets, sizeof(*fc->buckets));
+    if (!fc->buckets) {
+        free(fc);
+        return -ENOMEM;
+    }
+    fc->cfg = cfg;
+    fc->mime = mime;
+    fc->root_fd = root_fd;
+    fc->have_openat2 = true;
+    *out = fc;
+    return 0;
+}
+
+struct nm_file *nm_file_acquire(struct nm_file *f)
+{
+    f->refs++;
+    return f;
+}
+
+void nm_file_release(struct nm_file *f)
+{
+    if (!f || --f->refs > 0)
+        return;
+    if (f->fd >= 0)
+        close(f->fd);
+    free(f->data);
+    free(f->path);
+    free(f);
+}
+
+static void lru_unlink(struct nm_filecache *fc, struct nm_file *f)
+{
+    if (f->lru_prev)
+        f->lru_prev->lru_next = f->lru_next;
+    else
+        fc->lru_head = f->lru_next;
+    if (f->lru_next)
+        f->lru_next->lru_prev = f->lru_prev;
+    else
+        fc->lru_tail = f->lru_prev;
+    f->lru_prev = f->lru_next = NULL;
+}
+
+static void lru_push_front(struct nm_filecache *fc, struct nm_file *f)
+{
+    f->lru_prev = NULL;
+    f->lru_next = fc->lru_head;
+    if (fc->lru_head)
+        fc->lru_head->lru_prev = f;
+    fc->lru_head = f;
+    if (!fc->lru_tail)
+        fc->lru_tail = f;
+}
+
+static void table_remove(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct nm_file **pp = &fc->buckets[f->key_hash & (fc->n_buckets - 1)];
+    while (*pp != f)
+        pp = &(*pp)->chain;
+    *pp = f->chain;
+    lru_unlink(fc, f);
+    f->in_table = false;
+    fc->n_entries--;
+    nm_file_release(f);
+}
+
+void nm_filecache_free(struct nm_filecache *fc)
+{
+    if (!fc)
+        return;
+    while (fc->lru_head)
+        table_remove(fc, fc->lru_head);
+    free(fc->buckets);
+    free(fc);
+}
+
+static int64_t ts_ns(struct timespec ts)
+{
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool same_version(const struct nm_file *f, const struct stat *st)
+{
+    return f->dev == st->st_dev && f->ino == st->st_ino && f->size == (uint64_t)st->st_size &&
+           f->mtime_ns == ts_ns(st->st_mtim) && f->ctime_ns == ts_ns(st->st_ctim);
+}
+
+bool nm_file_is_unchanged(const struct nm_file *f)
+{
+    struct stat st;
+    if (fstat(f->fd, &st) != 0)
+        return false;
+    if (same_version(f, &st))
+        return true;
+    if (!f->hashing)
+        return false;
+    struct nm_file_version was = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                  f->ctime_ns},
+                           now;
+    nm_hashing_version_of(&st, &now);
+    return nm_hashing_is_own_change(f->hashing, &was, &now);
+}
+
+/* Opens for reading what an O_PATH descriptor names, only when it is a regular file or a
+ * directory: opening a device node or a FIFO can have side effects, so its type is looked at
+ * first, without opening it. Closes pfd. */
+static int reopen_servable(struct nm_filecache *fc, int pfd, const char *rel)
+{
+    struct stat st;
+    if (fstat(pfd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        close(pfd);
+        return -EACCES;
+    }
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
+    int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 && errno == ENOENT && rel) /* no /proc: the checked path, opened again */
+        fd = openat(fc->root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int err = errno;
+    close(pfd);
+    return fd >= 0 ? fd : -err;
+}
+
+/* Opens a path relative to the root without leaving it. */
+static int open_beneath(struct nm_filecache *fc, const char *rel)
+{
+    if (fc->cfg->follow_all_symlinks) {
+        int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
+        return pfd >= 0 ? reopen_servable(fc, pfd, rel) : -errno;
+    }
+    if (fc->have_openat2) {
+        struct open_how how = {
+            .flags = O_PATH | O_CLOEXEC,
+            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        long pfd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
+        if (pfd >= 0)
+            return reopen_servable(fc, (int)pfd, NULL);
+        /* EXDEV: the path left the root on the way, by an absolute link or a "..", and may
+         * still end inside it; the check below decides. */
+        if (errno != ENOSYS && errno != EXDEV)
+            return -errno;
+        if (errno == ENOSYS)
+            fc->have_openat2 = false;
+    }
+    /* Kernels before 5.6, or a path that left the root on the way: resolve without opening,
+     * check that the result lies beneath the root, then open that very inode. */
+    int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
+    if (pfd < 0)
+        return -errno;
+    char link[64], root[PATH_MAX], got[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fc->root_fd);
+    ssize_t rn = readlink(link, root, sizeof(root) - 1);
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", pfd);
+    ssize_t gn = readlink(link, got, sizeof(got) - 1);
+    if (rn <= 0 || gn <= 0) {
+        close(pfd);
+        return -EACCES;
+    }
+    root[rn] = got[gn] = '\0';
+    size_t rl = (size_t)rn;
+    bool inside = strncmp(root, got, rl) == 0 &&
+                  (got[rl] == '/' || got[rl] == '\0' || (rl == 1 && root[0] == '/'));
+    if (!inside) {
+        close(pfd);
+        return -EACCES;
+    }
+    return reopen_servable(fc, pfd, NULL);
+}
+
+static int read_all(int fd, char *buf, uint64_t size)
+{
+    uint64_t got = 0;
+    while (got < size) {
+        ssize_t n = pread(fd, buf + got, size - got, (off_t)got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EAGAIN; /* shrank while being read */
+        got += (uint64_t)n;
+    }
+    char extra;
+    return pread(fd, &extra, 1, (off_t)size) == 0 ? 0 : -EAGAIN; /* or grew */
+}
+
+static void version_of_file(const struct nm_file *f, struct nm_file_version *v)
+{
+    *v = (struct nm_file_version){(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                  f->ctime_ns};
+}
+
+static void set_content_etag(struct nm_filecache *fc, struct nm_file *f, struct nm_hash128 h)
+{
+    int n = nm_hashing_format_etag(h, f->etag_text, sizeof(f->etag_text));
+    if (n < 0)
+        return;
+    f->etag.opaque = nm_slice_make(f->etag_text, (size_t)n);
+    f->etag.weak = false;
+    f->has_etag = true;
+    f->hash_pending = false;
+    /* The manifest's date only for the bytes it describes: same path, size and hash. */
+    int64_t lm;
+    if (fc->hashing && nm_hashing_manifest_last_modified(fc->hashing, f->path, f->size, h, &lm)) {
+        f->last_modified = lm;
+        f->has_last_modified = lm > 1;
+    }
+}
+
+/* A file not held in memory: a known hash, one computed here when small and settled enough, or
+ * a job for the pool while the file is served without an ETag. */
+static int content_hash_of_fd(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct nm_file_version v;
+    version_of_file(f, &v);
+    struct nm_hash128 h;
+    if (!fc->hashing) {
+        int rc = nm_hashing_hash_fd(f->fd, f->size, NULL, &h);
+        if (rc < 0)
+            return rc;
+        fc->stats.hashed_files++;
+        fc->stats.hashed_bytes += f->size;
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    if (nm_hashing_find(fc->hashing, f->fd, &v, &h) == 0) {
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    if (f->size <= fc->cfg->hash_threshold_bytes && !nm_hashing_is_racy(&v, nm_hashing_now_ns())) {
+        int rc = nm_hashing_hash_fd(f->fd, f->size, NULL, &h);
+        if (rc < 0)
+            return rc;
+        if (!nm_file_is_unchanged(f))
+            return -EAGAIN;
+        struct nm_file_version now;
+        nm_hashing_remember(fc->hashing, f->fd, &v, h, &now);
+        f->ctime_ns = now.ctime_ns; /* our attribute write moved it */
+        fc->stats.hashed_files++;
+        fc->stats.hashed_bytes += f->size;
+        set_content_etag(fc, f, h);
+        return 0;
+    }
+    f->hash_pending = true;
+    f->hash_generation = nm_hashing_generation(fc->hashing);
+    nm_hashing_request(fc->hashing, f->fd, &v); /* a refusal is retried when a job ends */
+    return 0;
+}
+
+/* A pending entry looks at the memo again only after some job has finished. */
+static void refresh_pending(struct nm_filecache *fc, struct nm_file *f)
+{
+    unsigned g = nm_hashing_generation(fc->hashing);
+    if (g == f->hash_generation)
+        return;
+    struct nm_file_version v;
+    version_of_file(f, &v);
+    struct nm_hash128 h;
+    if (nm_hashing_find(fc->hashing, -1, &v, &h) == 0) {
+        set_content_etag(fc, f, h);
+        fc->stats.pending_filled++;
+        return;
+    }
+    nm_hashing_request(fc->hashing, f->fd, &v);
+    f->hash_generation = g;
+}
+
+static int make_etag(struct nm_filecache *fc, struct nm_file *f)
+{
+    int n;
+    f->has_etag = false;
+    f->hash_pending = false;
+    switch (fc->cfg->etag_mode) {
+    case NM_ETAG_CONTENT:
+        if (!f->data)
+            return content_hash_of_fd(fc, f);
+        /* Held in memory: the tag is computed from the very bytes that will be sent. */
+        set_content_etag(fc, f, nm_hashing_hash_bytes(f->data, f->size));
+        fc->stats.hashed_files++;
+        fc->stats.hashed_bytes += f->size;
+        if (fc->hashing)
+            nm_hashing_count_small(fc->hashing, f->size);
+        return 0;
+    case NM_ETAG_METADATA:
+        n = nm_etag_make_metadata(f->size, f->mtime_ns, f->etag_text, sizeof(f->etag_text));
+        break;
+    case NM_ETAG_VERSION:
+        n = snprintf(f->etag_text, sizeof(f->etag_text), "%s", fc->cfg->etag_version);
+        break;
+    default:
+        return 0;
+    }
+    if (n < 0)
+        return n;
+    f->has_etag = true;
+    f->etag.opaque = nm_slice_make(f->etag_text, (size_t)n);
+    f->etag.weak = false;
+    return 0;
+}
+
+/* Opens, snapshots, reads (small files) and hashes one version. A file that changes while it is
+ * read or hashed is tried again, so the tag always describes the bytes it was computed from. */
+static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
+{
+    const char *rel = path[1] ? path + 1 : ".";
+    struct nm_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->refs = 1;
+    f->fd = -1;
+    f->hashing = fc->hashing;
+    f->path = strdup(path);
+    int rc = f->path ? 0 : -ENOMEM;
+    if (rc < 0)
+        goto fail;
+    f->fd = open_beneath(fc, rel);
+    if (f->fd < 0) {
+        rc = f->fd;
+        goto fail;
+    }
+    for (int attempt = 0;; attempt++) {
+        struct stat st;
+        if (fstat(f->fd, &st) != 0) {
+            rc = -errno;
+            goto fail;
+        }
+        f->dev = st.st_dev;
+        f->ino = st.st_ino;
+        f->size = (uint64_t)st.st_size;
+        f->mtime_ns = ts_ns(st.st_mtim);
+        f->ctime_ns = ts_ns(st.st_ctim);
+        f->is_dir = S_ISDIR(st.st_mode);
+        int64_t mtime = f->mtime_ns / 1000000000;
+        f->has_last_modified = mtime > 1;
+        f->last_modified = mtime;
+        struct nm_file_version v;
+        version_of_file(f, &v);
+        f->racy = nm_hashing_is_racy(&v, nm_hashing_now_ns());
+        if (f->is_dir)
+            break;
+        if (!S_ISREG(st.st_mode)) {
+            rc = -EACCES;
+            goto fail;
+        }
+        free(f->data);
+        f->data = NULL;
+        rc = 0;
+        if (f->size <= fc->cfg->small_file_bytes) {
+            f->data = malloc(f->size ? f->size : 1);
+            if (!f->data) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            rc = read_all(f->fd, f->data, f->size);
+        }
+        if (rc == 0)
+            rc = make_etag(fc, f);
+        if (rc == 0 && nm_file_is_unchanged(f))
+            break;
+        if (rc != 0 && rc != -EAGAIN)
+            goto fail;
+        if (attempt + 1 == READ_TRIES) {
+            rc = -EAGAIN;
+            goto fail;
+        }
+    }
+
+    f->content_type = nm_mime_lookup(fc->mime, path);
+    const char *cc =
+        nm_config_cache_control(fc->cfg, path, f->cache_control, sizeof(f->cache_control));
+    if (cc != f->cache_control)
+        snprintf(f->cache_control, sizeof(f->cache_control), "%s", cc);
+    f->max_age = nm_config_max_age_of(f->cache_control);
+    if (f->data) {
+        /* Served from memory and revalidated by path: the descriptor is not needed again, and
+         * thousands of small files must not hold thousands of descriptors. */
+        close(f->fd);
+        f->fd = -1;
+    }
+    *out = f;
+    return 0;
+fail:
+    nm_file_release(f);
+    return rc == -ELOOP ? -EACCES : rc;
+}
+
+static void evict_if_full(struct nm_filecache *fc)
+{
+    while (fc->n_entries >= MAX_ENTRIES && fc->lru_tail)
+        table_remove(fc, fc->lru_tail);
+}
+
+int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out)
+{
+    fc->stats.lookups++;
+    uint64_t h = hash_path(path);
+    struct nm_file *f = fc->buckets[h & (fc->n_buckets - 1)];
+    while (f && (f->key_hash != h || strcmp(f->path, path) != 0))
+        f = f->chain;
+
+    const char *rel = path[1] ? path + 1 : ".";
+    struct stat st;
+    if (fstatat(fc->root_fd, rel, &st, 0) != 0) {
+        int err = errno;
+        if (f)
+            table_remove(fc, f);
+        return err == ELOOP ? -EACCES : -err;
+    }
+    /* In-memory bytes of a racy version may predate a write that left the stat unchanged. */
+    if (f && same_version(f, &st) && !(f->racy && f->data)) {
+        fc->stats.hits++;
+        if (f->hash_pending)
+            refresh_pending(fc, f);
+        lru_unlink(fc, f);
+        lru_push_front(fc, f);
+        *out = nm_file_acquire(f);
+        return 0;
+    }
+    if (f)
+        table_remove(fc, f);
+
+    struct nm_file *nf;
+    int rc = load(fc, path, &nf);
+    if (rc == -EMFILE || rc == -ENFILE) {
+        /* Give descriptors back from the coldest entries and try once more. */
+        for (int i = 0; i < 64 && fc->lru_tail; i++)
+            table_remove(fc, fc->lru_tail);
+        rc = load(fc, path, &nf);
+    }
+    if (rc < 0)
+        return rc;
+    evict_if_full(fc);
+    nf->key_hash = h;
+    nf->chain = fc->buckets[h & (fc->n_buckets - 1)];
+    fc->buckets[h & (fc->n_buckets - 1)] = nf;
+    nf->in_table = true;
+    lru_push_front(fc, nf);
+    fc->n_entries++;
+    *out = nm_file_acquire(nf);
+    return 0;
+}
+
+void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out)
+{
+    *out = fc->stats;
+}

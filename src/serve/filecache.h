@@ -1,0 +1,100 @@
+/* The file table: a normalized URL path maps to one version of one file, opened once, with its
+ * validators and header lines rendered once. One table per worker: no locks on the hot path. */
+#ifndef NOTMOD_FILECACHE_H
+#define NOTMOD_FILECACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "etags/etags.h"
+#include "mime.h"
+#include "notmod/etag.h"
+
+/* One version of one file: (dev, ino, size, mtime_ns, ctime_ns) identify it. */
+struct nm_file {
+    unsigned refs;
+    char *path; /* normalized URL path, the key */
+    uint64_t key_hash;
+    struct nm_file *chain;               /* next in the hash bucket */
+    struct nm_file *lru_prev, *lru_next; /* most recently used first */
+    bool in_table;
+
+    int fd; /* -1 for a file held in memory (data): it is not read again */
+    dev_t dev;
+    ino_t ino;
+    uint64_t size;
+    int64_t mtime_ns;
+    int64_t ctime_ns;
+    bool is_dir;
+
+    bool has_etag;
+    struct nm_etag etag; /* points into etag_text */
+    char etag_text[NM_ETAG_MAX + 1];
+    bool hash_pending;          /* content ETag not known yet: served without one meanwhile */
+    unsigned hash_generation;   /* nm_hashing_generation when the memo was last asked */
+    bool racy;                  /* bytes read too soon after a change to be trusted next time */
+    struct nm_hashing *hashing; /* for the change check; NULL without a pool */
+
+    bool has_last_modified; /* false for the fake epoch mtimes 0 and 1 */
+    int64_t last_modified;  /* whole seconds; the response clamps it to Date */
+
+    const char *content_type; /* lives as long as the mime table */
+    char cache_control[NM_CACHE_CONTROL_MAX + 1];
+    int64_t max_age; /* from cache_control, -1 when none */
+
+    char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
+};
+
+struct nm_filecache;
+
+/* Takes the root directory (an O_PATH or O_DIRECTORY descriptor the cache does not own) and the
+ * settings and mime table, which must outlive the cache. Returns 0 or -ENOMEM. */
+int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mime, int root_fd,
+                     struct nm_filecache **out);
+
+/* Content ETags through a process-wide hashing object (which must outlive the cache and every
+ * entry): files held in memory are hashed from those bytes; larger ones take their hash from the
+ * memo, the attribute, or (up to cfg->hash_threshold_bytes and not racy) a hash done here;
+ * anything else is asked of the pool and served without an ETag until the hash exists. Without
+ * it, every file is hashed here when loaded. Call before the first lookup. */
+void nm_filecache_set_hashing(struct nm_filecache *fc, struct nm_hashing *h);
+
+/* Releases every entry the table holds; entries still referenced live until released. */
+void nm_filecache_free(struct nm_filecache *fc);
+
+/* Finds the current version of `path` (a normalized path from nm_path_normalize). A stat per
+ * call tells whether the cached version is still current; a changed file is opened, hashed and
+ * rendered again, and so is one held in memory whose version was racy (nm_hashing_is_racy) when
+ * read. A pending entry takes its ETag (and a manifest's Last-Modified) once the pool's
+ * generation moves and the memo has it. Resolution never leaves the root: symlinks are followed
+ * only while they stay beneath it, unless the config allows all. Returns 0 and a new reference in
+ * *out, or -ENOENT, -EACCES (unreadable, or a symlink out of the root: both 403), -ENOTDIR,
+ * -EMFILE, -ENOMEM, -EIO.
+ */
+int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
+
+struct nm_file *nm_file_acquire(struct nm_file *f);
+
+/* Drops a reference; the last one closes the descriptor and frees the entry. NULL is a no-op. */
+void nm_file_release(struct nm_file *f);
+
+/* True when the open file still has the size, mtime and ctime it had when it was hashed, or
+ * differs only by the ctime this process's own attribute write moved: a response that is sending
+ * it checks this after reading its last bytes and before they leave. */
+bool nm_file_is_unchanged(const struct nm_file *f);
+
+/* Counters, for the server's log and tests: lookups, hits, files and bytes hashed by this
+ * cache (from memory or inline), and entries that got their ETag later from the pool. */
+struct nm_filecache_stats {
+    uint64_t lookups;
+    uint64_t hits;
+    uint64_t hashed_files;
+    uint64_t hashed_bytes;
+    uint64_t pending_filled;
+};
+
+void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out);
+
+#endif

@@ -1,0 +1,151 @@
+/* Access-log formatting and error lines. */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "notmod/json.h"
+
+/* Combined format: '"', '\\', controls and bytes >= 0x7F as \xHH, as nginx and Apache do. */
+static int put_escaped(struct nm_buf *out, struct nm_slice s)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.ptr[i];
+        int rc;
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            rc = nm_buf_append(out, esc, sizeof(esc));
+        } else {
+            rc = nm_buf_append(out, &s.ptr[i], 1);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int put_json_string(struct nm_buf *out, struct nm_slice s)
+{
+    int rc = nm_buf_append(out, "\"", 1);
+    while (rc == 0 && s.len > 0) {
+        /* Room for a piece at a time: a long field does not reserve six times its length. */
+        size_t want = s.len * NM_JSON_ESCAPE_MAX;
+        rc = nm_buf_reserve(out, want < 512 ? want : 512);
+        if (rc < 0)
+            break;
+        size_t used;
+        out->len += nm_json_escape(s, out->ptr + out->len, out->cap - out->len, &used);
+        s.ptr += used;
+        s.len -= used;
+    }
+    if (rc == 0)
+        rc = nm_buf_append(out, "\"", 1);
+    return rc;
+}
+
+static int put_field(struct nm_buf *out, struct nm_slice s, bool json)
+{
+    if (json)
+        return put_json_string(out, s);
+    if (s.len == 0)
+        return nm_buf_append_str(out, "\"-\"");
+    int rc = nm_buf_append(out, "\"", 1);
+    if (rc == 0)
+        rc = put_escaped(out, s);
+    if (rc == 0)
+        rc = nm_buf_append(out, "\"", 1);
+    return rc;
+}
+
+int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
+                         const struct nm_log_entry *e)
+{
+    size_t start = out->len;
+    bool json = format == NM_LOG_JSON;
+    time_t t = (time_t)e->time;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char when[40];
+    int rc;
+    if (json) {
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        rc = nm_buf_appendf(out, "{\"time\":\"%s\",\"remote\":", when);
+        if (rc == 0)
+            rc = put_field(out, nm_slice_from_cstr(e->peer), true);
+        if (rc == 0)
+            rc = nm_buf_append_str(out, ",\"method\":");
+        if (rc == 0)
+            rc = put_field(out, e->method, true);
+        if (rc == 0)
+            rc = nm_buf_append_str(out, ",\"target\":");
+        if (rc == 0)
+            rc = put_field(out, e->target, true);
+        if (rc == 0)
+            rc = nm_buf_appendf(out, ",\"status\":%d,\"bytes\":%llu,\"referer\":", e->status,
+                                (unsigned long long)e->bytes);
+        if (rc == 0)
+            rc = put_field(out, e->referer, true);
+        if (rc == 0)
+            rc = nm_buf_append_str(out, ",\"user_agent\":");
+        if (rc == 0)
+            rc = put_field(out, e->user_agent, true);
+        if (rc == 0)
+            rc = nm_buf_append_str(out, ",\"etag\":");
+        if (rc == 0)
+            rc = put_field(out, e->etag, true);
+        if (rc == 0)
+            rc = nm_buf_append_str(out, "}\n");
+    } else {
+        strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S +0000", &tm);
+        rc = put_escaped(out, nm_slice_from_cstr(e->peer));
+        if (rc == 0)
+            rc = nm_buf_appendf(out, " - - [%s] \"", when);
+        if (rc == 0 && e->minor_version >= 0) {
+            rc = put_escaped(out, e->method);
+            if (rc == 0)
+                rc = nm_buf_append(out, " ", 1);
+            if (rc == 0)
+                rc = put_escaped(out, e->target);
+            if (rc == 0)
+                rc = nm_buf_appendf(out, " HTTP/1.%d", e->minor_version);
+        } else if (rc == 0) {
+            rc = nm_buf_append(out, "-", 1);
+        }
+        if (rc == 0)
+            rc = nm_buf_appendf(out, "\" %d %llu ", e->status, (unsigned long long)e->bytes);
+        if (rc == 0)
+            rc = put_field(out, e->referer, false);
+        if (rc == 0)
+            rc = nm_buf_append(out, " ", 1);
+        if (rc == 0)
+            rc = put_field(out, e->user_agent, false);
+        if (rc == 0)
+            rc = nm_buf_append(out, "\n", 1);
+    }
+    if (rc < 0)
+        out->len = start;
+    return rc;
+}
+
+void nm_log_error(const char *fmt, ...)
+{
+    char line[1024];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ notmod: ", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        return;
+    n += (size_t)m < sizeof(line) - n - 1 ? (size_t)m : sizeof(line) - n - 2;
+    line[n++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, n);
+    (void)w;
+}

@@ -1,0 +1,13 @@
+/* The serve layer's interface to the layers above it: the only header of src/serve/ that code
+ * outside the folder includes. */
+#ifndef NOTMOD_SERVE_SERVE_H
+#define NOTMOD_SERVE_SERVE_H
+
+#include "config.h"
+#include "conn.h"
+#include "filecache.h"
+#include "log.h"
+#include "mime.h"
+#include "server.h"
+
+#endif

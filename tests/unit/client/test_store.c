@@ -1,0 +1,266 @@
+/* The on-disk cache: round trips, atomic replacement, corruption detection, clearing. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/store.h"
+
+static char dir[256];
+static struct nm_store store;
+static struct nm_store_entry *entry;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/nm-store-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    char sub[300];
+    snprintf(sub, sizeof(sub), "%s/a/b", dir);
+    cr_assert_eq(nm_store_open(&store, sub), 0);
+    entry = malloc(sizeof(*entry));
+    nm_store_entry_init(entry);
+}
+
+static void teardown(void)
+{
+    size_t n;
+    nm_store_clear(&store, &n);
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    nm_store_cleanup(&store);
+    nm_store_entry_cleanup(entry);
+    free(entry);
+}
+
+TestSuite(store, .init = setup, .fini = teardown);
+
+#define URL "http://example.test/a.css"
+
+static void put(const char *url, const char *body, const char *etag)
+{
+    struct nm_store_spool sp;
+    cr_assert_eq(nm_store_spool_begin(&store, &sp), 0);
+    cr_assert_eq(nm_store_spool_write(&sp, body, strlen(body)), 0);
+    cr_assert_eq(nm_store_spool_finish(&sp), 0);
+    struct nm_store_entry *e = malloc(sizeof(*e));
+    nm_store_entry_init(e);
+    e->url = nm_slice_from_cstr(url);
+    e->status = 200;
+    e->request_time = 100;
+    e->response_time = 101;
+    e->headers[0] = (struct nm_header){NM_SLICE_LIT("ETag"), nm_slice_from_cstr(etag)};
+    e->headers[1] = (struct nm_header){NM_SLICE_LIT("Vary"), NM_SLICE_LIT("Accept-Language")};
+    e->n_headers = 2;
+    e->request[0] = (struct nm_header){NM_SLICE_LIT("Accept-Language"), NM_SLICE_LIT("fr")};
+    e->n_request = 1;
+    cr_assert_eq(nm_store_commit(&store, e, &sp), 0);
+    cr_assert_eq(e->body_len, strlen(body));
+    nm_store_spool_discard(&store, &sp);
+    nm_store_entry_cleanup(e);
+    free(e);
+}
+
+static size_t count_files(const char *suffix)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "ls '%s/a/b' | grep -c '%s$'", dir, suffix);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    cr_assert_eq(fscanf(p, "%d", &n), 1);
+    pclose(p);
+    return (size_t)n;
+}
+
+static void read_body(char *out, size_t cap)
+{
+    int fd = nm_store_body_open(&store, entry);
+    cr_assert_geq(fd, 0);
+    ssize_t n = read(fd, out, cap - 1);
+    cr_assert_geq(n, 0);
+    out[n] = '\0';
+    close(fd);
+}
+
+Test(store, a_committed_entry_loads_back_with_headers_times_and_vary_values)
+{
+    put(URL, "body one", "\"v1\"");
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    cr_assert_eq(entry->status, 200);
+    cr_assert_eq(entry->request_time, 100);
+    cr_assert_eq(entry->response_time, 101);
+    cr_assert_eq(entry->n_headers, 2);
+    cr_assert(nm_slice_eq(entry->headers[0].value, NM_SLICE_LIT("\"v1\"")));
+    cr_assert_eq(entry->n_request, 1);
+    cr_assert(nm_slice_eq(entry->request[0].value, NM_SLICE_LIT("fr")));
+    char body[64];
+    read_body(body, sizeof(body));
+    cr_assert_str_eq(body, "body one");
+}
+
+Test(store, a_missing_entry_is_enoent)
+{
+    cr_assert_eq(nm_store_load(&store, URL, entry), -ENOENT);
+}
+
+Test(store, replacing_an_entry_removes_the_old_body)
+{
+    put(URL, "body one", "\"v1\"");
+    put(URL, "body two, longer", "\"v2\"");
+    cr_assert_eq(count_files(".body"), 1);
+    cr_assert_eq(count_files(".tmp"), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    char body[64];
+    read_body(body, sizeof(body));
+    cr_assert_str_eq(body, "body two, longer");
+}
+
+Test(store, a_discarded_spool_leaves_the_entry_and_no_temporary_file)
+{
+    put(URL, "body one", "\"v1\"");
+    struct nm_store_spool sp;
+    cr_assert_eq(nm_store_spool_begin(&store, &sp), 0);
+    cr_assert_eq(nm_store_spool_write(&sp, "partial", 7), 0);
+    nm_store_spool_discard(&store, &sp);
+    nm_store_spool_discard(&store, &sp);
+    cr_assert_eq(count_files(".tmp"), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    char body[64];
+    read_body(body, sizeof(body));
+    cr_assert_str_eq(body, "body one");
+}
+
+Test(store, saving_metadata_keeps_the_body)
+{
+    put(URL, "body one", "\"v1\"");
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    entry->response_time = 5000;
+    entry->headers[entry->n_headers++] =
+        (struct nm_header){NM_SLICE_LIT("Cache-Control"), NM_SLICE_LIT("max-age=60")};
+    cr_assert_eq(nm_store_save(&store, entry), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    cr_assert_eq(entry->response_time, 5000);
+    cr_assert_eq(entry->n_headers, 3);
+    char body[64];
+    read_body(body, sizeof(body));
+    cr_assert_str_eq(body, "body one");
+}
+
+static void meta_path(char *out, size_t cap)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "ls '%s/a/b'/*.meta", dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(fgets(out, (int)cap, p));
+    out[strcspn(out, "\n")] = '\0';
+    pclose(p);
+}
+
+Test(store, truncated_metadata_is_reported_as_corrupt)
+{
+    put(URL, "body one", "\"v1\"");
+    char path[512];
+    meta_path(path, sizeof(path));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert_eq(truncate(path, st.st_size - 5), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), -EBADMSG);
+}
+
+Test(store, garbage_metadata_is_reported_as_corrupt)
+{
+    put(URL, "body one", "\"v1\"");
+    char path[512];
+    meta_path(path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    fputs("notmod-cache 1\nurl " URL "\nbody ../../etc/passwd 5 x\nend\n", f);
+    fclose(f);
+    cr_assert_eq(nm_store_load(&store, URL, entry), -EBADMSG);
+}
+
+Test(store, a_body_of_the_wrong_size_is_reported_as_corrupt)
+{
+    put(URL, "body one", "\"v1\"");
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "for f in '%s/a/b'/*.body; do printf x >> \"$f\"; done", dir);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), -EBADMSG);
+}
+
+Test(store, header_values_with_line_breaks_are_refused)
+{
+    struct nm_store_spool sp;
+    cr_assert_eq(nm_store_spool_begin(&store, &sp), 0);
+    cr_assert_eq(nm_store_spool_finish(&sp), 0);
+    struct nm_store_entry *e = malloc(sizeof(*e));
+    nm_store_entry_init(e);
+    e->url = NM_SLICE_LIT(URL);
+    e->status = 200;
+    e->headers[0] = (struct nm_header){NM_SLICE_LIT("X"), NM_SLICE_LIT("a\nheader Evil: 1")};
+    e->n_headers = 1;
+    cr_assert_eq(nm_store_commit(&store, e, &sp), -EINVAL);
+    nm_store_spool_discard(&store, &sp);
+    free(e);
+    cr_assert_eq(count_files(".body"), 0);
+    cr_assert_eq(nm_store_load(&store, URL, entry), -ENOENT);
+}
+
+Test(store, hashing_a_descriptor_gives_length_and_a_stable_hash)
+{
+    put(URL, "body one", "\"v1\"");
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    int fd = nm_store_body_open(&store, entry);
+    char hash[NM_STORE_HASH_LEN + 1];
+    uint64_t len;
+    cr_assert_eq(nm_store_hash_fd(fd, hash, &len), 0);
+    close(fd);
+    cr_assert_eq(len, 8);
+    cr_assert_str_eq(hash, entry->body_hash);
+}
+
+static int count_cb(void *ctx, const struct nm_store_entry *e, int err, const char *name)
+{
+    (void)name;
+    int *n = ctx;
+    if (err == 0 && e)
+        n[0]++;
+    else
+        n[1]++;
+    return 0;
+}
+
+Test(store, foreach_lists_entries_and_clear_removes_everything)
+{
+    put(URL, "one", "\"1\"");
+    put("http://example.test/b", "two", "\"2\"");
+    int n[2] = {0, 0};
+    cr_assert_eq(nm_store_foreach(&store, count_cb, n), 0);
+    cr_assert_eq(n[0], 2);
+    cr_assert_eq(n[1], 0);
+    size_t removed = 0;
+    cr_assert_eq(nm_store_clear(&store, &removed), 0);
+    cr_assert_eq(removed, 2);
+    cr_assert_eq(count_files(".body"), 0);
+}
+
+Test(store, remove_deletes_one_entry)
+{
+    put(URL, "one", "\"1\"");
+    cr_assert_eq(nm_store_remove(&store, URL), 0);
+    cr_assert_eq(nm_store_remove(&store, URL), -ENOENT);
+    cr_assert_eq(count_files(".body"), 0);
+}
+
+Test(store, opening_a_file_as_the_directory_fails_cleanly)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    fclose(f);
+    struct nm_store s2;
+    cr_assert_eq(nm_store_open(&s2, path), -ENOTDIR);
+}

@@ -1,0 +1,258 @@
+/* The file table's content ETags: from the bytes held in memory, from the pool for larger files
+ * (served without an ETag until then), synchronously without a pool, and always new for new
+ * bytes and old for old bytes. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "etags/etags.h"
+#include "serve/config.h"
+#include "serve/filecache.h"
+#include "serve/mime.h"
+
+static char dir[64];
+static int root_fd = -1;
+static struct nm_config cfg;
+static struct nm_mime_table *mime;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof(dir), "/tmp/nm_filecache_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    root_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(root_fd, 0);
+    nm_config_init(&cfg);
+    cr_assert_eq(nm_mime_table_new("/nonexistent/mime.types", &mime), 0);
+}
+
+static void teardown(void)
+{
+    nm_mime_table_free(mime);
+    nm_config_cleanup(&cfg);
+    close(root_fd);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(filecache, .init = setup, .fini = teardown, .timeout = 60);
+
+static char *fill(size_t n, unsigned seed)
+{
+    char *p = malloc(n ? n : 1);
+    cr_assert_not_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (char)((i * 2654435761u + seed) >> 9);
+    return p;
+}
+
+/* Rewrites a file in place with the same inode. */
+static void put(const char *name, const char *data, size_t n)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, data, n, 0), (ssize_t)n);
+    cr_assert_eq(ftruncate(fd, (off_t)n), 0);
+    close(fd);
+}
+
+static void expect_tag_of(const struct nm_file *f, const char *data, size_t n)
+{
+    char want[NM_ETAG_MAX + 1];
+    nm_hashing_format_etag(nm_hashing_hash_bytes(data, n), want, sizeof(want));
+    cr_assert(f->has_etag);
+    cr_expect_eq(f->etag.opaque.len, strlen(want));
+    cr_expect_eq(memcmp(f->etag.opaque.ptr, want, strlen(want)), 0, "%.*s vs %s",
+                 (int)f->etag.opaque.len, f->etag.opaque.ptr, want);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+Test(filecache, a_small_file_is_tagged_with_the_hash_of_its_bytes)
+{
+    put("a.txt", "hello\n", 6);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/a.txt", &f), 0);
+    expect_tag_of(f, "hello\n", 6);
+    cr_expect_not(f->hash_pending);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, a_same_size_rewrite_gets_a_new_tag_and_a_rollback_the_old_one)
+{
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    const char *bodies[] = {"version A\n", "version B\n", "version A\n"};
+    char tags[3][NM_ETAG_MAX + 1];
+    for (int i = 0; i < 3; i++) {
+        put("f", bodies[i], 10);
+        struct nm_file *f;
+        cr_assert_eq(nm_filecache_lookup(fc, "/f", &f), 0);
+        expect_tag_of(f, bodies[i], 10);
+        snprintf(tags[i], sizeof(tags[i]), "%.*s", (int)f->etag.opaque.len, f->etag.opaque.ptr);
+        nm_file_release(f);
+    }
+    cr_expect_str_neq(tags[0], tags[1]);
+    cr_expect_str_eq(tags[0], tags[2]);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, a_racy_small_file_is_read_again_on_every_lookup)
+{
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    put("r", "one", 3);
+    struct nm_file *a, *b;
+    cr_assert_eq(nm_filecache_lookup(fc, "/r", &a), 0);
+    cr_expect(a->racy);
+    cr_assert_eq(nm_filecache_lookup(fc, "/r", &b), 0);
+    cr_expect_neq(a, b, "a racy entry is not reused");
+    nm_file_release(a);
+    nm_file_release(b);
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.hits, 0);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, without_a_pool_a_large_file_is_hashed_when_loaded)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 1);
+    put("big", data, n);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect_null(f->data);
+    expect_tag_of(f, data, n);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    free(data);
+}
+
+Test(filecache, above_the_threshold_a_file_is_served_untagged_until_the_pool_hashes_it)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 2);
+    put("big", data, n);
+    cfg.hash_threshold_bytes = 100 * 1024;
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.persist = false;
+    o.low_priority = false;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect_not(f->has_etag);
+    cr_expect(f->hash_pending);
+    cr_expect(f->has_last_modified);
+    struct nm_file *first = f;
+    /* The file is new, so the job waits about 2 s; lookups meanwhile stay untagged. */
+    bool tagged = false;
+    for (int i = 0; i < 1500 && !tagged; i++) {
+        sleep_ms(10);
+        struct nm_file *g;
+        cr_assert_eq(nm_filecache_lookup(fc, "/big", &g), 0);
+        tagged = g->has_etag;
+        if (tagged) {
+            cr_expect_eq(g, first, "the same entry gets its tag");
+            expect_tag_of(g, data, n);
+        }
+        nm_file_release(g);
+    }
+    cr_expect(tagged, "no tag within 15 s");
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.pending_filled, 1);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    nm_hashing_free(h);
+    free(data);
+}
+
+Test(filecache, below_the_threshold_a_settled_file_is_hashed_inline)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 3);
+    put("mid", data, n);
+    sleep_ms(2100); /* past the racy window */
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.persist = false;
+    o.low_priority = false;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/mid", &f), 0);
+    expect_tag_of(f, data, n);
+    cr_expect(nm_file_is_unchanged(f));
+    nm_file_release(f);
+    struct nm_hashing_stats st;
+    nm_hashing_get_stats(h, &st);
+    cr_expect_eq(st.hashed_files, 1);
+    nm_filecache_free(fc);
+    nm_hashing_free(h);
+    free(data);
+}
+
+Test(filecache, metadata_and_version_modes_need_no_hash)
+{
+    put("m", "abc", 3);
+    cfg.etag_mode = NM_ETAG_METADATA;
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/m", &f), 0);
+    cr_assert(f->has_etag);
+    cr_expect_eq(f->etag.opaque.ptr[0], '"');
+    cr_expect_neq(memchr(f->etag.opaque.ptr, '-', f->etag.opaque.len), NULL);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    cfg.etag_mode = NM_ETAG_OFF;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    cr_assert_eq(nm_filecache_lookup(fc, "/m", &f), 0);
+    cr_expect_not(f->has_etag);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, a_change_after_loading_is_seen_by_the_change_check)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 4);
+    put("big", data, n);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect(nm_file_is_unchanged(f));
+    data[n - 1] ^= 1;
+    put("big", data, n);
+    cr_expect_not(nm_file_is_unchanged(f));
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    free(data);
+}
