@@ -12,7 +12,7 @@
 
 #define MAX 64
 
-static size_t split(const char *p, size_t len, struct nm_header *h, size_t *consumed)
+static size_t split(const char *p, size_t len, struct nm_http1_field *h, size_t *consumed)
 {
     size_t n = 0, pos = 0;
     while (pos < len && n < MAX) {
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *p = (const char *)data;
-    struct nm_header a[MAX], b[MAX], out[2 * MAX];
+    struct nm_http1_field a[MAX], b[MAX], out[2 * MAX];
     size_t used_a, used_b;
     size_t na = split(p, size, a, &used_a);
     size_t nb = split(p + used_a, size - used_a, b, &used_b);

@@ -3,6 +3,7 @@
  * gives back the input exactly; valid UTF-8 without controls is copied unchanged; and escaping
  * in small pieces gives the same text as escaping at once. */
 #include "notmod/json.h"
+#include "notmod/slice.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -79,17 +80,6 @@ static size_t utf8_encode(uint32_t c, uint8_t *out)
     return 4;
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Reads the inside of a JSON string (RFC 8259 §7: no '"', '\' or control unescaped; §8.1:
  * UTF-8) and decodes it the way json.loads then .encode("utf-8", "surrogateescape") would.
  * Returns the decoded length, or -1 when the text is not a valid JSON string body or holds a
@@ -124,7 +114,7 @@ static long decode(const uint8_t *s, size_t len, uint8_t *out)
             return -1;
         c = 0;
         for (int d = 0; d < 4; d++) {
-            int v = hex_value(s[i + (size_t)d]);
+            int v = nm_hex_digit_value((unsigned char)s[i + (size_t)d]);
             if (v < 0)
                 return -1;
             c = c << 4 | (uint32_t)v;

@@ -43,28 +43,15 @@ static int list_one(void *ctx, const struct nm_store_entry *e, int err, const ch
         l->corrupt++;
         return 0;
     }
-    struct nm_slice lines[5][NM_CACHECTL_MAX_LINES];
-    const struct nm_header *h = e->headers;
-    size_t n = e->n_headers;
-    struct nm_cachectl_response cr = {
-        .status = e->status,
-        .cache_control = nm_cachectl_field(h, n, "Cache-Control", lines[0], NM_CACHECTL_MAX_LINES),
-        .expires = nm_cachectl_field(h, n, "Expires", lines[1], NM_CACHECTL_MAX_LINES),
-        .date = nm_cachectl_field(h, n, "Date", lines[2], NM_CACHECTL_MAX_LINES),
-        .last_modified = nm_cachectl_field(h, n, "Last-Modified", lines[3], NM_CACHECTL_MAX_LINES),
-        .age = nm_cachectl_field(h, n, "Age", lines[4], NM_CACHECTL_MAX_LINES),
-        .request_time = e->request_time,
-        .response_time = e->response_time,
-    };
-    struct nm_cachectl_policy p = {
-        .heuristic = true, .heuristic_max_s = 86400, .heuristic_percent = 10};
+    /* The freshness notmod get would see, heuristic allowed. */
+    struct nm_policy p = {.heuristic = true};
     struct nm_freshness fr;
-    nm_cachectl_evaluate(&cr, &p, l->now, &fr);
+    nm_policy_freshness(&p, e, l->now, &fr);
     char age[32], size[32];
     nm__cli_duration(fr.current_age_s, age, sizeof(age));
     nm__cli_size(e->body_len, size, sizeof(size));
     struct nm_slice el[1];
-    struct nm_field etag = nm_cachectl_field(h, n, "ETag", el, 1);
+    struct nm_field etag = nm_cachectl_field(e->headers, e->n_headers, "ETag", el, 1);
     int tag_len = etag.n_lines ? (int)etag.lines[0].len : 1;
     const char *tag = etag.n_lines ? etag.lines[0].ptr : "-";
     if (tag_len > 24)

@@ -1,10 +1,10 @@
 /* notmod etag: prints the content ETag the server would send for files, stores it ahead of time
  * in the user.notmod.etag attribute, or writes a manifest of a tree (docs/etags.md). */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,50 +102,29 @@ static void do_file(struct run *r, int fd, const char *shown, const char *url)
     printf("%s %s\n", tag, shown);
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Walks a directory in name order; symlinks to files are followed, to directories not. */
 static void do_dir(struct run *r, int dirfd, const char *shown, const char *url, int depth)
 {
-    DIR *d = fdopendir(dirfd);
-    if (!d) {
-        fail(r, shown, strerror(errno));
+    struct nm_dir d;
+    /* Every entry: a tree the server serves has no cap on a directory's size either. */
+    int n = nm_dir_read(dirfd, SIZE_MAX, &d);
+    if (n < 0) {
+        fail(r, shown, strerror(-n));
         close(dirfd);
         return;
     }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof(*p));
-            if (!p)
-                break;
-            names = p;
-        }
-        names[n] = strdup(de->d_name);
-        if (names[n])
-            n++;
-    }
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < d.count; i++) {
+        const char *name = d.entries[i].name;
         char child[PATH_MAX], child_url[PATH_MAX];
         int a = snprintf(child, sizeof(child), "%s%s%s", shown,
-                         shown[strlen(shown) - 1] == '/' ? "" : "/", names[i]);
-        int b = snprintf(child_url, sizeof(child_url), "%s/%s", url, names[i]);
+                         shown[strlen(shown) - 1] == '/' ? "" : "/", name);
+        int b = snprintf(child_url, sizeof(child_url), "%s/%s", url, name);
         if (a < 0 || (size_t)a >= sizeof(child) || b < 0 || (size_t)b >= sizeof(child_url)) {
-            fail(r, names[i], "path too long");
+            fail(r, name, "path too long");
             continue;
         }
         struct stat lst;
-        if (fstatat(dirfd, names[i], &lst, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (fstatat(dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) != 0) {
             fail(r, child, strerror(errno));
             continue;
         }
@@ -154,14 +133,14 @@ static void do_dir(struct run *r, int dirfd, const char *shown, const char *url,
                 fail(r, child, "too deep");
                 continue;
             }
-            int sub = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int sub = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub < 0)
                 fail(r, child, strerror(errno));
             else
                 do_dir(r, sub, child, child_url, depth + 1);
             continue;
         }
-        int fd = openat(dirfd, names[i], O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
             if (!S_ISLNK(lst.st_mode) || errno != ENOENT)
                 fail(r, child, strerror(errno));
@@ -172,10 +151,8 @@ static void do_dir(struct run *r, int dirfd, const char *shown, const char *url,
             do_file(r, fd, child, child_url);
         close(fd);
     }
-    for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
-    closedir(d);
+    nm_dir_free(&d);
+    close(dirfd);
 }
 
 static void do_path(struct run *r, const char *path)

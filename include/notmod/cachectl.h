@@ -1,6 +1,12 @@
 /* The caching rules of a private cache (RFC 9111): Cache-Control directives (§5.2), Age (§5.1),
  * current age (§4.2.3), freshness lifetime (§4.2.1, heuristics §4.2.2), Vary matching (§4.1), and
- * freshening a stored response with a 304 (§4.3.4). Pure: no I/O, no allocation, no clock. */
+ * freshening a stored response with a 304 (§4.3.4). Pure: no I/O, no allocation, no clock.
+ *
+ * Slices: fields come in as arrays of struct nm_http1_field (http1.h), and every slice written
+ * out (collected lines, Vary members, freshened lines) borrows from those fields' buffers and
+ * lives as long as they do. Errors: nm_cachectl_date returns -ENOENT or -EINVAL and
+ * nm_cachectl_freshen -ENOSPC; nothing else fails: bad input is ignored or flagged as RFC 9111
+ * says (NM_CACHECTL_MALFORMED, NM_CACHECTL_INVALID_FRESHNESS, an invalid Age read as absent). */
 #ifndef NOTMOD_CACHECTL_H
 #define NOTMOD_CACHECTL_H
 
@@ -8,22 +14,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "notmod/http1.h"
 #include "notmod/slice.h"
-
-/* One header field line as received. Both slices borrow from the caller's buffer. */
-struct nm_header {
-    struct nm_slice name;
-    struct nm_slice value;
-};
 
 /* Most lines of one field name that the functions below look at; more lines make a Vary
  * comparison a mismatch (a miss, always safe) and are otherwise ignored. */
 #define NM_CACHECTL_MAX_LINES 16
 
 /* Collects the values of every line named `name` (case-insensitive), in order, into lines[]
- * (at most max_lines of them) and returns them as a field; n_lines == 0 when absent. The field
- * borrows `lines`, which borrow from hdrs. */
-struct nm_field nm_cachectl_field(const struct nm_header *hdrs, size_t n, const char *name,
+ * (at most max_lines of them; more are left out) and returns them as a field; n_lines == 0 when
+ * absent. The field borrows `lines`, which borrow from hdrs. nm_http1_fields_collect with a C
+ * string name, for the many fixed names of the cache rules. */
+struct nm_field nm_cachectl_field(const struct nm_http1_field *hdrs, size_t n, const char *name,
                                   struct nm_slice *lines, size_t max_lines);
 
 /* Cache-Control directives (RFC 9111 §5.2). Names are case-insensitive; arguments may be tokens
@@ -138,8 +140,8 @@ bool nm_cachectl_token_iter_next(struct nm_cachectl_token_iter *it, struct nm_sl
 /* §4.1: true when, for every field name in `vary`, the stored request and the new request carry
  * the same value (the same lines, each compared with OWS trimmed; absent in both is equal).
  * Vary "*" never matches; an absent Vary always matches. */
-bool nm_cachectl_vary_matches(struct nm_field vary, const struct nm_header *stored_req,
-                              size_t n_stored, const struct nm_header *req, size_t n_req);
+bool nm_cachectl_vary_matches(struct nm_field vary, const struct nm_http1_field *stored_req,
+                              size_t n_stored, const struct nm_http1_field *req, size_t n_req);
 
 /* Fields a cache must not store (§3.1): Connection and the fields it names, and the hop-by-hop
  * and proxy fields (Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Trailer, Upgrade,
@@ -161,8 +163,8 @@ enum nm_cachectl_select {
     NM_CACHECTL_SELECT_NO_VALIDATOR,
 };
 
-enum nm_cachectl_select nm_cachectl_select_304(const struct nm_header *stored, size_t n_stored,
-                                               const struct nm_header *resp, size_t n_resp,
+enum nm_cachectl_select nm_cachectl_select_304(const struct nm_http1_field *stored, size_t n_stored,
+                                               const struct nm_http1_field *resp, size_t n_resp,
                                                int64_t now);
 
 /* Freshening (§4.3.4): writes to out[] the stored header lines except those whose name the 304
@@ -171,8 +173,8 @@ enum nm_cachectl_select nm_cachectl_select_304(const struct nm_header *stored, s
  * fields that describe the stored bytes (Content-Encoding, Content-Range): those stay as stored.
  * Slices borrow from both inputs. Returns the number of lines written, or -ENOSPC (out is then
  * unspecified) when more than cap are needed. */
-int nm_cachectl_freshen(const struct nm_header *stored, size_t n_stored,
-                        const struct nm_header *resp, size_t n_resp, struct nm_header *out,
-                        size_t cap);
+int nm_cachectl_freshen(const struct nm_http1_field *stored, size_t n_stored,
+                        const struct nm_http1_field *resp, size_t n_resp,
+                        struct nm_http1_field *out, size_t cap);
 
 #endif

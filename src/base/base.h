@@ -4,5 +4,7 @@
 #define NOTMOD_BASE_BASE_H
 
 #include "buf.h"
+#include "dir.h"
+#include "hash.h"
 
 #endif

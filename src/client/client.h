@@ -3,6 +3,8 @@
 #ifndef NOTMOD_CLIENT_CLIENT_H
 #define NOTMOD_CLIENT_CLIENT_H
 
+#include "policy.h"
+#include "probes.h"
 #include "store.h"
 #include "transport.h"
 

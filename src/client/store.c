@@ -24,7 +24,8 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
+
+#include "notmod/token.h"
 
 #define META_MAGIC "notmod-cache 1"
 
@@ -86,15 +87,11 @@ void nm_store_entry_cleanup(struct nm_store_entry *e)
     e->text = text;
 }
 
-static void hex128(XXH128_hash_t h, char out[NM_STORE_HASH_LEN + 1])
-{
-    snprintf(out, NM_STORE_HASH_LEN + 1, "%016" PRIx64 "%016" PRIx64, (uint64_t)h.high64,
-             (uint64_t)h.low64);
-}
+_Static_assert(NM_STORE_HASH_LEN == NM_HASH_HEX_LEN, "keys and body hashes are hex XXH3-128");
 
 static void url_key(const char *url, size_t len, char out[NM_STORE_HASH_LEN + 1])
 {
-    hex128(XXH3_128bits(url, len), out);
+    nm_hash_format_hex(nm_hash_bytes(url, len), out);
 }
 
 static int path_of(const struct nm_store *s, const char *name, char *out, size_t cap)
@@ -132,22 +129,6 @@ static int read_all(int fd, struct nm_buf *b)
     }
 }
 
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool valid_name(struct nm_slice s)
-{
-    if (s.len == 0)
-        return false;
-    for (size_t i = 0; i < s.len; i++)
-        if (!is_tchar((unsigned char)s.ptr[i]))
-            return false;
-    return true;
-}
-
 static bool valid_value(struct nm_slice s)
 {
     for (size_t i = 0; i < s.len; i++)
@@ -182,7 +163,7 @@ static bool parse_i64(struct nm_slice s, int64_t *out)
 }
 
 /* "Name: value" into a header; false when malformed. */
-static bool parse_header_line(struct nm_slice s, struct nm_header *h)
+static bool parse_header_line(struct nm_slice s, struct nm_http1_field *h)
 {
     const char *colon = memchr(s.ptr, ':', s.len);
     if (!colon)
@@ -193,7 +174,7 @@ static bool parse_header_line(struct nm_slice s, struct nm_header *h)
         h->value.ptr++;
         h->value.len--;
     }
-    return valid_name(h->name) && valid_value(h->value);
+    return nm_token_is_token(h->name) && valid_value(h->value);
 }
 
 static bool starts(struct nm_slice line, const char *word, struct nm_slice *rest)
@@ -342,13 +323,12 @@ int nm_store_body_open(const struct nm_store *s, const struct nm_store_entry *e)
 
 int nm_store_hash_fd(int fd, char hash[NM_STORE_HASH_LEN + 1], uint64_t *len)
 {
-    XXH3_state_t *st = XXH3_createState();
-    if (!st)
-        return -ENOMEM;
-    XXH3_128bits_reset(st);
+    struct nm_hash_stream *st;
+    int rc = nm_hash_stream_new(&st);
+    if (rc < 0)
+        return rc;
     char buf[65536];
     uint64_t total = 0;
-    int rc = 0;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
         if (n < 0) {
@@ -359,15 +339,15 @@ int nm_store_hash_fd(int fd, char hash[NM_STORE_HASH_LEN + 1], uint64_t *len)
         }
         if (n == 0)
             break;
-        XXH3_128bits_update(st, buf, (size_t)n);
+        nm_hash_stream_update(st, buf, (size_t)n);
         total += (uint64_t)n;
     }
     if (rc == 0) {
-        hex128(XXH3_128bits_digest(st), hash);
+        nm_hash_format_hex(nm_hash_stream_digest(st), hash);
         if (len)
             *len = total;
     }
-    XXH3_freeState(st);
+    nm_hash_stream_free(st);
     return rc;
 }
 
@@ -378,14 +358,14 @@ int nm_store_spool_begin(struct nm_store *s, struct nm_store_spool *sp)
     int rc = path_of(s, "spool-XXXXXX.tmp", path, sizeof(path));
     if (rc < 0)
         return rc;
-    XXH3_state_t *st = XXH3_createState();
-    if (!st)
-        return -ENOMEM;
-    XXH3_128bits_reset(st);
+    struct nm_hash_stream *st;
+    rc = nm_hash_stream_new(&st);
+    if (rc < 0)
+        return rc;
     int fd = mkostemps(path, 4, O_CLOEXEC);
     if (fd < 0) {
         rc = -errno;
-        XXH3_freeState(st);
+        nm_hash_stream_free(st);
         return rc;
     }
     snprintf(sp->name, sizeof(sp->name), "%s", strrchr(path, '/') + 1);
@@ -408,7 +388,7 @@ int nm_store_spool_write(struct nm_store_spool *sp, const void *data, size_t len
         p += n;
         left -= (size_t)n;
     }
-    XXH3_128bits_update(sp->state, data, len);
+    nm_hash_stream_update(sp->state, data, len);
     sp->len += len;
     return 0;
 }
@@ -417,7 +397,7 @@ int nm_store_spool_finish(struct nm_store_spool *sp)
 {
     if (fsync(sp->fd) != 0)
         return -errno;
-    hex128(XXH3_128bits_digest(sp->state), sp->hash);
+    nm_hash_format_hex(nm_hash_stream_digest(sp->state), sp->hash);
     return 0;
 }
 
@@ -436,8 +416,7 @@ static void spool_close(struct nm_store_spool *sp)
     if (sp->fd >= 0)
         close(sp->fd);
     sp->fd = -1;
-    if (sp->state)
-        XXH3_freeState(sp->state);
+    nm_hash_stream_free(sp->state);
     sp->state = NULL;
 }
 
@@ -452,9 +431,9 @@ void nm_store_spool_discard(struct nm_store *s, struct nm_store_spool *sp)
     sp->name[0] = '\0';
 }
 
-static int append_header(struct nm_buf *b, const char *kind, const struct nm_header *h)
+static int append_header(struct nm_buf *b, const char *kind, const struct nm_http1_field *h)
 {
-    if (!valid_name(h->name) || !valid_value(h->value))
+    if (!nm_token_is_token(h->name) || !valid_value(h->value))
         return -EINVAL;
     return nm_buf_appendf(b, "%s %.*s: %.*s\n", kind, (int)h->name.len, h->name.ptr,
                           (int)h->value.len, h->value.ptr);

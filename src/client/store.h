@@ -38,9 +38,9 @@ struct nm_store_entry {
     uint64_t body_len;
     char body_hash[NM_STORE_HASH_LEN + 1];
     char body_name[NM_STORE_NAME_MAX];
-    struct nm_header headers[NM_STORE_MAX_HEADERS];
+    struct nm_http1_field headers[NM_STORE_MAX_HEADERS];
     size_t n_headers;
-    struct nm_header request[NM_STORE_MAX_REQUEST];
+    struct nm_http1_field request[NM_STORE_MAX_REQUEST];
     size_t n_request;
     struct nm_buf text;
 };

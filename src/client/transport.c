@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "notmod/http1.h"
+#include "notmod/token.h"
+
 int nm_client_global_init(void)
 {
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -ENOMEM;
@@ -56,14 +59,35 @@ struct exchange {
     int head_err;
     int body_err;
     int progress_err;
+    size_t head_lines; /* lines of the current head in resp->head, its status line included */
     bool head_done;
 };
 
-static bool is_ows(char c)
+/* Parses the head collected in r->head at its empty line. Returns 0, or -EBADMSG. */
+static int end_head(struct exchange *x)
 {
-    return c == ' ' || c == '\t';
+    struct nm_client_response *r = x->resp;
+    struct nm_http1_response h;
+    if (nm_http1_parse_response(r->head.ptr, r->head.len, r->headers, NM_CLIENT_MAX_HEADERS, &h) <=
+        0)
+        return -EBADMSG;
+    if (nm_http1_response_is_interim(&h)) {
+        /* RFC 9110 §15.2: an interim response's fields are not the final ones. */
+        r->head.len = 0;
+        x->head_lines = 0;
+        return 0;
+    }
+    r->n_headers = h.n_fields;
+    size_t n = h.reason.len < sizeof(r->reason) ? h.reason.len : sizeof(r->reason) - 1;
+    memcpy(r->reason, h.reason.ptr, n);
+    r->reason[n] = '\0';
+    x->head_done = true;
+    r->response_time = now_s();
+    return 0;
 }
 
+/* libcurl hands over each line of each head it reads: interim 1xx heads, a proxy's answer to
+ * CONNECT and the final head each begin with a status line. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct exchange *x = ud;
@@ -73,31 +97,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     while (line.len > 0 && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r'))
         line.len--;
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
-        /* A new status line: an interim 1xx response's fields are not the final ones. */
         r->head.len = 0;
+        r->n_headers = 0;
         r->reason[0] = '\0';
+        x->head_lines = 0;
         x->head_done = false;
-        const char *sp = memchr(line.ptr, ' ', line.len);
-        if (sp) {
-            const char *sp2 = memchr(sp + 1, ' ', line.len - (size_t)(sp + 1 - line.ptr));
-            if (sp2) {
-                size_t n = line.len - (size_t)(sp2 + 1 - line.ptr);
-                if (n >= sizeof(r->reason))
-                    n = sizeof(r->reason) - 1;
-                memcpy(r->reason, sp2 + 1, n);
-                r->reason[n] = '\0';
-            }
-        }
-        return len;
-    }
-    if (line.len == 0) {
-        x->head_done = true;
-        r->response_time = now_s();
+    } else if (x->head_done) {
+        /* RFC 9110 §6.5.1: trailer fields are kept apart from the header section. */
         return len;
     }
     int rc;
-    if (is_ows(line.ptr[0]) && r->head.len > 0) {
-        /* obs-fold: RFC 9112 §5.2 lets a user agent replace it with SP. */
+    if (line.len > 0 && nm_token_is_ows((unsigned char)line.ptr[0]) && x->head_lines > 1) {
+        /* obs-fold: RFC 9112 §5.2 has a user agent replace it with SP before parsing. */
         r->head.len--;
         line = nm_slice_trim_ows(line);
         rc = nm_buf_append(&r->head, " ", 1);
@@ -105,9 +116,12 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
             rc = nm_buf_append(&r->head, line.ptr, line.len);
     } else {
         rc = nm_buf_append(&r->head, line.ptr, line.len);
+        x->head_lines++;
     }
     if (rc == 0)
         rc = nm_buf_append(&r->head, "\n", 1);
+    if (rc == 0 && line.len == 0)
+        rc = end_head(x);
     if (rc < 0) {
         x->head_err = rc;
         return 0;
@@ -144,25 +158,6 @@ static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
         return 1;
     }
     return 0;
-}
-
-/* Splits "Name: value\n" lines of head into headers. Malformed lines are skipped. */
-static void split_head(struct nm_client_response *r)
-{
-    r->n_headers = 0;
-    size_t pos = 0;
-    while (pos < r->head.len && r->n_headers < NM_CLIENT_MAX_HEADERS) {
-        const char *start = r->head.ptr + pos;
-        const char *nl = memchr(start, '\n', r->head.len - pos);
-        size_t n = nl ? (size_t)(nl - start) : r->head.len - pos;
-        pos += n + 1;
-        const char *colon = memchr(start, ':', n);
-        if (!colon || colon == start)
-            continue;
-        struct nm_header *h = &r->headers[r->n_headers++];
-        h->name = nm_slice_make(start, (size_t)(colon - start));
-        h->value = nm_slice_trim_ows(nm_slice_make(colon + 1, n - h->name.len - 1));
-    }
 }
 
 static int map_error(CURLcode code)
@@ -275,7 +270,7 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
 
     for (size_t i = 0; i < req->n_headers; i++) {
         char line[8192];
-        const struct nm_header *h = &req->headers[i];
+        const struct nm_http1_field *h = &req->headers[i];
         int n = snprintf(line, sizeof(line), "%.*s: %.*s", (int)h->name.len, h->name.ptr,
                          (int)h->value.len, h->value.ptr);
         if (n < 0 || (size_t)n >= sizeof(line) || memchr(line, '\r', (size_t)n) ||
@@ -306,6 +301,9 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
     } else if (x.progress_err < 0) {
         rc = x.progress_err;
         snprintf(resp->error, sizeof(resp->error), "%s", strerror(-rc));
+    } else if (x.head_err == -EBADMSG) {
+        rc = -EBADMSG;
+        snprintf(resp->error, sizeof(resp->error), "malformed response header section");
     } else if (x.head_err < 0) {
         rc = -EMSGSIZE;
         snprintf(resp->error, sizeof(resp->error), "response header section over %u bytes",
@@ -318,7 +316,6 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
         long status = 0;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = (int)status;
-        split_head(resp);
     }
 
 out:
@@ -344,7 +341,7 @@ static long elapsed_ms(const struct timespec *start)
     return (long)((t.tv_sec - start->tv_sec) * 1000 + (t.tv_nsec - start->tv_nsec) / 1000000);
 }
 
-static int build_raw_request(const char *url, const char *method, const struct nm_header *h,
+static int build_raw_request(const char *url, const char *method, const struct nm_http1_field *h,
                              size_t n, struct nm_buf *req)
 {
     CURLU *u = curl_url();
@@ -381,7 +378,7 @@ static bool head_complete(const struct nm_buf *b)
 }
 
 int nm_client_raw(const char *url, const char *connect_to, const char *method,
-                  const struct nm_header *headers, size_t n_headers, long timeout_ms,
+                  const struct nm_http1_field *headers, size_t n_headers, long timeout_ms,
                   struct nm_buf *out, char error[NM_CLIENT_ERROR_MAX])
 {
     struct nm_buf req;
@@ -474,39 +471,16 @@ out:
     return rc;
 }
 
-int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_header *hdrs, size_t cap,
-                             size_t *n_hdrs, size_t *head_len)
+int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_field *hdrs,
+                             size_t cap, size_t *n_hdrs, size_t *head_len)
 {
-    const char *end = memmem(raw.ptr, raw.len, "\r\n\r\n", 4);
-    if (!end || raw.len < 12 || memcmp(raw.ptr, "HTTP/1.", 7) != 0 || raw.ptr[8] != ' ')
+    struct nm_http1_response h;
+    int n = nm_http1_parse_response(raw.ptr, raw.len, hdrs, cap, &h);
+    if (n <= 0)
         return -EBADMSG;
-    int code = 0;
-    for (int i = 9; i < 12; i++) {
-        if (raw.ptr[i] < '0' || raw.ptr[i] > '9')
-            return -EBADMSG;
-        code = code * 10 + (raw.ptr[i] - '0');
-    }
-    const char *p = memchr(raw.ptr, '\n', (size_t)(end - raw.ptr));
-    p = p ? p + 1 : end + 4;
-    size_t n = 0;
-    while (p < end + 2) {
-        const char *nl = memchr(p, '\n', (size_t)(end + 2 - p));
-        if (!nl)
-            break;
-        size_t len = (size_t)(nl - p);
-        if (len > 0 && p[len - 1] == '\r')
-            len--;
-        const char *colon = memchr(p, ':', len);
-        if (colon && colon != p && n < cap) {
-            hdrs[n].name = nm_slice_make(p, (size_t)(colon - p));
-            hdrs[n].value = nm_slice_trim_ows(nm_slice_make(colon + 1, len - hdrs[n].name.len - 1));
-            n++;
-        }
-        p = nl + 1;
-    }
-    *status = code;
-    *n_hdrs = n;
-    *head_len = (size_t)(end + 4 - raw.ptr);
+    *status = h.status;
+    *n_hdrs = h.n_fields;
+    *head_len = (size_t)n;
     return 0;
 }
 

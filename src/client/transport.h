@@ -10,6 +10,7 @@
 
 #include "base/base.h"
 #include "notmod/cachectl.h"
+#include "notmod/http1.h"
 
 #define NM_CLIENT_MAX_HEAD_BYTES (64u * 1024) /* cap on a response's header section */
 #define NM_CLIENT_MAX_HEADERS 256             /* cap on its header lines */
@@ -32,7 +33,7 @@ void nm_client_cleanup(struct nm_client *c);
 struct nm_client_request {
     const char *method; /* "GET" or "HEAD" */
     const char *url;
-    const struct nm_header *headers; /* extra request header lines */
+    const struct nm_http1_field *headers; /* extra request header lines */
     size_t n_headers;
     const char *connect_to;  /* "HOST:PORT" to connect to instead of the URL's authority,
                                 keeping the URL's Host (and TLS name); NULL for none */
@@ -52,8 +53,8 @@ struct nm_client_request {
 struct nm_client_response {
     int status;
     char reason[64];    /* the reason phrase, possibly empty */
-    struct nm_buf head; /* "Name: value\n" lines of the final response */
-    struct nm_header headers[NM_CLIENT_MAX_HEADERS]; /* borrow from head */
+    struct nm_buf head; /* the final head: status and field lines, LF-ended, obs-fold unfolded */
+    struct nm_http1_field headers[NM_CLIENT_MAX_HEADERS]; /* borrow from head */
     size_t n_headers;
     uint64_t body_bytes;
     int64_t request_time;            /* seconds since the epoch just before sending */
@@ -80,14 +81,15 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
  * sending for 500 ms after the header section, timeout_ms passes, or out's cap is reached.
  * Returns 0 or a negative errno as nm_client_perform. */
 int nm_client_raw(const char *url, const char *connect_to, const char *method,
-                  const struct nm_header *headers, size_t n_headers, long timeout_ms,
+                  const struct nm_http1_field *headers, size_t n_headers, long timeout_ms,
                   struct nm_buf *out, char error[NM_CLIENT_ERROR_MAX]);
 
-/* Splits a raw response: status code, header lines (borrowing from raw, at most cap) and the
- * length of the header section including its empty line. Returns 0, or -EBADMSG when raw does
- * not start with a complete HTTP/1.x status line and header section. */
-int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_header *hdrs, size_t cap,
-                             size_t *n_hdrs, size_t *head_len);
+/* Splits a raw response with nm_http1_parse_response: status code, header lines (borrowing from
+ * raw, at most cap; more are dropped) and the length of the header section including its empty
+ * line. Returns 0, or -EBADMSG when raw does not start with a complete, well-formed HTTP/1.x
+ * status line and header section (an interim 1xx head counts as one). */
+int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_field *hdrs,
+                             size_t cap, size_t *n_hdrs, size_t *head_len);
 
 /* Checks and normalizes an http or https URL (scheme and host lowercased, fragment dropped).
  * Writes it with a NUL to out. Returns 0, -EINVAL, -EPROTONOSUPPORT or -ENAMETOOLONG. */

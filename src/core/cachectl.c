@@ -6,56 +6,22 @@
 
 #include "notmod/date.h"
 #include "notmod/etag.h"
-
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    switch (c) {
-    case '!':
-    case '#':
-    case '$':
-    case '%':
-    case '&':
-    case '\'':
-    case '*':
-    case '+':
-    case '-':
-    case '.':
-    case '^':
-    case '_':
-    case '`':
-    case '|':
-    case '~':
-        return true;
-    default:
-        return false;
-    }
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
+#include "notmod/token.h"
 
 static bool name_is(struct nm_slice name, const char *lit)
 {
     return nm_slice_case_eq(name, nm_slice_from_cstr(lit));
 }
 
-struct nm_field nm_cachectl_field(const struct nm_header *hdrs, size_t n, const char *name,
+struct nm_field nm_cachectl_field(const struct nm_http1_field *hdrs, size_t n, const char *name,
                                   struct nm_slice *lines, size_t max_lines)
 {
-    size_t k = 0;
-    struct nm_slice want = nm_slice_from_cstr(name);
-    for (size_t i = 0; i < n && k < max_lines; i++)
-        if (nm_slice_case_eq(hdrs[i].name, want))
-            lines[k++] = hdrs[i].value;
-    return (struct nm_field){lines, k};
+    bool overflow;
+    return nm_http1_fields_collect(hdrs, n, nm_slice_from_cstr(name), lines, max_lines, &overflow);
 }
 
 /* Counts every line named `name`, beyond any cap. */
-static size_t count_lines(const struct nm_header *hdrs, size_t n, struct nm_slice name)
+static size_t count_lines(const struct nm_http1_field *hdrs, size_t n, struct nm_slice name)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -95,18 +61,18 @@ static void next_member(struct nm_slice line, size_t *pos, struct member *m)
 {
     size_t i = *pos;
     *m = (struct member){0};
-    while (i < line.len && is_ows(line.ptr[i]))
+    while (i < line.len && nm_token_is_ows((unsigned char)line.ptr[i]))
         i++;
     size_t start = i;
-    while (i < line.len && is_tchar((unsigned char)line.ptr[i]))
+    while (i < line.len && nm_token_is_tchar((unsigned char)line.ptr[i]))
         i++;
     m->name = nm_slice_make(line.ptr + start, i - start);
-    while (i < line.len && is_ows(line.ptr[i]))
+    while (i < line.len && nm_token_is_ows((unsigned char)line.ptr[i]))
         i++;
     if (i < line.len && line.ptr[i] == '=') {
         i++;
         m->has_arg = true;
-        while (i < line.len && is_ows(line.ptr[i]))
+        while (i < line.len && nm_token_is_ows((unsigned char)line.ptr[i]))
             i++;
         if (i < line.len && line.ptr[i] == '"') {
             size_t a = ++i;
@@ -129,13 +95,13 @@ static void next_member(struct nm_slice line, size_t *pos, struct member *m)
                 i++;
         } else {
             size_t a = i;
-            while (i < line.len && is_tchar((unsigned char)line.ptr[i]))
+            while (i < line.len && nm_token_is_tchar((unsigned char)line.ptr[i]))
                 i++;
             m->arg = nm_slice_make(line.ptr + a, i - a);
             if (m->arg.len == 0)
                 m->malformed = true;
         }
-        while (i < line.len && is_ows(line.ptr[i]))
+        while (i < line.len && nm_token_is_ows((unsigned char)line.ptr[i]))
             i++;
     }
     if (i < line.len && line.ptr[i] != ',') {
@@ -227,11 +193,9 @@ int64_t nm_cachectl_age_value(struct nm_field age)
     if (age.n_lines == 0)
         return -1;
     /* §5.1: a list-valued Age uses its first member. */
-    struct nm_slice line = age.lines[0];
-    size_t end = 0;
-    while (end < line.len && line.ptr[end] != ',')
-        end++;
-    struct nm_slice first = nm_slice_trim_ows(nm_slice_make(line.ptr, end));
+    size_t pos = 0;
+    struct nm_slice first;
+    nm_token_list_next(age.lines[0], &pos, &first);
     int64_t v;
     if (parse_delta(first, &v) != 0)
         return -1;
@@ -361,23 +325,15 @@ void nm_cachectl_token_iter_init(struct nm_cachectl_token_iter *it, struct nm_fi
 
 bool nm_cachectl_token_iter_next(struct nm_cachectl_token_iter *it, struct nm_slice *out)
 {
-    while (it->line < it->field.n_lines) {
-        struct nm_slice line = it->field.lines[it->line];
-        while (it->pos < line.len) {
-            size_t start = it->pos;
-            while (it->pos < line.len && line.ptr[it->pos] != ',')
-                it->pos++;
-            struct nm_slice tok =
-                nm_slice_trim_ows(nm_slice_make(line.ptr + start, it->pos - start));
-            if (it->pos < line.len)
-                it->pos++;
+    /* §5.3: each line is its own list; §5.6.1: empty elements are skipped. */
+    for (; it->line < it->field.n_lines; it->line++, it->pos = 0) {
+        struct nm_slice tok;
+        while (nm_token_list_next(it->field.lines[it->line], &it->pos, &tok)) {
             if (tok.len > 0) {
                 *out = tok;
                 return true;
             }
         }
-        it->line++;
-        it->pos = 0;
     }
     return false;
 }
@@ -394,8 +350,8 @@ bool nm_cachectl_vary_is_any(struct nm_field vary)
 }
 
 /* The lines of one field name, trimmed, compared in order. */
-static bool same_values(struct nm_slice name, const struct nm_header *a, size_t na,
-                        const struct nm_header *b, size_t nb)
+static bool same_values(struct nm_slice name, const struct nm_http1_field *a, size_t na,
+                        const struct nm_http1_field *b, size_t nb)
 {
     size_t ia = 0, ib = 0;
     for (;;) {
@@ -412,8 +368,8 @@ static bool same_values(struct nm_slice name, const struct nm_header *a, size_t 
     }
 }
 
-bool nm_cachectl_vary_matches(struct nm_field vary, const struct nm_header *stored_req,
-                              size_t n_stored, const struct nm_header *req, size_t n_req)
+bool nm_cachectl_vary_matches(struct nm_field vary, const struct nm_http1_field *stored_req,
+                              size_t n_stored, const struct nm_http1_field *req, size_t n_req)
 {
     if (nm_cachectl_vary_is_any(vary))
         return false;
@@ -432,11 +388,8 @@ bool nm_cachectl_vary_matches(struct nm_field vary, const struct nm_header *stor
 
 static bool list_has(struct nm_field f, struct nm_slice name)
 {
-    struct nm_cachectl_token_iter it;
-    struct nm_slice tok;
-    nm_cachectl_token_iter_init(&it, f);
-    while (nm_cachectl_token_iter_next(&it, &tok))
-        if (nm_slice_case_eq(tok, name))
+    for (size_t i = 0; i < f.n_lines; i++)
+        if (nm_token_list_has(f.lines[i], name))
             return true;
     return false;
 }
@@ -467,8 +420,8 @@ static bool is_freshen_excepted(struct nm_slice name, struct nm_field connection
            name_is(name, "Content-Encoding") || name_is(name, "Content-Range");
 }
 
-enum nm_cachectl_select nm_cachectl_select_304(const struct nm_header *stored, size_t n_stored,
-                                               const struct nm_header *resp, size_t n_resp,
+enum nm_cachectl_select nm_cachectl_select_304(const struct nm_http1_field *stored, size_t n_stored,
+                                               const struct nm_http1_field *resp, size_t n_resp,
                                                int64_t now)
 {
     struct nm_slice l1[NM_CACHECTL_MAX_LINES], l2[NM_CACHECTL_MAX_LINES];
@@ -506,9 +459,9 @@ enum nm_cachectl_select nm_cachectl_select_304(const struct nm_header *stored, s
     return NM_CACHECTL_SELECT_MATCH;
 }
 
-int nm_cachectl_freshen(const struct nm_header *stored, size_t n_stored,
-                        const struct nm_header *resp, size_t n_resp, struct nm_header *out,
-                        size_t cap)
+int nm_cachectl_freshen(const struct nm_http1_field *stored, size_t n_stored,
+                        const struct nm_http1_field *resp, size_t n_resp,
+                        struct nm_http1_field *out, size_t cap)
 {
     struct nm_slice cl[NM_CACHECTL_MAX_LINES];
     struct nm_field conn = nm_cachectl_field(resp, n_resp, "Connection", cl, NM_CACHECTL_MAX_LINES);

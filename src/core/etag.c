@@ -6,15 +6,12 @@
 #include <limits.h>
 #include <string.h>
 
+#include "notmod/token.h"
+
 /* etagc = %x21 / %x23-7E / obs-text (§8.8.3): visible ASCII but DQUOTE, and any byte >= 0x80. */
 static bool is_etagc(unsigned char c)
 {
     return c == 0x21 || (c >= 0x23 && c <= 0x7e) || c >= 0x80;
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
 }
 
 /* Reads one entity-tag at p[0..len) and returns the number of bytes it spans, or 0 when the
@@ -85,7 +82,7 @@ bool nm_etag_iter_next(struct nm_etag_iter *it, struct nm_etag *out)
         while (it->pos < len) {
             size_t start = it->pos;
             /* §5.6.1: empty list elements and the OWS around them are ignored. */
-            if (is_ows(p[start]) || p[start] == ',') {
+            if (nm_token_is_ows((unsigned char)p[start]) || p[start] == ',') {
                 it->pos++;
                 continue;
             }
@@ -93,7 +90,7 @@ bool nm_etag_iter_next(struct nm_etag_iter *it, struct nm_etag *out)
             size_t n = scan_tag(p + start, len - start, &tag);
             if (n > 0) {
                 size_t end = start + n;
-                while (end < len && is_ows(p[end]))
+                while (end < len && nm_token_is_ows((unsigned char)p[end]))
                     end++;
                 if (end == len || p[end] == ',') {
                     it->pos = end;
@@ -116,26 +113,25 @@ bool nm_etag_iter_next(struct nm_etag_iter *it, struct nm_etag *out)
     return false;
 }
 
-bool nm_etag_list_matches_strong(struct nm_field f, const struct nm_etag *tag)
+static bool list_matches(struct nm_field f, const struct nm_etag *tag, bool strong)
 {
     struct nm_etag_iter it;
     struct nm_etag t;
     nm_etag_iter_init(&it, f);
     while (nm_etag_iter_next(&it, &t))
-        if (nm_etag_matches_strong(&t, tag))
+        if (strong ? nm_etag_matches_strong(&t, tag) : nm_etag_matches_weak(&t, tag))
             return true;
     return false;
 }
 
+bool nm_etag_list_matches_strong(struct nm_field f, const struct nm_etag *tag)
+{
+    return list_matches(f, tag, true);
+}
+
 bool nm_etag_list_matches_weak(struct nm_field f, const struct nm_etag *tag)
 {
-    struct nm_etag_iter it;
-    struct nm_etag t;
-    nm_etag_iter_init(&it, f);
-    while (nm_etag_iter_next(&it, &t))
-        if (nm_etag_matches_weak(&t, tag))
-            return true;
-    return false;
+    return list_matches(f, tag, false);
 }
 
 int nm_etag_format(const struct nm_etag *tag, char *buf, size_t cap)

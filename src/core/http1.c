@@ -1,17 +1,11 @@
-/* Strict HTTP/1.1 request-head parser (RFC 9112 §2-§3, §5-§7) and chunked decoder (§7.1). */
+/* Strict HTTP/1.1 head parsers for requests and responses, one field-line grammar for both
+ * (RFC 9112 §2-§7), and the chunked decoder (§7.1). */
 #include "notmod/http1.h"
 
 #include <errno.h>
 #include <string.h>
 
-/* tchar (RFC 9110 §5.6.2). */
-static bool is_tchar(unsigned char c)
-{
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return true;
-    return c != 0 && strchr(extra, c) != NULL;
-}
+#include "notmod/token.h"
 
 /* field-vchar and the SP / HTAB allowed between them (RFC 9110 §5.5). */
 static bool is_field_byte(unsigned char c)
@@ -44,21 +38,108 @@ static size_t line_len(const char *buf, size_t start, size_t eol)
     return n > 0 && buf[eol - 1] == '\r' ? n - 1 : n;
 }
 
-#define FAIL(status, why)                                                                          \
+/* HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3), the whole of v when `whole`, else its
+ * first 8 bytes. Any major version is well-formed; the callers decide which they speak. */
+static bool is_http1_version(struct nm_slice v, bool whole)
+{
+    return (whole ? v.len == 8 : v.len >= 8) && memcmp(v.ptr, "HTTP/", 5) == 0 &&
+           is_digit((unsigned char)v.ptr[5]) && v.ptr[6] == '.' &&
+           is_digit((unsigned char)v.ptr[7]);
+}
+
+#define FAIL(err, why)                                                                             \
     do {                                                                                           \
         *reason = (why);                                                                           \
-        return -(status);                                                                          \
+        return -(err);                                                                             \
     } while (0)
+
+int nm_http1_status_of(int err)
+{
+    switch (err) {
+    case -EBADMSG:
+        return 400;
+    case -EFBIG:
+        return 413;
+    case -ENAMETOOLONG:
+        return 414;
+    case -EOPNOTSUPP:
+        return 417;
+    case -EMSGSIZE:
+        return 431;
+    case -ENOSYS:
+        return 501;
+    case -EPROTONOSUPPORT:
+        return 505;
+    default:
+        return 500;
+    }
+}
+
+/* Reads the field lines from buf[p] through the empty line that ends them (RFC 9112 §5, §2.2),
+ * for requests and responses alike: field-name ":" OWS field-value OWS, the name a token with no
+ * whitespace before the colon, no obs-fold, no control byte in the value. The first cap lines go
+ * to fields[] (*n counts them); further lines are refused with -EMSGSIZE when dropped is NULL,
+ * else counted in *dropped. Returns the offset past the empty line, 0 when the section is
+ * incomplete, or a negative errno with *reason set. */
+static long parse_fields(const char *buf, size_t len, size_t p, size_t max_head_bytes,
+                         struct nm_http1_field *fields, size_t cap, size_t *n, size_t *dropped,
+                         const char **reason)
+{
+    for (;;) {
+        long eol = find_eol(buf, len, p);
+        if (eol == -2)
+            FAIL(EBADMSG, "bare CR in header section");
+        if (eol == -1) {
+            if (len >= max_head_bytes)
+                FAIL(EMSGSIZE, "header section too large");
+            return 0;
+        }
+        size_t start = p;
+        size_t ll = line_len(buf, start, (size_t)eol);
+        p = (size_t)eol + 1;
+        if (p > max_head_bytes)
+            FAIL(EMSGSIZE, "header section too large");
+        if (ll == 0)
+            return (long)p;
+        const char *l = buf + start;
+        /* §5.2: obs-fold is refused by servers; a user agent unfolds before it parses. */
+        if (nm_token_is_ows((unsigned char)l[0]))
+            FAIL(EBADMSG, "obsolete line folding");
+        size_t c = 0;
+        while (c < ll && nm_token_is_tchar((unsigned char)l[c]))
+            c++;
+        if (c == ll || l[c] != ':') {
+            /* §5.1: whitespace between the name and the colon has led to smuggling. */
+            if (c < ll && nm_token_is_ows((unsigned char)l[c]))
+                FAIL(EBADMSG, "whitespace between field name and colon");
+            FAIL(EBADMSG, "malformed field line");
+        }
+        if (c == 0)
+            FAIL(EBADMSG, "empty field name");
+        for (size_t k = c + 1; k < ll; k++)
+            if (!is_field_byte((unsigned char)l[k]))
+                FAIL(EBADMSG, "control byte in field value");
+        if (*n == cap) {
+            if (!dropped)
+                FAIL(EMSGSIZE, "too many header fields");
+            ++*dropped;
+            continue;
+        }
+        fields[*n].name = nm_slice_make(l, c);
+        fields[*n].value = nm_slice_trim_ows(nm_slice_make(l + c + 1, ll - c - 1));
+        ++*n;
+    }
+}
 
 static int parse_request_line(struct nm_slice line, const struct nm_http1_limits *limits,
                               struct nm_http1_request *req, const char **reason)
 {
     const char *p = line.ptr, *end = line.ptr + line.len;
     const char *m = p;
-    while (p < end && is_tchar((unsigned char)*p))
+    while (p < end && nm_token_is_tchar((unsigned char)*p))
         p++;
     if (p == m || p == end || *p != ' ')
-        FAIL(400, "malformed request line");
+        FAIL(EBADMSG, "malformed request line");
     req->method_token = nm_slice_make(m, (size_t)(p - m));
     req->method = nm_method_from_token(req->method_token);
     p++;
@@ -66,79 +147,56 @@ static int parse_request_line(struct nm_slice line, const struct nm_http1_limits
     while (p < end && *p != ' ') {
         unsigned char c = (unsigned char)*p;
         if (c <= 0x20 || c >= 0x7f)
-            FAIL(400, "control, space or non-ASCII byte in request target");
+            FAIL(EBADMSG, "control, space or non-ASCII byte in request target");
         p++;
     }
     if (p == t)
-        FAIL(400, "empty request target");
+        FAIL(EBADMSG, "empty request target");
     if ((size_t)(p - t) > limits->max_target_bytes)
-        FAIL(414, "request target too long");
+        FAIL(ENAMETOOLONG, "request target too long");
     req->target = nm_slice_make(t, (size_t)(p - t));
     if (p == end)
-        FAIL(400, "HTTP/0.9 requests are not supported");
+        FAIL(EBADMSG, "HTTP/0.9 requests are not supported");
     p++;
     struct nm_slice version = nm_slice_make(p, (size_t)(end - p));
-    if (version.len != 8 || memcmp(version.ptr, "HTTP/", 5) != 0 || !is_digit(version.ptr[5]) ||
-        version.ptr[6] != '.' || !is_digit(version.ptr[7]))
-        FAIL(400, "malformed HTTP version");
+    if (!is_http1_version(version, true))
+        FAIL(EBADMSG, "malformed HTTP version");
     if (version.ptr[5] != '1') {
         if (nm_slice_eq(req->method_token, NM_SLICE_LIT("PRI")) && version.ptr[5] == '2')
-            FAIL(505, "HTTP/2 connection preface on an HTTP/1.1 port");
-        FAIL(505, "HTTP version not supported");
+            FAIL(EPROTONOSUPPORT, "HTTP/2 connection preface on an HTTP/1.1 port");
+        FAIL(EPROTONOSUPPORT, "HTTP version not supported");
     }
     req->minor_version = version.ptr[7] == '0' ? 0 : 1;
     return 0;
 }
 
-/* Content-Length = 1*DIGIT; a list of identical values is accepted (RFC 9110 §8.6). */
+/* Content-Length = 1*DIGIT; a list of identical values is accepted (RFC 9110 §8.6), but no
+ * empty element: "5," is not a length a peer might read the same way. */
 static int parse_content_length(struct nm_slice v, uint64_t *out)
 {
     bool have = false;
     uint64_t first = 0;
-    size_t i = 0;
-    for (;;) {
-        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t'))
-            i++;
-        if (i == v.len || !is_digit((unsigned char)v.ptr[i]))
+    size_t pos = 0;
+    struct nm_slice e;
+    while (nm_token_list_next(v, &pos, &e)) {
+        if (e.len == 0)
             return -EINVAL;
         uint64_t n = 0;
-        while (i < v.len && is_digit((unsigned char)v.ptr[i])) {
-            unsigned d = (unsigned)(v.ptr[i] - '0');
+        for (size_t i = 0; i < e.len; i++) {
+            if (!is_digit((unsigned char)e.ptr[i]))
+                return -EINVAL;
+            unsigned d = (unsigned)(e.ptr[i] - '0');
             if (n > (UINT64_MAX - d) / 10)
                 return -EINVAL;
             n = n * 10 + d;
-            i++;
         }
         if (have && n != first)
             return -EINVAL;
         first = n;
         have = true;
-        while (i < v.len && (v.ptr[i] == ' ' || v.ptr[i] == '\t'))
-            i++;
-        if (i == v.len)
-            break;
-        if (v.ptr[i] != ',')
-            return -EINVAL;
-        i++;
     }
     *out = first;
     return 0;
-}
-
-/* True when a comma-separated list has the token (case-insensitive), elements trimmed. */
-static bool list_has_token(struct nm_slice v, struct nm_slice token)
-{
-    size_t i = 0;
-    while (i <= v.len) {
-        size_t j = i;
-        while (j < v.len && v.ptr[j] != ',')
-            j++;
-        struct nm_slice item = nm_slice_trim_ows(nm_slice_make(v.ptr + i, j - i));
-        if (nm_slice_case_eq(item, token))
-            return true;
-        i = j + 1;
-    }
-    return false;
 }
 
 /* Transfer-Encoding lines seen so far, as one list (RFC 9110 §5.3). */
@@ -152,18 +210,14 @@ struct codings {
  * element means chunked is not final, which is safer than guessing (RFC 9112 §6.3). */
 static void codings_add(struct codings *c, struct nm_slice v)
 {
-    size_t i = 0;
-    while (i <= v.len) {
-        size_t j = i;
-        while (j < v.len && v.ptr[j] != ',')
-            j++;
-        struct nm_slice item = nm_slice_trim_ows(nm_slice_make(v.ptr + i, j - i));
+    size_t pos = 0;
+    struct nm_slice item;
+    while (nm_token_list_next(v, &pos, &item)) {
         c->last_chunked = nm_slice_case_eq(item, NM_SLICE_LIT("chunked"));
         if (c->last_chunked)
             c->chunked++;
         else if (item.len > 0)
             c->other = true;
-        i = j + 1;
     }
 }
 
@@ -224,47 +278,47 @@ static int derive_framing(struct nm_http1_request *req, const char **reason)
         struct nm_slice n = req->fields[i].name, v = req->fields[i].value;
         if (nm_slice_case_eq(n, NM_SLICE_LIT("host"))) {
             if (++hosts > 1)
-                FAIL(400, "more than one Host field");
+                FAIL(EBADMSG, "more than one Host field");
             if (!is_valid_host(v))
-                FAIL(400, "invalid Host field");
+                FAIL(EBADMSG, "invalid Host field");
             req->host = v;
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("content-length"))) {
             uint64_t cl;
             if (parse_content_length(v, &cl) < 0)
-                FAIL(400, "invalid Content-Length");
+                FAIL(EBADMSG, "invalid Content-Length");
             if (req->has_content_length && cl != req->content_length)
-                FAIL(400, "differing Content-Length fields");
+                FAIL(EBADMSG, "differing Content-Length fields");
             req->has_content_length = true;
             req->content_length = cl;
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("transfer-encoding"))) {
             has_te = true;
             codings_add(&te, v);
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("connection"))) {
-            close |= list_has_token(v, NM_SLICE_LIT("close"));
-            keep_alive |= list_has_token(v, NM_SLICE_LIT("keep-alive"));
+            close |= nm_token_list_has(v, NM_SLICE_LIT("close"));
+            keep_alive |= nm_token_list_has(v, NM_SLICE_LIT("keep-alive"));
         } else if (nm_slice_case_eq(n, NM_SLICE_LIT("expect"))) {
             if (!nm_slice_case_eq(v, NM_SLICE_LIT("100-continue")))
-                FAIL(417, "unsupported expectation");
+                FAIL(EOPNOTSUPP, "unsupported expectation");
             /* RFC 9110 §10.1.1: a 100-continue expectation in HTTP/1.0 is ignored. */
             req->expect_continue = req->minor_version == 1;
         }
     }
     if (req->minor_version == 1 && hosts == 0)
-        FAIL(400, "missing Host field");
+        FAIL(EBADMSG, "missing Host field");
     if (has_te) {
         /* RFC 9112 §6.1: Transfer-Encoding with Content-Length is a smuggling attempt; in
          * HTTP/1.0 the framing is faulty. §6.3: chunked must be the final coding. */
         if (req->has_content_length)
-            FAIL(400, "both Content-Length and Transfer-Encoding");
+            FAIL(EBADMSG, "both Content-Length and Transfer-Encoding");
         if (req->minor_version == 0)
-            FAIL(400, "Transfer-Encoding in an HTTP/1.0 request");
+            FAIL(EBADMSG, "Transfer-Encoding in an HTTP/1.0 request");
         if (!te.last_chunked)
-            FAIL(400, "Transfer-Encoding does not end in chunked");
+            FAIL(EBADMSG, "Transfer-Encoding does not end in chunked");
         if (te.chunked > 1)
-            FAIL(400, "chunked applied more than once");
+            FAIL(EBADMSG, "chunked applied more than once");
         /* §6.1: a transfer coding the server does not understand is 501. */
         if (te.other)
-            FAIL(501, "transfer coding other than chunked");
+            FAIL(ENOSYS, "transfer coding other than chunked");
         req->chunked = true;
     }
     req->keep_alive = req->minor_version == 1 ? !close : keep_alive && !close;
@@ -287,24 +341,24 @@ int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_li
 
     long eol = find_eol(buf, len, p);
     if (eol == -2)
-        FAIL(400, "bare CR in request line");
+        FAIL(EBADMSG, "bare CR in request line");
     if (eol == -1) {
         /* A method byte that is not a tchar can never become a request line (a TLS hello on
          * the plain port): answer now instead of waiting for the cap. A CR at the very end may
          * still start a line ending, so it waits. */
         for (size_t i = p; i < len && buf[i] != ' '; i++)
-            if (!is_tchar((unsigned char)buf[i]) && !(buf[i] == '\r' && i + 1 == len))
-                FAIL(400, "malformed request line");
+            if (!nm_token_is_tchar((unsigned char)buf[i]) && !(buf[i] == '\r' && i + 1 == len))
+                FAIL(EBADMSG, "malformed request line");
         /* Tell an overlong target from a merely incomplete line before all of it arrives. */
         const char *sp = memchr(buf + p, ' ', len - p);
         if (sp) {
             const char *sp2 = memchr(sp + 1, ' ', len - (size_t)(sp + 1 - buf));
             size_t target = sp2 ? (size_t)(sp2 - sp - 1) : len - (size_t)(sp + 1 - buf);
             if (target > limits->max_target_bytes)
-                FAIL(414, "request target too long");
+                FAIL(ENAMETOOLONG, "request target too long");
         }
         if (len >= limits->max_head_bytes)
-            FAIL(431, "request line too long");
+            FAIL(EMSGSIZE, "request line too long");
         return 0;
     }
 
@@ -314,54 +368,17 @@ int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_li
     int rc = parse_request_line(line, limits, &r, reason);
     if (rc < 0)
         return rc;
-    p = (size_t)eol + 1;
-
-    for (;;) {
-        eol = find_eol(buf, len, p);
-        if (eol == -2)
-            FAIL(400, "bare CR in header section");
-        if (eol == -1) {
-            if (len >= limits->max_head_bytes)
-                FAIL(431, "header section too large");
-            return 0;
-        }
-        size_t start = p;
-        size_t n = line_len(buf, start, (size_t)eol);
-        p = (size_t)eol + 1;
-        if (p > limits->max_head_bytes)
-            FAIL(431, "header section too large");
-        if (n == 0)
-            break;
-        const char *l = buf + start;
-        if (l[0] == ' ' || l[0] == '\t')
-            FAIL(400, "obsolete line folding");
-        size_t c = 0;
-        while (c < n && is_tchar((unsigned char)l[c]))
-            c++;
-        if (c == n || l[c] != ':') {
-            if (c < n && (l[c] == ' ' || l[c] == '\t'))
-                FAIL(400, "whitespace between field name and colon");
-            FAIL(400, "malformed field line");
-        }
-        if (c == 0)
-            FAIL(400, "empty field name");
-        for (size_t k = c + 1; k < n; k++)
-            if (!is_field_byte((unsigned char)l[k]))
-                FAIL(400, "control byte in field value");
-        if (r.n_fields == NM_HTTP1_MAX_FIELDS)
-            FAIL(431, "too many header fields");
-        r.fields[r.n_fields].name = nm_slice_make(l, c);
-        r.fields[r.n_fields].value = nm_slice_trim_ows(nm_slice_make(l + c + 1, n - c - 1));
-        r.n_fields++;
-    }
-
+    long end = parse_fields(buf, len, (size_t)eol + 1, limits->max_head_bytes, r.fields,
+                            NM_HTTP1_MAX_FIELDS, &r.n_fields, NULL, reason);
+    if (end <= 0)
+        return (int)end;
     rc = derive_framing(&r, reason);
     if (rc < 0)
         return rc;
-    if (p > (size_t)INT32_MAX)
-        FAIL(431, "header section too large");
+    if (end > INT32_MAX)
+        FAIL(EMSGSIZE, "header section too large");
     *req = r;
-    return (int)p;
+    return (int)end;
 }
 
 struct nm_slice nm_http1_find(const struct nm_http1_request *req, struct nm_slice name)
@@ -372,21 +389,88 @@ struct nm_slice nm_http1_find(const struct nm_http1_request *req, struct nm_slic
     return (struct nm_slice){NULL, 0};
 }
 
-struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_slice name,
-                                 struct nm_slice *lines, size_t cap, bool *overflow)
+struct nm_field nm_http1_fields_collect(const struct nm_http1_field *fields, size_t n,
+                                        struct nm_slice name, struct nm_slice *lines, size_t cap,
+                                        bool *overflow)
 {
-    size_t n = 0;
+    size_t k = 0;
     *overflow = false;
-    for (size_t i = 0; i < req->n_fields; i++) {
-        if (!nm_slice_case_eq(req->fields[i].name, name))
+    for (size_t i = 0; i < n; i++) {
+        if (!nm_slice_case_eq(fields[i].name, name))
             continue;
-        if (n == cap) {
+        if (k == cap) {
             *overflow = true;
             continue;
         }
-        lines[n++] = req->fields[i].value;
+        lines[k++] = fields[i].value;
     }
-    return (struct nm_field){lines, n};
+    return (struct nm_field){lines, k};
+}
+
+struct nm_field nm_http1_collect(const struct nm_http1_request *req, struct nm_slice name,
+                                 struct nm_slice *lines, size_t cap, bool *overflow)
+{
+    return nm_http1_fields_collect(req->fields, req->n_fields, name, lines, cap, overflow);
+}
+
+/* status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4). */
+static int parse_status_line(struct nm_slice line, struct nm_http1_response *resp,
+                             const char **reason)
+{
+    if (!is_http1_version(line, false) || (line.len > 8 && line.ptr[8] != ' '))
+        FAIL(EBADMSG, "malformed status line");
+    if (line.ptr[5] != '1')
+        FAIL(EPROTONOSUPPORT, "HTTP version not supported");
+    resp->minor_version = line.ptr[7] == '0' ? 0 : 1;
+    /* RFC 9110 §15: a status code is three digits, the first from 1 to 5 for a known class; a
+     * client reads an unknown class as its x00, so 6xx-9xx pass and are the caller's to judge. */
+    if (line.len < 12 || line.ptr[9] < '1' || line.ptr[9] > '9' ||
+        !is_digit((unsigned char)line.ptr[10]) || !is_digit((unsigned char)line.ptr[11]))
+        FAIL(EBADMSG, "malformed status code");
+    resp->status = (line.ptr[9] - '0') * 100 + (line.ptr[10] - '0') * 10 + (line.ptr[11] - '0');
+    /* §4: a client SHOULD ignore the reason-phrase, and servers do omit the SP before it. */
+    if (line.len > 12 && line.ptr[12] != ' ')
+        FAIL(EBADMSG, "malformed status code");
+    size_t r = line.len > 12 ? 13 : 12;
+    for (size_t i = r; i < line.len; i++)
+        if (!is_field_byte((unsigned char)line.ptr[i]))
+            FAIL(EBADMSG, "control byte in reason phrase");
+    resp->reason = nm_slice_make(line.ptr + r, line.len - r);
+    return 0;
+}
+
+int nm_http1_parse_response(const char *buf, size_t len, struct nm_http1_field *fields,
+                            size_t max_fields, struct nm_http1_response *resp)
+{
+    const char *why;
+    const char **reason = &why;
+    /* Bytes that cannot start "HTTP/" (a TLS alert, an SSH banner) are refused at once. */
+    static const char prefix[] = "HTTP/";
+    if (len > 0 && memcmp(buf, prefix, len < 5 ? len : 5) != 0)
+        FAIL(EBADMSG, "not an HTTP response");
+    long eol = find_eol(buf, len, 0);
+    if (eol == -2)
+        FAIL(EBADMSG, "bare CR in status line");
+    if (eol == -1)
+        return 0;
+    struct nm_http1_response r = {.fields = fields};
+    int rc = parse_status_line(nm_slice_make(buf, line_len(buf, 0, (size_t)eol)), &r, reason);
+    if (rc < 0)
+        return rc;
+    long end = parse_fields(buf, len, (size_t)eol + 1, SIZE_MAX, fields, max_fields, &r.n_fields,
+                            &r.n_dropped, reason);
+    if (end <= 0)
+        return (int)end;
+    if (end > INT32_MAX)
+        FAIL(EMSGSIZE, "header section too large");
+    *resp = r;
+    return (int)end;
+}
+
+bool nm_http1_response_is_interim(const struct nm_http1_response *resp)
+{
+    /* RFC 9110 §15.2.2: after 101 the connection speaks another protocol, no head follows. */
+    return resp->status >= 100 && resp->status < 200 && resp->status != 101;
 }
 
 /* Chunked decoder states (RFC 9112 §7.1). */
@@ -419,14 +503,37 @@ void nm_http1_chunked_init_max(struct nm_http1_chunked *d, uint64_t max_bytes)
     d->max_bytes = max_bytes;
 }
 
+/* The state after a chunk-size line: its data, or the trailer section after the last chunk. */
+static int after_size_line(const struct nm_http1_chunked *d)
+{
+    return d->remaining ? CH_DATA : CH_TRAILER;
+}
+
+/* One byte of the rest of a chunk-ext or trailer line: field bytes (§7.1.1, §7.1.2) up to a CRLF
+ * or bare LF, at most CHUNK_MAX_LINE of them. `cr` and `lf` are the states that follow a CR and
+ * an LF. Returns 0, -EBADMSG or -EFBIG. */
+static int line_byte(struct nm_http1_chunked *d, unsigned char c, int cr, int lf)
+{
+    if (c == '\r')
+        d->state = cr;
+    else if (c == '\n')
+        d->state = lf;
+    else if (!is_field_byte(c))
+        return -EBADMSG;
+    else if (++d->line_bytes > CHUNK_MAX_LINE)
+        return -EFBIG;
+    return 0;
+}
+
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done)
 {
     size_t i = 0;
+    int rc;
     *done = d->state == CH_DONE;
     while (i < len && d->state != CH_DONE) {
         unsigned char c = (unsigned char)buf[i];
         if (d->fed + i >= d->max_bytes)
-            return -413;
+            return -EFBIG;
         switch (d->state) {
         case CH_SIZE: {
             int h = nm_hex_digit_value(c);
@@ -434,30 +541,29 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
                 /* §7.1: a size too large for any integer must not wrap into another framing
                  * (2^64 read as 0 would end the content early); leading zeros are harmless. */
                 if (d->remaining > UINT64_MAX >> 4)
-                    return -400;
+                    return -EBADMSG;
                 if (++d->digits > CHUNK_MAX_LINE)
-                    return -413;
+                    return -EFBIG;
                 d->remaining = d->remaining * 16 + (unsigned)h;
                 i++;
                 break;
             }
             if (d->digits == 0)
-                return -400;
+                return -EBADMSG;
             /* A chunk that cannot fit is refused now, not after its data has been sent. */
             if (d->remaining > d->max_bytes - (d->fed + i))
-                return -413;
+                return -EFBIG;
             d->line_bytes = 0;
-            if (c == ';') {
+            if (c == ';')
                 d->state = CH_EXT;
-            } else if (c == ' ' || c == '\t') {
+            else if (nm_token_is_ows(c))
                 d->state = CH_SIZE_BWS;
-            } else if (c == '\r') {
+            else if (c == '\r')
                 d->state = CH_SIZE_LF;
-            } else if (c == '\n') {
-                d->state = d->remaining ? CH_DATA : CH_TRAILER;
-            } else {
-                return -400;
-            }
+            else if (c == '\n')
+                d->state = after_size_line(d);
+            else
+                return -EBADMSG;
             i++;
             break;
         }
@@ -466,27 +572,16 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
              * a size a peer might read differently. */
             if (c == ';')
                 d->state = CH_EXT;
-            else if (c != ' ' && c != '\t')
-                return -400;
+            else if (!nm_token_is_ows(c))
+                return -EBADMSG;
             else if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -413;
+                return -EFBIG;
             i++;
             break;
         case CH_EXT:
-            if (c == '\r')
-                d->state = CH_SIZE_LF;
-            else if (c == '\n')
-                d->state = d->remaining ? CH_DATA : CH_TRAILER;
-            else if (!is_field_byte(c))
-                return -400;
-            else if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -413;
-            i++;
-            break;
-        case CH_SIZE_LF:
-            if (c != '\n')
-                return -400;
-            d->state = d->remaining ? CH_DATA : CH_TRAILER;
+            rc = line_byte(d, c, CH_SIZE_LF, after_size_line(d));
+            if (rc < 0)
+                return rc;
             i++;
             break;
         case CH_DATA: {
@@ -504,21 +599,14 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
             break;
         }
         case CH_DATA_CR:
-            if (c == '\r')
+            if (c == '\r') {
                 d->state = CH_DATA_LF;
-            else if (c == '\n')
+            } else if (c == '\n') {
                 d->state = CH_SIZE;
-            else
-                return -400;
-            if (d->state == CH_SIZE)
                 d->digits = 0;
-            i++;
-            break;
-        case CH_DATA_LF:
-            if (c != '\n')
-                return -400;
-            d->state = CH_SIZE;
-            d->digits = 0;
+            } else {
+                return -EBADMSG;
+            }
             i++;
             break;
         case CH_TRAILER:
@@ -526,44 +614,48 @@ int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_
                 d->state = CH_END_LF;
             } else if (c == '\n') {
                 d->state = CH_DONE;
-            } else if (is_tchar(c)) {
+            } else if (nm_token_is_tchar(c)) {
                 /* RFC 9112 §7.1.2: trailer lines are field lines, so no obs-fold either. */
                 d->state = CH_TRAILER_NAME;
                 d->line_bytes = 1;
             } else {
-                return -400;
+                return -EBADMSG;
             }
             i++;
             break;
         case CH_TRAILER_NAME:
             if (c == ':')
                 d->state = CH_TRAILER_LINE;
-            else if (!is_tchar(c))
-                return -400;
+            else if (!nm_token_is_tchar(c))
+                return -EBADMSG;
             if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -413;
+                return -EFBIG;
             i++;
             break;
         case CH_TRAILER_LINE:
-            if (c == '\r')
-                d->state = CH_TRAILER_LF;
-            else if (c == '\n')
-                d->state = CH_TRAILER;
-            else if (!is_field_byte(c))
-                return -400;
-            else if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -413;
+            rc = line_byte(d, c, CH_TRAILER_LF, CH_TRAILER);
+            if (rc < 0)
+                return rc;
             i++;
             break;
+        case CH_SIZE_LF:
+        case CH_DATA_LF:
         case CH_TRAILER_LF:
         case CH_END_LF:
+            /* The LF of a CRLF: nothing else may follow a CR (§2.2). */
             if (c != '\n')
-                return -400;
-            d->state = d->state == CH_END_LF ? CH_DONE : CH_TRAILER;
+                return -EBADMSG;
+            if (d->state == CH_SIZE_LF)
+                d->state = after_size_line(d);
+            else if (d->state == CH_DATA_LF)
+                d->state = CH_SIZE;
+            else
+                d->state = d->state == CH_END_LF ? CH_DONE : CH_TRAILER;
+            d->digits = 0;
             i++;
             break;
         default:
-            return -400;
+            return -EBADMSG;
         }
     }
     d->fed += i;

@@ -2,42 +2,9 @@
  * PEP 383 surrogate escapes. */
 #include "notmod/json.h"
 
-#include <string.h>
+#include "notmod/utf8.h"
 
-/* The length of the valid UTF-8 sequence at p (1 to 4), or 0 when the first byte does not begin
- * one. RFC 3629 §4: the second byte's range depends on the first, which excludes overlong forms,
- * the surrogates U+D800..U+DFFF (ED A0..BF) and everything above U+10FFFF (F4 90.., F5..FF). */
-static size_t utf8_length(const unsigned char *p, size_t len)
-{
-    unsigned char c = p[0];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (len < n || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (p[i] < 0x80 || p[i] > 0xbf)
-            return 0;
-    return n;
-}
+#include <string.h>
 
 /* The short escape of a character, or 0 when it has none. */
 static char short_escape(unsigned char c)
@@ -68,7 +35,7 @@ size_t nm_json_escape(struct nm_slice in, char *out, size_t out_cap, size_t *con
     const unsigned char *p = (const unsigned char *)in.ptr;
     size_t i = 0, o = 0;
     while (i < in.len) {
-        size_t n = utf8_length(p + i, in.len - i);
+        size_t n = nm_utf8_sequence_len(p + i, in.len - i);
         char text[NM_JSON_ESCAPE_MAX];
         size_t text_len;
         char e = n == 1 ? short_escape(p[i]) : 0;

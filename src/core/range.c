@@ -4,6 +4,8 @@
 
 #include <stdbool.h>
 
+#include "notmod/token.h"
+
 /* A run of DIGITs. `value` saturates at UINT64_MAX; `digits` (leading zeros dropped) keeps the
  * exact number so that first-pos and last-pos compare right however long they are (§14.1.1:
  * recipients MUST anticipate large numerals and avoid conversion overflows). */
@@ -24,11 +26,6 @@ struct spec {
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
 }
 
 /* Reads 1*DIGIT at p; returns the number of bytes read, 0 when there is no digit. */
@@ -198,7 +195,7 @@ enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, s
     /* 1#range-spec as a recipient reads it (§5.6.1.2): empty elements and OWS around commas are
      * accepted; OWS before the first element too, since nothing else could be meant. */
     for (;;) {
-        while (p < end && (is_ows(*p) || *p == ','))
+        while (p < end && (nm_token_is_ows((unsigned char)*p) || *p == ','))
             p++;
         if (p == end)
             break;
@@ -207,7 +204,7 @@ enum nm_range_result nm_range_evaluate(struct nm_field range, uint64_t length, s
         if (n == 0)
             return NM_RANGE_IGNORE;
         p += n;
-        while (p < end && is_ows(*p))
+        while (p < end && nm_token_is_ows((unsigned char)*p))
             p++;
         if (p < end && *p != ',')
             return NM_RANGE_IGNORE;

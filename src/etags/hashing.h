@@ -1,7 +1,9 @@
 /* Content hashes for ETags: XXH3-128 of a file's bytes, paid once per file version. A
  * process-wide memo keyed by (dev, ino) and checked by (size, mtime_ns, ctime_ns), the
- * user.notmod.etag extended attribute across restarts, a deploy manifest, and a small pool of
- * low-priority threads so that no event loop ever waits for a hash. Format: docs/etags.md. */
+ * user.notmod.etag extended attribute across restarts (attr.h), a deploy manifest (manifest.h),
+ * and a small pool of low-priority threads so that no event loop ever waits for a hash. Format:
+ * docs/etags.md. The object's functions live by concern: hashing.c (versions, creation,
+ * counters, one file on its own), memo.c (lookups, persistence), pool.c, walk.c, manifest.c. */
 #ifndef NOTMOD_HASHING_H
 #define NOTMOD_HASHING_H
 
@@ -11,13 +13,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "manifest.h"
-
-/* The 128 bits of an XXH3-128 digest; hi holds the most significant half. */
-struct nm_hash128 {
-    uint64_t hi;
-    uint64_t lo;
-};
+#include "base/base.h"
 
 /* One version of one file, as fstat(2) describes it. */
 struct nm_file_version {
@@ -34,13 +30,6 @@ struct nm_file_version {
  * from the memo or persisted; it waits until it is this old. */
 #define NM_HASHING_RACY_NS 2000000000LL
 
-/* The extended attribute and the longest value it holds. */
-#define NM_HASHING_XATTR "user.notmod.etag"
-#define NM_HASHING_XATTR_MAX 100
-
-/* How long after reading the clock the attribute write may set the file's ctime. */
-#define NM_HASHING_XATTR_SLACK_NS 20000000LL
-
 void nm_hashing_version_of(const struct stat *st, struct nm_file_version *out);
 bool nm_hashing_version_equal(const struct nm_file_version *a, const struct nm_file_version *b);
 
@@ -50,47 +39,21 @@ bool nm_hashing_is_racy(const struct nm_file_version *v, int64_t now_ns);
 /* CLOCK_REALTIME in nanoseconds, the clock file timestamps come from. */
 int64_t nm_hashing_now_ns(void);
 
-/* XXH3-128 of n bytes. */
-struct nm_hash128 nm_hashing_hash_bytes(const void *p, size_t n);
+/* The content hash of bytes and of a file's bytes: nm_hash_bytes and nm_hash_fd (base/hash.h),
+ * under the names the server has always called. */
+static inline struct nm_hash128 nm_hashing_hash_bytes(const void *p, size_t n)
+{
+    return nm_hash_bytes(p, n);
+}
 
-/* Streams bytes [0, size) of fd through XXH3-128 with pread (the file offset is not used).
- * Returns 0, -EAGAIN when the file turns out shorter or longer than size, -ECANCELED when *stop
- * becomes true (stop may be NULL), -ENOMEM, or the read's -errno. */
-int nm_hashing_hash_fd(int fd, uint64_t size, const atomic_bool *stop, struct nm_hash128 *out);
+static inline int nm_hashing_hash_fd(int fd, uint64_t size, const atomic_bool *stop,
+                                     struct nm_hash128 *out)
+{
+    return nm_hash_fd(fd, size, stop, out);
+}
 
 /* The ETag for a hash: nm_etag_make_hash128, 24 bytes with the quotes. */
 int nm_hashing_format_etag(struct nm_hash128 h, char *buf, size_t cap);
-
-/* What the attribute records: the hash of the bytes the file had with this size and mtime, and
- * the latest ctime that file may show. Writing an attribute moves the ctime, so the value cannot
- * hold the final ctime; it holds a bound taken just before the write instead. Any later change
- * of the file (a rewrite that restores size and mtime included) moves the ctime past the bound. */
-struct nm_hashing_record {
-    uint64_t size;
-    int64_t mtime_ns;
-    int64_t ctime_max_ns;
-    struct nm_hash128 hash;
-};
-
-/* The attribute value: "1 <size> <mtime_ns> <ctime_max_ns> <22 base64url characters>", decimal
- * numbers without leading zeros, no NUL. Returns its length, -EINVAL for a negative time, or
- * -ENOSPC. */
-int nm_hashing_xattr_format(const struct nm_hashing_record *r, char *buf, size_t cap);
-
-/* Parses an attribute value strictly (exactly what nm_hashing_xattr_format writes). Returns 0
- * and the record, or -EINVAL. */
-int nm_hashing_xattr_parse(const char *val, size_t len, struct nm_hashing_record *out);
-
-/* Reads the attribute of an open file and returns 0 and the hash only when it records v's size
- * and mtime_ns and v's ctime is not after its bound; -ENODATA when it is absent, malformed or
- * stale; -ENOTSUP and other -errno when the filesystem cannot say. */
-int nm_hashing_xattr_read(int fd, const struct nm_file_version *v, struct nm_hash128 *out);
-
-/* Writes the attribute for v, which must not be racy and must still be the file's version (else
- * -EAGAIN): the bound is the clock read just before the write plus NM_HASHING_XATTR_SLACK_NS.
- * Writing it changes the file's ctime. Returns 0 or -errno (-ENOTSUP, -EROFS, -EACCES, -EPERM,
- * -ENOSPC, -EDQUOT ...). */
-int nm_hashing_xattr_write(int fd, const struct nm_file_version *v, struct nm_hash128 h);
 
 /* Where a known hash came from. */
 enum nm_hash_source {
@@ -193,20 +156,5 @@ int nm_hashing_format_stats(const struct nm_hashing_stats *s, char *buf, size_t 
  * a pool, -EALREADY, or -errno. */
 int nm_hashing_prehash(struct nm_hashing *h, int root_fd, bool dotfiles,
                        void (*done)(struct nm_hashing *h, void *arg), void *arg);
-
-/* Takes a parsed manifest (ownership passes, even on failure) and checks each entry against the
- * file at its path under root_fd: a file that is missing or has another size is ignored; a file
- * up to small_file_bytes is read and must hash to the entry; a larger one is never trusted on
- * the manifest's word: it is ignored when its valid attribute names another hash, and otherwise
- * gets its hash from the attribute or the pool like any file, the entry's Last-Modified then
- * applying once that hash equals the entry's. `warn` hears about each ignored entry. Returns the
- * number of entries kept, or -errno. */
-int nm_hashing_use_manifest(struct nm_hashing *h, int root_fd, struct nm_manifest *m,
-                            void (*warn)(void *arg, const char *path, const char *why), void *arg);
-
-/* The manifest's Last-Modified for a URL path, when the manifest has an entry kept at startup
- * whose size and hash are these. Read-only after nm_hashing_use_manifest: lock-free. */
-bool nm_hashing_manifest_last_modified(const struct nm_hashing *h, const char *path, uint64_t size,
-                                       struct nm_hash128 hash, int64_t *out);
 
 #endif

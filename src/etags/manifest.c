@@ -1,11 +1,18 @@
-/* ETag manifests: building, canonical text, and a strict parser for untrusted files. */
+/* ETag manifests: building, canonical text, a strict parser for untrusted files, and the check
+ * of each entry against the served tree at startup. */
 #include "manifest.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "attr.h"
+#include "internal.h"
 #include "notmod/date.h"
 #include "notmod/etag.h"
 #include "notmod/path.h"
@@ -122,68 +129,17 @@ int nm_manifest_format(const struct nm_manifest *m, struct nm_buf *out)
     return rc;
 }
 
-/* ---- parsing ------------------------------------------------------------------------------- */
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
+/* ---- parsing --------------------------------------------------------------------------------- */
 
 /* The 128 bits of a content tag; only the exact text nm_etag_make_hash128 writes is accepted. */
 static bool decode_tag(const char *p, size_t len, uint64_t *hi, uint64_t *lo)
 {
-    if (len != ETAG_LEN || p[0] != '"' || p[ETAG_LEN - 1] != '"')
+    struct nm_hash128 h;
+    if (len != ETAG_LEN || p[0] != '"' || p[ETAG_LEN - 1] != '"' ||
+        nm_hash_parse_b64url(p + 1, ETAG_LEN - 2, &h) != 0)
         return false;
-    uint64_t h = 0, l = 0;
-    unsigned bits = 0;
-    for (size_t i = 1; i < ETAG_LEN - 1; i++) {
-        int v = b64url_value((unsigned char)p[i]);
-        if (v < 0)
-            return false;
-        for (int b = 5; b >= 0; b--) {
-            unsigned bit = (unsigned)(v >> b) & 1;
-            if (bits < 64)
-                h = h << 1 | bit;
-            else if (bits < 128)
-                l = l << 1 | bit;
-            else if (bit)
-                return false; /* the 4 padding bits are zero */
-            bits++;
-        }
-    }
-    char again[NM_ETAG_MAX + 1];
-    if (nm_etag_make_hash128(h, l, again, sizeof(again)) != ETAG_LEN ||
-        memcmp(again, p, ETAG_LEN) != 0)
-        return false;
-    *hi = h;
-    *lo = l;
-    return true;
-}
-
-static bool parse_size(const char *p, size_t len, uint64_t *out)
-{
-    if (len == 0 || len > 20 || (len > 1 && p[0] == '0'))
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        unsigned d = (unsigned)(p[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
+    *hi = h.hi;
+    *lo = h.lo;
     return true;
 }
 
@@ -215,7 +171,7 @@ static const char *parse_line(struct nm_manifest *m, const char *p, size_t len, 
     size_t rlen = len - plen - 1;
     const char *sp2 = memchr(rest, ' ', rlen);
     uint64_t size;
-    if (!sp2 || !parse_size(rest, (size_t)(sp2 - rest), &size))
+    if (!sp2 || !nm__parse_decimal(rest, (size_t)(sp2 - rest), UINT64_MAX, &size))
         return "bad size";
     rlen -= (size_t)(sp2 - rest) + 1;
     rest = sp2 + 1;
@@ -319,4 +275,96 @@ const struct nm_manifest_entry *nm_manifest_find(const struct nm_manifest *m, co
             hi = mid;
     }
     return NULL;
+}
+
+/* ---- the check at startup -------------------------------------------------------------------- */
+
+static const char *check_entry(struct nm_hashing *h, int root_fd, const struct nm_manifest_entry *e,
+                               char *why, size_t why_cap)
+{
+    int fd = openat(root_fd, e->path + 1, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, why_cap, "cannot open: %s", strerror(errno));
+        return why;
+    }
+    struct stat st;
+    const char *bad = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        bad = "not a regular file";
+        goto out;
+    }
+    struct nm_file_version v;
+    nm_hashing_version_of(&st, &v);
+    if (v.size != e->size) {
+        snprintf(why, why_cap, "size is %llu, the manifest says %llu", (unsigned long long)v.size,
+                 (unsigned long long)e->size);
+        bad = why;
+        goto out;
+    }
+    if (v.size <= h->opt.small_file_bytes) {
+        struct nm_hash128 x;
+        int rc = nm_hash_fd(fd, v.size, NULL, &x);
+        if (rc < 0) {
+            snprintf(why, why_cap, "cannot read: %s", strerror(-rc));
+            bad = why;
+        } else if (x.hi != e->hash_hi || x.lo != e->hash_lo) {
+            bad = "content differs from the manifest's ETag";
+        }
+        goto out;
+    }
+    /* A large file is never taken at the manifest's word: a same-size rewrite that kept the
+     * mtime would then go out under the old tag. Its hash comes from the attribute (written
+     * from its bytes, checked against this version) or from the pool; the manifest's
+     * Last-Modified applies once that hash equals the manifest's (nm_hashing_manifest_...). */
+    struct nm_hash128 x;
+    if (nm_attr_read(fd, &v, &x) == 0 && (x.hi != e->hash_hi || x.lo != e->hash_lo))
+        bad = "content differs from the manifest's ETag";
+out:
+    close(fd);
+    return bad;
+}
+
+int nm_hashing_use_manifest(struct nm_hashing *h, int root_fd, struct nm_manifest *m,
+                            void (*warn)(void *arg, const char *path, const char *why), void *arg)
+{
+    if (h->manifest) {
+        nm_manifest_free(m);
+        return -EALREADY;
+    }
+    size_t n = nm_manifest_count(m);
+    bool *kept = calloc(n ? n : 1, sizeof(*kept));
+    if (!kept) {
+        nm_manifest_free(m);
+        return -ENOMEM;
+    }
+    int n_kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct nm_manifest_entry *e = nm_manifest_at(m, i);
+        char why[160];
+        const char *bad = check_entry(h, root_fd, e, why, sizeof(why));
+        if (bad) {
+            if (warn)
+                warn(arg, e->path, bad);
+            continue;
+        }
+        kept[i] = true;
+        n_kept++;
+    }
+    nm__hashing_count(&h->from_manifest, (uint64_t)n_kept);
+    h->manifest = m;
+    h->manifest_kept = kept;
+    return n_kept;
+}
+
+bool nm_hashing_manifest_last_modified(const struct nm_hashing *h, const char *path, uint64_t size,
+                                       struct nm_hash128 hash, int64_t *out)
+{
+    if (!h->manifest)
+        return false;
+    const struct nm_manifest_entry *e = nm_manifest_find(h->manifest, path);
+    if (!e || !h->manifest_kept[e - nm_manifest_at(h->manifest, 0)] || e->size != size ||
+        e->hash_hi != hash.hi || e->hash_lo != hash.lo)
+        return false;
+    *out = e->last_modified;
+    return true;
 }

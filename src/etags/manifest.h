@@ -6,10 +6,12 @@
  *   <path> <size> <etag> <IMF-fixdate>\n      (one line per file, paths in strcmp order)
  *
  * <path> is the decoded URL path as nm_path_encode writes it, <size> decimal without leading
- * zeros, <etag> the quoted 22-character content tag of nm_etag_make_hash128. No I/O here. */
+ * zeros, <etag> the quoted 22-character content tag of nm_etag_make_hash128. Parsing and
+ * formatting do no I/O; the check at startup (nm_hashing_use_manifest) reads the files. */
 #ifndef NOTMOD_MANIFEST_H
 #define NOTMOD_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,5 +63,22 @@ const struct nm_manifest_entry *nm_manifest_at(const struct nm_manifest *m, size
 
 /* The entry for a decoded URL path, or NULL. Binary search: read-only and thread-safe. */
 const struct nm_manifest_entry *nm_manifest_find(const struct nm_manifest *m, const char *path);
+
+struct nm_hashing;
+
+/* Takes a parsed manifest (ownership passes, even on failure) and checks each entry against the
+ * file at its path under root_fd: a file that is missing or has another size is ignored; a file
+ * up to small_file_bytes is read and must hash to the entry; a larger one is never trusted on
+ * the manifest's word: it is ignored when its valid attribute names another hash, and otherwise
+ * gets its hash from the attribute or the pool like any file, the entry's Last-Modified then
+ * applying once that hash equals the entry's. `warn` hears about each ignored entry. Returns the
+ * number of entries kept, or -errno. */
+int nm_hashing_use_manifest(struct nm_hashing *h, int root_fd, struct nm_manifest *m,
+                            void (*warn)(void *arg, const char *path, const char *why), void *arg);
+
+/* The manifest's Last-Modified for a URL path, when the manifest has an entry kept at startup
+ * whose size and hash are these. Read-only after nm_hashing_use_manifest: lock-free. */
+bool nm_hashing_manifest_last_modified(const struct nm_hashing *h, const char *path, uint64_t size,
+                                       struct nm_hash128 hash, int64_t *out);
 
 #endif

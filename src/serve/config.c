@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "notmod/token.h"
+
 void nm_config_init(struct nm_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -66,7 +68,7 @@ int64_t nm_config_max_age_of(const char *cc)
     for (const char *p = cc; (p = strstr(p, "max-age=")) != NULL; p += 8) {
         /* A directive name starts the value or follows a comma and OWS (s-maxage is not it). */
         const char *q = p;
-        while (q > cc && (q[-1] == ' ' || q[-1] == '\t'))
+        while (q > cc && nm_token_is_ows((unsigned char)q[-1]))
             q--;
         if (q != cc && q[-1] != ',')
             continue;

@@ -1,56 +1,20 @@
 /* One HTTP/1.1 connection as a machine that turns request bytes into response bytes, without a
- * socket: the server feeds it what it reads and sends what it queues; golden exchanges and the
- * connection fuzzer drive it directly. */
+ * socket (RFC 9112): it frames requests (pipelining, keep-alive, 100-continue, request content),
+ * asks the handler for each response and renders it into an output queue. The server feeds it
+ * what it reads and sends what it queues; golden exchanges and the connection fuzzer drive it
+ * directly. */
 #ifndef NOTMOD_CONN_H
 #define NOTMOD_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "base/base.h"
-#include "config.h"
 #include "filecache.h"
-#include "mime.h"
 #include "notmod/http1.h"
-
-/* What a worker shares between its connections: settings, files, the clock, the access log. */
-struct nm_site {
-    const struct nm_config *cfg;
-    const struct nm_mime_table *mime;
-    struct nm_filecache *files; /* the file table of the tree root_fd names */
-    struct nm_hashing *hashing; /* given to every file table; NULL without a pool */
-    int root_fd;
-    int own_root_fd; /* root_fd when the site opened it after a swap, else -1 */
-    dev_t root_dev;  /* the directory root_fd names: a new one at cfg->root is a swap */
-    ino_t root_ino;
-    uint64_t root_swaps; /* times the site moved to a new directory at cfg->root */
-    int64_t now;         /* seconds; set by nm_site_set_time */
-    char date_line[sizeof("Date: \r\n") + 29]; /* "Date: <IMF-fixdate>\r\n" for `now` */
-    size_t date_line_len;
-    struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
-    bool log_enabled;
-    struct nm_http1_request scratch; /* the head being handled: one at a time per worker */
-    uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
-};
-
-/* Sets up a site over an open root directory (not taken: the caller closes it after
- * nm_site_cleanup); the config and mime table must outlive it. Returns 0, -ENOMEM or -errno. */
-int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
-                 const struct nm_mime_table *mime, int root_fd);
-void nm_site_cleanup(struct nm_site *site);
-
-/* Content hashes through h (which must outlive the site), for this and every later file table. */
-void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h);
-
-/* A deploy that points a `current` symlink at a new release, or exchanges two directories, changes
- * which directory cfg->root names. Each request calls this before it resolves a path: when
- * cfg->root now names another directory, the site opens it and starts a new, empty file table;
- * the old table's entries live on only in the responses that hold them, so no response mixes two
- * trees. A root that cannot be resolved for a moment (mid-rename) keeps the current one. */
-void nm_site_follow_root(struct nm_site *site);
-
-/* Moves the site's clock; the Date line is rendered only when the second changes. */
-void nm_site_set_time(struct nm_site *site, int64_t now);
+#include "site.h"
 
 /* A part of the output: first mem_len bytes from the front of the output buffer, then `len`
  * bytes of `file` from `off` (none when file is NULL). The segment holds a file reference, so a
@@ -72,6 +36,7 @@ enum nm_conn_state {
     NM_CONN_CLOSING,  /* no more requests: send what is queued, then close */
 };
 
+/* The fields are the machine's own; code outside conn.c reads them only in tests. */
 struct nm_conn {
     struct nm_site *site;
     enum nm_conn_state state;
@@ -87,18 +52,38 @@ struct nm_conn {
     size_t scanned;    /* input length at the last parse that found the head incomplete */
 };
 
+/* The site must outlive the connection; peer (an address for the access log) is copied. */
 void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer);
 
 /* Drops queued output and the file references it holds. */
 void nm_conn_cleanup(struct nm_conn *c);
 
+/* ---- input ---- */
+
+/* Where the next received bytes go: makes room for up to `want` bytes at the end of the input
+ * buffer and points *at to it. Returns the room (at least 1, and no more than the input cap
+ * allows), 0 when the connection takes no input now (it is closing, or its input is full until
+ * the responses ahead drain), or -ENOMEM. */
+int nm_conn_reserve_input(struct nm_conn *c, size_t want, char **at);
+
+/* Takes n bytes received at the place nm_conn_reserve_input gave (n at most the room it gave). */
+void nm_conn_commit_input(struct nm_conn *c, size_t n);
+
 /* Handles every complete request in the input buffer (pipelining), queueing responses in order,
  * until the input runs out, the output queue is full, or the connection must close. Call it after
- * appending received bytes to c->in and again after output has drained. Returns 0, or -ENOMEM. */
+ * nm_conn_commit_input (tests append to c->in directly) and again after output has drained.
+ * Returns 0, or -ENOMEM. */
 int nm_conn_process(struct nm_conn *c);
 
 /* Queues an error response (408 after a header timeout, for instance) and stops reading. */
 int nm_conn_fail(struct nm_conn *c, int status, const char *why);
+
+/* Takes no more requests (the peer finished sending, or the server is stopping): what is queued
+ * is still sent, then nm_conn_is_done. */
+void nm_conn_stop_reading(struct nm_conn *c);
+
+/* The number of requests answered so far. */
+unsigned nm_conn_count_requests(const struct nm_conn *c);
 
 /* True when nothing is queued and the connection is CLOSING: close it now. */
 bool nm_conn_is_done(const struct nm_conn *c);
@@ -107,10 +92,23 @@ bool nm_conn_is_done(const struct nm_conn *c);
  * nothing (the idle timeout applies). */
 bool nm_conn_is_mid_request(const struct nm_conn *c);
 
+/* True while part of a request head is in and its end is not: a 408 is due when it takes too
+ * long (whereas request content that stalls only closes the connection). */
+bool nm_conn_is_reading_head(const struct nm_conn *c);
+
+/* ---- output ---- */
+
 /* The first queued segment, or NULL when nothing is queued. */
 struct nm_conn_seg *nm_conn_front(struct nm_conn *c);
 
-/* Records that n bytes of the front segment were sent (memory part first, then file part). */
+/* The queued bytes that are in memory (heads, and bodies held in memory), from the front up to
+ * the first part that must be read from a file, as iovecs into the queue, valid until the next
+ * call that changes the queue. Writes at most max of them (2 * NM_CONN_MAX_SEGS hold the whole
+ * queue) and returns how many; *file_follows tells whether a file part stops them. */
+size_t nm_conn_gather(const struct nm_conn *c, struct iovec *iov, size_t max, bool *file_follows);
+
+/* Records that n bytes of the queue were sent, from the front (memory part first, then file
+ * part, across segments); finished segments release their file references. */
 void nm_conn_advance(struct nm_conn *c, uint64_t n);
 
 /* For tests and embedders without sockets: moves every queued byte to dst, reading file parts

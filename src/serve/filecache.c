@@ -11,7 +11,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <xxhash.h>
+
+#include "base/base.h"
 
 #define MAX_ENTRIES 8192
 #define READ_TRIES 3
@@ -31,7 +32,7 @@ struct nm_filecache {
 
 static uint64_t hash_path(const char *s)
 {
-    return XXH3_64bits(s, strlen(s));
+    return nm_hash_bytes(s, strlen(s)).lo;
 }
 
 void nm_filecache_set_hashing(struct nm_filecache *fc, struct nm_hashing *h)

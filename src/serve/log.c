@@ -47,10 +47,9 @@ static int put_json_string(struct nm_buf *out, struct nm_slice s)
     return rc;
 }
 
-static int put_field(struct nm_buf *out, struct nm_slice s, bool json)
+/* A quoted Combined-format field; "-" when empty. */
+static int put_quoted(struct nm_buf *out, struct nm_slice s)
 {
-    if (json)
-        return put_json_string(out, s);
     if (s.len == 0)
         return nm_buf_append_str(out, "\"-\"");
     int rc = nm_buf_append(out, "\"", 1);
@@ -58,6 +57,23 @@ static int put_field(struct nm_buf *out, struct nm_slice s, bool json)
         rc = put_escaped(out, s);
     if (rc == 0)
         rc = nm_buf_append(out, "\"", 1);
+    return rc;
+}
+
+struct json_field {
+    const char *name;
+    struct nm_slice value;
+};
+
+/* ,"name":"value" for each field, in order. */
+static int put_json_fields(struct nm_buf *out, const struct json_field *f, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = nm_buf_appendf(out, ",\"%s\":", f[i].name);
+        if (rc == 0)
+            rc = put_json_string(out, f[i].value);
+    }
     return rc;
 }
 
@@ -73,30 +89,24 @@ int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
     int rc;
     if (json) {
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        rc = nm_buf_appendf(out, "{\"time\":\"%s\",\"remote\":", when);
+        const struct json_field from_client[] = {
+            {"remote", nm_slice_from_cstr(e->peer)},
+            {"method", e->method},
+            {"target", e->target},
+        };
+        const struct json_field about_response[] = {
+            {"referer", e->referer},
+            {"user_agent", e->user_agent},
+            {"etag", e->etag},
+        };
+        rc = nm_buf_appendf(out, "{\"time\":\"%s\"", when);
         if (rc == 0)
-            rc = put_field(out, nm_slice_from_cstr(e->peer), true);
+            rc = put_json_fields(out, from_client, 3);
         if (rc == 0)
-            rc = nm_buf_append_str(out, ",\"method\":");
-        if (rc == 0)
-            rc = put_field(out, e->method, true);
-        if (rc == 0)
-            rc = nm_buf_append_str(out, ",\"target\":");
-        if (rc == 0)
-            rc = put_field(out, e->target, true);
-        if (rc == 0)
-            rc = nm_buf_appendf(out, ",\"status\":%d,\"bytes\":%llu,\"referer\":", e->status,
+            rc = nm_buf_appendf(out, ",\"status\":%d,\"bytes\":%llu", e->status,
                                 (unsigned long long)e->bytes);
         if (rc == 0)
-            rc = put_field(out, e->referer, true);
-        if (rc == 0)
-            rc = nm_buf_append_str(out, ",\"user_agent\":");
-        if (rc == 0)
-            rc = put_field(out, e->user_agent, true);
-        if (rc == 0)
-            rc = nm_buf_append_str(out, ",\"etag\":");
-        if (rc == 0)
-            rc = put_field(out, e->etag, true);
+            rc = put_json_fields(out, about_response, 3);
         if (rc == 0)
             rc = nm_buf_append_str(out, "}\n");
     } else {
@@ -118,11 +128,11 @@ int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
         if (rc == 0)
             rc = nm_buf_appendf(out, "\" %d %llu ", e->status, (unsigned long long)e->bytes);
         if (rc == 0)
-            rc = put_field(out, e->referer, false);
+            rc = put_quoted(out, e->referer);
         if (rc == 0)
             rc = nm_buf_append(out, " ", 1);
         if (rc == 0)
-            rc = put_field(out, e->user_agent, false);
+            rc = put_quoted(out, e->user_agent);
         if (rc == 0)
             rc = nm_buf_append(out, "\n", 1);
     }

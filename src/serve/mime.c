@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "notmod/token.h"
+
 #define OCTET_STREAM "application/octet-stream"
 
 /* Longest extension and media type taken from a mime.types file; longer tokens are skipped. */
@@ -187,13 +189,6 @@ static int add_entry(struct nm_mime_table *t, const char *ext, size_t ext_len, s
 
 /* RFC 9110 §8.3.1: type "/" subtype, both tokens (RFC 9110 §5.6.2). Parameters are not
  * accepted from the file. */
-static bool is_tchar(unsigned char c)
-{
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-        return true;
-    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
 static bool is_valid_type(const char *s, size_t n)
 {
     size_t slash = 0;
@@ -202,7 +197,7 @@ static bool is_valid_type(const char *s, size_t n)
             if (slash || i == 0)
                 return false;
             slash = i;
-        } else if (!is_tchar((unsigned char)s[i])) {
+        } else if (!nm_token_is_tchar((unsigned char)s[i])) {
             return false;
         }
     }
@@ -216,7 +211,7 @@ static bool is_valid_ext(const char *s, size_t n)
     if (n == 0 || n > EXT_MAX)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (s[i] == '.' || !is_tchar((unsigned char)s[i]))
+        if (s[i] == '.' || !nm_token_is_tchar((unsigned char)s[i]))
             return false;
     return true;
 }

@@ -9,5 +9,6 @@
 #include "log.h"
 #include "mime.h"
 #include "server.h"
+#include "site.h"
 
 #endif

@@ -1,5 +1,6 @@
-/* The server: listening sockets, one epoll loop per worker thread (SO_REUSEPORT), timeouts,
- * graceful shutdown. Connections are nm_conn machines; this module only moves bytes. */
+/* The server: the root, the listening sockets (listen.h), the worker threads with an epoll loop
+ * each (worker.h), signals and a graceful stop. Connections are nm_conn machines; the server's
+ * modules only move bytes. */
 #ifndef NOTMOD_SERVER_H
 #define NOTMOD_SERVER_H
 

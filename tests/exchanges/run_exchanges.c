@@ -420,17 +420,6 @@ static int parse_config_line(struct golden *g, const char *p, const char *end)
     return 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A raw line: escapes \\ \r \n \t \0 \xHH; the line's own end is not part of the bytes. */
 static int append_raw(struct nm_buf *b, const char *p, const char *end)
 {
@@ -460,8 +449,8 @@ static int append_raw(struct nm_buf *b, const char *p, const char *end)
             c = '\0';
             break;
         case 'x': {
-            int hi = p < end ? hex_digit(p[0]) : -1;
-            int lo = p + 1 < end ? hex_digit(p[1]) : -1;
+            int hi = p < end ? nm_hex_digit_value((unsigned char)p[0]) : -1;
+            int lo = p + 1 < end ? nm_hex_digit_value((unsigned char)p[1]) : -1;
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             c = (char)(hi * 16 + lo);

@@ -6,9 +6,8 @@ import shutil
 import time
 import unittest
 
-from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, RawServer,
-                       Resource, free_port, http_date, run, write_file)
-from serverenv import shared_tempdir
+from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, RawServer,
+                    Resource, free_port, http_date, run, shared_tempdir, write_file)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 4
 
@@ -164,6 +163,16 @@ class Replicas(CheckTestCase):
         self.assertEqual(set(r.values()), {"PASS"}, r)
         self.assertEqual(r["replicas.revalidate"], "PASS")
 
+    def test_backends_given_twice_keeps_both(self):
+        with NotmodServer(self.root) as a, NotmodServer(self.root) as b:
+            p, data = check_json("--backends", f"127.0.0.1:{a.port}", "--backends",
+                                 f"127.0.0.1:{b.port}", a.url("/a.txt"))
+        self.assertEqual([t["backend"] for t in data["targets"]],
+                         [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
+        r = results(data["replicas"][0])
+        self.assertEqual(set(r.values()), {"PASS"}, r)
+        self.assertEqual(p.returncode, EXIT_OK)
+
     def test_a_dead_backend_is_a_network_error(self):
         with NginxServer(self.root) as a:
             p, data = check_json("--backends", f"127.0.0.1:{a.port},127.0.0.1:{free_port()}",
@@ -174,7 +183,7 @@ class Replicas(CheckTestCase):
 
 class NotmodPasses(CheckTestCase):
     def test_notmod_serve_passes_every_check(self):
-        with NotmodServe(self.root) as srv:
+        with NotmodServer(self.root) as srv:
             p, data = check_json(srv.url("/a.txt"))
         t = data["targets"][0]
         self.assertEqual(fails(t), set(), t["findings"])

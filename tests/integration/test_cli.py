@@ -6,7 +6,7 @@ import shutil
 import tempfile
 import unittest
 
-from clientenv import RawServer, free_port, notmod_binary, run, write_file
+from launch import RawServer, free_port, notmod_binary, run, write_file
 
 EXIT_USAGE = 2
 

@@ -2,16 +2,13 @@
 content ETags agree on every node, so a client revalidates with a 304 whichever node it reaches.
 The same cluster with size+mtime ETags shows the problem content hashes remove."""
 
-import http.client
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
 import time
 import unittest
 
-from serverenv import Server, require_binary, tool
+from launch import HaproxyServer, NotmodServer, http_get, require_binary
 
 NODES = 3
 REQUESTS = 12  # a multiple of NODES: round robin reaches every node the same number of times
@@ -20,22 +17,6 @@ FILES = {
     "app.css": b"body { color: #123; }\n" * 40,
     "big.bin": bytes(range(256)) * 4096,  # 1 MiB: sent from the file, not from memory
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port, path, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path, headers=headers or {})
-        r = conn.getresponse()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
-    finally:
-        conn.close()
 
 
 class Cluster:
@@ -51,7 +32,6 @@ class Cluster:
             raise
 
     def start(self, options):
-        haproxy = tool("haproxy")
         for i in range(NODES):
             root = os.path.join(self.base, "node%d" % i)
             os.mkdir(root)
@@ -63,32 +43,11 @@ class Cluster:
                 # separate deploys.
                 t = 1_700_000_000 + i * 7200
                 os.utime(p, (t, t))
-            self.nodes.append(Server(root, options).start())
+            self.nodes.append(NotmodServer(root, options).start())
         if "--etag" not in options:
             self.wait_for_hashes()
-        self.port = free_port()
-        cfg = os.path.join(self.base, "haproxy.cfg")
-        with open(cfg, "w") as f:
-            f.write("global\n    maxconn 256\n"
-                    "defaults\n    mode http\n    timeout connect 2s\n"
-                    "    timeout client 10s\n    timeout server 10s\n"
-                    "frontend fe\n    bind 127.0.0.1:%d\n    default_backend nodes\n"
-                    "backend nodes\n    balance roundrobin\n" % self.port)
-            for i, n in enumerate(self.nodes):
-                f.write("    server n%d 127.0.0.1:%d\n" % (i, n.port))
-        self.haproxy_err = tempfile.TemporaryFile()
-        self.haproxy = subprocess.Popen([haproxy, "-db", "-f", cfg], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=self.haproxy_err)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.haproxy.poll() is None:
-            try:
-                get(self.port, "/index.html")
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.haproxy_err.seek(0)
-        raise RuntimeError("haproxy did not start; stderr:\n"
-                           + self.haproxy_err.read().decode(errors="replace")[-4000:])
+        self.haproxy = HaproxyServer([n.port for n in self.nodes]).start()
+        self.port = self.haproxy.port
 
     def wait_for_hashes(self, timeout_s=30):
         """Large files are hashed off the event loop and served without an ETag until their
@@ -96,20 +55,14 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         for n in self.nodes:
             for name in FILES:
-                while "etag" not in get(n.port, "/" + name)[1]:
+                while "etag" not in http_get(n.port, "/" + name)[1]:
                     if time.monotonic() > deadline:
                         raise RuntimeError("no ETag for %s after %d s" % (name, timeout_s))
                     time.sleep(0.05)
 
     def close(self):
         if self.haproxy:
-            self.haproxy.terminate()
-            try:
-                self.haproxy.wait(10)
-            except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait(5)
-            self.haproxy_err.close()
+            self.haproxy.stop()
         for n in self.nodes:
             n.stop()
         shutil.rmtree(self.base, ignore_errors=True)
@@ -129,7 +82,7 @@ class ContentEtagsAgree(unittest.TestCase):
         for name, data in FILES.items():
             seen_lm, seen_etag = set(), set()
             for _ in range(REQUESTS):
-                status, h, body = get(self.cluster.port, "/" + name)
+                status, h, body = http_get(self.cluster.port, "/" + name)
                 self.assertEqual(status, 200)
                 self.assertEqual(body, data)
                 seen_etag.add(h["etag"])
@@ -141,17 +94,17 @@ class ContentEtagsAgree(unittest.TestCase):
 
     def test_revalidation_gets_304_from_every_node(self):
         for name in FILES:
-            _, h, _ = get(self.cluster.port, "/" + name)
+            _, h, _ = http_get(self.cluster.port, "/" + name)
             etag = h["etag"]
             for _ in range(REQUESTS):
-                status, h2, body = get(self.cluster.port, "/" + name, {"If-None-Match": etag})
+                status, h2, body = http_get(self.cluster.port, "/" + name, {"If-None-Match": etag})
                 self.assertEqual(status, 304, name)
                 self.assertEqual(body, b"")
                 self.assertEqual(h2["etag"], etag)
 
     def test_nodes_answer_directly_with_the_same_etag(self):
         for name in FILES:
-            tags = {get(n.port, "/" + name)[1]["etag"] for n in self.cluster.nodes}
+            tags = {http_get(n.port, "/" + name)[1]["etag"] for n in self.cluster.nodes}
             self.assertEqual(len(tags), 1, name)
 
 
@@ -169,8 +122,8 @@ class MetadataEtagsDisagree(unittest.TestCase):
         cls.cluster.close()
 
     def test_revalidation_through_the_balancer_misses_on_other_nodes(self):
-        _, h, _ = get(self.cluster.port, "/app.css")
-        statuses = [get(self.cluster.port, "/app.css", {"If-None-Match": h["etag"]})[0]
+        _, h, _ = http_get(self.cluster.port, "/app.css")
+        statuses = [http_get(self.cluster.port, "/app.css", {"If-None-Match": h["etag"]})[0]
                     for _ in range(REQUESTS)]
         self.assertEqual(statuses.count(304), REQUESTS // NODES)
         self.assertEqual(statuses.count(200), REQUESTS - REQUESTS // NODES)

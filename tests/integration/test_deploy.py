@@ -12,7 +12,7 @@ import tempfile
 import time
 import unittest
 
-from serverenv import Server, fetch, require_binary, wait_until
+from launch import http_get, require_binary, serve_for_test, wait_until
 
 KIB = 1024
 # Above the 64 KiB held in memory: these are hashed from disk, not while they are read.
@@ -42,24 +42,6 @@ def write_tree(root, version, mtime=None):
         os.replace(tmp, p)  # as rsync and most deploy tools replace a file
 
 
-def request(port, path, headers=None):
-    r = fetch(port, path, list((headers or {}).items()))
-    return r.status, {n.lower(): v for n, v in r.headers}, r.body
-
-
-def start_checked(testcase, root, options=()):
-    """A server stopped at the test's cleanup, which fails on a sanitizer report or a bad exit."""
-    s = Server(root, options).start()
-
-    def finish():
-        status = s.stop()
-        testcase.assertEqual(s.sanitizer_report(), "")
-        testcase.assertEqual(status, 0, s.stderr_text[-2000:])
-
-    testcase.addCleanup(finish)
-    return s
-
-
 def storable(headers):
     """What a browser or shared cache would keep and later revalidate (RFC 9111 §3)."""
     cc = headers.get("cache-control", "").lower()
@@ -73,14 +55,14 @@ class ReplicasAtTwoVersions(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.base, True)
 
     def serve(self, root, *options):
-        return start_checked(self, root, options)
+        return serve_for_test(self, root, options)
 
     def test_unhashed_version_goes_out_without_validators_and_is_not_stored(self):
         root = os.path.join(self.base, "site")
         os.mkdir(root)
         write_tree(root, "B")  # just written: not hashed for two seconds
         s = self.serve(root, "--cache-control", "*=max-age=60", "--expires")
-        status, h, body = request(s.port, "/b.css")
+        status, h, body = http_get(s.port, "/b.css")
         self.assertEqual(status, 200)
         self.assertEqual(body, content("B", FILES["/b.css"]))
         self.assertNotIn("etag", h)
@@ -88,11 +70,12 @@ class ReplicasAtTwoVersions(unittest.TestCase):
         self.assertNotIn("expires", h)
         self.assertEqual(h.get("cache-control"), "no-store")
         # A client that sends the date it might have from elsewhere gets the bytes, not a 304.
-        status, h, _ = request(s.port, "/b.css", {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
+        status, h, _ = http_get(s.port, "/b.css",
+                                {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"})
         self.assertEqual(status, 200)
         # Once hashed, the version leaves with its tag, its date and the configured caching.
-        self.assertTrue(wait_until(lambda: "etag" in request(s.port, "/b.css")[1], 15))
-        status, h, _ = request(s.port, "/b.css")
+        self.assertTrue(wait_until(lambda: "etag" in http_get(s.port, "/b.css")[1], 15))
+        status, h, _ = http_get(s.port, "/b.css")
         self.assertIn("last-modified", h)
         self.assertEqual(h.get("cache-control"), "max-age=60")
         self.assertIn("expires", h)
@@ -108,7 +91,7 @@ class ReplicasAtTwoVersions(unittest.TestCase):
         nodes = [self.serve(r) for r in roots]
         for node in nodes:
             for path in FILES:
-                self.assertTrue(wait_until(lambda: "etag" in request(node.port, path)[1], 15))
+                self.assertTrue(wait_until(lambda: "etag" in http_get(node.port, path)[1], 15))
         truth = [{p: content("A", n) for p, n in FILES.items()} for _ in nodes]
 
         # Node b switches to version B (new bytes, a newer mtime) while clients revalidate
@@ -129,7 +112,7 @@ class ReplicasAtTwoVersions(unittest.TestCase):
                             headers["If-None-Match"] = held[1]["etag"]
                         if "last-modified" in held[1]:
                             headers["If-Modified-Since"] = held[1]["last-modified"]
-                    status, h, body = request(nodes[node].port, path, headers)
+                    status, h, body = http_get(nodes[node].port, path, headers)
                     if status == 304:
                         revalidated += 1
                         if held[0] != truth[node][path]:
@@ -181,14 +164,14 @@ class RootSwaps(unittest.TestCase):
             self.releases[v] = files
 
     def start(self, root):
-        return start_checked(self, root, ["--workers", "2"])
+        return serve_for_test(self, root, ["--workers", "2"])
 
     def assert_serves(self, s, v):
         # Two workers each follow the root on their own: ask enough connections to reach both.
         for _ in range(6):
-            status, h, body = request(s.port, "/app.css")
+            status, h, body = http_get(s.port, "/app.css")
             self.assertEqual((status, body), (200, self.releases[v]["app.css"]))
-        status, _, _ = request(s.port, "/only-in-a.txt")
+        status, _, _ = http_get(s.port, "/only-in-a.txt")
         self.assertEqual(status, 200 if v == "A" else 404)
 
     def test_a_swapped_current_symlink_is_followed_at_the_next_request(self):
@@ -196,7 +179,7 @@ class RootSwaps(unittest.TestCase):
         os.symlink("releases/A", current)
         s = self.start(current)
         self.assert_serves(s, "A")
-        _, a_headers, _ = request(s.port, "/app.css")
+        _, a_headers, _ = http_get(s.port, "/app.css")
 
         # A large body in flight when the link moves is finished from release A, whole.
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
@@ -210,7 +193,7 @@ class RootSwaps(unittest.TestCase):
         os.symlink("releases/B", tmp)
         os.replace(tmp, current)
         self.assert_serves(s, "B")
-        _, b_headers, _ = request(s.port, "/app.css")
+        _, b_headers, _ = http_get(s.port, "/app.css")
         self.assertNotEqual(a_headers.get("etag"), b_headers.get("etag"))
 
         data = first

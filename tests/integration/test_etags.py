@@ -10,25 +10,19 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 import time
 import unittest
 
-from serverenv import copy_for_other_users, require_binary, shared_tempdir
+from launch import (http_connection, http_get, require_binary, run, serve_for_test,
+                    shared_tempdir, wait_until)
 
-NOTMOD = os.environ.get("NOTMOD")
 RACY_S = 2.2  # a file changed less than 2 s ago is not hashed from disk yet
 SMALL = 64 * 1024  # files up to this size are held in memory by the server
-START_TIMEOUT_S = 10
-STOP_TIMEOUT_S = 20
 STORM_S = 16
 GIB = 1 << 30
 HAS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-NOBODY = 65534
-_nobody_copy = []  # the binary copied where nobody can run it, made once
 
 
 def body_for(name, gen, size):
@@ -65,28 +59,8 @@ def xattrs_supported(directory):
         os.unlink(probe)
 
 
-def launch(as_nobody):
-    """The binary and the Popen arguments that run it as the caller, or as nobody. nobody runs a
-    copy kept in a directory open to every user, from there: the checkout and its parents may be
-    closed to it (a clone in a `mktemp -d` directory is 0700)."""
-    if not as_nobody:
-        return NOTMOD, {}
-    if not _nobody_copy:
-        _nobody_copy.append(copy_for_other_users(NOTMOD))
-    copy = _nobody_copy[0]
-    return copy, {"user": NOBODY, "group": NOBODY, "extra_groups": [],
-                  "cwd": os.path.dirname(copy)}
-
-
-def tearDownModule():
-    for copy in _nobody_copy:
-        shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
-
-
 def notmod_etag(*args, as_nobody=False):
-    binary, how = launch(as_nobody)
-    p = subprocess.run([binary, "etag", *args], capture_output=True, timeout=120,
-                       stdin=subprocess.DEVNULL, **how)
+    p = run(["etag", *args], timeout=120, as_nobody=as_nobody)
     return p.returncode, p.stdout.decode(), p.stderr.decode()
 
 
@@ -97,89 +71,21 @@ def etag_of_file(path):
     return out.split(" ", 1)[0]
 
 
-class Server:
-    """One `notmod serve` on 127.0.0.1:0, its stderr kept in a file."""
+def counters(server, when):
+    """The counters of the server's last 'hashing WHEN:' line as a dict, or None."""
+    found = None
+    for line in server.stderr().splitlines():
+        if "hashing %s:" % when in line:
+            found = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
+    return found
 
-    def __init__(self, root, *options, as_nobody=False):
-        self.err_path = tempfile.mktemp(prefix="notmod-etags-err-")
-        self.err_file = open(self.err_path, "wb")
-        binary, how = launch(as_nobody)
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--access-log", "off", "--listen", "127.0.0.1:0", *options, root],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err_file, **how)
-        # The startup line is on stderr (stdout carries the access log).
-        deadline = time.monotonic() + START_TIMEOUT_S
-        for _ in range(int(START_TIMEOUT_S / 0.02) + 2):
-            exited = self.proc.poll() is not None
-            line = self.stderr()
-            m = re.search(r"^notmod: serving .* on http://127\.0\.0\.1:(\d+)/", line, re.M)
-            if m or exited or time.monotonic() > deadline:
-                break
-            time.sleep(0.02)
-        if not m:
-            self.stop()
-            raise AssertionError("server did not start: %r %s" % (line, self.stderr()))
-        self.port = int(m.group(1))
 
-    def stderr(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def counters(self, when):
-        """The last 'hashing WHEN:' line's counters as a dict, or None."""
-        found = None
-        for line in self.stderr().splitlines():
-            if "hashing %s:" % when in line:
-                found = dict((k, int(v)) for k, v in re.findall(r"(\w+)=(\d+)", line))
-        return found
-
-    def wait_counters(self, when, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            c = self.counters(when)
-            if c is not None:
-                return c
-            time.sleep(0.05)
+def wait_counters(server, when, timeout):
+    found = wait_until(lambda: counters(server, when), timeout)
+    if found is None:
         raise AssertionError("no 'hashing %s' line within %ss: %s" % (when, timeout,
-                                                                    self.stderr()))
-
-    def conn(self, timeout=30):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def get(self, path, headers=None, method="GET"):
-        c = self.conn()
-        try:
-            c.request(method, path, headers=headers or {})
-            r = c.getresponse()
-            return r.status, dict((k.lower(), v) for k, v in r.getheaders()), r.read()
-        finally:
-            c.close()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=STOP_TIMEOUT_S)
-        self.proc.stdout.close()
-        self.err_file.close()
-        return self.proc.returncode
-
-    def close(self):
-        self.stop()
-        os.unlink(self.err_path)
-
-
-def wait_for(predicate, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
+                                                                    server.stderr()))
+    return found
 
 
 @require_binary
@@ -198,38 +104,37 @@ class ContentETags(unittest.TestCase):
         write_in_place(p, data)
         return p
 
-    def serve(self, *options, **kw):
-        s = Server(self.root, *options, **kw)
-        self.addCleanup(s.close)
-        return s
+    def serve(self, *options, as_nobody=False):
+        return serve_for_test(self, self.root, options, as_nobody=as_nobody, checked=False)
 
     def test_the_tag_is_what_notmod_etag_prints_for_the_bytes(self):
         self.write("a.txt", b"hello\n")
         self.write("empty", b"")
         s = self.serve("--no-prehash")
         for name in ("a.txt", "empty"):
-            status, h, body = s.get("/" + name)
+            status, h, body = http_get(s.port, "/" + name)
             self.assertEqual(status, 200)
             self.assertRegex(h["etag"], r'^"[A-Za-z0-9_-]{22}"$')
             self.assertEqual(h["etag"], etag_of_file(self.path(name)))
         # The same bytes anywhere else, whatever their mtime, have the same tag.
         other = self.write("copy/b.txt", b"hello\n")
         os.utime(other, ns=(10**18, 10**18))
-        self.assertEqual(s.get("/copy/b.txt")[1]["etag"], s.get("/a.txt")[1]["etag"])
+        self.assertEqual(http_get(s.port, "/copy/b.txt")[1]["etag"],
+                         http_get(s.port, "/a.txt")[1]["etag"])
 
     def test_a_same_size_rewrite_in_the_same_second_gets_a_new_tag(self):
         p = self.write("f.txt", b"version one\n")
         st = os.stat(p)
         s = self.serve("--no-prehash")
-        first = s.get("/f.txt")[1]["etag"]
+        first = http_get(s.port, "/f.txt")[1]["etag"]
         write_in_place(p, b"version two\n")
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # even the same mtime, to the ns
-        status, h, body = s.get("/f.txt")
+        status, h, body = http_get(s.port, "/f.txt")
         self.assertEqual(body, b"version two\n")
         self.assertNotEqual(h["etag"], first)
         self.assertEqual(h["etag"], etag_of_file(p))
         # The old tag no longer validates the new bytes.
-        status, _, _ = s.get("/f.txt", {"If-None-Match": first})
+        status, _, _ = http_get(s.port, "/f.txt", {"If-None-Match": first})
         self.assertEqual(status, 200)
 
     def test_a_rollback_gets_the_old_tag_back(self):
@@ -244,13 +149,13 @@ class ContentETags(unittest.TestCase):
             write_by_rename(self.path("s.css"), small)
             write_in_place(self.path("big.bin"), big)
             time.sleep(RACY_S)
-            small_tag = s.get("/s.css")[1]["etag"]
-            big_tag = wait_for(lambda: s.get("/big.bin")[1].get("etag"), 20)
+            small_tag = http_get(s.port, "/s.css")[1]["etag"]
+            big_tag = wait_until(lambda: http_get(s.port, "/big.bin")[1].get("etag"), 20)
             tags.append((small_tag, big_tag))
         self.assertNotEqual(tags[0], tags[1])
         self.assertEqual(tags[0], tags[2])
         # A cache holding the old tag revalidates after the rollback.
-        self.assertEqual(s.get("/big.bin", {"If-None-Match": tags[0][1]})[0], 304)
+        self.assertEqual(http_get(s.port, "/big.bin", {"If-None-Match": tags[0][1]})[0], 304)
 
     def test_a_restart_over_a_persisted_tree_hashes_nothing(self):
         if not xattrs_supported(self.root):
@@ -261,24 +166,24 @@ class ContentETags(unittest.TestCase):
             self.write("d%d/%s" % (i % 2, name), os.urandom(SMALL + 1 + i * 100 * 1024))
         self.write("small.txt", b"small\n")
         s = self.serve()
-        first = s.wait_counters("after prehash", 30)
+        first = wait_counters(s, "after prehash", 30)
         self.assertEqual(first["hashed_files"], len(names), first)
         self.assertEqual(first["persisted"], len(names), first)
         tags = {}
         for i, name in enumerate(names):
             url = "/d%d/%s" % (i % 2, name)
-            tags[url] = s.get(url)[1].get("etag")
+            tags[url] = http_get(s.port, url)[1].get("etag")
             self.assertEqual(tags[url], etag_of_file(self.path(url[1:])))
         self.assertEqual(s.stop(), 0)
 
         s2 = self.serve()
-        again = s2.wait_counters("after prehash", 30)
+        again = wait_counters(s2, "after prehash", 30)
         self.assertEqual(again["hashed_files"], 0, again)
         self.assertEqual(again["from_xattr"], len(names), again)
         for url, tag in tags.items():
-            self.assertEqual(s2.get(url)[1].get("etag"), tag, url)
+            self.assertEqual(http_get(s2.port, url)[1].get("etag"), tag, url)
         self.assertEqual(s2.stop(), 0)
-        self.assertEqual(s2.counters("at shutdown")["hashed_files"], 0)
+        self.assertEqual(counters(s2, "at shutdown")["hashed_files"], 0)
 
     def test_notmod_etag_write_stores_tags_the_server_then_uses(self):
         if not xattrs_supported(self.root):
@@ -290,9 +195,9 @@ class ContentETags(unittest.TestCase):
         self.assertTrue(os.getxattr(p, "user.notmod.etag").startswith(b"1 %d " % (2 << 20)))
         tag = out.split(" ", 1)[0]
         s = self.serve("--no-prehash", "--hash-threshold", "0")
-        self.assertEqual(s.get("/big.bin")[1].get("etag"), tag)
+        self.assertEqual(http_get(s.port, "/big.bin")[1].get("etag"), tag)
         self.assertEqual(s.stop(), 0)
-        done = s.counters("at shutdown")
+        done = counters(s, "at shutdown")
         self.assertEqual((done["hashed_files"], done["from_xattr"]), (0, 1), done)
         # Printing again reads the attribute; --rehash does the work and agrees.
         self.assertEqual(notmod_etag(p)[1], notmod_etag("--rehash", p)[1])
@@ -313,10 +218,10 @@ class ContentETags(unittest.TestCase):
         self.addCleanup(os.unlink, big)
         time.sleep(RACY_S)
         s = self.serve("--no-prehash")
-        small_tag = s.get("/small.css")[1]["etag"]
+        small_tag = http_get(s.port, "/small.css")[1]["etag"]
 
         t0 = time.monotonic()
-        status, h, body = s.get("/huge.bin", {"Range": "bytes=0-99"})
+        status, h, body = http_get(s.port, "/huge.bin", {"Range": "bytes=0-99"})
         ttfb = time.monotonic() - t0
         self.assertEqual(status, 206)
         self.assertEqual(body, block[:100])
@@ -327,7 +232,7 @@ class ContentETags(unittest.TestCase):
         self.assertLess(ttfb, 2.0)
 
         latencies, during = [], 0
-        conn = s.conn()
+        conn = http_connection(s.port)
         deadline = time.monotonic() + 120
         tagged = None
         while time.monotonic() < deadline and not tagged:
@@ -389,25 +294,24 @@ class ContentETags(unittest.TestCase):
         time.sleep(RACY_S)
         servers = []
         for r in replicas:
-            s = Server(r, "--etag-manifest", manifest, "--no-prehash")
-            self.addCleanup(s.close)
-            servers.append(s)
+            servers.append(serve_for_test(self, r, ["--etag-manifest", manifest, "--no-prehash"],
+                                          checked=False))
         self.assertIn("4 of 4 entries match", servers[0].stderr())
         self.assertIn("2 of 4 entries match", servers[1].stderr())
         self.assertIn("/css/app.css ignored: content differs", servers[1].stderr())
         self.assertIn("/img/other.bin ignored: size is", servers[1].stderr())
         by_path = dict((line.split(" ")[0], line.split(" ", 3)) for line in lines[1:])
         for path in ("/index.html", "/img/big.bin"):
-            seen = [s.get(path)[1] for s in servers]
+            seen = [http_get(s.port, path)[1] for s in servers]
             for h in seen:
                 self.assertEqual(h.get("etag"), by_path[path][2], path)
                 self.assertEqual(h.get("last-modified"), by_path[path][3], path)
             # A date-only client revalidates against either replica.
             for s in servers:
-                self.assertEqual(
-                    s.get(path, {"If-Modified-Since": by_path[path][3]})[0], 304, path)
+                status = http_get(s.port, path, {"If-Modified-Since": by_path[path][3]})[0]
+                self.assertEqual(status, 304, path)
         # Entries that do not match are never trusted: own bytes, own mtime.
-        h = servers[1].get("/css/app.css")[1]
+        h = http_get(servers[1].port, "/css/app.css")[1]
         self.assertEqual(h["etag"], etag_of_file(os.path.join(replicas[1], "css/app.css")))
         self.assertNotEqual(h["etag"], by_path["/css/app.css"][2])
         own = os.stat(os.path.join(replicas[1], "css/app.css")).st_mtime
@@ -415,9 +319,8 @@ class ContentETags(unittest.TestCase):
         # A broken manifest stops the server with the line at fault.
         with open(manifest, "a") as f:
             f.write("/zz 1 \"bad\" Sun, 06 Nov 1994 08:49:37 GMT\n")
-        p = subprocess.run([NOTMOD, "serve", "--listen", "127.0.0.1:0", "--etag-manifest",
-                            manifest, self.root], capture_output=True, timeout=30,
-                           stdin=subprocess.DEVNULL)
+        p = run(["serve", "--listen", "127.0.0.1:0", "--etag-manifest", manifest, self.root],
+                timeout=30)
         self.assertEqual(p.returncode, 1)
         self.assertIn("line %d: bad ETag" % (len(lines) + 1), p.stderr.decode())
 
@@ -432,18 +335,18 @@ class ContentETags(unittest.TestCase):
             os.chmod(p, 0o644)
         as_nobody = HAS_ROOT  # root reads anything: drop to nobody so that mode 0 means it
         s = self.serve("--hash-threshold", "0", as_nobody=as_nobody)
-        self.assertEqual(s.get("/secret.txt")[0], 403)
-        self.assertEqual(s.get("/secret.bin")[0], 403)
+        self.assertEqual(http_get(s.port, "/secret.txt")[0], 403)
+        self.assertEqual(http_get(s.port, "/secret.bin")[0], 403)
         rc, out, err = notmod_etag(secret, ok, as_nobody=as_nobody)
         self.assertEqual(rc, 1)
         self.assertIn("secret.txt: Permission denied", err)
         self.assertIn(" " + ok, out)
         # Vanished: while its hash is pending, and after.
-        status, h, _ = s.get("/gone.bin")
+        status, h, _ = http_get(s.port, "/gone.bin")
         self.assertEqual(status, 200)
         self.assertNotIn("etag", h)
         os.unlink(gone)
-        self.assertEqual(s.get("/gone.bin")[0], 404)
+        self.assertEqual(http_get(s.port, "/gone.bin")[0], 404)
         rc, _, err = notmod_etag(gone)
         self.assertEqual(rc, 1)
         self.assertIn("No such file", err)
@@ -468,7 +371,7 @@ class ContentETags(unittest.TestCase):
             seen = []
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
-                c = s.conn()
+                c = http_connection(s.port)
                 try:
                     c.request("GET", "/grow.log")
                     r = c.getresponse()
@@ -488,12 +391,12 @@ class ContentETags(unittest.TestCase):
             self.assertEqual(status, 200)
             self.assertTrue(final.startswith(body))
             self.assertIsNone(tag, "a file changed within 2 s has no tag yet")
-        tag = wait_for(lambda: s.get("/grow.log")[1].get("etag"), 20)
+        tag = wait_until(lambda: http_get(s.port, "/grow.log")[1].get("etag"), 20)
         self.assertEqual(tag, etag_of_file(grow))
         if as_nobody:
             # Files it may not write: the hash lives in memory only, and is used all the same.
             self.assertEqual(s.stop(), 0)
-            done = s.counters("at shutdown")
+            done = counters(s, "at shutdown")
             self.assertEqual(done["persisted"], 0, done)
             self.assertGreaterEqual(done["hashed_files"], 1, done)
 
@@ -501,11 +404,11 @@ class ContentETags(unittest.TestCase):
         p = self.write("m.txt", b"abc")
         os.utime(p, ns=(1700000000123456789, 1700000000123456789))
         s = self.serve("--etag", "metadata")
-        self.assertEqual(s.get("/m.txt")[1]["etag"], '"3-%x"' % 1700000000123456789)
+        self.assertEqual(http_get(s.port, "/m.txt")[1]["etag"], '"3-%x"' % 1700000000123456789)
         s = self.serve("--etag", "version:build-42")
-        self.assertEqual(s.get("/m.txt")[1]["etag"], '"build-42"')
+        self.assertEqual(http_get(s.port, "/m.txt")[1]["etag"], '"build-42"')
         s = self.serve("--etag", "off")
-        h = s.get("/m.txt")[1]
+        h = http_get(s.port, "/m.txt")[1]
         self.assertNotIn("etag", h)
         self.assertIn("last-modified", h)
 
@@ -553,7 +456,7 @@ class RewriteStorm(unittest.TestCase):
         conn = None
         while not stop.is_set():
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn = http_connection(port)
             name = rng.choice(names)
             try:
                 conn.request("GET", "/" + name)
@@ -571,8 +474,7 @@ class RewriteStorm(unittest.TestCase):
             conn.close()
 
     def test_no_etag_ever_stands_for_two_bodies(self):
-        s = Server(self.root, "--workers", "2")
-        self.addCleanup(s.close)
+        s = serve_for_test(self, self.root, ["--workers", "2"], checked=False)
         names = sorted(self.sizes)
         groups = (names[0::2], names[1::2])
         t0 = time.monotonic()

@@ -10,13 +10,23 @@ import subprocess
 import time
 import unittest
 
-from clientenv import (EtagServer, NginxServer, NotmodServe, PythonHttpServer, Resource,
-                       SlowServer, TruncatingServer, cache_files, free_port, notmod_binary, run,
-                       write_file)
-from serverenv import shared_tempdir
+from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, Resource,
+                    SlowServer, TruncatingServer, free_port, notmod_binary, run, shared_tempdir,
+                    write_file)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
+
+
+def cache_files(cache_root):
+    """Every file under the cache directory with its bytes, for before/after comparisons."""
+    out = {}
+    for dirpath, _, names in os.walk(cache_root):
+        for n in names:
+            p = os.path.join(dirpath, n)
+            with open(p, "rb") as f:
+                out[os.path.relpath(p, cache_root)] = f.read()
+    return out
 
 
 class GetTestCase(unittest.TestCase):
@@ -413,7 +423,7 @@ class AgainstNotmodServe(GetTestCase):
         root = os.path.join(self.tmp, "www")
         os.makedirs(root)
         write_file(os.path.join(root, "app.css"), b"body{}\n")
-        with NotmodServe(root) as srv:
+        with NotmodServer(root) as srv:
             url = srv.url("/app.css")
             self.assertExit(self.get(url, "-o", self.out, "--no-heuristic"), EXIT_OK)
             self.assertEqual(self.read(self.out), b"body{}\n")

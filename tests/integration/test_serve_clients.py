@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from serverenv import ServerTestCase, require_binary, tool, wait_until
+from launch import ServerTestCase, require_binary, tool, wait_until
 
 T0 = 1672531200
 PAGE = b"<!DOCTYPE html><title>t</title><p>page</p>\n"

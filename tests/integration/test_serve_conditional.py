@@ -5,8 +5,8 @@ import re
 import time
 import unittest
 
-from serverenv import (Conn, ServerTestCase, fetch, get_request, http_date, parse_http_date,
-                       require_binary)
+from launch import (Conn, ServerTestCase, fetch, get_request, http_date, parse_http_date,
+                    require_binary)
 
 T0 = 1672531200  # 2023-01-01 00:00:00 UTC
 BODY = b"hello, conditional world\n"

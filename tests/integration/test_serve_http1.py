@@ -5,7 +5,7 @@ import socket
 import time
 import unittest
 
-from serverenv import Conn, ProtocolError, ServerTestCase, get_request, require_binary
+from launch import Conn, ProtocolError, ServerTestCase, get_request, require_binary
 
 SMALL = {("/p%d.txt" % i): ("pipelined body %d\n" % i).encode() for i in range(16)}
 LARGE = bytes((i * 31 + 7) % 256 for i in range(300 * 1024))

@@ -13,16 +13,15 @@ import threading
 import time
 import unittest
 
-from serverenv import (NOTMOD, Conn, Server, ServerTestCase, Site, fetch, get_request,
-                       require_binary, wait_until)
+from launch import (NOTMOD, Conn, NotmodServer, ServerTestCase, Site, fetch, get_request,
+                    require_binary, run, wait_until)
 
 HEADER_TIMEOUT_S = 10.0
 BIG_BYTES = 64 << 20
 
 
-def run_cli(*args, timeout=20):
-    return subprocess.run([NOTMOD, *args], stdin=subprocess.DEVNULL, capture_output=True,
-                          timeout=timeout, text=True)
+def run_cli(*args):
+    return run(args, timeout=20, text=True)
 
 
 @require_binary
@@ -286,13 +285,13 @@ class ChangingFiles(ServerTestCase):
         self.assertEqual(aborted, clients)
         self.assertEqual(srv.stop(), 0)
         logged = re.findall(r"notmod: /busy\.bin changed while being sent; response aborted$",
-                            srv.stderr_text, re.M)
+                            srv.stderr(), re.M)
         counts = [int(n) for n in re.findall(
             r"notmod: /busy\.bin: (\d+) more responses aborted: the file changed while being "
-            r"sent$", srv.stderr_text, re.M)]
-        self.assertGreaterEqual(len(logged), 1, srv.stderr_text[-2000:])
-        self.assertLessEqual(len(logged), 2 + int(elapsed), srv.stderr_text[-2000:])
-        self.assertEqual(len(logged) + sum(counts), aborted, srv.stderr_text[-2000:])
+            r"sent$", srv.stderr(), re.M)]
+        self.assertGreaterEqual(len(logged), 1, srv.stderr()[-2000:])
+        self.assertLessEqual(len(logged), 2 + int(elapsed), srv.stderr()[-2000:])
+        self.assertEqual(len(logged) + sum(counts), aborted, srv.stderr()[-2000:])
 
     def test_file_replaced_by_a_directory_redirects(self):
         self.site.write("morph", b"a file\n")
@@ -379,7 +378,7 @@ class Shutdown(unittest.TestCase):
         cls.site.cleanup()
 
     def start(self, options=()):
-        srv = Server(self.site.root, options).start()
+        srv = NotmodServer(self.site.root, options).start()
         self.addCleanup(srv.stop)
         return srv
 
@@ -503,7 +502,7 @@ class CommandLine(unittest.TestCase):
 
     @unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_listen_address(self):
-        srv = Server(self.site.root, listen="[::1]:0").start()
+        srv = NotmodServer(self.site.root, listen="[::1]:0").start()
         self.addCleanup(srv.stop)
         self.assertIn("http://[::1]:%d/" % srv.port, srv.startup_line)
         with Conn(srv.port, host="::1") as c:
@@ -513,7 +512,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(srv.sanitizer_report(), "")
 
     def test_startup_line_names_the_directory_and_address(self):
-        srv = Server(self.site.root).start()
+        srv = NotmodServer(self.site.root).start()
         self.addCleanup(srv.stop)
         self.assertTrue(srv.startup_line.startswith(
             "notmod: serving %s on http://127.0.0.1:%d/" % (os.path.realpath(self.site.root),
@@ -584,7 +583,7 @@ class CommandLine(unittest.TestCase):
         return other
 
     def test_port_of_another_notmod_is_refused_and_keeps_all_its_requests(self):
-        first = Server(self.site.root, ["--workers", "2"]).start()
+        first = NotmodServer(self.site.root, ["--workers", "2"]).start()
         self.addCleanup(first.stop)
         for workers in ("1", "2"):
             with self.subTest(workers=workers):
@@ -600,7 +599,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(first.sanitizer_report(), "")
 
     def test_wildcard_address_over_a_notmod_on_loopback_is_refused(self):
-        first = Server(self.site.root, ["--workers", "2"]).start()
+        first = NotmodServer(self.site.root, ["--workers", "2"]).start()
         self.addCleanup(first.stop)
         p = run_cli("serve", "--listen", "0.0.0.0:%d" % first.port, self.other_site().root)
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -609,7 +608,7 @@ class CommandLine(unittest.TestCase):
 
     @unittest.skipUnless(have_ipv6_loopback(), "no IPv6 loopback")
     def test_ipv6_port_of_another_notmod_is_refused(self):
-        first = Server(self.site.root, ["--workers", "2"], listen="[::1]:0").start()
+        first = NotmodServer(self.site.root, ["--workers", "2"], listen="[::1]:0").start()
         self.addCleanup(first.stop)
         p = run_cli("serve", "--listen", "[::1]:%d" % first.port, self.other_site().root)
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -618,7 +617,7 @@ class CommandLine(unittest.TestCase):
     def test_socket_that_joins_a_multi_worker_server_later_gets_no_connections(self):
         # What another program (or an older notmod) does with SO_REUSEPORT under the same user:
         # the kernel lets it in the group, and the group must not hand it connections.
-        srv = Server(self.site.root, ["--workers", "3"]).start()
+        srv = NotmodServer(self.site.root, ["--workers", "3"]).start()
         self.addCleanup(srv.stop)
         with socket.socket() as intruder:
             intruder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -633,7 +632,7 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(srv.stop(), 0)
 
     def test_multi_worker_server_on_port_0_serves_on_one_port(self):
-        srv = Server(self.site.root, ["--workers", "4"]).start()
+        srv = NotmodServer(self.site.root, ["--workers", "4"]).start()
         self.addCleanup(srv.stop)
         conns = [Conn(srv.port) for _ in range(16)]
         try:
@@ -652,7 +651,7 @@ class CommandLine(unittest.TestCase):
                                                         socket.SOCK_STREAM):
             if family == socket.AF_INET or (family == socket.AF_INET6 and have_ipv6_loopback()):
                 wanted.add(addr[0])
-        srv = Server(self.site.root, ["--workers", "2"], listen="localhost:0").start()
+        srv = NotmodServer(self.site.root, ["--workers", "2"], listen="localhost:0").start()
         self.addCleanup(srv.stop)
         urls = re.findall(r"http://(\[[0-9a-f:]+\]|[0-9.]+):(\d+)/", srv.startup_line)
         self.assertEqual({h.strip("[]") for h, _ in urls}, wanted, srv.startup_line)
@@ -687,7 +686,7 @@ class CommandLine(unittest.TestCase):
                 self.assertEqual(p.stdout, "")
 
     def test_startup_line_is_on_stderr_and_stdout_is_the_access_log(self):
-        srv = Server(self.site.root, ["--access-log", "-"]).start()
+        srv = NotmodServer(self.site.root, ["--access-log", "-"]).start()
         self.addCleanup(srv.stop)
         self.assertTrue(srv.startup_line.startswith("notmod: serving "))
         self.assertEqual(fetch(srv.port, "/alive.txt").status, 200)
@@ -701,7 +700,7 @@ class CommandLine(unittest.TestCase):
                 out += os.read(srv.proc.stdout.fileno(), 4096)
         self.assertRegex(out.decode(errors="replace"), r'^127\.0\.0\.1 - - \[.*\] "GET /alive\.txt')
         self.assertEqual(srv.stop(), 0)
-        self.assertIn(srv.startup_line, srv.stderr_text)
+        self.assertIn(srv.startup_line, srv.stderr())
 
     def test_quiet_also_silences_the_hashing_counters(self):
         self.site.write("more.txt", b"more\n")
@@ -729,7 +728,7 @@ class CommandLine(unittest.TestCase):
 
     def test_json_access_log_keeps_utf8_and_escapes_other_bytes_reversibly(self):
         log = os.path.join(self.site.base, "access.json")
-        srv = Server(self.site.root, ["--log-format", "json", "--access-log", log]).start()
+        srv = NotmodServer(self.site.root, ["--log-format", "json", "--access-log", log]).start()
         self.addCleanup(srv.stop)
         agent = b'caf\xc3\xa9 \xe2\x82\xac \xff\xfe\xc3 "q" \\'
         referer = b"http://example.com/\xd0\xbf\xd1\x83\xd1\x82\xc0\xaf"

@@ -7,7 +7,7 @@ import time
 import unittest
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
-from serverenv import Conn, ServerTestCase, Site, require_binary
+from launch import Conn, ServerTestCase, Site, require_binary
 
 INNER = b"inner file\n"
 

@@ -53,10 +53,10 @@ static void put(const char *url, const char *body, const char *etag)
     e->status = 200;
     e->request_time = 100;
     e->response_time = 101;
-    e->headers[0] = (struct nm_header){NM_SLICE_LIT("ETag"), nm_slice_from_cstr(etag)};
-    e->headers[1] = (struct nm_header){NM_SLICE_LIT("Vary"), NM_SLICE_LIT("Accept-Language")};
+    e->headers[0] = (struct nm_http1_field){NM_SLICE_LIT("ETag"), nm_slice_from_cstr(etag)};
+    e->headers[1] = (struct nm_http1_field){NM_SLICE_LIT("Vary"), NM_SLICE_LIT("Accept-Language")};
     e->n_headers = 2;
-    e->request[0] = (struct nm_header){NM_SLICE_LIT("Accept-Language"), NM_SLICE_LIT("fr")};
+    e->request[0] = (struct nm_http1_field){NM_SLICE_LIT("Accept-Language"), NM_SLICE_LIT("fr")};
     e->n_request = 1;
     cr_assert_eq(nm_store_commit(&store, e, &sp), 0);
     cr_assert_eq(e->body_len, strlen(body));
@@ -140,7 +140,7 @@ Test(store, saving_metadata_keeps_the_body)
     cr_assert_eq(nm_store_load(&store, URL, entry), 0);
     entry->response_time = 5000;
     entry->headers[entry->n_headers++] =
-        (struct nm_header){NM_SLICE_LIT("Cache-Control"), NM_SLICE_LIT("max-age=60")};
+        (struct nm_http1_field){NM_SLICE_LIT("Cache-Control"), NM_SLICE_LIT("max-age=60")};
     cr_assert_eq(nm_store_save(&store, entry), 0);
     cr_assert_eq(nm_store_load(&store, URL, entry), 0);
     cr_assert_eq(entry->response_time, 5000);
@@ -200,7 +200,7 @@ Test(store, header_values_with_line_breaks_are_refused)
     nm_store_entry_init(e);
     e->url = NM_SLICE_LIT(URL);
     e->status = 200;
-    e->headers[0] = (struct nm_header){NM_SLICE_LIT("X"), NM_SLICE_LIT("a\nheader Evil: 1")};
+    e->headers[0] = (struct nm_http1_field){NM_SLICE_LIT("X"), NM_SLICE_LIT("a\nheader Evil: 1")};
     e->n_headers = 1;
     cr_assert_eq(nm_store_commit(&store, e, &sp), -EINVAL);
     nm_store_spool_discard(&store, &sp);

@@ -8,7 +8,7 @@
 Test(client, a_raw_304_splits_into_status_fields_and_the_bytes_after_it)
 {
     const char raw[] = "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\nDate:  x \r\n\r\nstray";
-    struct nm_header h[8];
+    struct nm_http1_field h[8];
     size_t n, head_len;
     int status;
     cr_assert_eq(
@@ -23,7 +23,7 @@ Test(client, a_raw_304_splits_into_status_fields_and_the_bytes_after_it)
 
 Test(client, an_incomplete_or_non_http_reply_is_ebadmsg)
 {
-    struct nm_header h[8];
+    struct nm_http1_field h[8];
     size_t n, head_len;
     int status;
     const char *bad[] = {"HTTP/1.1 200 OK\r\nA: b\r\n", "SSH-2.0-OpenSSH\r\n\r\n",
@@ -37,7 +37,7 @@ Test(client, an_incomplete_or_non_http_reply_is_ebadmsg)
 Test(client, field_lines_beyond_the_cap_are_dropped)
 {
     const char raw[] = "HTTP/1.0 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
-    struct nm_header h[2];
+    struct nm_http1_field h[2];
     size_t n, head_len;
     int status;
     cr_assert_eq(nm_client_parse_response(nm_slice_from_cstr(raw), &status, h, 2, &n, &head_len),

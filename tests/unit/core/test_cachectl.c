@@ -289,16 +289,16 @@ Test(cachectl, s_maxage_is_ignored_by_a_private_cache)
 
 Test(cachectl, vary_star_never_matches)
 {
-    struct nm_header req[] = {HDR("Accept", "*/*")};
+    struct nm_http1_field req[] = {HDR("Accept", "*/*")};
     cr_assert(nm_cachectl_vary_is_any(one("Accept, *")));
     cr_assert_not(nm_cachectl_vary_matches(one("*"), req, 1, req, 1));
 }
 
 Test(cachectl, vary_compares_the_named_request_fields)
 {
-    struct nm_header a[] = {HDR("Accept-Encoding", "gzip"), HDR("User-Agent", "x")};
-    struct nm_header b[] = {HDR("accept-encoding", " gzip "), HDR("User-Agent", "y")};
-    struct nm_header c[] = {HDR("Accept-Encoding", "br")};
+    struct nm_http1_field a[] = {HDR("Accept-Encoding", "gzip"), HDR("User-Agent", "x")};
+    struct nm_http1_field b[] = {HDR("accept-encoding", " gzip "), HDR("User-Agent", "y")};
+    struct nm_http1_field c[] = {HDR("Accept-Encoding", "br")};
     cr_assert(nm_cachectl_vary_matches(one("Accept-Encoding"), a, 2, b, 2));
     cr_assert_not(nm_cachectl_vary_matches(one("accept-encoding"), a, 2, c, 1));
     cr_assert_not(nm_cachectl_vary_matches(one("Accept-Encoding, User-Agent"), a, 2, b, 2));
@@ -306,7 +306,7 @@ Test(cachectl, vary_compares_the_named_request_fields)
 
 Test(cachectl, vary_absent_in_both_requests_matches_and_absent_in_one_does_not)
 {
-    struct nm_header a[] = {HDR("Accept-Language", "fr")};
+    struct nm_http1_field a[] = {HDR("Accept-Language", "fr")};
     cr_assert(nm_cachectl_vary_matches(one("Accept-Encoding"), a, 1, NULL, 0));
     cr_assert_not(nm_cachectl_vary_matches(one("Accept-Language"), a, 1, NULL, 0));
     cr_assert(nm_cachectl_vary_matches((struct nm_field){NULL, 0}, a, 1, NULL, 0));
@@ -326,7 +326,7 @@ Test(cachectl, hop_by_hop_and_connection_listed_fields_are_not_stored)
 
 /* Selecting and freshening with a 304 (§4.3.4) */
 
-static const struct nm_header stored[] = {
+static const struct nm_http1_field stored[] = {
     HDR("Date", DATE_T0_MINUS_10D),           HDR("ETag", "\"v1\""),
     HDR("Last-Modified", DATE_T0_MINUS_100D), HDR("Content-Length", "2100000"),
     HDR("Content-Type", "text/css"),          HDR("Cache-Control", "max-age=60"),
@@ -334,35 +334,35 @@ static const struct nm_header stored[] = {
 
 Test(cachectl, a_304_with_the_same_strong_etag_selects_the_stored_response)
 {
-    struct nm_header r[] = {HDR("ETag", "\"v1\"")};
+    struct nm_http1_field r[] = {HDR("ETag", "\"v1\"")};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), r, 1, T0), NM_CACHECTL_SELECT_MATCH);
 }
 
 Test(cachectl, a_304_with_another_etag_must_not_freshen)
 {
-    struct nm_header r[] = {HDR("ETag", "\"v2\"")};
+    struct nm_http1_field r[] = {HDR("ETag", "\"v2\"")};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), r, 1, T0), NM_CACHECTL_SELECT_MISMATCH);
-    struct nm_header bad[] = {HDR("ETag", "v1")};
+    struct nm_http1_field bad[] = {HDR("ETag", "v1")};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), bad, 1, T0),
                  NM_CACHECTL_SELECT_MISMATCH);
 }
 
 Test(cachectl, a_weak_304_etag_selects_by_weak_comparison)
 {
-    struct nm_header r[] = {HDR("ETag", "W/\"v1\"")};
+    struct nm_http1_field r[] = {HDR("ETag", "W/\"v1\"")};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), r, 1, T0), NM_CACHECTL_SELECT_MATCH);
-    struct nm_header weak_stored[] = {HDR("ETag", "W/\"v1\"")};
-    struct nm_header strong[] = {HDR("ETag", "\"v1\"")};
+    struct nm_http1_field weak_stored[] = {HDR("ETag", "W/\"v1\"")};
+    struct nm_http1_field strong[] = {HDR("ETag", "\"v1\"")};
     cr_assert_eq(nm_cachectl_select_304(weak_stored, 1, strong, 1, T0), NM_CACHECTL_SELECT_MISMATCH,
                  "a strong validator needs a strong match");
 }
 
 Test(cachectl, without_a_strong_etag_a_304_last_modified_must_equal_the_stored_one)
 {
-    struct nm_header same[] = {HDR("Last-Modified", DATE_T0_MINUS_100D)};
-    struct nm_header other[] = {HDR("Last-Modified", DATE_T0_MINUS_10D)};
-    struct nm_header weak_other[] = {HDR("ETag", "W/\"v1\""),
-                                     HDR("Last-Modified", DATE_T0_MINUS_10D)};
+    struct nm_http1_field same[] = {HDR("Last-Modified", DATE_T0_MINUS_100D)};
+    struct nm_http1_field other[] = {HDR("Last-Modified", DATE_T0_MINUS_10D)};
+    struct nm_http1_field weak_other[] = {HDR("ETag", "W/\"v1\""),
+                                          HDR("Last-Modified", DATE_T0_MINUS_10D)};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), same, 1, T0), NM_CACHECTL_SELECT_MATCH);
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), other, 1, T0),
                  NM_CACHECTL_SELECT_MISMATCH);
@@ -374,18 +374,18 @@ Test(cachectl, a_matching_strong_etag_selects_even_when_last_modified_moved)
 {
     /* RFC 9111 §4.3.4: each strong validator identifies the stored response on its own (the
      * same bytes uploaded again get a new date, not a new content tag). */
-    struct nm_header both[] = {HDR("ETag", "\"v1\""), HDR("Last-Modified", DATE_T0_MINUS_10D)};
+    struct nm_http1_field both[] = {HDR("ETag", "\"v1\""), HDR("Last-Modified", DATE_T0_MINUS_10D)};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), both, 2, T0), NM_CACHECTL_SELECT_MATCH);
 }
 
 Test(cachectl, a_304_without_validators_is_reported_as_such)
 {
-    struct nm_header r[] = {HDR("Date", DATE_T0)};
+    struct nm_http1_field r[] = {HDR("Date", DATE_T0)};
     cr_assert_eq(nm_cachectl_select_304(stored, N(stored), r, 1, T0),
                  NM_CACHECTL_SELECT_NO_VALIDATOR);
 }
 
-static const struct nm_header *find(const struct nm_header *h, size_t n, const char *name)
+static const struct nm_http1_field *find(const struct nm_http1_field *h, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (nm_slice_case_eq(h[i].name, nm_slice_from_cstr(name)))
@@ -395,7 +395,7 @@ static const struct nm_header *find(const struct nm_header *h, size_t n, const c
 
 Test(cachectl, freshening_replaces_fields_but_never_takes_content_length_or_framing)
 {
-    struct nm_header r[] = {
+    struct nm_http1_field r[] = {
         HDR("Date", DATE_T0),
         HDR("Cache-Control", "max-age=3600"),
         HDR("Content-Length", "0"),
@@ -405,7 +405,7 @@ Test(cachectl, freshening_replaces_fields_but_never_takes_content_length_or_fram
         HDR("Content-Encoding", "gzip"),
         HDR("X-New", "yes"),
     };
-    struct nm_header out[32];
+    struct nm_http1_field out[32];
     int n = nm_cachectl_freshen(stored, N(stored), r, N(r), out, N(out));
     cr_assert_gt(n, 0);
     cr_assert(nm_slice_eq(find(out, (size_t)n, "Date")->value, NM_SLICE_LIT(DATE_T0)));
@@ -423,9 +423,9 @@ Test(cachectl, freshening_replaces_fields_but_never_takes_content_length_or_fram
 
 Test(cachectl, freshening_replaces_every_line_of_a_repeated_field)
 {
-    struct nm_header s[] = {HDR("Cache-Control", "max-age=1"), HDR("Cache-Control", "public")};
-    struct nm_header r[] = {HDR("cache-control", "no-cache")};
-    struct nm_header out[4];
+    struct nm_http1_field s[] = {HDR("Cache-Control", "max-age=1"), HDR("Cache-Control", "public")};
+    struct nm_http1_field r[] = {HDR("cache-control", "no-cache")};
+    struct nm_http1_field out[4];
     int n = nm_cachectl_freshen(s, 2, r, 1, out, N(out));
     cr_assert_eq(n, 1);
     cr_assert(nm_slice_eq(out[0].value, NM_SLICE_LIT("no-cache")));
@@ -433,14 +433,15 @@ Test(cachectl, freshening_replaces_every_line_of_a_repeated_field)
 
 Test(cachectl, freshening_reports_a_full_output_array)
 {
-    struct nm_header r[] = {HDR("X-A", "1"), HDR("X-B", "2")};
-    struct nm_header out[3];
+    struct nm_http1_field r[] = {HDR("X-A", "1"), HDR("X-B", "2")};
+    struct nm_http1_field out[3];
     cr_assert_eq(nm_cachectl_freshen(stored, N(stored), r, 2, out, N(out)), -ENOSPC);
 }
 
 Test(cachectl, field_collects_lines_case_insensitively_up_to_the_cap)
 {
-    struct nm_header h[] = {HDR("Vary", "a"), HDR("X", "y"), HDR("vary", "b"), HDR("VARY", "c")};
+    struct nm_http1_field h[] = {HDR("Vary", "a"), HDR("X", "y"), HDR("vary", "b"),
+                                 HDR("VARY", "c")};
     struct nm_slice l[2];
     struct nm_field f = nm_cachectl_field(h, N(h), "Vary", l, 2);
     cr_assert_eq(f.n_lines, 2);

@@ -1,4 +1,5 @@
-/* ETag manifests: the canonical text, its strict parser, lookups. */
+/* ETag manifests: the canonical text, its strict parser, lookups, and the check of each entry
+ * against the served tree at startup. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdint.h>
@@ -6,7 +7,9 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "etags/attr.h"
 #include "etags/manifest.h"
+#include "fixture.h"
 
 #define ZERO_TAG "\"AAAAAAAAAAAAAAAAAAAAAA\""
 #define DATE_1994 "Sun, 06 Nov 1994 08:49:37 GMT"
@@ -172,4 +175,97 @@ Test(manifest, sort_reports_two_entries_with_one_path)
     cr_assert_eq(nm_manifest_add(m, "/x", 2, 0, 0, 0), 0);
     cr_expect_eq(nm_manifest_sort(m), -EEXIST);
     nm_manifest_free(m);
+}
+
+/* ---- the check against the served tree ---- */
+
+TestSuite(manifest_check, .init = make_dir, .fini = remove_dir, .timeout = 60);
+
+static int warnings;
+static char last_warning[256];
+
+static void on_warn(void *arg, const char *path, const char *why)
+{
+    (void)arg;
+    warnings++;
+    snprintf(last_warning, sizeof(last_warning), "%s: %s", path, why);
+}
+
+Test(manifest_check, manifest_entries_are_checked_against_the_tree)
+{
+    size_t big = 64 * 1024;
+    char *data = fill(big, 6);
+    close(write_file("small", "hello", 5));
+    close(write_file("wrong", "hellO", 5));
+    close(write_file("resized", "hello!", 6));
+    close(write_file("big", data, big));
+    struct nm_hash128 hs = nm_hashing_hash_bytes("hello", 5), hb = nm_hashing_hash_bytes(data, big);
+    struct nm_hash128 claimed = {1, 2};
+    struct nm_manifest *m;
+    cr_assert_eq(nm_manifest_new(&m), 0);
+    cr_assert_eq(nm_manifest_add(m, "/small", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/wrong", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/resized", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/missing", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/big", big, claimed.hi, claimed.lo, 2000), 0);
+    cr_assert_eq(nm_manifest_sort(m), 0);
+
+    struct nm_hashing *h = pool(false);
+    int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    warnings = 0;
+    int kept = nm_hashing_use_manifest(h, root, m, on_warn, NULL);
+    /* /small matches; /big is kept but not believed: its hash will come from its bytes. */
+    cr_expect_eq(kept, 2);
+    cr_expect_eq(warnings, 3, "last: %s", last_warning);
+    int64_t lm;
+    cr_expect(nm_hashing_manifest_last_modified(h, "/small", 5, hs, &lm));
+    cr_expect_eq(lm, 1000);
+    cr_expect_not(nm_hashing_manifest_last_modified(h, "/wrong", 5, hs, &lm));
+    cr_expect_not(nm_hashing_manifest_last_modified(h, "/small", 5, hb, &lm));
+    /* The bytes hash to hb, not to the claim: the manifest's date never goes with them. */
+    cr_expect_not(nm_hashing_manifest_last_modified(h, "/big", big, hb, &lm));
+    nm_hashing_free(h);
+    close(root);
+    free(data);
+}
+
+Test(manifest_check, a_large_file_is_never_taken_at_the_manifests_word)
+{
+    size_t big = 64 * 1024 + 1;
+    char *data = fill(big, 7);
+    int fd = write_file("big", data, big);
+    struct nm_hash128 real = nm_hashing_hash_bytes(data, big);
+    struct nm_hash128 other = {3, 4};
+    struct nm_manifest *m;
+    cr_assert_eq(nm_manifest_new(&m), 0);
+    cr_assert_eq(nm_manifest_add(m, "/big", big, real.hi, real.lo, 2000), 0);
+    cr_assert_eq(nm_manifest_sort(m), 0);
+    sleep_ms(2100); /* past the racy window */
+    struct nm_hashing *h = pool(false);
+    int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_expect_eq(nm_hashing_use_manifest(h, root, m, NULL, NULL), 1);
+    struct nm_file_version v;
+    version_of_fd(fd, &v);
+    struct nm_hash128 got;
+    /* Kept, but no hash enters the memo on the manifest's word ... */
+    cr_expect_eq(nm_hashing_find(h, -1, &v, &got), -ENOENT);
+    /* ... and its date goes with the bytes once they are known to hash to the entry. */
+    int64_t lm;
+    cr_expect(nm_hashing_manifest_last_modified(h, "/big", big, real, &lm));
+    cr_expect_eq(lm, 2000);
+    nm_hashing_free(h);
+
+    /* A valid attribute naming other bytes: the entry is ignored. */
+    cr_assert_eq(nm_attr_write(fd, &v, other), 0);
+    cr_assert_eq(nm_manifest_new(&m), 0);
+    cr_assert_eq(nm_manifest_add(m, "/big", big, real.hi, real.lo, 2000), 0);
+    cr_assert_eq(nm_manifest_sort(m), 0);
+    h = pool(false);
+    warnings = 0;
+    cr_expect_eq(nm_hashing_use_manifest(h, root, m, on_warn, NULL), 0);
+    cr_expect_eq(warnings, 1);
+    nm_hashing_free(h);
+    close(root);
+    close(fd);
+    free(data);
 }

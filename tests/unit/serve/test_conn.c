@@ -1,5 +1,6 @@
 /* The connection machine's contract (conn.h): segments, advance and drain accounting, backpressure,
- * closing, the mid-request test, nm_conn_fail, 304 framing, and input split at any byte. */
+ * closing, input room and gathering for the server, the mid-request test, nm_conn_fail, 304
+ * framing, and input split at any byte. */
 #include "serve/conn.h"
 
 #include <criterion/criterion.h>
@@ -129,16 +130,6 @@ static uint64_t queued_bytes(const struct nm_conn *c)
 }
 
 #define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
-
-/* ---- the site ---------------------------------------------------------------------------- */
-
-Test(conn, site_set_time_renders_the_date_line)
-{
-    nm_site_set_time(&fx.site, 784111777);
-    cr_assert_str_eq(fx.site.date_line, "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
-    cr_assert_eq(fx.site.date_line_len, strlen(fx.site.date_line));
-    cr_assert_eq(fx.site.now, 784111777);
-}
 
 /* ---- segments, advance, drain -------------------------------------------------------------- */
 
@@ -367,6 +358,77 @@ Test(conn, malformed_head_is_answered_400_and_closes)
     run(&fx.conn, &fx.out);
     cr_assert(nm_conn_is_done(&fx.conn));
     cr_assert_eq(memcmp(fx.out.ptr, "HTTP/1.1 400 Bad Request\r\n", 26), 0);
+}
+
+/* ---- the server's side: input room, gathering, stopping ------------------------------------- */
+
+/* Feeds bytes as the server does: into the room nm_conn_reserve_input gives. */
+static void receive(struct nm_conn *c, const char *s)
+{
+    size_t len = strlen(s);
+    while (len > 0) {
+        char *at;
+        int room = nm_conn_reserve_input(c, 7, &at);
+        cr_assert_gt(room, 0);
+        size_t n = len < (size_t)room ? len : (size_t)room;
+        memcpy(at, s, n);
+        nm_conn_commit_input(c, n);
+        s += n;
+        len -= n;
+    }
+}
+
+Test(conn, input_room_takes_a_request_as_a_socket_would)
+{
+    receive(&fx.conn, GET("/hello.txt"));
+    cr_assert(nm_conn_is_reading_head(&fx.conn));
+    run(&fx.conn, &fx.out);
+    cr_assert_eq(nm_conn_count_requests(&fx.conn), 1);
+    cr_assert(out_has("HTTP/1.1 200 OK\r\n"));
+    cr_assert(out_has(hello));
+    cr_assert_not(nm_conn_is_reading_head(&fx.conn));
+}
+
+Test(conn, a_full_input_buffer_gives_no_room)
+{
+    char *at;
+    while (fx.conn.in.len < fx.conn.in.max_cap) {
+        int room = nm_conn_reserve_input(&fx.conn, 1u << 20, &at);
+        cr_assert_gt(room, 0);
+        memset(at, 'x', (size_t)room);
+        nm_conn_commit_input(&fx.conn, (size_t)room);
+    }
+    cr_assert_eq(nm_conn_reserve_input(&fx.conn, 1, &at), 0);
+}
+
+Test(conn, a_stopped_connection_takes_no_input_and_is_done_once_drained)
+{
+    feed_str(&fx.conn, GET("/hello.txt"));
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    nm_conn_stop_reading(&fx.conn);
+    char *at;
+    cr_assert_eq(nm_conn_reserve_input(&fx.conn, 64, &at), 0);
+    cr_assert_not(nm_conn_is_done(&fx.conn), "the queued response still goes");
+    cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    cr_assert(nm_conn_is_done(&fx.conn));
+}
+
+Test(conn, gather_stops_at_the_first_part_read_from_a_file)
+{
+    feed_str(&fx.conn, GET("/hello.txt") GET("/big.txt") GET("/hello.txt"));
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    struct iovec iov[2 * NM_CONN_MAX_SEGS];
+    bool file_follows;
+    size_t n = nm_conn_gather(&fx.conn, iov, 2 * NM_CONN_MAX_SEGS, &file_follows);
+    cr_assert(file_follows);
+    cr_assert_eq(n, 3, "a head, its bytes held in memory, the next head");
+    cr_assert_eq(iov[1].iov_len, sizeof(hello) - 1);
+    cr_assert_eq(memcmp(iov[1].iov_base, hello, sizeof(hello) - 1), 0);
+    cr_assert_eq(memcmp(iov[2].iov_base, "HTTP/1.1 200 OK\r\n", 17), 0);
+    nm_conn_advance(&fx.conn, iov[0].iov_len + iov[1].iov_len + iov[2].iov_len + BIG_BYTES);
+    n = nm_conn_gather(&fx.conn, iov, 2 * NM_CONN_MAX_SEGS, &file_follows);
+    cr_assert_not(file_follows);
+    cr_assert_eq(n, 2, "the last response is all in memory");
 }
 
 /* ---- mid-request ---------------------------------------------------------------------------- */

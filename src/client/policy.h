@@ -1,0 +1,223 @@
+/* The fetch policy of notmod get, a private cache (RFC 9111): when a stored response answers
+ * without a request (§4.2), which validators revalidate it (§4.3.1), what a 200 (§3), a 304
+ * (§4.3.3, §4.3.4) or a failed exchange (stale-if-error) leads to, and what is stored. The
+ * decisions take `now` and do no I/O; nm_policy_fetch_run carries them out with the store and
+ * the caller's exchange, output and reporting. */
+#ifndef NOTMOD_POLICY_H
+#define NOTMOD_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "notmod/cachectl.h"
+#include "notmod/http1.h"
+#include "store.h"
+#include "transport.h"
+
+#define NM_POLICY_HEURISTIC_MAX_S 86400 /* cap on a heuristic freshness lifetime (§4.2.2) */
+#define NM_POLICY_HEURISTIC_PERCENT 10  /* of the time between Date and Last-Modified */
+#define NM_POLICY_MAX_CONDITIONS 2      /* If-None-Match and If-Modified-Since */
+
+/* What the user asked of the cache. */
+struct nm_policy {
+    bool heuristic;      /* §4.2.2 heuristic freshness is allowed */
+    bool revalidate;     /* ask the server even when the stored response is fresh */
+    bool reload;         /* ignore the stored response: fetch without conditions */
+    bool no_store;       /* leave the cache as it is, whatever the response */
+    bool stale_if_error; /* a network error may be answered with a stale stored response */
+};
+
+/* The freshness of stored entry e at `now` (§4.2), with p's heuristic setting and the
+ * NM_POLICY_HEURISTIC_* limits. Writes *fr. */
+void nm_policy_freshness(const struct nm_policy *p, const struct nm_store_entry *e, int64_t now,
+                         struct nm_freshness *fr);
+
+/* What a stored response is good for. */
+enum nm_policy_stored {
+    NM_POLICY_STORED_IGNORED,    /* --reload: fetch without conditions */
+    NM_POLICY_STORED_VARIES,     /* Vary names request fields that differ now (§4.1): fetch
+                                    without conditions */
+    NM_POLICY_STORED_FRESH,      /* fresh and usable: answer with it, send no request */
+    NM_POLICY_STORED_REVALIDATE, /* usable but stale, no-cache or --revalidate: send its
+                                    validators (nm_policy_conditions) */
+};
+
+/* Decides what stored entry e is good for, for a request with the extra header lines req.
+ * Writes e's freshness at `now` to *fr, except for NM_POLICY_STORED_IGNORED. */
+enum nm_policy_stored nm_policy_use_stored(const struct nm_policy *p,
+                                           const struct nm_store_entry *e,
+                                           const struct nm_http1_field *req, size_t n_req,
+                                           int64_t now, struct nm_freshness *fr);
+
+/* The conditions that revalidate e (§4.3.1): If-None-Match with its ETag when it has exactly one
+ * valid entity-tag, and If-Modified-Since with its Last-Modified when that is one valid date,
+ * each sent exactly as received. Writes them to out (borrowing from e) and returns how many. */
+size_t nm_policy_conditions(const struct nm_store_entry *e, int64_t now,
+                            struct nm_http1_field out[NM_POLICY_MAX_CONDITIONS]);
+
+/* What a complete response leads to. */
+enum nm_policy_next {
+    NM_POLICY_NEXT_TAKE,       /* a 200: stored or not (nm_policy_store), it is the answer */
+    NM_POLICY_NEXT_FRESHEN,    /* a 304 for the stored response: freshen it
+                                  (nm_policy_freshen), the stored body is the answer */
+    NM_POLICY_NEXT_REFETCH,    /* a 304 naming another representation must not freshen the
+                                  stored one (§4.3.4): fetch again without conditions */
+    NM_POLICY_NEXT_STRAY_304,  /* a 304 to a request without conditions: unusable */
+    NM_POLICY_NEXT_HTTP_ERROR, /* any other status */
+};
+
+/* Decides what a response with `status` and header lines h leads to. `asked` is the stored entry
+ * whose validators the request carried, NULL when it carried none. */
+enum nm_policy_next nm_policy_on_response(const struct nm_store_entry *asked, int status,
+                                          const struct nm_http1_field *h, size_t n, int64_t now);
+
+/* Whether a response is stored. Every value but STORE and UNWANTED means any stored response
+ * for the URL is removed: it no longer describes what the server sends. */
+enum nm_policy_store {
+    NM_POLICY_STORE,          /* store it, replacing the stored response */
+    NM_POLICY_STORE_UNWANTED, /* --no-store: the cache is left as it is */
+    NM_POLICY_STORE_NO_STORE, /* Cache-Control: no-store (§5.2.2.5) */
+    NM_POLICY_STORE_VARY_ANY, /* Vary: * can never match a later request (§4.1) */
+};
+
+/* Whether a 200 with header lines h is stored. */
+enum nm_policy_store nm_policy_store(const struct nm_policy *p, const struct nm_http1_field *h,
+                                     size_t n);
+
+/* Whether entry e, freshened by a 304, is saved: STORE, UNWANTED or NO_STORE (a 304 cannot make
+ * a stored response unusable through Vary). */
+enum nm_policy_store nm_policy_store_freshened(const struct nm_policy *p,
+                                               const struct nm_store_entry *e);
+
+/* Fills e (empty, from nm_store_entry_init) with the entry for a 200 to url: its status and clock
+ * readings, its header lines less those a cache must not store (§3.1), and the values req gives
+ * the fields its Vary names (§4.1). Lines past the entry's caps are left out. The body fields
+ * are nm_store_commit's to set. e borrows from url, resp and req. */
+void nm_policy_entry_of_200(struct nm_store_entry *e, const char *url,
+                            const struct nm_client_response *resp, const struct nm_http1_field *req,
+                            size_t n_req);
+
+/* Fills e (empty) with stored entry old freshened by a 304 (§4.3.4): old's URL, status, body and
+ * request fields, the 304's clock readings, and old's header lines updated with the 304's (see
+ * nm_cachectl_freshen). Returns 0, or -ENOSPC when the merged lines exceed the entry's cap (e
+ * then has no header lines and must not be saved). e borrows from old and resp. */
+int nm_policy_freshen(struct nm_store_entry *e, const struct nm_store_entry *old,
+                      const struct nm_client_response *resp);
+
+/* What a failed exchange leads to. */
+enum nm_policy_failure {
+    NM_POLICY_FAILURE_INTERRUPTED, /* the user stopped it: cache and output stay as they were */
+    NM_POLICY_FAILURE_LOCAL,       /* the body could not be written to the cache directory */
+    NM_POLICY_FAILURE_URL,         /* the URL cannot be fetched at all (-EINVAL,
+                                      -EPROTONOSUPPORT) */
+    NM_POLICY_FAILURE_STALE,       /* a network error, answered with the stale stored response
+                                      (--stale-if-error, and nothing forbids it) */
+    NM_POLICY_FAILURE_NETWORK,     /* a network error */
+};
+
+/* Decides what nm_client_perform's error err leads to: -ECANCELED means the user stopped the
+ * exchange (through its progress callback). `local_error`: the response says the body callback
+ * failed; `stored`: the freshness of the stored response the request may fall back on, NULL
+ * when there is none usable. */
+enum nm_policy_failure nm_policy_on_failure(const struct nm_policy *p, int err, bool local_error,
+                                            const struct nm_freshness *stored);
+
+/* What a fetch reports, in the order it happens; the caller says it to people. */
+enum nm_policy_event {
+    NM_POLICY_EVENT_CORRUPT,       /* the stored entry is damaged: fetched again */
+    NM_POLICY_EVENT_UNREADABLE,    /* err: the stored entry cannot be read: fetched again */
+    NM_POLICY_EVENT_VARIES,        /* the stored entry varies on request fields that differ now */
+    NM_POLICY_EVENT_FRESH,         /* entry, freshness: answered from the store, no request */
+    NM_POLICY_EVENT_MISMATCH,      /* entry, resp: a 304 for another representation */
+    NM_POLICY_EVENT_STORED,        /* a 200 (see the note) stored as entry, with its freshness */
+    NM_POLICY_EVENT_NOT_STORED,    /* a 200 not stored, and why (store) */
+    NM_POLICY_EVENT_STORE_FAILED,  /* err: the 200 could not be stored; it is delivered anyway */
+    NM_POLICY_EVENT_FRESHENED,     /* entry (as stored before), freshness (after), resident_s */
+    NM_POLICY_EVENT_MERGE_TOO_BIG, /* the 304 has too many lines to merge: entry not updated */
+    NM_POLICY_EVENT_UPDATE_FAILED, /* err: the freshened entry could not be saved or removed */
+    NM_POLICY_EVENT_STALE,         /* entry, freshness, resp: the exchange failed, the stale entry
+                                      answers instead (--stale-if-error) */
+    /* Each of these ends the run. */
+    NM_POLICY_EVENT_SPOOL_FAILED, /* err: no temporary file in the cache directory */
+    NM_POLICY_EVENT_CACHE_WRITE,  /* err: the body could not be written to the cache directory */
+    NM_POLICY_EVENT_BODY_LOST,    /* err: the downloaded body cannot be read back */
+    NM_POLICY_EVENT_DAMAGED,      /* err: an entry this run stored was damaged while in use */
+    NM_POLICY_EVENT_INTERRUPTED,  /* the user stopped the exchange */
+    NM_POLICY_EVENT_BAD_URL,      /* resp: the URL cannot be fetched (resp->error says why) */
+    NM_POLICY_EVENT_NETWORK,      /* resp: the exchange failed */
+    NM_POLICY_EVENT_HTTP,         /* resp: an error status */
+    NM_POLICY_EVENT_STRAY_304,    /* a 304 to a request without conditions */
+};
+
+/* One event and what it is about; the pointers live for the call only. */
+struct nm_policy_note {
+    enum nm_policy_event event;
+    int err;                               /* negative errno, where the event names one */
+    const struct nm_client_response *resp; /* the response it is about */
+    const struct nm_store_entry *entry;    /* the entry it is about */
+    const struct nm_freshness *freshness;  /* entry's freshness */
+    enum nm_policy_store store;            /* NOT_STORED: why */
+    /* STORED and NOT_STORED: the 200's body, and how it compares with the stored entry */
+    uint64_t body_len;
+    bool replaced;      /* a stored entry was there before */
+    bool same;          /* the body is the stored entry's */
+    bool conditional;   /* the 200 answered a conditional request */
+    int64_t resident_s; /* FRESHENED: seconds since the stored entry was received */
+};
+
+/* What nm_policy_fetch_run needs from its caller. */
+struct nm_policy_hooks {
+    /* Performs one exchange: adds the caller's settings (timeouts) to req and calls
+     * nm_client_perform. Returns its result. */
+    int (*perform)(void *ctx, struct nm_client_request *req, struct nm_client_response *resp);
+    /* As nm_client_request's on_progress: a negative errno stops the exchange, and -ECANCELED
+     * means the user asked to stop. */
+    int (*progress)(void *ctx, uint64_t received, uint64_t total);
+    void (*note)(void *ctx, const struct nm_policy_note *n);
+    /* Writes a complete body (len bytes read from fd, whose hex hash is `hash`) to the output.
+     * Returns 0, or a negative errno once it has reported the failure. */
+    int (*deliver)(void *ctx, int fd, uint64_t len, const char *hash);
+    void *ctx;
+};
+
+/* One notmod get of one URL through the cache. */
+struct nm_policy_fetch {
+    /* Set by the caller. */
+    struct nm_policy policy;
+    const char *url;                  /* normalized by nm_client_url_normalize */
+    const struct nm_http1_field *req; /* extra request header lines (-H), sent with every
+                                         request: at most NM_STORE_MAX_REQUEST */
+    size_t n_req;
+    struct nm_store *store;
+    const struct nm_policy_hooks *hooks;
+    /* Set by nm_policy_fetch_run: the stored body's hash before the run, "" when none. */
+    char prev_hash[NM_STORE_HASH_LEN + 1];
+    /* The run's own. */
+    struct nm_store_entry *entry; /* the stored response, when have_entry */
+    bool have_entry;
+    bool entry_usable; /* it may answer this request */
+    struct nm_freshness freshness;
+    struct nm_client_response *resp;
+    struct nm_store_spool spool;
+    bool spool_open;
+};
+
+enum nm_policy_result {
+    NM_POLICY_DELIVERED,      /* a body went to deliver, which returned 0 */
+    NM_POLICY_FAILED_LOCAL,   /* memory, the cache directory or the output failed */
+    NM_POLICY_FAILED_URL,     /* the URL cannot be fetched */
+    NM_POLICY_FAILED_NETWORK, /* no usable exchange */
+    NM_POLICY_FAILED_HTTP,    /* an error status or an unusable response */
+    NM_POLICY_INTERRUPTED,    /* the user stopped it */
+};
+
+/* Runs f: loads the stored entry for f->url, answers from it when fresh, else sends the request
+ * (with its validators when it is usable) through hooks->perform and carries out what the
+ * answer leads to: store, freshen, refetch without conditions, or fail. The body, when there is
+ * one, goes to hooks->deliver once complete and verified; a failed transfer leaves the store as
+ * it was. Every event goes to hooks->note. Returns how the run ended; the cache directory is
+ * left with no temporary file of the run. */
+enum nm_policy_result nm_policy_fetch_run(struct nm_policy_fetch *f);
+
+#endif

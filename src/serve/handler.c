@@ -1,0 +1,460 @@
+/* The protocol-independent handler: from a request to a response description, with every
+ * decision about validators taken by the pure core (RFC 9110 §13, §14, §15.4.5). */
+#include "handler.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "listing.h"
+#include "log.h"
+#include "notmod/date.h"
+#include "notmod/path.h"
+#include "notmod/precond.h"
+#include "notmod/range.h"
+
+#define MAX_RANGES NM_RESPONSE_MAX_RANGES
+#define LISTING_MAX_BYTES (4u << 20)
+
+static const char allow_methods[] = "GET, HEAD, OPTIONS";
+
+/* One request being answered. */
+struct answer {
+    struct nm_site *site;
+    const struct nm_handler_request *req;
+    struct nm_response *resp;
+    bool head_only; /* RFC 9110 §9.3.2: HEAD gets the fields of a GET and no content */
+};
+
+/* A short text response for errors and redirects; the caller may add a field after it. */
+static int respond_text(struct nm_response *resp, bool head_only, int status, const char *why)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s%s%s\n", status, nm_response_status_phrase(status),
+                     why ? ": " : "", why ? why : "");
+    if (n < 0 || (size_t)n >= sizeof(body))
+        n = (int)sizeof(body) - 1;
+    resp->status = status;
+    int rc = nm_response_add_field(resp, "Content-Type", "text/plain; charset=utf-8");
+    if (rc == 0)
+        rc = nm_response_add_field(resp, "Content-Length", "%d", n);
+    if (rc == 0 && !head_only)
+        rc = nm_response_add_bytes(resp, body, (size_t)n);
+    return rc;
+}
+
+int nm_handler_respond_error(struct nm_response *resp, int status, const char *why, bool head_only)
+{
+    return respond_text(resp, head_only, status, why);
+}
+
+static int fail(struct answer *a, int status, const char *why)
+{
+    return respond_text(a->resp, a->head_only, status, why);
+}
+
+/* Representation metadata shared by 200, 206 and 304 (RFC 9110 §15.4.5 lists what a 304 keeps:
+ * ETag, Cache-Control, Expires, Vary, Content-Location, Date; Last-Modified only helps when
+ * there is no ETag). */
+static int put_validators(struct answer *a, const struct nm_file *f, int64_t last_modified,
+                          bool is_304)
+{
+    struct nm_response *resp = a->resp;
+    int rc = 0;
+    if (f->has_etag) {
+        size_t n = f->etag.opaque.len < NM_ETAG_MAX ? f->etag.opaque.len : NM_ETAG_MAX;
+        rc = nm_response_add_field(resp, "ETag", "%.*s", (int)f->etag.opaque.len,
+                                   f->etag.opaque.ptr);
+        if (rc == 0)
+            resp->etag = nm_slice_make(resp->fields[resp->n_fields - 1].value.ptr, n);
+    }
+    if (rc == 0 && last_modified >= 0 && !(is_304 && f->has_etag)) {
+        char d[NM_DATE_LEN + 1];
+        nm_date_format(last_modified, d);
+        rc = nm_response_add_field(resp, "Last-Modified", "%s", d);
+    }
+    if (rc == 0 && f->hash_pending)
+        return nm_response_add_field(resp, "Cache-Control", "no-store");
+    if (rc == 0 && f->cache_control[0])
+        rc = nm_response_add_field(resp, "Cache-Control", "%s", f->cache_control);
+    if (rc == 0 && a->site->cfg->expires && f->max_age >= 0) {
+        char d[NM_DATE_LEN + 1];
+        int64_t when = a->site->now + f->max_age;
+        nm_date_format(when > NM_DATE_MAX ? NM_DATE_MAX : when, d);
+        rc = nm_response_add_field(resp, "Expires", "%s", d);
+    }
+    return rc;
+}
+
+/* Body bytes of f: from memory when held (the very bytes that were hashed), else a file part;
+ * a generated body (mem, not f's) is borrowed from the response that owns it. */
+static int put_body(struct answer *a, struct nm_file *f, const char *mem, uint64_t off,
+                    uint64_t len)
+{
+    if (mem && mem != f->data)
+        return nm_response_add_borrowed(a->resp, mem + off, (size_t)len);
+    return nm_response_add_file(a->resp, f, off, len);
+}
+
+/* RFC 2046 §5.1.1: the boundary must not occur in any part. A fixed string could (a file may hold
+ * a saved response); this one is a hash of the version (tag, size, mtime) and the ranges, keyed
+ * by a per-process random value, so whoever writes the file cannot know it, and the same request
+ * gets the same bytes. */
+static void make_boundary(const struct nm_site *site, const struct nm_file *f,
+                          const struct nm_range *rg, size_t n, char *out, size_t cap)
+{
+    uint64_t in[2 + 2 * MAX_RANGES + 16] = {f->size, (uint64_t)f->mtime_ns};
+    size_t k = 2;
+    for (size_t i = 0; i < n && i < MAX_RANGES; i++) {
+        in[k++] = rg[i].first;
+        in[k++] = rg[i].last;
+    }
+    if (f->has_etag) {
+        size_t len = f->etag.opaque.len < 16 * sizeof(in[0]) ? f->etag.opaque.len : 16 * 8;
+        memcpy(&in[k], f->etag.opaque.ptr, len);
+        k += (len + 7) / 8;
+    }
+    char hex[NM_HASH_HEX_LEN + 1];
+    nm_hash_format_hex(nm_hash_bytes_seeded(in, k * sizeof(in[0]), site->boundary_key), hex);
+    snprintf(out, cap, "notmod-%s", hex);
+}
+
+/* X-Content-Type-Options: nosniff (Fetch §3.5.1): a browser then takes Content-Type as it is and
+ * never guesses the bytes to be something else (an uploaded .txt run as HTML, an image loaded as
+ * a script). Sent only with types we vouch for: those of our own table and our own listing HTML.
+ * A type from /etc/mime.types is the operator's; a wrong one there with nosniff would make a
+ * browser refuse a script or a style sheet that sniffing would have saved. */
+static int put_nosniff(struct answer *a, const struct nm_file *f)
+{
+    /* A directory is served as a representation only as its listing. */
+    if (!f->is_dir && nm_mime_source_of(a->site->mime, f->content_type) != NM_MIME_SOURCE_BUILTIN)
+        return 0;
+    return nm_response_add_field(a->resp, "X-Content-Type-Options", "nosniff");
+}
+
+/* The fields that end the head of a 200 or 206: Content-Length, Accept-Ranges (RFC 9110 §14.3;
+ * a 200 of a listing does not offer ranges), X-Content-Type-Options. */
+static int put_length(struct answer *a, const struct nm_file *f, uint64_t length,
+                      bool accept_ranges)
+{
+    int rc = nm_response_add_field(a->resp, "Content-Length", "%llu", (unsigned long long)length);
+    if (rc == 0 && accept_ranges)
+        rc = nm_response_add_field(a->resp, "Accept-Ranges", "bytes");
+    if (rc == 0)
+        rc = put_nosniff(a, f);
+    return rc;
+}
+
+/* multipart/byteranges (RFC 9110 §14.6): the length is known before the first part. A part head
+ * holds the longest type mime.types may give (127 bytes and a charset) and three 20-digit
+ * numbers. */
+static int respond_multipart(struct answer *a, struct nm_file *f, const char *mem,
+                             const struct nm_range *rg, size_t n)
+{
+    char boundary[48];
+    make_boundary(a->site, f, rg, n, boundary, sizeof(boundary));
+    char part[MAX_RANGES][320];
+    size_t part_len[MAX_RANGES];
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        int m = snprintf(part[i], sizeof(part[i]),
+                         "\r\n--%s\r\nContent-Type: %s\r\n"
+                         "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                         boundary, f->content_type, (unsigned long long)rg[i].first,
+                         (unsigned long long)rg[i].last, (unsigned long long)f->size);
+        if (m < 0 || (size_t)m >= sizeof(part[i]))
+            return -EMSGSIZE;
+        part_len[i] = (size_t)m;
+        total += part_len[i] + rg[i].last - rg[i].first + 1;
+    }
+    char closing[64];
+    int closing_len = snprintf(closing, sizeof(closing), "\r\n--%s--\r\n", boundary);
+    total += (uint64_t)closing_len;
+    int rc = nm_response_add_field(a->resp, "Content-Type", "multipart/byteranges; boundary=%s",
+                                   boundary);
+    if (rc == 0)
+        rc = put_length(a, f, total, true);
+    if (rc < 0 || a->head_only)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = nm_response_add_bytes(a->resp, part[i], part_len[i]);
+        if (rc == 0)
+            rc = put_body(a, f, mem, rg[i].first, rg[i].last - rg[i].first + 1);
+    }
+    if (rc == 0)
+        rc = nm_response_add_bytes(a->resp, closing, (size_t)closing_len);
+    return rc;
+}
+
+static int respond_ranges(struct answer *a, struct nm_file *f, const char *mem, int64_t lm,
+                          const struct nm_range *rg, size_t n)
+{
+    a->resp->status = 206;
+    int rc = put_validators(a, f, lm, false);
+    if (rc < 0 || n > 1)
+        return rc ? rc : respond_multipart(a, f, mem, rg, n);
+    uint64_t len = rg[0].last - rg[0].first + 1;
+    rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+    if (rc == 0)
+        rc = nm_response_add_field(a->resp, "Content-Range", "bytes %llu-%llu/%llu",
+                                   (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
+                                   (unsigned long long)f->size);
+    if (rc == 0)
+        rc = put_length(a, f, len, true);
+    if (rc == 0 && !a->head_only)
+        rc = put_body(a, f, mem, rg[0].first, len);
+    return rc;
+}
+
+static void collect_preconditions(const struct nm_handler_request *req,
+                                  struct nm_precond_request *pre)
+{
+    *pre = (struct nm_precond_request){
+        .method = req->method,
+        .if_match = req->if_match,
+        .if_none_match = req->if_none_match,
+        .if_modified_since = req->if_modified_since,
+        .if_unmodified_since = req->if_unmodified_since,
+        .if_range = req->if_range,
+        .has_range = req->range.n_lines > 0,
+    };
+}
+
+/* GET or HEAD of a representation held as `f` (and `mem` for generated bodies). */
+static int respond_representation(struct answer *a, struct nm_file *f, const char *mem)
+{
+    struct nm_site *site = a->site;
+    struct nm_precond_request pre;
+    collect_preconditions(a->req, &pre);
+
+    /* RFC 9110 §8.8.2.1: a Last-Modified later than Date is replaced by Date. A file modified
+     * in the very second of Date gets none: a second change within that second would keep the
+     * date, and a client revalidating with it would be told 304 for bytes it does not have.
+     * -1 means no Last-Modified. */
+    int64_t lm = f->last_modified < site->now ? f->last_modified : site->now;
+    if (!f->has_last_modified || f->last_modified == site->now)
+        lm = -1;
+    /* A version whose content tag is not known yet leaves with no validator at all and may not be
+     * stored: cached under its date alone, it would be revalidated by a replica still serving the
+     * previous version, whose 304 would pin these bytes under the other version's tag. */
+    if (f->hash_pending)
+        lm = -1;
+    struct nm_precond_resource res = {
+        .status = 200,
+        .exists = true,
+        .etag = f->has_etag ? &f->etag : NULL,
+        .has_last_modified = lm >= 0,
+        .last_modified = lm,
+        .date = site->now,
+    };
+    enum nm_precond_result pr = nm_precond_evaluate(&pre, &res, site->cfg->ims_mode);
+    if (!mem)
+        mem = f->data;
+
+    if (pr == NM_PRECOND_NOT_MODIFIED) {
+        /* RFC 9110 §15.4.5: no content, no Content-Type, no Content-Length. */
+        a->resp->status = 304;
+        return put_validators(a, f, lm, true);
+    }
+    if (pr == NM_PRECOND_FAILED)
+        return fail(a, 412, NULL);
+
+    if (pr == NM_PRECOND_RANGE) {
+        struct nm_range rg[MAX_RANGES];
+        size_t n = 0;
+        switch (nm_range_evaluate(a->req->range, f->size, rg, MAX_RANGES, &n)) {
+        case NM_RANGE_SATISFIABLE:
+            return respond_ranges(a, f, mem, lm, rg, n);
+        case NM_RANGE_UNSATISFIABLE: {
+            int rc = fail(a, 416, NULL);
+            return rc ? rc
+                      : nm_response_add_field(a->resp, "Content-Range", "bytes */%llu",
+                                              (unsigned long long)f->size);
+        }
+        case NM_RANGE_IGNORE:
+            break;
+        }
+    }
+
+    a->resp->status = 200;
+    int rc = put_validators(a, f, lm, false);
+    if (rc == 0)
+        rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+    if (rc == 0)
+        rc = put_length(a, f, f->size, !f->is_dir);
+    if (rc == 0 && !a->head_only && f->size > 0)
+        rc = put_body(a, f, mem, 0, f->size);
+    return rc;
+}
+
+/* ---- directories ---- */
+
+static int respond_listing(struct answer *a, struct nm_file *dir, const char *path)
+{
+    struct nm_buf *html = &a->resp->owned;
+    nm_buf_init(html, LISTING_MAX_BYTES);
+    int rc = nm_listing_render(dir->fd, path, a->site->cfg->allow_dotfiles, html);
+    if (rc < 0) {
+        nm_buf_cleanup(html);
+        return fail(a, rc == -EACCES ? 403 : 500, "cannot list directory");
+    }
+    /* The validator describes the entries as listed, not the directory's mtime, which does not
+     * change when a listed file's size or mtime does. */
+    struct nm_file view = *dir;
+    view.size = html->len;
+    view.data = NULL;
+    view.content_type = "text/html; charset=utf-8";
+    view.has_last_modified = false;
+    view.has_etag = a->site->cfg->etag_mode != NM_ETAG_OFF;
+    snprintf(view.cache_control, sizeof(view.cache_control), "no-cache");
+    view.max_age = -1;
+    if (view.has_etag) {
+        struct nm_hash128 h = nm_hash_bytes(html->ptr, html->len);
+        int n = nm_etag_make_hash128(h.hi, h.lo, view.etag_text, sizeof(view.etag_text));
+        view.etag.opaque = nm_slice_make(view.etag_text, n > 0 ? (size_t)n : 0);
+        view.etag.weak = false;
+    }
+    return respond_representation(a, &view, html->ptr ? html->ptr : "");
+}
+
+/* ---- routing ---- */
+
+static int redirect_to_dir(struct answer *a, const char *path)
+{
+    char enc[NM_PATH_MAX * 3 + 2];
+    int n = nm_path_encode(path, enc, sizeof(enc) - 1);
+    if (n < 0)
+        return fail(a, 414, NULL);
+    enc[n] = '/';
+    enc[n + 1] = '\0';
+    struct nm_slice t = a->req->target;
+    const char *q = memchr(t.ptr, '?', t.len);
+    int rc = fail(a, 301, NULL);
+    return rc ? rc
+              : nm_response_add_field(a->resp, "Location", "%s%.*s", enc,
+                                      q ? (int)(t.len - (size_t)(q - t.ptr)) : 0, q ? q : "");
+}
+
+static int respond_lookup_error(struct answer *a, int err)
+{
+    switch (err) {
+    case -ENOENT:
+    case -ENOTDIR:
+    case -ENAMETOOLONG:
+        return fail(a, 404, NULL);
+    case -EACCES:
+    case -EPERM:
+        return fail(a, 403, NULL);
+    case -EMFILE:
+    case -ENFILE:
+    case -EAGAIN: {
+        int rc = fail(a, 503, "try again");
+        return rc ? rc : nm_response_add_field(a->resp, "Retry-After", "1");
+    }
+    default:
+        nm_log_error("lookup failed: %s", strerror(-err));
+        return fail(a, 500, NULL);
+    }
+}
+
+/* A directory's path with its slash: its index file, else its listing (when allowed), else 404. */
+static int respond_directory(struct answer *a, struct nm_file *dir, const char *path)
+{
+    const struct nm_config *cfg = a->site->cfg;
+    if (cfg->index_name && cfg->index_name[0]) {
+        char ipath[NM_PATH_MAX + 256];
+        snprintf(ipath, sizeof(ipath), "%s%s", path, cfg->index_name);
+        struct nm_file *idx;
+        int rc = nm_filecache_lookup(a->site->files, ipath, &idx);
+        if (rc == 0 && !idx->is_dir) {
+            rc = respond_representation(a, idx, NULL);
+            nm_file_release(idx);
+            return rc;
+        }
+        if (rc == 0)
+            nm_file_release(idx);
+    }
+    return cfg->list_dirs ? respond_listing(a, dir, path) : fail(a, 404, NULL);
+}
+
+static int serve_path(struct answer *a, const char *path)
+{
+    struct nm_site *site = a->site;
+    if (!site->cfg->allow_dotfiles && nm_path_is_hidden(path))
+        return fail(a, 404, NULL);
+
+    size_t plen = strlen(path);
+    bool dir_url = path[plen - 1] == '/';
+    struct nm_file *f;
+    int rc = nm_filecache_lookup(site->files, path, &f);
+    if (rc < 0)
+        return respond_lookup_error(a, rc);
+    if (!f->is_dir)
+        rc = dir_url ? fail(a, 404, NULL) : respond_representation(a, f, NULL);
+    else if (!dir_url)
+        rc = redirect_to_dir(a, path);
+    else
+        rc = respond_directory(a, f, path);
+    nm_file_release(f);
+    return rc;
+}
+
+/* The path of an origin-form or absolute-form target (RFC 9112 §3.2.1, §3.2.2): a NULL slice for
+ * an absolute-form without path ("/"), an empty one for an authority with userinfo (an error). */
+static struct nm_slice origin_of(struct nm_slice t)
+{
+    static const struct nm_slice schemes[] = {NM_SLICE_INIT("http://"), NM_SLICE_INIT("https://")};
+    for (size_t i = 0; i < 2; i++) {
+        if (t.len >= schemes[i].len &&
+            nm_slice_case_eq(nm_slice_make(t.ptr, schemes[i].len), schemes[i])) {
+            const char *p = t.ptr + schemes[i].len, *end = t.ptr + t.len;
+            while (p < end && *p != '/' && *p != '?') {
+                /* RFC 9110 §4.2.4: userinfo in an http(s) URI is an error. */
+                if (*p == '@')
+                    return (struct nm_slice){t.ptr, 0};
+                p++;
+            }
+            if (p == end || *p == '?')
+                return (struct nm_slice){NULL, 0}; /* no path: "http://host" is "/" */
+            return nm_slice_make(p, (size_t)(end - p));
+        }
+    }
+    return t;
+}
+
+int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
+                       struct nm_response *resp)
+{
+    struct answer a = {site, req, resp, req->method == NM_METHOD_HEAD};
+    switch (req->method) {
+    case NM_METHOD_GET:
+    case NM_METHOD_HEAD:
+        break;
+    case NM_METHOD_OPTIONS:
+        resp->status = 204;
+        return nm_response_add_field(resp, "Allow", "%s", allow_methods);
+    case NM_METHOD_OTHER:
+        return fail(&a, 501, "unknown method");
+    default: {
+        int rc = fail(&a, 405, NULL);
+        return rc ? rc : nm_response_add_field(resp, "Allow", "%s", allow_methods);
+    }
+    }
+
+    struct nm_slice target = req->target;
+    if (target.len == 1 && target.ptr[0] == '*')
+        return fail(&a, 400, "asterisk-form is for OPTIONS only");
+    target = origin_of(target);
+    if (target.ptr && target.len == 0)
+        return fail(&a, 400, "userinfo in the request target");
+    char path[NM_PATH_MAX + 1];
+    int n = target.ptr ? nm_path_normalize(target, path, sizeof(path)) : 1;
+    if (!target.ptr)
+        strcpy(path, "/");
+    if (n == -ENAMETOOLONG)
+        return fail(&a, 414, NULL);
+    if (n < 0)
+        return fail(&a, 400, "malformed path");
+    nm_site_follow_root(site);
+    return serve_path(&a, path);
+}

@@ -1,0 +1,43 @@
+/* The handler: decides the response to a request for the site's tree (RFC 9110: methods, target
+ * resolution, conditional requests §13, ranges §14, status codes §15) without knowing the
+ * protocol that carried it: the HTTP/1.1 connection calls it, and HTTP/2 will. */
+#ifndef NOTMOD_HANDLER_H
+#define NOTMOD_HANDLER_H
+
+#include <stdbool.h>
+
+#include "notmod/method.h"
+#include "notmod/slice.h"
+#include "response.h"
+#include "site.h"
+
+/* A request as the handler reads it. Each field holds every line received with its name (RFC
+ * 9110 §5.3), n_lines 0 when absent. Slices borrow from the caller, until nm_handler_respond
+ * returns. */
+struct nm_handler_request {
+    enum nm_method method;
+    struct nm_slice target; /* origin-form, absolute-form or "*" (RFC 9112 §3.2) */
+    struct nm_field if_match;
+    struct nm_field if_none_match;
+    struct nm_field if_modified_since;
+    struct nm_field if_unmodified_since;
+    struct nm_field if_range;
+    struct nm_field range;
+};
+
+/* Describes the response to `req` in *resp (from nm_response_init): GET and HEAD of a file (200,
+ * 206, 304, 412, 416), of a directory (its index file, a listing, or 404), a redirect (301) from a
+ * directory's path without its slash, OPTIONS (204), 405 for other known methods and 501 for
+ * unknown ones, 400/414 for targets that do not make a path, 403/404/500/503 for files that
+ * cannot be served. Dot files are 404 unless cfg->allow_dotfiles. A HEAD response has the fields
+ * of the GET and no content. Follows a moved root first (nm_site_follow_root). Returns 0, or
+ * -EMSGSIZE when the description does not fit (never for the responses above); resp holds file
+ * references either way, until nm_response_cleanup. */
+int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
+                       struct nm_response *resp);
+
+/* Describes an error response: `status`, a text/plain body "<status> <phrase>[: <why>]\n" (none
+ * when head_only, as for a HEAD request, RFC 9110 §9.3.2). Returns 0. */
+int nm_handler_respond_error(struct nm_response *resp, int status, const char *why, bool head_only);
+
+#endif

@@ -1,0 +1,49 @@
+/* Listening sockets: --listen values parsed (HOST:PORT, [IPv6]:PORT, host names resolved to every
+ * address), and each address bound as one socket per worker in a SO_REUSEPORT group that no
+ * other process can join unnoticed. */
+#ifndef NOTMOD_LISTEN_H
+#define NOTMOD_LISTEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "config.h"
+
+#define NM_LISTEN_MAX (2 * NM_CONFIG_MAX_LISTEN) /* host names expand to several addresses */
+
+struct nm_listener {
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    const char *spec; /* the --listen value it comes from */
+    bool from_name;   /* one of the addresses a host name resolved to */
+    int *fds;         /* one socket per worker, owned here; fds[0] is bound first */
+    char url[80];     /* "http://HOST:PORT/", numeric */
+};
+
+struct nm_listeners {
+    struct nm_listener l[NM_LISTEN_MAX];
+    size_t n;
+    unsigned n_workers; /* sockets per listener */
+};
+
+/* Resolves every cfg->listen value (which must outlive ls) and binds n_workers listening sockets
+ * (non-blocking, close-on-exec) for each address. Port 0 takes the port the kernel picks for the
+ * first socket, and one port for all the addresses of a name. An address of a host name that
+ * this host cannot bind (::1 without IPv6) is left out while another binds. Only the first socket
+ * of an address binds without SO_REUSEPORT, so an address that anything else holds, even a
+ * group of such sockets, is refused. Returns 0, or a negative errno with a message in err:
+ * -EADDRINUSE ("address already in use", naming the address), -EINVAL for a malformed address,
+ * a name that does not exist or too many addresses, -EAGAIN when the resolver cannot answer, or
+ * the errno of socket, bind or listen. Call nm_listen_cleanup in either case. */
+int nm_listen_init(struct nm_listeners *ls, const struct nm_config *cfg, unsigned n_workers,
+                   char *err, size_t err_cap);
+
+/* Closes every socket. */
+void nm_listen_cleanup(struct nm_listeners *ls);
+
+/* Writes the numeric host of an IPv4 or IPv6 address (no brackets, no port), or "-" for any
+ * other family. */
+void nm_listen_format_host(const struct sockaddr_storage *ss, char *out, size_t cap);
+
+#endif

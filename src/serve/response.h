@@ -1,0 +1,77 @@
+/* A response as the handler decides it, in no protocol's bytes: a status, header fields in order,
+ * and content as pieces, each either bytes or a part of a file. The HTTP/1.1 connection renders
+ * it (conn.c); HTTP/2 will render the same description. */
+#ifndef NOTMOD_RESPONSE_H
+#define NOTMOD_RESPONSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "filecache.h"
+#include "notmod/slice.h"
+
+#define NM_RESPONSE_MAX_FIELDS 16
+#define NM_RESPONSE_MAX_RANGES 16 /* ranges of one multipart/byteranges response */
+/* A multipart/byteranges body: a part head and a range each, then the closing delimiter. */
+#define NM_RESPONSE_MAX_PIECES (2 * NM_RESPONSE_MAX_RANGES + 1)
+/* Field values and generated content: a Location holds an encoded path (3 * NM_PATH_MAX) and the
+ * query (the request target is at most 8 KiB); the part heads of a multipart body come to 5 KiB. */
+#define NM_RESPONSE_TEXT_BYTES (24u << 10)
+
+struct nm_response_field {
+    struct nm_slice name;
+    struct nm_slice value;
+};
+
+/* Content bytes: `len` bytes at `bytes` (living as long as the response: whoever sends them copies
+ * them), or `len` bytes of `file` from `off` (a reference the response holds; file->data is set
+ * for a file held in memory, whose own bytes are then sent). */
+struct nm_response_piece {
+    const char *bytes;
+    struct nm_file *file;
+    uint64_t off;
+    uint64_t len;
+};
+
+/* Lives where nm_response_init put it: the slices point into it, so it is never copied. */
+struct nm_response {
+    int status;
+    struct nm_response_field fields[NM_RESPONSE_MAX_FIELDS];
+    size_t n_fields;
+    struct nm_response_piece pieces[NM_RESPONSE_MAX_PIECES];
+    size_t n_pieces;
+    uint64_t content_bytes; /* the sum of the pieces' lengths */
+    struct nm_slice etag;   /* the ETag field's value, for the access log; empty when none */
+    struct nm_buf owned;    /* a generated body (a listing); freed by nm_response_cleanup */
+    size_t text_len;
+    char text[NM_RESPONSE_TEXT_BYTES]; /* field values and short generated content */
+};
+
+/* Starts an empty response (status 0) without touching its text storage. */
+void nm_response_init(struct nm_response *r);
+
+/* Releases the file references of the pieces and the owned body; the response is empty after. */
+void nm_response_cleanup(struct nm_response *r);
+
+/* The reason phrase of a status code (RFC 9110 §15), "Unknown" for one this server never sends. */
+const char *nm_response_status_phrase(int status);
+
+/* Adds a field whose value is formatted into the response's text. `name` is a static string.
+ * Returns 0, or -EMSGSIZE when the fields or the text are full (nothing is added). */
+__attribute__((format(printf, 3, 4))) int
+nm_response_add_field(struct nm_response *r, const char *name, const char *fmt, ...);
+
+/* Adds content bytes, copied into the response's text. Returns 0, or -EMSGSIZE when the pieces or
+ * the text are full (nothing is added). */
+int nm_response_add_bytes(struct nm_response *r, const void *bytes, size_t len);
+
+/* Adds content bytes that are not copied: they must live as long as the response (the bytes of
+ * r->owned, which must not grow afterwards). Returns 0 or -EMSGSIZE. */
+int nm_response_add_borrowed(struct nm_response *r, const char *bytes, size_t len);
+
+/* Adds `len` bytes of f from `off`, taking a reference to f. Returns 0 or -EMSGSIZE. */
+int nm_response_add_file(struct nm_response *r, struct nm_file *f, uint64_t off, uint64_t len);
+
+#endif

@@ -1,0 +1,234 @@
+/* Sending queued output: batched sendmsg, the copy-then-check of tagged file parts, sendfile for
+ * untagged ones, and the rate-limited log of responses aborted because their file changed. */
+#include "send.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_file_part */
+#define ABORT_REPORT_MS 1000    /* at most one line per file in this time */
+
+/* ---- aborted responses ---- */
+
+void nm_send_aborts_init(struct nm_send_aborts *a)
+{
+    memset(a->notes, 0, sizeof(a->notes));
+    atomic_init(&a->pending, 0);
+    pthread_mutex_init(&a->lock, NULL);
+}
+
+void nm_send_aborts_cleanup(struct nm_send_aborts *a)
+{
+    pthread_mutex_destroy(&a->lock);
+}
+
+static uint64_t hash_path(const char *p)
+{
+    uint64_t h = 14695981039346656037u; /* FNV-1a */
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211u;
+    return h;
+}
+
+/* Called with the lock held. */
+static void log_suppressed(struct nm_send_aborts *a, struct nm_send_abort_note *n)
+{
+    nm_log_error("%s: %u more responses aborted: the file changed while being sent", n->path,
+                 n->suppressed);
+    n->suppressed = 0;
+    atomic_fetch_sub(&a->pending, 1);
+}
+
+/* A file rewritten in place while it is busy aborts every response sending it, and would fill
+ * the log with one line each. One line per file per ABORT_REPORT_MS; the aborts in between are
+ * counted, and the count logged by the tick once that time is over. */
+static void report_abort(struct nm_send_aborts *a, const char *path, const char *what, int64_t t)
+{
+    uint64_t h = hash_path(path);
+    struct nm_send_abort_note *n = NULL, *spare = NULL; /* spare: a free note, else the oldest */
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < NM_SEND_ABORT_NOTES && !n; i++) {
+        struct nm_send_abort_note *o = &a->notes[i];
+        if (o->path[0] && o->path_hash == h && strncmp(o->path, path, sizeof(o->path) - 1) == 0)
+            n = o;
+        else if (!spare || (spare->path[0] && (!o->path[0] || o->logged_ms < spare->logged_ms)))
+            spare = o;
+    }
+    if (n && t - n->logged_ms < ABORT_REPORT_MS) {
+        if (n->suppressed++ == 0)
+            atomic_fetch_add(&a->pending, 1);
+        pthread_mutex_unlock(&a->lock);
+        return;
+    }
+    if (!n) {
+        n = spare;
+        if (n->suppressed)
+            log_suppressed(a, n);
+        snprintf(n->path, sizeof(n->path), "%s", path);
+        n->path_hash = h;
+    } else if (n->suppressed) {
+        log_suppressed(a, n);
+    }
+    n->logged_ms = t;
+    pthread_mutex_unlock(&a->lock);
+    nm_log_error("%s %s while being sent; response aborted", path, what);
+}
+
+void nm_send_aborts_flush(struct nm_send_aborts *a, int64_t t, bool all)
+{
+    if (atomic_load(&a->pending) == 0)
+        return;
+    pthread_mutex_lock(&a->lock);
+    for (size_t i = 0; i < NM_SEND_ABORT_NOTES; i++) {
+        struct nm_send_abort_note *n = &a->notes[i];
+        if (n->suppressed && (all || t - n->logged_ms >= ABORT_REPORT_MS)) {
+            log_suppressed(a, n);
+            n->logged_ms = t;
+        }
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+/* ---- sending ---- */
+
+void nm_send_init(struct nm_send *s, struct nm_send_aborts *aborts)
+{
+    s->copy_buf = NULL;
+    s->aborts = aborts;
+}
+
+void nm_send_cleanup(struct nm_send *s)
+{
+    free(s->copy_buf);
+    s->copy_buf = NULL;
+}
+
+/* What one step of sending did. */
+enum step {
+    STEP_SENT,    /* bytes left: go on */
+    STEP_AGAIN,   /* nothing left, but nothing stops the next try (a read a signal cut short) */
+    STEP_BLOCKED, /* the socket is full (or a signal came): stop for now */
+    STEP_DROP,    /* the connection must be dropped */
+};
+
+static enum step sent(struct nm_conn *c, ssize_t n)
+{
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? STEP_BLOCKED : STEP_DROP;
+    nm_conn_advance(c, (uint64_t)n);
+    return STEP_SENT;
+}
+
+/* Heads and bodies held in memory, of as many queued responses as there are, leave in one
+ * sendmsg, up to the first part that must be read from a file. */
+static enum step send_memory(int fd, struct nm_conn *c)
+{
+    struct iovec iov[2 * NM_CONN_MAX_SEGS];
+    bool file_follows;
+    size_t n_iov = nm_conn_gather(c, iov, sizeof(iov) / sizeof(iov[0]), &file_follows);
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n_iov};
+    return sent(c, sendmsg(fd, &msg, MSG_NOSIGNAL | (file_follows ? MSG_MORE : 0)));
+}
+
+static enum step abort_response(struct nm_send *s, const struct nm_conn_seg *g, const char *what,
+                                int64_t now_ms)
+{
+    report_abort(s->aborts, g->file->path, what, now_ms);
+    return STEP_DROP;
+}
+
+/* The body of a tagged file part before its tail, copied: pread into the copy buffer, then send. */
+static enum step send_copied(struct nm_send *s, int fd, struct nm_conn *c,
+                             const struct nm_conn_seg *g, int64_t now_ms)
+{
+    if (!s->copy_buf && !(s->copy_buf = aligned_alloc(4096, COPY_CHUNK)))
+        return STEP_DROP;
+    uint64_t want = g->len - NM_SEND_TAIL_BYTES;
+    ssize_t r =
+        pread(g->file->fd, s->copy_buf, want > COPY_CHUNK ? COPY_CHUNK : want, (off_t)g->off);
+    if (r < 0 && errno == EINTR)
+        return STEP_AGAIN;
+    if (r <= 0)
+        return abort_response(s, g, "shrank", now_ms);
+    return sent(c, send(fd, s->copy_buf, (size_t)r, MSG_NOSIGNAL));
+}
+
+/* The body of an untagged file part before its tail, spliced by sendfile. */
+static enum step send_spliced(struct nm_send *s, int fd, struct nm_conn *c,
+                              const struct nm_conn_seg *g, int64_t now_ms)
+{
+    uint64_t want = g->len - NM_SEND_TAIL_BYTES;
+    off_t off = (off_t)g->off;
+    ssize_t n = sendfile(fd, g->file->fd, &off, want > (1u << 30) ? (1u << 30) : want);
+    if (n == 0)
+        return abort_response(s, g, "shrank", now_ms);
+    return sent(c, n);
+}
+
+/* The last NM_SEND_TAIL_BYTES of a file part (or all of a shorter one): read whole, then the file
+ * checked, then sent from the copy. */
+static enum step send_tail(struct nm_send *s, int fd, struct nm_conn *c,
+                           const struct nm_conn_seg *g, struct nm_send_tail *tail, int64_t now_ms)
+{
+    if (!tail->len) {
+        size_t got = 0, len = (size_t)g->len;
+        while (got < len) {
+            ssize_t r = pread(g->file->fd, tail->bytes + got, len - got, (off_t)(g->off + got));
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                return abort_response(s, g, "shrank", now_ms);
+            got += (size_t)r;
+        }
+        if (!nm_file_is_unchanged(g->file))
+            return abort_response(s, g, "changed", now_ms);
+        tail->len = len;
+    }
+    size_t left = (size_t)g->len;
+    ssize_t n = send(fd, tail->bytes + (tail->len - left), left, MSG_NOSIGNAL);
+    if (n >= 0 && (size_t)n == left)
+        tail->len = 0;
+    return sent(c, n);
+}
+
+/* The invariant of the ETag: the end of a file part is read into memory, then the file is checked
+ * to still be the version the headers described, and only then does that end leave. A tagged
+ * body is copied into the socket (pread, then send) rather than spliced by sendfile, whose socket
+ * buffers keep referring to the page cache until the peer has the bytes, so a later write could
+ * still change bytes already "sent". Every byte sent is thus copied before the check: a change
+ * made before the check is seen, one made after cannot reach the client. A change aborts the
+ * response: the client sees a short transfer and caches nothing. Untagged bodies go by sendfile. */
+static enum step send_file_part(struct nm_send *s, int fd, struct nm_conn *c,
+                                struct nm_send_tail *tail, int64_t now_ms)
+{
+    const struct nm_conn_seg *g = nm_conn_front(c);
+    if (g->len > NM_SEND_TAIL_BYTES && !tail->len)
+        return g->file->has_etag ? send_copied(s, fd, c, g, now_ms)
+                                 : send_spliced(s, fd, c, g, now_ms);
+    return send_tail(s, fd, c, g, tail, now_ms);
+}
+
+int nm_send_some(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_tail *tail,
+                 int64_t now_ms)
+{
+    int progress = 0;
+    const struct nm_conn_seg *g;
+    while ((g = nm_conn_front(c)) != NULL) {
+        enum step st = g->mem_len || (g->data && g->len) ? send_memory(fd, c)
+                                                         : send_file_part(s, fd, c, tail, now_ms);
+        if (st == STEP_DROP)
+            return -1;
+        if (st == STEP_BLOCKED)
+            return progress;
+        if (st == STEP_SENT)
+            progress = 1;
+    }
+    return progress;
+}

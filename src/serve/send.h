@@ -1,0 +1,65 @@
+/* The send path: a connection's queued output into its socket. Heads and bodies held in memory
+ * leave in one sendmsg; a file part's end is read, then the file checked to be the version the
+ * head described, and only then does that end leave (see docs/etags.md). A response aborted
+ * because its file changed is logged, at a bounded rate. */
+#ifndef NOTMOD_SEND_H
+#define NOTMOD_SEND_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+#define NM_SEND_TAIL_BYTES 256 /* the last bytes of a file part: read, then checked, then sent */
+#define NM_SEND_ABORT_NOTES 64 /* files whose aborted responses are being counted */
+
+/* Aborted responses of one file, while they are counted rather than logged. */
+struct nm_send_abort_note {
+    char path[256]; /* "" for a free note; longer paths are cut (and told apart by the hash) */
+    uint64_t path_hash;
+    int64_t logged_ms;
+    unsigned suppressed;
+};
+
+/* The aborted-response log of a whole server: every worker reports into it. */
+struct nm_send_aborts {
+    pthread_mutex_t lock;
+    struct nm_send_abort_note notes[NM_SEND_ABORT_NOTES];
+    atomic_uint pending; /* notes with a count not logged yet */
+};
+
+/* One worker's sender: the buffer tagged bodies are copied through, allocated on first use. */
+struct nm_send {
+    char *copy_buf;
+    struct nm_send_aborts *aborts;
+};
+
+/* The end of one connection's current file part, once read; len 0 when not read yet. */
+struct nm_send_tail {
+    char bytes[NM_SEND_TAIL_BYTES];
+    size_t len;
+};
+
+void nm_send_aborts_init(struct nm_send_aborts *a);
+void nm_send_aborts_cleanup(struct nm_send_aborts *a);
+
+/* Logs the counts of aborts whose second is over at now_ms (monotonic), or all of them. */
+void nm_send_aborts_flush(struct nm_send_aborts *a, int64_t now_ms, bool all);
+
+/* Reports to `aborts`, which must outlive the sender. */
+void nm_send_init(struct nm_send *s, struct nm_send_aborts *aborts);
+void nm_send_cleanup(struct nm_send *s);
+
+/* Sends c's queued output into the non-blocking socket fd until it is gone or the socket is full,
+ * advancing the queue by what left. `tail` belongs to the connection and is empty at its start.
+ * A file that shrank or changed under a part aborts the response: logged (one line per file per
+ * second; the others counted, see nm_send_aborts_flush, with now_ms the time they count from).
+ * Returns 1 when bytes left, 0 when blocked or empty, -1 when the connection must be dropped
+ * (a socket error, an aborted response, no memory for the copy buffer). */
+int nm_send_some(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_tail *tail,
+                 int64_t now_ms);
+
+#endif

@@ -1,0 +1,57 @@
+/* The site: what a worker shares between its connections and the handler they call: settings,
+ * the file table of the served tree (following a root that a deploy moved), the clock and its
+ * Date line, the access-log buffer, the hashing pool, the multipart boundary key. */
+#ifndef NOTMOD_SITE_H
+#define NOTMOD_SITE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/base.h"
+#include "config.h"
+#include "filecache.h"
+#include "mime.h"
+#include "notmod/http1.h"
+
+struct nm_site {
+    const struct nm_config *cfg;
+    const struct nm_mime_table *mime;
+    struct nm_filecache *files; /* the file table of the tree root_fd names */
+    struct nm_hashing *hashing; /* given to every file table; NULL without a pool */
+    int root_fd;
+    int own_root_fd; /* root_fd when the site opened it after a swap, else -1 */
+    dev_t root_dev;  /* the directory root_fd names: a new one at cfg->root is a swap */
+    ino_t root_ino;
+    uint64_t root_swaps; /* times the site moved to a new directory at cfg->root */
+    int64_t now;         /* seconds; set by nm_site_set_time */
+    char date_line[sizeof("Date: \r\n") + 29]; /* "Date: <IMF-fixdate>\r\n" for `now` */
+    size_t date_line_len;
+    struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
+    bool log_enabled;
+    /* The HTTP/1.1 head being handled: one at a time per worker, so the connections of a worker
+     * share it rather than each holding one. */
+    struct nm_http1_request scratch;
+    uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
+};
+
+/* Sets up a site over an open root directory (not taken: the caller closes it after
+ * nm_site_cleanup); the config and mime table must outlive it. Returns 0, -ENOMEM or -errno. */
+int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
+                 const struct nm_mime_table *mime, int root_fd);
+void nm_site_cleanup(struct nm_site *site);
+
+/* Content hashes through h (which must outlive the site), for this and every later file table. */
+void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h);
+
+/* A deploy that points a `current` symlink at a new release, or exchanges two directories, changes
+ * which directory cfg->root names. Each request calls this before it resolves a path: when
+ * cfg->root now names another directory, the site opens it and starts a new, empty file table;
+ * the old table's entries live on only in the responses that hold them, so no response mixes two
+ * trees. A root that cannot be resolved for a moment (mid-rename) keeps the current one. */
+void nm_site_follow_root(struct nm_site *site);
+
+/* Moves the site's clock; the Date line is rendered only when the second changes. */
+void nm_site_set_time(struct nm_site *site, int64_t now);
+
+#endif

@@ -1,0 +1,52 @@
+/* A worker: one thread with one edge-triggered epoll loop over its own listening sockets and its
+ * connections: accepting, reading into each connection, sending what it queues, timeouts,
+ * lingering close, the access log, and its part of a graceful stop. */
+#ifndef NOTMOD_WORKER_H
+#define NOTMOD_WORKER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "etags/etags.h"
+#include "listen.h"
+#include "mime.h"
+#include "send.h"
+
+/* What the workers of a server share. Read-only once they start, but for `stopping`, which the
+ * server sets (after stop_deadline_ms) and every worker reads. */
+struct nm_worker_shared {
+    const struct nm_config *cfg;
+    const struct nm_mime_table *mime;
+    int root_fd;
+    struct nm_hashing *hashing; /* NULL without content ETags */
+    const struct nm_listeners *listeners;
+    int log_fd; /* the access log, or -1; reopening swaps the file under this number */
+    struct nm_send_aborts *aborts;
+    atomic_bool stopping;
+    int64_t stop_deadline_ms; /* responses in flight are given until then */
+};
+
+struct nm_worker;
+
+/* The monotonic clock of every timeout, in milliseconds. */
+int64_t nm_worker_clock_ms(void);
+
+/* Sets up worker `index` (its site, its epoll set, its listening sockets from sh->listeners) over
+ * sh, which must outlive it. Returns 0 and *out, or -ENOMEM or the errno of epoll or the root. */
+int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker **out);
+
+/* Starts the worker's thread. Returns 0 or -EAGAIN. */
+int nm_worker_start(struct nm_worker *w);
+
+/* Makes a started worker look at sh->stopping now rather than at its next tick. */
+void nm_worker_wake(struct nm_worker *w);
+
+/* Waits for a started worker's thread to end: once it is stopping and its connections are gone,
+ * or stop_deadline_ms has passed. */
+void nm_worker_join(struct nm_worker *w);
+
+/* Frees a worker whose thread never started or has been joined. NULL is a no-op. */
+void nm_worker_free(struct nm_worker *w);
+
+#endif

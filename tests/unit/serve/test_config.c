@@ -1,0 +1,100 @@
+/* Settings: the defaults every worker starts from, and the Cache-Control a path gets. */
+#include "serve/config.h"
+
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static void add_rule(struct nm_config *cfg, const char *glob, const char *value)
+{
+    cfg->rules[cfg->n_rules].glob = strdup(glob);
+    cfg->rules[cfg->n_rules].value = strdup(value);
+    cfg->n_rules++;
+}
+
+Test(config, defaults_are_content_etags_rfc_dates_and_bounded_limits)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(cfg.etag_mode, NM_ETAG_CONTENT);
+    cr_expect_eq(cfg.ims_mode, NM_IMS_RFC);
+    cr_expect(cfg.prehash);
+    cr_expect_eq(cfg.max_age, -1);
+    cr_expect_eq(cfg.hash_threshold_bytes, 1u << 20);
+    cr_expect_eq(cfg.small_file_bytes, 64u * 1024);
+    cr_expect_eq(cfg.max_target_bytes, 8192u);
+    cr_expect_eq(cfg.max_head_bytes, 32768u);
+    cr_expect_eq(cfg.max_discard_bytes, 1u << 20);
+    cr_expect_eq(cfg.header_timeout_ms, 10000u);
+    cr_expect_eq(cfg.idle_timeout_ms, 60000u);
+    cr_expect_null(cfg.access_log);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, without_rules_or_max_age_every_path_is_no_cache)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    char buf[NM_CACHE_CONTROL_MAX + 1];
+    cr_expect_str_eq(nm_config_cache_control(&cfg, "/a.css", buf, sizeof(buf)), "no-cache");
+    cfg.max_age = 3600;
+    cr_expect_str_eq(nm_config_cache_control(&cfg, "/a.css", buf, sizeof(buf)), "max-age=3600");
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, the_first_matching_rule_wins_and_a_glob_without_slash_matches_the_base_name)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cfg.max_age = 60;
+    add_rule(&cfg, "/assets/*.css", "max-age=31536000, immutable");
+    add_rule(&cfg, "*.css", "max-age=300");
+    add_rule(&cfg, "*.html", "no-cache");
+    static const struct {
+        const char *path, *want;
+    } cases[] = {
+        {"/assets/app.css", "max-age=31536000, immutable"},
+        {"/assets/sub/app.css", "max-age=31536000, immutable"}, /* '*' crosses '/' */
+        {"/other/app.css", "max-age=300"},
+        {"/app.css", "max-age=300"},
+        {"/deep/dir/app.css", "max-age=300"},
+        {"/index.html", "no-cache"},
+        {"/logo.svg", "max-age=60"},
+    };
+    char buf[NM_CACHE_CONTROL_MAX + 1];
+    for (size_t i = 0; i < N_OF(cases); i++)
+        cr_expect_str_eq(nm_config_cache_control(&cfg, cases[i].path, buf, sizeof(buf)),
+                         cases[i].want, "%s", cases[i].path);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, max_age_is_read_only_from_a_max_age_directive)
+{
+    static const struct {
+        const char *value;
+        int64_t want;
+    } cases[] = {
+        {"max-age=60", 60},
+        {"public, max-age=5", 5},
+        {"public,max-age=7, immutable", 7},
+        {"public,\tmax-age=8", 8},
+        {"s-maxage=5", -1},
+        {"x-max-age=3", -1},
+        {"max-age=", -1},
+        {"max-age=abc", -1},
+        {"no-cache", -1},
+        {"", -1},
+        {"max-age=0", 0},
+    };
+    for (size_t i = 0; i < N_OF(cases); i++)
+        cr_expect_eq(nm_config_max_age_of(cases[i].value), cases[i].want, "%s", cases[i].value);
+}
+
+Test(config, an_overlong_max_age_stops_short_of_overflow)
+{
+    int64_t v = nm_config_max_age_of("max-age=99999999999999999999999999");
+    cr_expect_gt(v, 0);
+    cr_expect_lt(v, INT64_MAX);
+}

@@ -1,0 +1,453 @@
+/* The handler's contract (handler.h), without HTTP/1.1: the same decisions as the golden
+ * exchanges, read from the response description (status, fields in order, content pieces), and
+ * no framing in it (no status line, Date or Connection). */
+#include "serve/handler.h"
+
+#include "notmod/path.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOW 1700000000LL /* Tue, 14 Nov 2023 22:13:20 GMT */
+#define BIG_BYTES 200000u
+
+static struct {
+    char dir[64];
+    struct nm_config cfg;
+    struct nm_mime_table *mime;
+    int root_fd;
+    struct nm_site site;
+    struct nm_response resp;
+    struct nm_slice lines[8];
+} fx;
+
+static const char hello[] = "Hello, world!\n";
+
+static void make_path(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", fx.dir, name);
+}
+
+static void write_site_file(const char *name, const char *data, size_t len)
+{
+    char path[128];
+    make_path(path, sizeof(path), name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, data, len), (ssize_t)len);
+    close(fd);
+    struct timespec ts[2] = {{NOW - 3600, 0}, {NOW - 3600, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static void setup(void)
+{
+    snprintf(fx.dir, sizeof(fx.dir), "/tmp/notmod-test-handler-XXXXXX");
+    cr_assert_not_null(mkdtemp(fx.dir));
+    write_site_file("hello.txt", hello, sizeof(hello) - 1);
+    write_site_file(".secret", "s\n", 2);
+    char *big = malloc(BIG_BYTES);
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < BIG_BYTES; i++)
+        big[i] = (char)('a' + i % 26);
+    write_site_file("big.txt", big, BIG_BYTES);
+    free(big);
+    char path[128];
+    make_path(path, sizeof(path), "docs");
+    cr_assert_eq(mkdir(path, 0755), 0);
+    write_site_file("docs/a.txt", "a\n", 2);
+
+    nm_config_init(&fx.cfg);
+    fx.cfg.root = strdup(fx.dir);
+    fx.cfg.index_name = strdup("index.html");
+    cr_assert_eq(nm_mime_table_new(NULL, &fx.mime), 0);
+    fx.root_fd = open(fx.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(fx.root_fd, 0);
+    cr_assert_eq(nm_site_init(&fx.site, &fx.cfg, fx.mime, fx.root_fd), 0);
+    nm_site_set_time(&fx.site, NOW);
+    nm_response_init(&fx.resp);
+}
+
+static void teardown(void)
+{
+    nm_response_cleanup(&fx.resp);
+    nm_site_cleanup(&fx.site);
+    close(fx.root_fd);
+    nm_mime_table_free(fx.mime);
+    nm_config_cleanup(&fx.cfg);
+    static const char *const made[] = {"hello.txt", ".secret", "big.txt", "docs/a.txt"};
+    char path[128];
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        make_path(path, sizeof(path), made[i]);
+        unlink(path);
+    }
+    make_path(path, sizeof(path), "docs");
+    rmdir(path);
+    rmdir(fx.dir);
+}
+
+TestSuite(handler, .init = setup, .fini = teardown);
+
+static struct nm_handler_request request(enum nm_method method, const char *target)
+{
+    return (struct nm_handler_request){.method = method, .target = nm_slice_from_cstr(target)};
+}
+
+/* A field of one line with value v. */
+static struct nm_field line(size_t slot, const char *v)
+{
+    fx.lines[slot] = nm_slice_from_cstr(v);
+    return (struct nm_field){&fx.lines[slot], 1};
+}
+
+static void respond(const struct nm_handler_request *req)
+{
+    nm_response_cleanup(&fx.resp);
+    cr_assert_eq(nm_handler_respond(&fx.site, req, &fx.resp), 0);
+}
+
+/* The value of the field named `name`, NUL-terminated in a static buffer, or NULL. */
+static const char *field(const char *name)
+{
+    static char v[NM_RESPONSE_TEXT_BYTES];
+    for (size_t i = 0; i < fx.resp.n_fields; i++) {
+        const struct nm_response_field *f = &fx.resp.fields[i];
+        if (nm_slice_eq(f->name, nm_slice_from_cstr(name))) {
+            memcpy(v, f->value.ptr, f->value.len);
+            v[f->value.len] = '\0';
+            return v;
+        }
+    }
+    return NULL;
+}
+
+/* The names of the fields in order, each followed by '|'. */
+static const char *field_names(void)
+{
+    static char names[512];
+    size_t n = 0;
+    for (size_t i = 0; i < fx.resp.n_fields; i++) {
+        const struct nm_slice s = fx.resp.fields[i].name;
+        cr_assert_lt(n + s.len + 1, sizeof(names));
+        memcpy(names + n, s.ptr, s.len);
+        n += s.len;
+        names[n++] = '|';
+    }
+    names[n] = '\0';
+    return names;
+}
+
+/* Every content byte, pieces in order (file parts read with pread), NUL-terminated. */
+static char *content(void)
+{
+    static char buf[BIG_BYTES + 4096];
+    size_t n = 0;
+    for (size_t i = 0; i < fx.resp.n_pieces; i++) {
+        const struct nm_response_piece *p = &fx.resp.pieces[i];
+        cr_assert_lt(n + p->len, sizeof(buf));
+        if (!p->file)
+            memcpy(buf + n, p->bytes, (size_t)p->len);
+        else if (p->file->data)
+            memcpy(buf + n, p->file->data + p->off, (size_t)p->len);
+        else
+            cr_assert_eq(pread(p->file->fd, buf + n, (size_t)p->len, (off_t)p->off),
+                         (ssize_t)p->len);
+        n += (size_t)p->len;
+    }
+    cr_assert_eq(n, fx.resp.content_bytes);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* ---- files ---------------------------------------------------------------------------------- */
+
+Test(handler, get_of_a_small_file_is_200_with_validators_and_its_own_bytes)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field_names(), "ETag|Last-Modified|Cache-Control|Content-Type|Content-Length|"
+                                    "Accept-Ranges|X-Content-Type-Options|");
+    cr_assert_str_eq(field("ETag"), "\"wwgjNdnmRKAywbFqXtmP-w\"");
+    cr_assert_str_eq(field("Last-Modified"), "Tue, 14 Nov 2023 21:13:20 GMT");
+    cr_assert_str_eq(field("Content-Length"), "14");
+    cr_assert_eq(fx.resp.n_pieces, 1);
+    const struct nm_response_piece *p = &fx.resp.pieces[0];
+    cr_assert_not_null(p->file, "the file's own bytes, by reference");
+    cr_assert_not_null(p->file->data);
+    cr_assert_str_eq(content(), hello);
+    cr_assert(nm_slice_eq(fx.resp.etag, nm_slice_from_cstr("\"wwgjNdnmRKAywbFqXtmP-w\"")));
+}
+
+Test(handler, a_response_description_has_no_framing)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond(&req);
+    cr_assert_null(field("Date"), "Date is the renderer's");
+    cr_assert_null(field("Connection"));
+    cr_assert_null(field("Transfer-Encoding"));
+}
+
+Test(handler, head_has_the_fields_of_get_and_no_content)
+{
+    struct nm_handler_request req = request(NM_METHOD_HEAD, "/hello.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field("Content-Length"), "14");
+    cr_assert_eq(fx.resp.n_pieces, 0);
+    cr_assert_eq(fx.resp.content_bytes, 0);
+}
+
+Test(handler, a_large_file_is_a_file_part_read_from_its_descriptor)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/big.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_eq(fx.resp.n_pieces, 1);
+    cr_assert_null(fx.resp.pieces[0].file->data);
+    cr_assert_eq(fx.resp.pieces[0].off, 0);
+    cr_assert_eq(fx.resp.pieces[0].len, BIG_BYTES);
+}
+
+Test(handler, if_none_match_with_the_current_tag_is_304_with_validators_only)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    req.if_none_match = line(0, "\"wwgjNdnmRKAywbFqXtmP-w\"");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 304);
+    /* RFC 9110 §15.4.5: no Last-Modified beside an ETag, nothing about content. */
+    cr_assert_str_eq(field_names(), "ETag|Cache-Control|");
+    cr_assert_eq(fx.resp.n_pieces, 0);
+}
+
+Test(handler, if_match_without_a_match_is_412)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    req.if_match = line(0, "\"other\"");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 412);
+    cr_assert_str_eq(content(), "412 Precondition Failed\n");
+    cr_assert_null(field("ETag"));
+}
+
+/* ---- ranges --------------------------------------------------------------------------------- */
+
+Test(handler, one_range_is_206_with_a_part_of_the_file)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/big.txt");
+    req.range = line(0, "bytes=5-9");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 206);
+    cr_assert_str_eq(field("Content-Range"), "bytes 5-9/200000");
+    cr_assert_str_eq(field("Content-Length"), "5");
+    cr_assert_eq(fx.resp.n_pieces, 1);
+    cr_assert_eq(fx.resp.pieces[0].off, 5);
+    cr_assert_str_eq(content(), "fghij");
+}
+
+Test(handler, several_ranges_are_multipart_parts_in_order)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/big.txt");
+    req.range = line(0, "bytes=0-2,26-28,-3");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 206);
+    cr_assert_eq(strncmp(field("Content-Type"), "multipart/byteranges; boundary=notmod-", 38), 0);
+    cr_assert_eq(fx.resp.n_pieces, 7, "a head and a part per range, then the closing delimiter");
+    for (size_t i = 0; i < 7; i++)
+        cr_assert_eq(fx.resp.pieces[i].file != NULL, i % 2 == 1);
+    char length[32];
+    snprintf(length, sizeof(length), "%llu", (unsigned long long)fx.resp.content_bytes);
+    cr_assert_str_eq(field("Content-Length"), length);
+    const char *body = content();
+    cr_assert_not_null(strstr(body, "Content-Range: bytes 199997-199999/200000\r\n\r\nfgh\r\n"));
+}
+
+Test(handler, an_unsatisfiable_range_is_416_with_the_length)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    req.range = line(0, "bytes=100-");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 416);
+    cr_assert_str_eq(field_names(), "Content-Type|Content-Length|Content-Range|");
+    cr_assert_str_eq(field("Content-Range"), "bytes */14");
+}
+
+/* ---- methods and targets -------------------------------------------------------------------- */
+
+Test(handler, options_is_204_with_allow_and_no_content_length)
+{
+    struct nm_handler_request req = request(NM_METHOD_OPTIONS, "*");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 204);
+    cr_assert_str_eq(field_names(), "Allow|");
+    cr_assert_str_eq(field("Allow"), "GET, HEAD, OPTIONS");
+}
+
+Test(handler, a_known_method_other_than_get_head_options_is_405_with_allow)
+{
+    struct nm_handler_request req = request(NM_METHOD_POST, "/hello.txt");
+    req.if_none_match = line(0, "*");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 405);
+    cr_assert_str_eq(field_names(), "Content-Type|Content-Length|Allow|");
+    cr_assert_str_eq(content(), "405 Method Not Allowed\n");
+}
+
+Test(handler, an_unknown_method_is_501)
+{
+    struct nm_handler_request req = request(NM_METHOD_OTHER, "/hello.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 501);
+    cr_assert_str_eq(content(), "501 Not Implemented: unknown method\n");
+}
+
+Test(handler, targets_that_make_no_path_are_400_or_414)
+{
+    static const struct {
+        const char *target;
+        int status;
+    } cases[] = {
+        {"*", 400},
+        {"http://user@example.test/hello.txt", 400},
+        {"/a%00b", 400},
+        {"/a%2Fb", 400},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct nm_handler_request req = request(NM_METHOD_GET, cases[i].target);
+        respond(&req);
+        cr_expect_eq(fx.resp.status, cases[i].status, "%s", cases[i].target);
+    }
+    char *long_target = malloc(NM_PATH_MAX + 16);
+    cr_assert_not_null(long_target);
+    long_target[0] = '/';
+    memset(long_target + 1, 'a', NM_PATH_MAX + 8);
+    long_target[NM_PATH_MAX + 9] = '\0';
+    struct nm_handler_request req = request(NM_METHOD_GET, long_target);
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 414);
+    free(long_target);
+}
+
+Test(handler, an_absolute_form_target_is_served_by_its_path)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "http://example.test/hello.txt?x=1");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(content(), hello);
+}
+
+Test(handler, dot_files_and_missing_files_are_404)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/.secret");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404);
+    req = request(NM_METHOD_GET, "/missing.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404);
+    req = request(NM_METHOD_GET, "/hello.txt/");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404, "a file named with a trailing slash");
+    fx.cfg.allow_dotfiles = true;
+    req = request(NM_METHOD_GET, "/.secret");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+}
+
+/* ---- directories ---------------------------------------------------------------------------- */
+
+Test(handler, a_directory_without_its_slash_redirects_keeping_the_query)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs?lang=en&v=2");
+    req.if_none_match = line(0, "*");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 301);
+    cr_assert_str_eq(field_names(), "Content-Type|Content-Length|Location|");
+    cr_assert_str_eq(field("Location"), "/docs/?lang=en&v=2");
+    cr_assert_str_eq(content(), "301 Moved Permanently\n");
+}
+
+Test(handler, a_directory_without_index_is_404_unless_listed)
+{
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404);
+    fx.cfg.list_dirs = true;
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field_names(), "ETag|Cache-Control|Content-Type|Content-Length|"
+                                    "X-Content-Type-Options|");
+    cr_assert_str_eq(field("Cache-Control"), "no-cache");
+    cr_assert_str_eq(field("Content-Type"), "text/html; charset=utf-8");
+    cr_assert_eq(fx.resp.n_pieces, 1);
+    cr_assert_null(fx.resp.pieces[0].file, "the listing's bytes, owned by the response");
+    cr_assert_eq(fx.resp.pieces[0].bytes, fx.resp.owned.ptr);
+    cr_assert_not_null(strstr(content(), "<a href=\"./a.txt\">a.txt</a>"));
+}
+
+Test(handler, a_listing_revalidates_by_its_tag)
+{
+    fx.cfg.list_dirs = true;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/");
+    respond(&req);
+    char tag[NM_ETAG_MAX + 1];
+    snprintf(tag, sizeof(tag), "%s", field("ETag"));
+    req.if_none_match = line(0, tag);
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 304);
+    cr_assert_eq(fx.resp.n_pieces, 0);
+}
+
+Test(handler, the_index_file_answers_for_its_directory)
+{
+    write_site_file("docs/index.html", "<p>docs</p>\n", 12);
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field("Content-Type"), "text/html; charset=utf-8");
+    cr_assert_str_eq(content(), "<p>docs</p>\n");
+    char path[128];
+    make_path(path, sizeof(path), "docs/index.html");
+    unlink(path);
+}
+
+/* ---- errors --------------------------------------------------------------------------------- */
+
+Test(handler, an_error_is_a_short_text_and_none_for_head)
+{
+    cr_assert_eq(nm_handler_respond_error(&fx.resp, 408, "too slow", false), 0);
+    cr_assert_eq(fx.resp.status, 408);
+    cr_assert_str_eq(field_names(), "Content-Type|Content-Length|");
+    cr_assert_str_eq(content(), "408 Request Timeout: too slow\n");
+    nm_response_cleanup(&fx.resp);
+    cr_assert_eq(nm_handler_respond_error(&fx.resp, 400, NULL, true), 0);
+    cr_assert_str_eq(field("Content-Length"), "16");
+    cr_assert_eq(fx.resp.n_pieces, 0);
+}
+
+Test(handler, a_moved_root_is_followed_before_the_path_resolves)
+{
+    char new_root[80], link_path[96];
+    snprintf(new_root, sizeof(new_root), "%s.new", fx.dir);
+    cr_assert_eq(mkdir(new_root, 0755), 0);
+    snprintf(link_path, sizeof(link_path), "%s/only-new.txt", new_root);
+    int fd = open(link_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "new\n", 4), 4);
+    close(fd);
+    char *root = fx.cfg.root;
+    fx.cfg.root = new_root;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/only-new.txt");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 200);
+    cr_expect_eq(fx.site.root_swaps, 1);
+    nm_response_cleanup(&fx.resp);
+    fx.cfg.root = root;
+    unlink(link_path);
+    rmdir(new_root);
+}

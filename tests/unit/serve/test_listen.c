@@ -1,0 +1,122 @@
+/* The listeners' contract (listen.h): addresses parsed and refused, port 0 resolved once for all
+ * workers' sockets, an address in use refused, numeric hosts formatted. Binds 127.0.0.1 only. */
+#include "serve/listen.h"
+
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct {
+    struct nm_config cfg;
+    struct nm_listeners ls;
+    char err[256];
+} fx;
+
+static void setup(void)
+{
+    nm_config_init(&fx.cfg);
+    memset(&fx.ls, 0, sizeof(fx.ls));
+    fx.err[0] = '\0';
+}
+
+static void teardown(void)
+{
+    nm_listen_cleanup(&fx.ls);
+    fx.cfg.n_listen = 0; /* the specs are the tests' static strings */
+    nm_config_cleanup(&fx.cfg);
+}
+
+TestSuite(listen, .init = setup, .fini = teardown);
+
+static int listen_on(const char *spec, unsigned workers)
+{
+    fx.cfg.listen[0] = (char *)spec;
+    fx.cfg.n_listen = 1;
+    return nm_listen_init(&fx.ls, &fx.cfg, workers, fx.err, sizeof(fx.err));
+}
+
+static unsigned port_of(int fd)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    return ntohs(a.sin_port);
+}
+
+Test(listen, port_zero_is_one_port_for_every_workers_socket)
+{
+    cr_assert_eq(listen_on("127.0.0.1:0", 3), 0, "%s", fx.err);
+    cr_assert_eq(fx.ls.n, 1);
+    const struct nm_listener *l = &fx.ls.l[0];
+    unsigned port = port_of(l->fds[0]);
+    cr_assert_gt(port, 0);
+    for (unsigned i = 1; i < 3; i++)
+        cr_assert_eq(port_of(l->fds[i]), port);
+    char url[80];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+    cr_assert_str_eq(l->url, url);
+}
+
+Test(listen, malformed_addresses_are_einval_with_a_message)
+{
+    static const char *const bad[] = {"nope",    "127.0.0.1:",     "127.0.0.1:65536",
+                                      "[::1:80", "[127.0.0.1]:80", "127.0.0.1:8x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        nm_listen_cleanup(&fx.ls);
+        cr_expect_eq(listen_on(bad[i], 1), -EINVAL, "%s", bad[i]);
+        cr_expect_not_null(strstr(fx.err, bad[i]), "%s", fx.err);
+    }
+}
+
+Test(listen, an_address_in_use_is_refused_even_to_a_reuseport_group)
+{
+    cr_assert_eq(listen_on("127.0.0.1:0", 2), 0, "%s", fx.err);
+    char spec[32];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_of(fx.ls.l[0].fds[0]));
+    struct nm_listeners other = {0};
+    fx.cfg.listen[0] = spec;
+    cr_assert_eq(nm_listen_init(&other, &fx.cfg, 2, fx.err, sizeof(fx.err)), -EADDRINUSE);
+    cr_assert_not_null(strstr(fx.err, "address already in use"), "%s", fx.err);
+    nm_listen_cleanup(&other);
+}
+
+Test(listen, an_address_given_twice_is_bound_once)
+{
+    cr_assert_eq(listen_on("127.0.0.1:0", 1), 0, "%s", fx.err);
+    char spec[32];
+    snprintf(spec, sizeof(spec), "127.0.0.1:%u", port_of(fx.ls.l[0].fds[0]));
+    nm_listen_cleanup(&fx.ls);
+    fx.cfg.listen[0] = fx.cfg.listen[1] = spec;
+    fx.cfg.n_listen = 2;
+    cr_assert_eq(nm_listen_init(&fx.ls, &fx.cfg, 1, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
+    cr_assert_eq(fx.ls.n, 1);
+    nm_listen_cleanup(&fx.ls);
+    static char one[] = "127.0.0.1:0", two[] = "127.0.0.1:0";
+    fx.cfg.listen[0] = one;
+    fx.cfg.listen[1] = two;
+    cr_assert_eq(nm_listen_init(&fx.ls, &fx.cfg, 1, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
+    cr_assert_eq(fx.ls.n, 2, "port 0 asks for a port of its own each time");
+}
+
+Test(listen, hosts_are_formatted_numerically)
+{
+    struct sockaddr_storage ss = {0};
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
+    in4->sin_family = AF_INET;
+    inet_pton(AF_INET, "192.0.2.7", &in4->sin_addr);
+    char host[64];
+    nm_listen_format_host(&ss, host, sizeof(host));
+    cr_assert_str_eq(host, "192.0.2.7");
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    in6->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "2001:db8::1", &in6->sin6_addr);
+    nm_listen_format_host(&ss, host, sizeof(host));
+    cr_assert_str_eq(host, "2001:db8::1");
+    ss.ss_family = AF_UNIX;
+    nm_listen_format_host(&ss, host, sizeof(host));
+    cr_assert_str_eq(host, "-");
+}

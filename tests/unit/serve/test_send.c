@@ -1,0 +1,183 @@
+/* The send path's contract (send.h): queued output reaches the socket byte for byte, heads of
+ * pipelined responses leave together, and a file that changes before its last bytes leave aborts
+ * the response short of its Content-Length. Over a socketpair. */
+#include "serve/send.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOW 1700000000LL
+#define BIG_BYTES 300000u
+
+static struct {
+    char dir[64];
+    struct nm_config cfg;
+    struct nm_mime_table *mime;
+    int root_fd;
+    struct nm_site site;
+    struct nm_conn conn;
+    struct nm_send_aborts aborts;
+    struct nm_send send;
+    struct nm_send_tail tail;
+    int sock[2];
+    struct nm_buf got;
+} fx;
+
+static void write_big(char first)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s/big.txt", fx.dir);
+    int fd = open(path, O_WRONLY | O_CREAT, 0644);
+    cr_assert_geq(fd, 0);
+    char *big = malloc(BIG_BYTES);
+    cr_assert_not_null(big);
+    for (size_t i = 0; i < BIG_BYTES; i++)
+        big[i] = (char)('a' + i % 26);
+    big[0] = first;
+    cr_assert_eq(pwrite(fd, big, BIG_BYTES, 0), (ssize_t)BIG_BYTES);
+    free(big);
+    close(fd);
+}
+
+static void setup(void)
+{
+    snprintf(fx.dir, sizeof(fx.dir), "/tmp/notmod-test-send-XXXXXX");
+    cr_assert_not_null(mkdtemp(fx.dir));
+    write_big('a');
+    char path[96];
+    snprintf(path, sizeof(path), "%s/big.txt", fx.dir);
+    struct timespec ts[2] = {{NOW - 3600, 0}, {NOW - 3600, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    nm_config_init(&fx.cfg);
+    fx.cfg.root = strdup(fx.dir);
+    cr_assert_eq(nm_mime_table_new(NULL, &fx.mime), 0);
+    fx.root_fd = open(fx.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    cr_assert_geq(fx.root_fd, 0);
+    cr_assert_eq(nm_site_init(&fx.site, &fx.cfg, fx.mime, fx.root_fd), 0);
+    nm_site_set_time(&fx.site, NOW);
+    nm_conn_init(&fx.conn, &fx.site, NULL);
+    nm_send_aborts_init(&fx.aborts);
+    nm_send_init(&fx.send, &fx.aborts);
+    fx.tail.len = 0;
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fx.sock), 0);
+    nm_buf_init(&fx.got, 64u << 20);
+}
+
+static void teardown(void)
+{
+    nm_buf_cleanup(&fx.got);
+    close(fx.sock[0]);
+    close(fx.sock[1]);
+    nm_send_cleanup(&fx.send);
+    nm_send_aborts_cleanup(&fx.aborts);
+    nm_conn_cleanup(&fx.conn);
+    nm_site_cleanup(&fx.site);
+    close(fx.root_fd);
+    nm_mime_table_free(fx.mime);
+    nm_config_cleanup(&fx.cfg);
+    char path[96];
+    snprintf(path, sizeof(path), "%s/big.txt", fx.dir);
+    unlink(path);
+    rmdir(fx.dir);
+}
+
+TestSuite(send, .init = setup, .fini = teardown);
+
+static void request(const char *req)
+{
+    cr_assert_eq(nm_buf_append(&fx.conn.in, req, strlen(req)), 0);
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+}
+
+/* Reads what the peer has. */
+static void receive(void)
+{
+    for (;;) {
+        cr_assert_eq(nm_buf_reserve(&fx.got, 65536), 0);
+        ssize_t n = recv(fx.sock[1], fx.got.ptr + fx.got.len, 65536, 0);
+        if (n <= 0)
+            return;
+        fx.got.len += (size_t)n;
+    }
+}
+
+/* Sends until the queue is empty or the sender gives up; returns the last result. */
+static int send_all(void)
+{
+    for (int i = 0; i < 100000; i++) {
+        int rc = nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0);
+        receive();
+        if (rc < 0 || nm_conn_front(&fx.conn) == NULL)
+            return rc;
+    }
+    cr_assert_fail("sending never ended");
+    return -1;
+}
+
+static bool got_has(const char *needle)
+{
+    return memmem(fx.got.ptr, fx.got.len, needle, strlen(needle)) != NULL;
+}
+
+Test(send, a_tagged_file_arrives_whole_after_its_head)
+{
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_geq(send_all(), 0);
+    cr_assert_null(nm_conn_front(&fx.conn));
+    const char *end = memmem(fx.got.ptr, fx.got.len, "\r\n\r\n", 4);
+    cr_assert_not_null(end);
+    size_t head = (size_t)(end + 4 - fx.got.ptr);
+    cr_assert_eq(fx.got.len - head, BIG_BYTES);
+    cr_assert_eq(fx.got.ptr[head], 'a');
+    cr_assert_eq(fx.got.ptr[fx.got.len - 1], (char)('a' + (BIG_BYTES - 1) % 26));
+}
+
+Test(send, an_untagged_file_arrives_whole_by_sendfile)
+{
+    fx.cfg.etag_mode = NM_ETAG_OFF;
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_geq(send_all(), 0);
+    cr_assert(got_has("Content-Length: 300000\r\n"));
+    cr_assert_null(memmem(fx.got.ptr, fx.got.len, "ETag", 4));
+    const char *end = memmem(fx.got.ptr, fx.got.len, "\r\n\r\n", 4);
+    cr_assert_eq(fx.got.len - (size_t)(end + 4 - fx.got.ptr), BIG_BYTES);
+}
+
+Test(send, pipelined_heads_leave_in_one_call)
+{
+    request("HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+            "HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
+            "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0), 1);
+    cr_assert_null(nm_conn_front(&fx.conn), "everything left at once");
+    receive();
+    size_t n = 0;
+    for (const char *p = fx.got.ptr;
+         (p = memmem(p, fx.got.len - (size_t)(p - fx.got.ptr), "HTTP/1.1 ", 9)) != NULL; p += 9)
+        n++;
+    cr_assert_eq(n, 3);
+}
+
+Test(send, a_file_changed_before_its_end_leaves_aborts_the_response)
+{
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    write_big('Z'); /* same size, new mtime and ctime: another version */
+    cr_assert_eq(send_all(), -1);
+    const char *end = memmem(fx.got.ptr, fx.got.len, "\r\n\r\n", 4);
+    cr_assert_not_null(end);
+    cr_assert_lt(fx.got.len - (size_t)(end + 4 - fx.got.ptr), BIG_BYTES,
+                 "short of Content-Length: the client caches nothing");
+    cr_assert_not_null(nm_conn_front(&fx.conn), "the rest stays queued until the drop");
+}
+
+Test(send, nothing_queued_is_nothing_sent)
+{
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0), 0);
+}
