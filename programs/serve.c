@@ -148,11 +148,76 @@ static char *dup_or_die(const char *s)
     return d;
 }
 
+/* A value among fixed words; the message lists them. */
+struct choice {
+    const char *word;
+    int value;
+};
+
+static const struct choice ims_modes[] = {{"rfc", NM_IMS_RFC}, {"exact", NM_IMS_EXACT}, {NULL, 0}};
+static const struct choice dotfile_modes[] = {{"deny", 0}, {"allow", 1}, {NULL, 0}};
+static const struct choice symlink_modes[] = {{"inside", 0}, {"all", 1}, {NULL, 0}};
+static const struct choice log_formats[] = {
+    {"combined", NM_LOG_COMBINED}, {"json", NM_LOG_JSON}, {NULL, 0}};
+
+static int pick(int opt, const char *arg, const struct choice *choices, int *out)
+{
+    char words[128] = "";
+    for (const struct choice *c = choices; c->word; c++) {
+        if (strcmp(arg, c->word) == 0) {
+            *out = c->value;
+            return 0;
+        }
+        size_t n = strlen(words);
+        snprintf(words + n, sizeof(words) - n, "%s%s", n ? " or " : "", c->word);
+    }
+    return bad("--%s wants %s, not '%s'", option_name(opt), words, arg);
+}
+
+static int set_etag_mode(struct nm_config *cfg, const char *arg)
+{
+    if (strcmp(arg, "content") == 0) {
+        cfg->etag_mode = NM_ETAG_CONTENT;
+    } else if (strcmp(arg, "metadata") == 0) {
+        cfg->etag_mode = NM_ETAG_METADATA;
+    } else if (strcmp(arg, "off") == 0) {
+        cfg->etag_mode = NM_ETAG_OFF;
+    } else if (strncmp(arg, "version:", 8) == 0) {
+        cfg->etag_mode = NM_ETAG_VERSION;
+        if (nm_etag_make_version(nm_slice_from_cstr(arg + 8), cfg->etag_version,
+                                 sizeof(cfg->etag_version)) < 0)
+            return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
+                       "not '%s'",
+                       arg + 8);
+    } else {
+        return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
+    }
+    return 0;
+}
+
+static int add_cache_rule(struct nm_config *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1] || !is_safe_value(eq + 1))
+        return bad("--cache-control wants GLOB=VALUE, not '%s'", arg);
+    if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
+        return bad("--cache-control value longer than %d bytes: '%s'", NM_CACHE_CONTROL_MAX,
+                   eq + 1);
+    if (cfg->n_rules == NM_CONFIG_MAX_RULES)
+        return bad("too many --cache-control rules (at most 64)");
+    struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];
+    r->glob = strndup(arg, (size_t)(eq - arg));
+    r->value = dup_or_die(eq + 1);
+    if (!r->glob)
+        return bad("out of memory");
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, struct nm_config *cfg)
 {
     bool quiet = false, log_set = false;
     long long v;
-    int opt;
+    int opt, choice;
     optind = 1;
     while ((opt = nm__cli_getopt("serve", argc, argv, "qhV", options)) != -1) {
         switch (opt) {
@@ -167,48 +232,18 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             cfg->workers = (unsigned)v;
             break;
         case OPT_ETAG:
-            if (strcmp(optarg, "content") == 0) {
-                cfg->etag_mode = NM_ETAG_CONTENT;
-            } else if (strcmp(optarg, "metadata") == 0) {
-                cfg->etag_mode = NM_ETAG_METADATA;
-            } else if (strcmp(optarg, "off") == 0) {
-                cfg->etag_mode = NM_ETAG_OFF;
-            } else if (strncmp(optarg, "version:", 8) == 0) {
-                cfg->etag_mode = NM_ETAG_VERSION;
-                if (nm_etag_make_version(nm_slice_from_cstr(optarg + 8), cfg->etag_version,
-                                         sizeof(cfg->etag_version)) < 0)
-                    return bad("--etag version:STRING wants 1 to 78 visible ASCII characters "
-                               "without '\"', not '%s'",
-                               optarg + 8);
-            } else {
-                return bad("--etag wants content, metadata, version:STRING or off, not '%s'",
-                           optarg);
-            }
+            if (set_etag_mode(cfg, optarg))
+                return NM_EXIT_USAGE;
             break;
         case OPT_IMS:
-            if (strcmp(optarg, "rfc") == 0)
-                cfg->ims_mode = NM_IMS_RFC;
-            else if (strcmp(optarg, "exact") == 0)
-                cfg->ims_mode = NM_IMS_EXACT;
-            else
-                return bad("--if-modified-since wants rfc or exact, not '%s'", optarg);
+            if (pick(opt, optarg, ims_modes, &choice))
+                return NM_EXIT_USAGE;
+            cfg->ims_mode = (enum nm_ims_mode)choice;
             break;
-        case OPT_CACHE_CONTROL: {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || !eq[1] || !is_safe_value(eq + 1))
-                return bad("--cache-control wants GLOB=VALUE, not '%s'", optarg);
-            if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
-                return bad("--cache-control value longer than %d bytes: '%s'", NM_CACHE_CONTROL_MAX,
-                           eq + 1);
-            if (cfg->n_rules == NM_CONFIG_MAX_RULES)
-                return bad("too many --cache-control rules (at most 64)");
-            struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];
-            r->glob = strndup(optarg, (size_t)(eq - optarg));
-            r->value = dup_or_die(eq + 1);
-            if (!r->glob)
-                return bad("out of memory");
+        case OPT_CACHE_CONTROL:
+            if (add_cache_rule(cfg, optarg))
+                return NM_EXIT_USAGE;
             break;
-        }
         case OPT_MAX_AGE:
             if (!parse_uint(optarg, 10LL * 365 * 86400, &v))
                 return bad("--max-age wants seconds (0 to 315360000), not '%s'", optarg);
@@ -227,20 +262,14 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             cfg->list_dirs = true;
             break;
         case OPT_DOTFILES:
-            if (strcmp(optarg, "deny") == 0)
-                cfg->allow_dotfiles = false;
-            else if (strcmp(optarg, "allow") == 0)
-                cfg->allow_dotfiles = true;
-            else
-                return bad("--dotfiles wants deny or allow, not '%s'", optarg);
+            if (pick(opt, optarg, dotfile_modes, &choice))
+                return NM_EXIT_USAGE;
+            cfg->allow_dotfiles = choice;
             break;
         case OPT_SYMLINKS:
-            if (strcmp(optarg, "inside") == 0)
-                cfg->follow_all_symlinks = false;
-            else if (strcmp(optarg, "all") == 0)
-                cfg->follow_all_symlinks = true;
-            else
-                return bad("--follow-symlinks wants inside or all, not '%s'", optarg);
+            if (pick(opt, optarg, symlink_modes, &choice))
+                return NM_EXIT_USAGE;
+            cfg->follow_all_symlinks = choice;
             break;
         case OPT_ACCESS_LOG:
             free(cfg->access_log);
@@ -248,12 +277,9 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             log_set = true;
             break;
         case OPT_LOG_FORMAT:
-            if (strcmp(optarg, "combined") == 0)
-                cfg->log_format = NM_LOG_COMBINED;
-            else if (strcmp(optarg, "json") == 0)
-                cfg->log_format = NM_LOG_JSON;
-            else
-                return bad("--log-format wants combined or json, not '%s'", optarg);
+            if (pick(opt, optarg, log_formats, &choice))
+                return NM_EXIT_USAGE;
+            cfg->log_format = (enum nm_log_format)choice;
             break;
         case OPT_ETAG_MANIFEST:
             free(cfg->etag_manifest);

@@ -525,138 +525,138 @@ static int line_byte(struct nm_http1_chunked *d, unsigned char c, int cr, int lf
     return 0;
 }
 
+/* One byte of the framing around chunk data (sizes, extensions, CRLFs, trailer lines), at
+ * `offset` bytes into the content. Returns 0 or -errno. */
+static int feed_byte(struct nm_http1_chunked *d, unsigned char c, uint64_t offset)
+{
+    int rc;
+    switch (d->state) {
+    case CH_SIZE: {
+        int h = nm_hex_digit_value(c);
+        if (h >= 0) {
+            /* §7.1: a size too large for any integer must not wrap into another framing
+             * (2^64 read as 0 would end the content early); leading zeros are harmless. */
+            if (d->remaining > UINT64_MAX >> 4)
+                return -EBADMSG;
+            if (++d->digits > CHUNK_MAX_LINE)
+                return -EFBIG;
+            d->remaining = d->remaining * 16 + (unsigned)h;
+            return 0;
+        }
+        if (d->digits == 0)
+            return -EBADMSG;
+        /* A chunk that cannot fit is refused now, not after its data has been sent. */
+        if (d->remaining > d->max_bytes - offset)
+            return -EFBIG;
+        d->line_bytes = 0;
+        if (c == ';')
+            d->state = CH_EXT;
+        else if (nm_token_is_ows(c))
+            d->state = CH_SIZE_BWS;
+        else if (c == '\r')
+            d->state = CH_SIZE_LF;
+        else if (c == '\n')
+            d->state = after_size_line(d);
+        else
+            return -EBADMSG;
+        return 0;
+    }
+    case CH_SIZE_BWS:
+        /* RFC 9112 §7.1.1: BWS after the size only comes before a chunk-ext; "5 6" is not
+         * a size a peer might read differently. */
+        if (c == ';')
+            d->state = CH_EXT;
+        else if (!nm_token_is_ows(c))
+            return -EBADMSG;
+        else if (++d->line_bytes > CHUNK_MAX_LINE)
+            return -EFBIG;
+        return 0;
+    case CH_EXT:
+        rc = line_byte(d, c, CH_SIZE_LF, after_size_line(d));
+        if (rc < 0)
+            return rc;
+        return 0;
+    case CH_DATA_CR:
+        if (c == '\r') {
+            d->state = CH_DATA_LF;
+        } else if (c == '\n') {
+            d->state = CH_SIZE;
+            d->digits = 0;
+        } else {
+            return -EBADMSG;
+        }
+        return 0;
+    case CH_TRAILER:
+        if (c == '\r') {
+            d->state = CH_END_LF;
+        } else if (c == '\n') {
+            d->state = CH_DONE;
+        } else if (nm_token_is_tchar(c)) {
+            /* RFC 9112 §7.1.2: trailer lines are field lines, so no obs-fold either. */
+            d->state = CH_TRAILER_NAME;
+            d->line_bytes = 1;
+        } else {
+            return -EBADMSG;
+        }
+        return 0;
+    case CH_TRAILER_NAME:
+        if (c == ':')
+            d->state = CH_TRAILER_LINE;
+        else if (!nm_token_is_tchar(c))
+            return -EBADMSG;
+        if (++d->line_bytes > CHUNK_MAX_LINE)
+            return -EFBIG;
+        return 0;
+    case CH_TRAILER_LINE:
+        rc = line_byte(d, c, CH_TRAILER_LF, CH_TRAILER);
+        if (rc < 0)
+            return rc;
+        return 0;
+    case CH_SIZE_LF:
+    case CH_DATA_LF:
+    case CH_TRAILER_LF:
+    case CH_END_LF:
+        /* The LF of a CRLF: nothing else may follow a CR (§2.2). */
+        if (c != '\n')
+            return -EBADMSG;
+        if (d->state == CH_SIZE_LF)
+            d->state = after_size_line(d);
+        else if (d->state == CH_DATA_LF)
+            d->state = CH_SIZE;
+        else
+            d->state = d->state == CH_END_LF ? CH_DONE : CH_TRAILER;
+        d->digits = 0;
+        return 0;
+    default:
+        return -EBADMSG;
+    }
+}
+
 int64_t nm_http1_chunked_feed(struct nm_http1_chunked *d, const char *buf, size_t len, bool *done)
 {
     size_t i = 0;
-    int rc;
     *done = d->state == CH_DONE;
     while (i < len && d->state != CH_DONE) {
-        unsigned char c = (unsigned char)buf[i];
         if (d->fed + i >= d->max_bytes)
             return -EFBIG;
-        switch (d->state) {
-        case CH_SIZE: {
-            int h = nm_hex_digit_value(c);
-            if (h >= 0) {
-                /* §7.1: a size too large for any integer must not wrap into another framing
-                 * (2^64 read as 0 would end the content early); leading zeros are harmless. */
-                if (d->remaining > UINT64_MAX >> 4)
-                    return -EBADMSG;
-                if (++d->digits > CHUNK_MAX_LINE)
-                    return -EFBIG;
-                d->remaining = d->remaining * 16 + (unsigned)h;
-                i++;
-                break;
-            }
-            if (d->digits == 0)
-                return -EBADMSG;
-            /* A chunk that cannot fit is refused now, not after its data has been sent. */
-            if (d->remaining > d->max_bytes - (d->fed + i))
-                return -EFBIG;
-            d->line_bytes = 0;
-            if (c == ';')
-                d->state = CH_EXT;
-            else if (nm_token_is_ows(c))
-                d->state = CH_SIZE_BWS;
-            else if (c == '\r')
-                d->state = CH_SIZE_LF;
-            else if (c == '\n')
-                d->state = after_size_line(d);
-            else
-                return -EBADMSG;
-            i++;
-            break;
-        }
-        case CH_SIZE_BWS:
-            /* RFC 9112 §7.1.1: BWS after the size only comes before a chunk-ext; "5 6" is not
-             * a size a peer might read differently. */
-            if (c == ';')
-                d->state = CH_EXT;
-            else if (!nm_token_is_ows(c))
-                return -EBADMSG;
-            else if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -EFBIG;
-            i++;
-            break;
-        case CH_EXT:
-            rc = line_byte(d, c, CH_SIZE_LF, after_size_line(d));
+        if (d->state != CH_DATA) {
+            int rc = feed_byte(d, (unsigned char)buf[i], d->fed + i);
             if (rc < 0)
                 return rc;
             i++;
-            break;
-        case CH_DATA: {
-            size_t take = len - i;
-            if (take > d->remaining)
-                take = (size_t)d->remaining;
-            /* Never past the cap (the chunk's extension may have used up the rest): the byte at
-             * the cap is refused above, at the same offset however the content was split. */
-            if (take > d->max_bytes - (d->fed + i))
-                take = (size_t)(d->max_bytes - (d->fed + i));
-            d->remaining -= take;
-            i += take;
-            if (d->remaining == 0)
-                d->state = CH_DATA_CR;
-            break;
+            continue;
         }
-        case CH_DATA_CR:
-            if (c == '\r') {
-                d->state = CH_DATA_LF;
-            } else if (c == '\n') {
-                d->state = CH_SIZE;
-                d->digits = 0;
-            } else {
-                return -EBADMSG;
-            }
-            i++;
-            break;
-        case CH_TRAILER:
-            if (c == '\r') {
-                d->state = CH_END_LF;
-            } else if (c == '\n') {
-                d->state = CH_DONE;
-            } else if (nm_token_is_tchar(c)) {
-                /* RFC 9112 §7.1.2: trailer lines are field lines, so no obs-fold either. */
-                d->state = CH_TRAILER_NAME;
-                d->line_bytes = 1;
-            } else {
-                return -EBADMSG;
-            }
-            i++;
-            break;
-        case CH_TRAILER_NAME:
-            if (c == ':')
-                d->state = CH_TRAILER_LINE;
-            else if (!nm_token_is_tchar(c))
-                return -EBADMSG;
-            if (++d->line_bytes > CHUNK_MAX_LINE)
-                return -EFBIG;
-            i++;
-            break;
-        case CH_TRAILER_LINE:
-            rc = line_byte(d, c, CH_TRAILER_LF, CH_TRAILER);
-            if (rc < 0)
-                return rc;
-            i++;
-            break;
-        case CH_SIZE_LF:
-        case CH_DATA_LF:
-        case CH_TRAILER_LF:
-        case CH_END_LF:
-            /* The LF of a CRLF: nothing else may follow a CR (§2.2). */
-            if (c != '\n')
-                return -EBADMSG;
-            if (d->state == CH_SIZE_LF)
-                d->state = after_size_line(d);
-            else if (d->state == CH_DATA_LF)
-                d->state = CH_SIZE;
-            else
-                d->state = d->state == CH_END_LF ? CH_DONE : CH_TRAILER;
-            d->digits = 0;
-            i++;
-            break;
-        default:
-            return -EBADMSG;
-        }
+        size_t take = len - i;
+        if (take > d->remaining)
+            take = (size_t)d->remaining;
+        /* Never past the cap (the chunk's extension may have used up the rest): the byte at the
+         * cap is refused above, at the same offset however the content was split. */
+        if (take > d->max_bytes - (d->fed + i))
+            take = (size_t)(d->max_bytes - (d->fed + i));
+        d->remaining -= take;
+        i += take;
+        if (d->remaining == 0)
+            d->state = CH_DATA_CR;
     }
     d->fed += i;
     *done = d->state == CH_DONE;
