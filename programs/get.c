@@ -300,7 +300,7 @@ static int perform(void *ctx, struct nm_client_request *req, struct nm_client_re
     return rc;
 }
 
-static void vnote(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void vnote(const char *fmt, va_list ap)
 {
     fprintf(stderr, "notmod get: ");
     vfprintf(stderr, fmt, ap);

@@ -11,8 +11,9 @@
 #include "notmod/cachectl.h"
 #include "notmod/etag.h"
 
-static void vadd(struct nm_probe_report *r, const struct nm_probe *p, enum nm_probe_level level,
-                 const char *section, const char *fmt, va_list ap)
+__attribute__((format(printf, 5, 0))) static void
+vadd(struct nm_probe_report *r, const struct nm_probe *p, enum nm_probe_level level,
+     const char *section, const char *fmt, va_list ap)
 {
     if (r->n == NM_PROBE_MAX_FINDINGS)
         return;
