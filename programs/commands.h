@@ -12,5 +12,6 @@ int nm_cmd_get(int argc, char **argv);
 int nm_cmd_check(int argc, char **argv);
 int nm_cmd_cache(int argc, char **argv);
 int nm_cmd_etag(int argc, char **argv);
+int nm_cmd_compress(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ struct command {
 static const struct command commands[] = {
     {"serve", nm_cmd_serve, "serve a directory over HTTP/1.1 with exact validators"},
     {"etag", nm_cmd_etag, "print, store ahead of time, or list in a manifest the content ETags"},
+    {"compress", nm_cmd_compress, "write the precompressed sidecars (.br, .zst, .gz) of a tree"},
     {"get", nm_cmd_get, "download a URL through a private RFC 9111 cache, revalidating"},
     {"check", nm_cmd_check, "lint a server's validators, conditional requests and 304s"},
     {"cache", nm_cmd_cache, "list or clear notmod get's cache"},

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "cliutil.h"
 #include "commands.h"
+#include "notmod/coding.h"
 #include "notmod/etag.h"
 #include "serve/serve.h"
 
@@ -36,6 +37,8 @@ static const char usage_text[] =
     "                          match wins); default no-cache: always revalidate\n"
     "  --max-age SECONDS       Cache-Control max-age for paths no rule matches\n"
     "  --expires               also send Expires, from the max-age\n"
+    "  --precompressed LIST    serve sidecars X.br, X.zst, X.gz as variants of X: codings from\n"
+    "                          br,zstd,gzip in order of preference (default all three), or off\n"
     "  --index NAME            directory index file (default index.html; '' for none)\n"
     "  --list-dirs             list directories that have no index file\n"
     "  --dotfiles deny|allow   serve names starting with '.' (default deny: 404)\n"
@@ -70,6 +73,7 @@ enum {
     OPT_PREHASH,
     OPT_NO_PREHASH,
     OPT_HASH_THRESHOLD,
+    OPT_PRECOMPRESSED,
 };
 
 static const struct option options[] = {
@@ -93,6 +97,7 @@ static const struct option options[] = {
     {"prehash", no_argument, NULL, OPT_PREHASH},
     {"no-prehash", no_argument, NULL, OPT_NO_PREHASH},
     {"hash-threshold", required_argument, NULL, OPT_HASH_THRESHOLD},
+    {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -195,6 +200,31 @@ static int set_etag_mode(struct nm_config *cfg, const char *arg)
     return 0;
 }
 
+/* --precompressed br,zstd,gzip (any order, each at most once) or off. */
+static int set_precompressed(struct nm_config *cfg, const char *arg)
+{
+    cfg->n_precompressed = 0;
+    if (strcmp(arg, "off") == 0)
+        return 0;
+    const char *p = arg;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        enum nm_coding c;
+        if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
+            len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
+            return bad("--precompressed wants a comma list of br, zstd, gzip, or off, not '%s'",
+                       arg);
+        for (size_t i = 0; i < cfg->n_precompressed; i++)
+            if (cfg->precompressed[i] == c)
+                return bad("--precompressed names %s twice in '%s'", nm_coding_name(c), arg);
+        cfg->precompressed[cfg->n_precompressed++] = c;
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
 static int add_cache_rule(struct nm_config *cfg, const char *arg)
 {
     const char *eq = strchr(arg, '=');
@@ -288,6 +318,10 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         case OPT_PREHASH:
         case OPT_NO_PREHASH:
             cfg->prehash = opt == OPT_PREHASH;
+            break;
+        case OPT_PRECOMPRESSED:
+            if (set_precompressed(cfg, optarg))
+                return NM_EXIT_USAGE;
             break;
         case OPT_HASH_THRESHOLD:
             if (!parse_uint(optarg, LLONG_MAX, &v))

@@ -15,6 +15,10 @@ void nm_config_init(struct nm_config *cfg)
     cfg->prehash = true;
     cfg->hash_threshold_bytes = 1 << 20;
     cfg->ims_mode = NM_IMS_RFC;
+    cfg->precompressed[0] = NM_CODING_BR;
+    cfg->precompressed[1] = NM_CODING_ZSTD;
+    cfg->precompressed[2] = NM_CODING_GZIP;
+    cfg->n_precompressed = 3;
     cfg->max_age = -1;
     cfg->max_target_bytes = 8192;
     cfg->max_head_bytes = 32768;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "notmod/coding.h"
 #include "notmod/etag.h"
 #include "notmod/precond.h"
 
@@ -43,6 +44,10 @@ struct nm_config {
     bool prehash;                       /* hash the tree in the background at startup */
     uint64_t hash_threshold_bytes;      /* larger files are hashed off the event loop */
     enum nm_ims_mode ims_mode;
+    /* Precompressed sidecars (x.br, x.zst, x.gz) served as variants of x, in the server's order
+     * of preference (RFC 9110 §12.5.3 ties); none when n_precompressed is 0. */
+    enum nm_coding precompressed[NM_CODING_COUNT];
+    size_t n_precompressed;
     struct nm_cache_rule rules[NM_CONFIG_MAX_RULES];
     size_t n_rules;
     int64_t max_age; /* seconds; -1 when not set */
@@ -69,7 +74,8 @@ struct nm_config {
     unsigned shutdown_timeout_ms;
 };
 
-/* Fills the defaults: root ".", 127.0.0.1:8080 added by the caller when n_listen is 0. */
+/* Fills the defaults: root ".", 127.0.0.1:8080 added by the caller when n_listen is 0, sidecars
+ * br, zstd, gzip in that order. */
 void nm_config_init(struct nm_config *cfg);
 
 /* Frees the strings the config owns. */

@@ -264,35 +264,36 @@ static int queue_response(struct nm_conn *c, const struct nm_response *resp, boo
 
 /* ---- requests ---- */
 
-/* The handler's view of a parsed head: its conditional fields, each as all of its lines (RFC 9110
- * §5.3), in storage that lives as long as the view. */
+/* The handler's view of a parsed head: its conditional fields and Accept-Encoding, each as all of
+ * its lines (RFC 9110 §5.3), in storage that lives as long as the view. */
 struct handler_input {
     struct nm_handler_request req;
-    struct nm_slice lines[6][NM_HTTP1_MAX_FIELDS];
+    struct nm_slice lines[7][NM_HTTP1_MAX_FIELDS];
 };
 
 static void collect_request(const struct nm_http1_request *h, struct handler_input *in)
 {
-    static const struct nm_slice names[6] = {
+    static const struct nm_slice names[7] = {
         NM_SLICE_INIT("if-match"),          NM_SLICE_INIT("if-none-match"),
         NM_SLICE_INIT("if-modified-since"), NM_SLICE_INIT("if-unmodified-since"),
         NM_SLICE_INIT("if-range"),          NM_SLICE_INIT("range"),
+        NM_SLICE_INIT("accept-encoding"),
     };
     struct nm_handler_request *req = &in->req;
-    struct nm_field *dst[6] = {
+    struct nm_field *dst[7] = {
         &req->if_match, &req->if_none_match, &req->if_modified_since, &req->if_unmodified_since,
-        &req->if_range, &req->range,
+        &req->if_range, &req->range,         &req->accept_encoding,
     };
     req->method = h->method;
     req->target = h->target;
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 7; k++)
         *dst[k] = (struct nm_field){in->lines[k], 0};
     for (size_t i = 0; i < h->n_fields; i++) {
         struct nm_slice n = h->fields[i].name;
         char first = (char)(n.ptr[0] | 0x20);
-        if (first != 'i' && first != 'r')
+        if (first != 'i' && first != 'r' && first != 'a')
             continue;
-        for (int k = 0; k < 6; k++) {
+        for (int k = 0; k < 7; k++) {
             if (nm_slice_case_eq(n, names[k])) {
                 in->lines[k][dst[k]->n_lines++] = h->fields[i].value;
                 break;

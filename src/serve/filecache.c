@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "variants/variants.h"
 
 #define MAX_ENTRIES 8192
 #define READ_TRIES 3
@@ -250,6 +251,8 @@ static void set_content_etag(struct nm_filecache *fc, struct nm_file *f, struct 
     f->etag.weak = false;
     f->has_etag = true;
     f->hash_pending = false;
+    f->has_content_hash = true;
+    f->content_hash = h;
     /* The manifest's date only for the bytes it describes: same path, size and hash. */
     int64_t lm;
     if (fc->hashing && nm_hashing_manifest_last_modified(fc->hashing, f->path, f->size, h, &lm)) {
@@ -349,6 +352,19 @@ static int make_etag(struct nm_filecache *fc, struct nm_file *f)
     return 0;
 }
 
+/* The coding whose sidecar suffix ends `path`, when sidecars of that coding are served. */
+static enum nm_coding sidecar_coding_of(const struct nm_config *cfg, const char *path)
+{
+    size_t plen = strlen(path);
+    for (size_t i = 0; i < cfg->n_precompressed; i++) {
+        const char *suffix = nm_coding_suffix(cfg->precompressed[i]);
+        size_t n = suffix ? strlen(suffix) : 0;
+        if (n > 0 && plen > n + 1 && strcmp(path + plen - n, suffix) == 0)
+            return cfg->precompressed[i];
+    }
+    return NM_CODING_IDENTITY;
+}
+
 /* Opens, snapshots, reads (small files) and hashes one version. A file that changes while it is
  * read or hashed is tried again, so the tag always describes the bytes it was computed from. */
 static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
@@ -422,6 +438,9 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
     if (cc != f->cache_control)
         snprintf(f->cache_control, sizeof(f->cache_control), "%s", cc);
     f->max_age = nm_config_max_age_of(f->cache_control);
+    f->sidecar_coding = f->is_dir ? NM_CODING_IDENTITY : sidecar_coding_of(fc->cfg, path);
+    if (f->sidecar_coding != NM_CODING_IDENTITY)
+        f->record_rc = nm_variants_record_read(f->fd, f->sidecar_coding, &f->record_hash);
     if (f->data) {
         /* Served from memory and revalidated by path: the descriptor is not needed again, and
          * thousands of small files must not hold thousands of descriptors. */

@@ -36,6 +36,17 @@ struct nm_file {
     unsigned hash_generation;   /* nm_hashing_generation when the memo was last asked */
     bool racy;                  /* bytes read too soon after a change to be trusted next time */
     struct nm_hashing *hashing; /* for the change check; NULL without a pool */
+    bool has_content_hash;      /* content mode, once known: the hash the ETag was made from */
+    struct nm_hash128 content_hash;
+
+    /* A sidecar (a path ending in .br, .zst or .gz while its coding is in cfg->precompressed):
+     * its coding and what nm_variants_record_read said while the descriptor was open (0 and
+     * record_hash, -ENODATA for no record, another negative errno for a bad one). Others:
+     * NM_CODING_IDENTITY. */
+    enum nm_coding sidecar_coding;
+    int record_rc;
+    struct nm_hash128 record_hash;
+    bool stale_warned; /* this sidecar version was logged as stale once */
 
     bool has_last_modified; /* false for the fake epoch mtimes 0 and 1 */
     int64_t last_modified;  /* whole seconds; the response clamps it to Date */

@@ -8,6 +8,7 @@
 
 #include "listing.h"
 #include "log.h"
+#include "notmod/coding.h"
 #include "notmod/date.h"
 #include "notmod/path.h"
 #include "notmod/precond.h"
@@ -24,7 +25,23 @@ struct answer {
     const struct nm_handler_request *req;
     struct nm_response *resp;
     bool head_only; /* RFC 9110 §9.3.2: HEAD gets the fields of a GET and no content */
+    /* A variant being answered: the source whose Content-Type and Cache-Control it takes, and
+     * its Content-Encoding. NULL otherwise. */
+    const struct nm_file *source;
+    const char *coding;
 };
+
+/* Where Content-Type and Cache-Control come from: the source of a variant, else f itself. */
+static const struct nm_file *meta_of(const struct answer *a, const struct nm_file *f)
+{
+    return a->source ? a->source : f;
+}
+
+/* RFC 9110 §8.4: a variant's coding, after its Content-Type. */
+static int put_encoding(struct answer *a)
+{
+    return a->coding ? nm_response_add_field(a->resp, "Content-Encoding", "%s", a->coding) : 0;
+}
 
 /* A short text response for errors and redirects; the caller may add a field after it. */
 static int respond_text(struct nm_response *resp, bool head_only, int status, const char *why)
@@ -75,11 +92,12 @@ static int put_validators(struct answer *a, const struct nm_file *f, int64_t las
     }
     if (rc == 0 && f->hash_pending)
         return nm_response_add_field(resp, "Cache-Control", "no-store");
-    if (rc == 0 && f->cache_control[0])
-        rc = nm_response_add_field(resp, "Cache-Control", "%s", f->cache_control);
-    if (rc == 0 && a->site->cfg->expires && f->max_age >= 0) {
+    const struct nm_file *m = meta_of(a, f);
+    if (rc == 0 && m->cache_control[0])
+        rc = nm_response_add_field(resp, "Cache-Control", "%s", m->cache_control);
+    if (rc == 0 && a->site->cfg->expires && m->max_age >= 0) {
         char d[NM_DATE_LEN + 1];
-        int64_t when = a->site->now + f->max_age;
+        int64_t when = a->site->now + m->max_age;
         nm_date_format(when > NM_DATE_MAX ? NM_DATE_MAX : when, d);
         rc = nm_response_add_field(resp, "Expires", "%s", d);
     }
@@ -127,6 +145,7 @@ static void make_boundary(const struct nm_site *site, const struct nm_file *f,
 static int put_nosniff(struct answer *a, const struct nm_file *f)
 {
     /* A directory is served as a representation only as its listing. */
+    f = meta_of(a, f);
     if (!f->is_dir && nm_mime_source_of(a->site->mime, f->content_type) != NM_MIME_SOURCE_BUILTIN)
         return 0;
     return nm_response_add_field(a->resp, "X-Content-Type-Options", "nosniff");
@@ -157,10 +176,13 @@ static int respond_multipart(struct answer *a, struct nm_file *f, const char *me
     size_t part_len[MAX_RANGES];
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
+        /* A part of a variant is a range of the coded bytes: its coding goes with it. */
         int m = snprintf(part[i], sizeof(part[i]),
-                         "\r\n--%s\r\nContent-Type: %s\r\n"
+                         "\r\n--%s\r\nContent-Type: %s\r\n%s%s%s"
                          "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
-                         boundary, f->content_type, (unsigned long long)rg[i].first,
+                         boundary, meta_of(a, f)->content_type,
+                         a->coding ? "Content-Encoding: " : "", a->coding ? a->coding : "",
+                         a->coding ? "\r\n" : "", (unsigned long long)rg[i].first,
                          (unsigned long long)rg[i].last, (unsigned long long)f->size);
         if (m < 0 || (size_t)m >= sizeof(part[i]))
             return -EMSGSIZE;
@@ -194,7 +216,9 @@ static int respond_ranges(struct answer *a, struct nm_file *f, const char *mem, 
     if (rc < 0 || n > 1)
         return rc ? rc : respond_multipart(a, f, mem, rg, n);
     uint64_t len = rg[0].last - rg[0].first + 1;
-    rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+    rc = nm_response_add_field(a->resp, "Content-Type", "%s", meta_of(a, f)->content_type);
+    if (rc == 0)
+        rc = put_encoding(a);
     if (rc == 0)
         rc = nm_response_add_field(a->resp, "Content-Range", "bytes %llu-%llu/%llu",
                                    (unsigned long long)rg[0].first, (unsigned long long)rg[0].last,
@@ -279,11 +303,88 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
     a->resp->status = 200;
     int rc = put_validators(a, f, lm, false);
     if (rc == 0)
-        rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+        rc = nm_response_add_field(a->resp, "Content-Type", "%s", meta_of(a, f)->content_type);
+    if (rc == 0)
+        rc = put_encoding(a);
     if (rc == 0)
         rc = put_length(a, f, f->size, !f->is_dir);
     if (rc == 0 && !a->head_only && f->size > 0)
         rc = put_body(a, f, mem, 0, f->size);
+    return rc;
+}
+
+/* ---- precompressed variants (RFC 9110 §8.4, §12.5.3) ---- */
+
+/* Whether a sidecar still describes the source's current version: a record names the bytes it
+ * was made from (compared with the source's content hash when there is one); without a record,
+ * it must not be older than the source. A bad record is never current. */
+static bool sidecar_is_current(const struct nm_file *src, const struct nm_file *side)
+{
+    if (side->record_rc == 0 && src->has_content_hash)
+        return side->record_hash.hi == src->content_hash.hi &&
+               side->record_hash.lo == src->content_hash.lo;
+    if (side->record_rc == 0 || side->record_rc == -ENODATA)
+        return side->mtime_ns >= src->mtime_ns;
+    return false;
+}
+
+/* Looks up the current sidecars of src into side[] (by coding) and returns their mask. */
+static unsigned find_sidecars(struct answer *a, const struct nm_file *src,
+                              struct nm_file *side[NM_CODING_COUNT])
+{
+    const struct nm_config *cfg = a->site->cfg;
+    unsigned available = 0;
+    /* A source whose tag is pending leaves without validators; no record can be checked yet. */
+    if (cfg->n_precompressed == 0 || src->hash_pending || src->is_dir)
+        return 0;
+    for (size_t i = 0; i < cfg->n_precompressed; i++) {
+        enum nm_coding c = cfg->precompressed[i];
+        char path[NM_PATH_MAX + 16];
+        int n = snprintf(path, sizeof(path), "%s%s", src->path, nm_coding_suffix(c));
+        struct nm_file *f;
+        if (n < 0 || (size_t)n >= sizeof(path) || nm_filecache_lookup(a->site->files, path, &f))
+            continue;
+        if (!f->is_dir && f->sidecar_coding == c && sidecar_is_current(src, f)) {
+            side[c] = f;
+            available |= NM_CODING_BIT(c);
+            continue;
+        }
+        if (!f->is_dir && !f->stale_warned) {
+            f->stale_warned = true;
+            nm_log_error("sidecar %s is not current for %s: not served", f->path, src->path);
+        }
+        nm_file_release(f);
+    }
+    return available;
+}
+
+/* GET or HEAD of a regular file: its variant chosen by Accept-Encoding when it has sidecars. */
+static int respond_file(struct answer *a, struct nm_file *src)
+{
+    const struct nm_config *cfg = a->site->cfg;
+    struct nm_file *side[NM_CODING_COUNT] = {NULL};
+    unsigned available = find_sidecars(a, src, side);
+    if (!available)
+        return respond_representation(a, src, NULL);
+    int c = nm_coding_negotiate(a->req->accept_encoding, available, cfg->precompressed,
+                                cfg->n_precompressed);
+    int rc;
+    if (c < 0) {
+        rc = fail(a, 406, "no acceptable content coding");
+    } else if (c == NM_CODING_IDENTITY) {
+        rc = respond_representation(a, src, NULL);
+    } else {
+        a->source = src;
+        a->coding = nm_coding_name((enum nm_coding)c);
+        rc = respond_representation(a, side[c], NULL);
+        a->source = NULL;
+        a->coding = NULL;
+    }
+    /* RFC 9110 §12.5.5: the choice depended on Accept-Encoding, whatever the status. */
+    if (rc == 0)
+        rc = nm_response_add_field(a->resp, "Vary", "Accept-Encoding");
+    for (int k = 0; k < NM_CODING_COUNT; k++)
+        nm_file_release(side[k]);
     return rc;
 }
 
@@ -367,7 +468,7 @@ static int respond_directory(struct answer *a, struct nm_file *dir, const char *
         struct nm_file *idx;
         int rc = nm_filecache_lookup(a->site->files, ipath, &idx);
         if (rc == 0 && !idx->is_dir) {
-            rc = respond_representation(a, idx, NULL);
+            rc = respond_file(a, idx);
             nm_file_release(idx);
             return rc;
         }
@@ -390,7 +491,7 @@ static int serve_path(struct answer *a, const char *path)
     if (rc < 0)
         return respond_lookup_error(a, rc);
     if (!f->is_dir)
-        rc = dir_url ? fail(a, 404, NULL) : respond_representation(a, f, NULL);
+        rc = dir_url ? fail(a, 404, NULL) : respond_file(a, f);
     else if (!dir_url)
         rc = redirect_to_dir(a, path);
     else
@@ -425,7 +526,7 @@ static struct nm_slice origin_of(struct nm_slice t)
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
                        struct nm_response *resp)
 {
-    struct answer a = {site, req, resp, req->method == NM_METHOD_HEAD};
+    struct answer a = {site, req, resp, req->method == NM_METHOD_HEAD, NULL, NULL};
     switch (req->method) {
     case NM_METHOD_GET:
     case NM_METHOD_HEAD:

@@ -23,13 +23,20 @@ struct nm_handler_request {
     struct nm_field if_unmodified_since;
     struct nm_field if_range;
     struct nm_field range;
+    struct nm_field accept_encoding; /* RFC 9110 §12.5.3: which precompressed variant, if any */
 };
 
 /* Describes the response to `req` in *resp (from nm_response_init): GET and HEAD of a file (200,
  * 206, 304, 412, 416), of a directory (its index file, a listing, or 404), a redirect (301) from a
  * directory's path without its slash, OPTIONS (204), 405 for other known methods and 501 for
  * unknown ones, 400/414 for targets that do not make a path, 403/404/500/503 for files that
- * cannot be served. Dot files are 404 unless cfg->allow_dotfiles. A HEAD response has the fields
+ * cannot be served. A file X with current sidecars (X.br, X.zst, X.gz of the codings in
+ * cfg->precompressed, each not older than X or recording X's content hash; none while X's hash is
+ * pending) has variants: Accept-Encoding picks one (nm_coding_negotiate; 406 when neither
+ * identity nor any sidecar is acceptable), which is answered as its own representation (its own
+ * ETag, Last-Modified, length, ranges and preconditions) with X's Content-Type and Cache-Control
+ * and Content-Encoding; every response for such an X carries "Vary: Accept-Encoding" as its last
+ * field. Dot files are 404 unless cfg->allow_dotfiles. A HEAD response has the fields
  * of the GET and no content. Follows a moved root first (nm_site_follow_root). Returns 0, or
  * -EMSGSIZE when the description does not fit (never for the responses above); resp holds file
  * references either way, until nm_response_cleanup. */

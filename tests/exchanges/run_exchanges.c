@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "notmod/coding.h"
 #include "notmod/etag.h"
 #include "serve/serve.h"
 
@@ -292,6 +293,21 @@ static int apply_setting(struct golden *g, const char *key, const char *val)
             cfg->ims_mode = NM_IMS_EXACT;
         else
             return -EINVAL;
+        return 0;
+    }
+    if (strcmp(key, "precompressed") == 0) {
+        /* "off", or a comma list of codings in order of preference, as --precompressed. */
+        cfg->n_precompressed = 0;
+        for (const char *p = val; strcmp(val, "off") != 0 && *p;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            enum nm_coding c;
+            if (cfg->n_precompressed == NM_CODING_COUNT ||
+                nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY)
+                return -EINVAL;
+            cfg->precompressed[cfg->n_precompressed++] = c;
+            p += len + (comma ? 1 : 0);
+        }
         return 0;
     }
     if (strcmp(key, "list_dirs") == 0)

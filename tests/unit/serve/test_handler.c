@@ -451,3 +451,49 @@ Test(handler, a_moved_root_is_followed_before_the_path_resolves)
     unlink(link_path);
     rmdir(new_root);
 }
+
+/* ---- precompressed variants ----------------------------------------------------------------- */
+
+Test(handler, a_selected_variant_has_content_encoding_and_vary_as_its_last_field)
+{
+    write_site_file("v.txt", hello, sizeof(hello) - 1);
+    write_site_file("v.txt.gz", "GZ-BYTES", 8);
+    struct nm_handler_request req = request(NM_METHOD_GET, "/v.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field_names(), "ETag|Last-Modified|Cache-Control|Content-Type|"
+                                    "Content-Encoding|Content-Length|Accept-Ranges|"
+                                    "X-Content-Type-Options|Vary|");
+    cr_assert_str_eq(field("Content-Encoding"), "gzip");
+    cr_assert_str_eq(field("Content-Type"), "text/plain; charset=utf-8");
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+    cr_assert_str_eq(content(), "GZ-BYTES");
+}
+
+Test(handler, a_multipart_206_of_a_variant_names_the_coding_in_each_part)
+{
+    write_site_file("m.txt", hello, sizeof(hello) - 1);
+    write_site_file("m.txt.gz", "0123456789", 10);
+    struct nm_handler_request req = request(NM_METHOD_GET, "/m.txt");
+    req.accept_encoding = line(0, "gzip");
+    req.range = line(1, "bytes=0-1,5-6");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 206);
+    cr_assert_null(field("Content-Encoding"), "the multipart body itself is not coded");
+    cr_assert_not_null(strstr(content(), "Content-Encoding: gzip\r\nContent-Range: bytes 5-6/10"));
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+}
+
+Test(handler, precompressed_off_ignores_sidecars)
+{
+    write_site_file("o.txt", hello, sizeof(hello) - 1);
+    write_site_file("o.txt.gz", "GZ-BYTES", 8);
+    fx.cfg.n_precompressed = 0;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/o.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_null(field("Content-Encoding"));
+    cr_assert_null(field("Vary"));
+    cr_assert_str_eq(content(), hello);
+}
