@@ -3,12 +3,13 @@
  * 304. Properties: freshness is never negative and "fresh" implies lifetime > age without
  * no-cache; Vary "*" never matches; freshening never takes Content-Length or framing fields from
  * the 304, and keeps only lines that came from one of the two inputs. */
-#include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "notmod/cachectl.h"
+
+#include "check.h"
 
 #define MAX 64
 
@@ -58,18 +59,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .heuristic = true, .heuristic_max_s = 86400, .heuristic_percent = 10};
     struct nm_freshness fr;
     nm_cachectl_evaluate(&r, &pol, 1000000100, &fr);
-    assert(fr.lifetime_s >= 0 && fr.current_age_s >= 0);
+    nm_fuzz_check(fr.lifetime_s >= 0 && fr.current_age_s >= 0);
     if (fr.fresh)
-        assert(fr.lifetime_s > fr.current_age_s && !(fr.cc_flags & NM_CACHECTL_NO_CACHE));
+        nm_fuzz_check(fr.lifetime_s > fr.current_age_s && !(fr.cc_flags & NM_CACHECTL_NO_CACHE));
 
     struct nm_slice vl[NM_CACHECTL_MAX_LINES];
     struct nm_field vary = nm_cachectl_field(a, na, "Vary", vl, NM_CACHECTL_MAX_LINES);
     if (nm_cachectl_vary_is_any(vary))
-        assert(!nm_cachectl_vary_matches(vary, a, na, b, nb));
+        nm_fuzz_check(!nm_cachectl_vary_matches(vary, a, na, b, nb));
 
     nm_cachectl_select_304(a, na, b, nb, 1000000100);
     int n = nm_cachectl_freshen(a, na, b, nb, out, 2 * MAX);
-    assert(n >= 0 && (size_t)n <= na + nb);
+    nm_fuzz_check(n >= 0 && (size_t)n <= na + nb);
     for (int i = 0; i < n; i++) {
         bool from_b = false;
         for (size_t j = 0; j < nb; j++)
@@ -77,11 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool from_a = false;
         for (size_t j = 0; j < na; j++)
             from_a |= out[i].name.ptr == a[j].name.ptr && out[i].value.ptr == a[j].value.ptr;
-        assert(from_a || from_b);
+        nm_fuzz_check(from_a || from_b);
         if (from_b && !from_a) {
-            assert(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Content-Length")));
-            assert(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Transfer-Encoding")));
-            assert(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Connection")));
+            nm_fuzz_check(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Content-Length")));
+            nm_fuzz_check(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Transfer-Encoding")));
+            nm_fuzz_check(!nm_slice_case_eq(out[i].name, NM_SLICE_LIT("Connection")));
         }
     }
     return 0;

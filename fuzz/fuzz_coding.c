@@ -5,7 +5,6 @@
  * (checked against a plain re-reading of §12.5.3 and §12.4.2); adding "identity;q=0" never turns a
  * non-identity answer into another; the same elements on one line or on several give the same
  * answer. */
-#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,6 +13,8 @@
 
 #include "notmod/coding.h"
 #include "notmod/token.h"
+
+#include "check.h"
 
 #define MAX_LINES 32
 #define MAX_BYTES 4096
@@ -134,10 +135,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct nm_field f = {lines, n};
     int r = nm_coding_negotiate(f, avail, pref, n_pref);
 
-    assert(r == -ENOENT || r == NM_CODING_IDENTITY ||
-           (r > 0 && r < NM_CODING_COUNT && (avail & NM_CODING_BIT(r))));
+    nm_fuzz_check(r == -ENOENT || r == NM_CODING_IDENTITY ||
+                  (r > 0 && r < NM_CODING_COUNT && (avail & NM_CODING_BIT(r))));
     if (n == 0) {
-        assert(r == NM_CODING_IDENTITY);
+        nm_fuzz_check(r == NM_CODING_IDENTITY);
         return 0;
     }
 
@@ -146,16 +147,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((avail & NM_CODING_BIT(c)) && ref_quality(lines, n, (enum nm_coding)c) > best)
             best = ref_quality(lines, n, (enum nm_coding)c);
     if (r < 0)
-        assert(best == 0);
+        nm_fuzz_check(best == 0);
     else
-        assert(ref_quality(lines, n, (enum nm_coding)r) == best && best > 0);
+        nm_fuzz_check(ref_quality(lines, n, (enum nm_coding)r) == best && best > 0);
 
     /* One more line "identity;q=0" (§5.3 appends it to the list). */
     lines[n] = NM_SLICE_LIT("identity;q=0");
     int r_no_id = nm_coding_negotiate((struct nm_field){lines, n + 1}, avail, pref, n_pref);
     if (r > NM_CODING_IDENTITY)
-        assert(r_no_id == r);
-    assert(r_no_id != NM_CODING_IDENTITY || r == NM_CODING_IDENTITY);
+        nm_fuzz_check(r_no_id == r);
+    nm_fuzz_check(r_no_id != NM_CODING_IDENTITY || r == NM_CODING_IDENTITY);
 
     /* All lines joined with commas into one. */
     char joined[MAX_BYTES];
@@ -168,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         j += lines[l].len;
     }
     struct nm_slice one = nm_slice_make(joined, j);
-    assert(nm_coding_negotiate((struct nm_field){&one, 1}, avail, pref, n_pref) == r);
+    nm_fuzz_check(nm_coding_negotiate((struct nm_field){&one, 1}, avail, pref, n_pref) == r);
 
     /* The first line split at its first comma into two lines. */
     const char *comma = lines[0].len > 0 ? memchr(lines[0].ptr, ',', lines[0].len) : NULL;
@@ -178,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         two[1] = nm_slice_make(comma + 1, lines[0].len - two[0].len - 1);
         for (size_t l = 1; l < n; l++)
             two[l + 1] = lines[l];
-        assert(nm_coding_negotiate((struct nm_field){two, n + 1}, avail, pref, n_pref) == r);
+        nm_fuzz_check(nm_coding_negotiate((struct nm_field){two, n + 1}, avail, pref, n_pref) == r);
     }
     return 0;
 }
