@@ -294,7 +294,7 @@ static int do_file(struct walk *w, int dir_fd, const char *name, const char *sho
         close(fd);
         return 0;
     }
-    unsigned char *bytes;
+    unsigned char *bytes = NULL;
     rc = read_source(fd, &st, &bytes);
     if (rc < 0)
         goto fail_close_fd;
