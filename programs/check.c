@@ -38,13 +38,15 @@ static void usage(FILE *out)
             "usage: notmod check [OPTIONS] URL...\n\n"
             "Lints how a server handles validators: fetches each URL, then sends conditional\n"
             "requests (If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since,\n"
-            "Range with If-Range), a HEAD, and a raw request to see the bytes of its 304.\n"
+            "Range with If-Range), a HEAD, a raw request to see the bytes of its 304, and\n"
+            "Accept-Encoding: gzip requests to see whether its codings keep apart.\n"
             "Each finding is PASS, WARN or FAIL with the RFC section it rests on.\n\n"
             "options:\n"
             "      --backends HOST:PORT,...  send every request to each backend too (with the\n"
             "                         URL's Host) and report where ETag, Last-Modified or\n"
             "                         content disagree, and whether one replica's ETag gets a\n"
-            "                         304 from the others\n"
+            "                         304 from the others; one backend is compared with the\n"
+            "                         URL's own host\n"
             "      --json             machine-readable output\n"
             "      --timeout SECS     per request (default 10)\n"
             "  -h, --help             this text\n\n"
@@ -91,9 +93,18 @@ struct exchange {
     struct nm_probe_answer raw_answer;
 };
 
+/* Where an exchange's content goes: its hash (the first GET's) and its first and last bytes. */
+struct body_sink {
+    struct nm_hash_stream *hash; /* NULL: not hashed */
+    struct nm_probe_body body;
+};
+
 static int on_body(void *ctx, const void *data, size_t len)
 {
-    nm_hash_stream_update(ctx, data, len);
+    struct body_sink *sink = ctx;
+    if (sink->hash)
+        nm_hash_stream_update(sink->hash, data, len);
+    nm_probe_body_feed(&sink->body, data, len);
     return 0;
 }
 
@@ -111,9 +122,9 @@ static void answer_of(const struct nm_client_response *resp, int rc, struct nm_p
 }
 
 /* One request to the target on a fresh connection, so a stray 304 body cannot spoil the next
- * answer; the body goes to `hash` (NULL: discarded). Returns nm_client_perform's result. */
+ * answer; the body goes to `sink` (NULL: discarded). Returns nm_client_perform's result. */
 static int perform(struct exchange *x, const char *method, const struct nm_http1_field *fields,
-                   size_t n, struct nm_hash_stream *hash, struct nm_client_response *resp)
+                   size_t n, struct body_sink *sink, struct nm_client_response *resp)
 {
     struct runner *pr = x->pr;
     struct nm_client_request req = {
@@ -126,8 +137,8 @@ static int perform(struct exchange *x, const char *method, const struct nm_http1
         .stall_timeout_s = pr->timeout_s,
         .timeout_ms = pr->timeout_s * 1000,
         .fresh_connection = true,
-        .on_body = hash ? on_body : NULL,
-        .ctx = hash,
+        .on_body = sink ? on_body : NULL,
+        .ctx = sink,
     };
     return nm_client_perform(&pr->client, &req, resp);
 }
@@ -159,8 +170,10 @@ static void send_probe(void *io, enum nm_probe_via via, const char *method,
 {
     struct exchange *x = io;
     if (via != NM_PROBE_VIA_RAW) {
-        int rc = perform(x, method, fields, n, NULL, &x->pr->other);
+        struct body_sink sink = {0};
+        int rc = perform(x, method, fields, n, &sink, &x->pr->other);
         answer_of(&x->pr->other, rc, out);
+        out->body = sink.body;
         return;
     }
     if (!x->have_raw)
@@ -171,15 +184,15 @@ static void send_probe(void *io, enum nm_probe_via via, const char *method,
 /* The first GET, its content hashed into r->hash. */
 static int first_get(struct exchange *x, struct nm_probe_report *r)
 {
-    struct nm_hash_stream *hash;
-    int rc = nm_hash_stream_new(&hash);
+    struct body_sink sink = {0};
+    int rc = nm_hash_stream_new(&sink.hash);
     if (rc < 0) {
         snprintf(x->pr->base.error, sizeof(x->pr->base.error), "%s", strerror(-rc));
         return rc;
     }
-    rc = perform(x, "GET", NULL, 0, hash, &x->pr->base);
-    nm_hash_format_hex(nm_hash_stream_digest(hash), r->hash);
-    nm_hash_stream_free(hash);
+    rc = perform(x, "GET", NULL, 0, &sink, &x->pr->base);
+    nm_hash_format_hex(nm_hash_stream_digest(sink.hash), r->hash);
+    nm_hash_stream_free(sink.hash);
     return rc;
 }
 
@@ -409,7 +422,9 @@ static int report(const struct opts *o, struct nm_probe_report *reports, size_t 
 /* Checks every URL (through every backend) and reports. Returns the exit status. */
 static int check_all(const struct opts *o, char (*urls)[NM_CLIENT_URL_MAX], size_t n_urls)
 {
-    size_t per_url = o->n_backends ? o->n_backends : 1;
+    /* One backend is compared with the URL's own host: the first report of each URL. */
+    size_t front = o->n_backends == 1;
+    size_t per_url = o->n_backends ? front + o->n_backends : 1;
     size_t n_reports = n_urls * per_url;
     struct nm_probe_report *reports = calloc(n_reports, sizeof(*reports));
     struct nm_probe_report *replicas = calloc(n_urls, sizeof(*replicas));
@@ -421,7 +436,7 @@ static int check_all(const struct opts *o, char (*urls)[NM_CLIENT_URL_MAX], size
         for (size_t b = 0; b < per_url; b++) {
             struct nm_probe_report *r = &reports[u * per_url + b];
             r->url = urls[u];
-            r->backend = o->n_backends ? o->backends[b] : NULL;
+            r->backend = o->n_backends && b >= front ? o->backends[b - front] : NULL;
             check_target(&pr, r);
         }
         if (o->n_backends) {

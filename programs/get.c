@@ -35,6 +35,7 @@ struct opts {
     int stale_if_error;
     int if_changed;
     int progress; /* -1 auto, 0 off, 1 on */
+    bool follow;
     bool verbose;
     bool quiet;
     long timeout_s;
@@ -78,6 +79,7 @@ static void usage(FILE *out)
         "                        3 when it is the same as before\n"
         "      --timeout SECS    give up when no byte arrives for SECS (default 30)\n"
         "      --connect-timeout SECS  (default 10)\n"
+        "  -L, --location        follow redirects (at most 10)\n"
         "      --progress / --no-progress  progress bar on stderr (default: when stderr is a\n"
         "                        terminal and the download takes over half a second)\n"
         "  -v, --verbose         say what happened (cache hit, 304, bytes saved)\n"
@@ -166,6 +168,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
         {"progress", no_argument, &o->progress, 1},
         {"no-progress", no_argument, &o->progress, 0},
+        {"location", no_argument, NULL, 'L'},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -173,7 +176,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
     };
     optind = 1;
     int c;
-    while ((c = nm__cli_getopt("get", argc, argv, "o:H:vqh", longs)) != -1) {
+    while ((c = nm__cli_getopt("get", argc, argv, "o:H:Lvqh", longs)) != -1) {
         switch (c) {
         case 0:
             break;
@@ -193,6 +196,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
                 fprintf(stderr, "notmod get: '%s' is not a number of seconds (1-86400)\n", optarg);
                 return -EINVAL;
             }
+            break;
+        case 'L':
+            o->follow = true;
             break;
         case 'v':
             o->verbose = true;
@@ -218,6 +224,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 /* The progress bar: drawn on stderr once a download has run for half a second. */
 struct progress {
     bool enabled;
+    bool eta; /* stderr is a terminal */
     bool drawn;
     struct timespec start;
     struct timespec last;
@@ -232,8 +239,14 @@ static double since(const struct timespec *t)
 
 static void progress_draw(struct progress *p, uint64_t got, uint64_t total)
 {
-    char a[32], b[32], r[32];
+    char a[32], b[32], r[32], eta[48] = "";
     double secs = since(&p->start);
+    if (p->eta && total > got && got > 0 && secs > 0) {
+        /* From the average rate since the exchange began. */
+        char d[32];
+        nm__cli_duration((int64_t)((double)(total - got) * secs / (double)got), d, sizeof(d));
+        snprintf(eta, sizeof(eta), ", ETA %s", d);
+    }
     nm__cli_size(got, a, sizeof(a));
     nm__cli_size(secs > 0 ? (uint64_t)((double)got / secs) : 0, r, sizeof(r));
     if (total > 0 && got <= total) {
@@ -243,8 +256,8 @@ static void progress_draw(struct progress *p, uint64_t got, uint64_t total)
             bar[i] = i < fill ? '#' : ' ';
         bar[width] = '\0';
         nm__cli_size(total, b, sizeof(b));
-        fprintf(stderr, "\r%3d%% [%s] %s of %s, %s/s\033[K",
-                (int)((double)got * 100.0 / (double)total), bar, a, b, r);
+        fprintf(stderr, "\r%3d%% [%s] %s of %s, %s/s%s\033[K",
+                (int)((double)got * 100.0 / (double)total), bar, a, b, r, eta);
     } else {
         fprintf(stderr, "\r%s, %s/s\033[K", a, r);
     }
@@ -536,10 +549,38 @@ static void say_http_error(const struct run *r, const struct nm_client_response 
     struct nm_slice l[1];
     struct nm_field loc = nm_cachectl_field(resp->headers, resp->n_headers, "Location", l, 1);
     if (resp->status >= 300 && resp->status < 400 && nm_field_is_present(loc))
-        warn(r, "%s: HTTP %d %s, Location: %.*s (redirects are not followed)", r->url, resp->status,
-             resp->reason, (int)loc.lines[0].len, loc.lines[0].ptr);
+        warn(r, "%s: HTTP %d %s, Location: %.*s (redirects are followed with -L)",
+             r->fetch.final_url, resp->status, resp->reason, (int)loc.lines[0].len,
+             loc.lines[0].ptr);
     else
-        warn(r, "%s: HTTP %d %s", r->url, resp->status, resp->reason);
+        warn(r, "%s: HTTP %d %s", r->fetch.final_url, resp->status, resp->reason);
+}
+
+static void say_redirect(const struct run *r, const struct nm_policy_note *n)
+{
+    static const char *const stored[] = {
+        [NM_POLICY_STORE] = "stored",
+        [NM_POLICY_STORE_UNWANTED] = "not stored: --no-store",
+        [NM_POLICY_STORE_NO_STORE] = "not stored: Cache-Control: no-store",
+        [NM_POLICY_STORE_VARY_ANY] = "not stored: Vary: *",
+        [NM_POLICY_STORE_NO_FRESHNESS] = "not stored: no explicit freshness",
+    };
+    if (!n->resp)
+        say(r, "redirect (%d) fresh in cache, no request sent; following to %s", n->entry->status,
+            n->location);
+    else
+        say(r, "%d %s (%s); following to %s", n->resp->status, n->resp->reason, stored[n->store],
+            n->location);
+}
+
+static void say_resumed(const struct run *r, const struct nm_policy_note *n)
+{
+    char sz[32], from[32], fdesc[128];
+    nm__cli_size(n->body_len, sz, sizeof(sz));
+    nm__cli_size(n->resumed_from, from, sizeof(from));
+    describe_freshness(n->freshness, fdesc, sizeof(fdesc));
+    say(r, "%d %s, resumed after %s: %s in all, stored in the cache; %s", n->resp->status,
+        n->resp->reason, from, sz, fdesc);
 }
 
 /* Says what the fetch reports: what happened with -v, what went wrong unless -q. */
@@ -615,6 +656,30 @@ static void note(void *ctx, const struct nm_policy_note *n)
     case NM_POLICY_EVENT_STRAY_304:
         warn(r, "%s: the server answered 304 Not Modified to a request without conditions", r->url);
         break;
+    case NM_POLICY_EVENT_TOO_MANY_REDIRECTS:
+        warn(r, "%s: more than %d redirects", r->url, NM_POLICY_MAX_REDIRECTS);
+        break;
+    case NM_POLICY_EVENT_BAD_LOCATION:
+        warn(r, "%s: a redirect without a usable Location", r->fetch.final_url);
+        break;
+    case NM_POLICY_EVENT_REDIRECT:
+        say_redirect(r, n);
+        break;
+    case NM_POLICY_EVENT_PARTIAL_KEPT:
+        nm__cli_size(n->body_len, sz, sizeof(sz));
+        warn(r, "kept the %s received in the cache; the next run resumes from there", sz);
+        break;
+    case NM_POLICY_EVENT_RESUMING:
+        nm__cli_size(n->resumed_from, sz, sizeof(sz));
+        say(r, "resuming after the %s kept from an interrupted download", sz);
+        break;
+    case NM_POLICY_EVENT_RESUME_REFUSED:
+        say(r, "%d %s does not continue the kept partial download; discarded, starting from 0",
+            n->resp->status, n->resp->reason);
+        break;
+    case NM_POLICY_EVENT_RESUMED:
+        say_resumed(r, n);
+        break;
     }
 }
 
@@ -649,7 +714,8 @@ static int open_run(struct run *r)
             return NM_EXIT_FAILURE;
         }
     }
-    r->progress.enabled = o->progress == 1 || (o->progress == -1 && !o->quiet && isatty(2));
+    r->progress.eta = isatty(2);
+    r->progress.enabled = o->progress == 1 || (o->progress == -1 && !o->quiet && r->progress.eta);
     rc = nm_client_global_init();
     if (rc == 0) {
         rc = nm_client_init(&r->client);
@@ -691,14 +757,19 @@ static int run_get(struct run *r)
                 .reload = o->reload,
                 .no_store = o->no_store,
                 .stale_if_error = o->stale_if_error,
+                .follow = o->follow,
             },
+        .accept_encoding = nm_client_accept_encoding(),
         .url = r->url,
         .req = o->req,
         .n_req = o->n_req,
         .store = &r->store,
         .hooks = &h,
     };
-    status = exit_of[nm_policy_fetch_run(&r->fetch)];
+    enum nm_policy_result result = nm_policy_fetch_run(&r->fetch);
+    if (o->follow && strcmp(r->fetch.final_url, r->url) != 0)
+        say(r, "final URL: %s", r->fetch.final_url);
+    status = exit_of[result];
     if (status == NM_EXIT_OK && o->if_changed && !r->changed)
         status = NM_EXIT_UNCHANGED;
     return status;

@@ -39,6 +39,12 @@ static const char usage_text[] =
     "  --expires               also send Expires, from the max-age\n"
     "  --precompressed LIST    serve sidecars X.br, X.zst, X.gz as variants of X: codings from\n"
     "                          br,zstd,gzip in order of preference (default all three), or off\n"
+    "  --compress, --no-compress\n"
+    "                          compress files without sidecars on the fly, off the event loop\n"
+    "                          (text types, 256 bytes and up; default on)\n"
+    "  --compress-max-size BYTES\n"
+    "                          larger files are not compressed on the fly (default 8388608)\n"
+    "  --compress-cache BYTES  memory for variants compressed on the fly (default 67108864)\n"
     "  --index NAME            directory index file (default index.html; '' for none)\n"
     "  --list-dirs             list directories that have no index file\n"
     "  --dotfiles deny|allow   serve names starting with '.' (default deny: 404)\n"
@@ -74,6 +80,10 @@ enum {
     OPT_NO_PREHASH,
     OPT_HASH_THRESHOLD,
     OPT_PRECOMPRESSED,
+    OPT_COMPRESS,
+    OPT_NO_COMPRESS,
+    OPT_COMPRESS_MAX_SIZE,
+    OPT_COMPRESS_CACHE,
 };
 
 static const struct option options[] = {
@@ -98,6 +108,10 @@ static const struct option options[] = {
     {"no-prehash", no_argument, NULL, OPT_NO_PREHASH},
     {"hash-threshold", required_argument, NULL, OPT_HASH_THRESHOLD},
     {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
+    {"compress", no_argument, NULL, OPT_COMPRESS},
+    {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
+    {"compress-max-size", required_argument, NULL, OPT_COMPRESS_MAX_SIZE},
+    {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -322,6 +336,19 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         case OPT_PRECOMPRESSED:
             if (set_precompressed(cfg, optarg))
                 return NM_EXIT_USAGE;
+            break;
+        case OPT_COMPRESS:
+        case OPT_NO_COMPRESS:
+            cfg->compress = opt == OPT_COMPRESS;
+            break;
+        case OPT_COMPRESS_MAX_SIZE:
+        case OPT_COMPRESS_CACHE:
+            if (!parse_uint(optarg, LLONG_MAX, &v))
+                return bad("--%s wants a number of bytes, not '%s'", option_name(opt), optarg);
+            if (opt == OPT_COMPRESS_MAX_SIZE)
+                cfg->compress_max_bytes = (uint64_t)v;
+            else
+                cfg->compress_cache_bytes = (uint64_t)v;
             break;
         case OPT_HASH_THRESHOLD:
             if (!parse_uint(optarg, LLONG_MAX, &v))

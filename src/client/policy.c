@@ -1,8 +1,11 @@
 /* The fetch policy of notmod get: freshness and reuse (RFC 9111 §4.2, §4.1), revalidation
- * (§4.3.1), 304 handling (§4.3.3, §4.3.4), storing (§3) and stale-if-error. */
+ * (§4.3.1), 304 handling (§4.3.3, §4.3.4), storing (§3), stale-if-error, redirects (RFC 9110
+ * §15.4) and resuming a partial body with Range and If-Range (RFC 9110 §14, §13.1.5). */
 #include "policy.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -72,6 +75,122 @@ size_t nm_policy_conditions(const struct nm_store_entry *e, int64_t now,
     return n;
 }
 
+/* The strong validator of a stored 200 for If-Range: its strong ETag, else its Last-Modified
+ * when strong (RFC 9110 §8.8.2.2: Date at least 60 s after it). Writes *v and *is_etag. */
+static bool strong_validator(const struct nm_http1_field *h, size_t n, int64_t now,
+                             struct nm_slice *v, bool *is_etag)
+{
+    struct nm_slice l[2], d[2];
+    struct nm_field etag = nm_cachectl_field(h, n, "ETag", l, 2);
+    struct nm_etag t;
+    if (etag.n_lines == 1 && nm_etag_parse(etag.lines[0], &t) == 0 && !t.weak) {
+        *v = etag.lines[0];
+        *is_etag = true;
+        return true;
+    }
+    struct nm_field lm = nm_cachectl_field(h, n, "Last-Modified", l, 2);
+    int64_t lm_s, date_s;
+    if (nm_cachectl_date(lm, now, &lm_s) == 0 &&
+        nm_cachectl_date(nm_cachectl_field(h, n, "Date", d, 2), now, &date_s) == 0 &&
+        date_s - lm_s >= 60) {
+        *v = lm.lines[0];
+        *is_etag = false;
+        return true;
+    }
+    return false;
+}
+
+static bool has_content_coding(const struct nm_http1_field *h, size_t n)
+{
+    struct nm_slice l[NM_CACHECTL_MAX_LINES];
+    struct nm_cachectl_token_iter it;
+    struct nm_slice coding;
+    nm_cachectl_token_iter_init(&it, field(h, n, "Content-Encoding", l));
+    while (nm_cachectl_token_iter_next(&it, &coding))
+        if (!nm_slice_case_eq(coding, NM_SLICE_LIT("identity")))
+            return true;
+    return false;
+}
+
+bool nm_policy_may_keep_partial(const struct nm_policy *p, int status,
+                                const struct nm_http1_field *h, size_t n, uint64_t received)
+{
+    struct nm_slice v;
+    bool is_etag;
+    return status == 200 && received > 0 && nm_policy_store(p, h, n) == NM_POLICY_STORE &&
+           !has_content_coding(h, n) && strong_validator(h, n, 0, &v, &is_etag);
+}
+
+size_t nm_policy_resume_conditions(const struct nm_store_entry *partial, int64_t now,
+                                   char range[NM_POLICY_RANGE_MAX],
+                                   struct nm_http1_field out[NM_POLICY_MAX_RESUME])
+{
+    struct nm_slice v;
+    bool is_etag;
+    if (partial->body_len == 0 ||
+        !strong_validator(partial->headers, partial->n_headers, now, &v, &is_etag))
+        return 0;
+    int len = snprintf(range, NM_POLICY_RANGE_MAX, "bytes=%" PRIu64 "-", partial->body_len);
+    out[0] = (struct nm_http1_field){NM_SLICE_LIT("Range"), nm_slice_make(range, (size_t)len)};
+    out[1] = (struct nm_http1_field){NM_SLICE_LIT("If-Range"), v};
+    return 2;
+}
+
+/* Reads a decimal number from s at *i. */
+static bool number(struct nm_slice s, size_t *i, uint64_t *out)
+{
+    size_t start = *i;
+    uint64_t v = 0;
+    while (*i < s.len && s.ptr[*i] >= '0' && s.ptr[*i] <= '9') {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(s.ptr[*i] - '0');
+        (*i)++;
+    }
+    *out = v;
+    return *i > start;
+}
+
+/* RFC 9110 §14.4: Content-Range = "bytes" SP first "-" last "/" complete-length. */
+static bool content_range(struct nm_slice s, uint64_t *first, uint64_t *last, uint64_t *complete)
+{
+    size_t i = 6;
+    if (s.len < 6 || memcmp(s.ptr, "bytes ", 6) != 0)
+        return false;
+    if (!number(s, &i, first) || i >= s.len || s.ptr[i++] != '-' || !number(s, &i, last) ||
+        i >= s.len || s.ptr[i++] != '/' || !number(s, &i, complete))
+        return false;
+    return i == s.len && *first <= *last && *last < *complete;
+}
+
+bool nm_policy_accepts_206(const struct nm_store_entry *partial, const struct nm_http1_field *h,
+                           size_t n, int64_t now)
+{
+    struct nm_slice l[2], l2[2], had;
+    bool is_etag;
+    uint64_t first, last, complete;
+    struct nm_field cr = nm_cachectl_field(h, n, "Content-Range", l, 2);
+    if (cr.n_lines != 1 || !content_range(cr.lines[0], &first, &last, &complete) ||
+        first != partial->body_len || last != complete - 1 || has_content_coding(h, n) ||
+        !strong_validator(partial->headers, partial->n_headers, now, &had, &is_etag))
+        return false;
+    if (is_etag) {
+        struct nm_field got = nm_cachectl_field(h, n, "ETag", l2, 2);
+        struct nm_etag a, b;
+        return got.n_lines == 1 && nm_etag_parse(got.lines[0], &a) == 0 &&
+               nm_etag_parse(had, &b) == 0 && nm_etag_matches_strong(&a, &b);
+    }
+    struct nm_field got = nm_cachectl_field(h, n, "Last-Modified", l2, 2);
+    struct nm_field was = {.lines = &had, .n_lines = 1};
+    int64_t a, b;
+    return nm_cachectl_date(got, now, &a) == 0 && nm_cachectl_date(was, now, &b) == 0 && a == b;
+}
+
+bool nm_policy_is_redirect(int status)
+{
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 enum nm_policy_next nm_policy_on_response(const struct nm_store_entry *asked, int status,
                                           const struct nm_http1_field *h, size_t n, int64_t now)
 {
@@ -106,6 +225,38 @@ enum nm_policy_store nm_policy_store(const struct nm_policy *p, const struct nm_
     if (nm_cachectl_vary_is_any(field(h, n, "Vary", l)))
         return NM_POLICY_STORE_VARY_ANY;
     return NM_POLICY_STORE;
+}
+
+enum nm_policy_store nm_policy_store_redirect(const struct nm_policy *p, int status,
+                                              const struct nm_http1_field *h, size_t n, int64_t now)
+{
+    enum nm_policy_store st = nm_policy_store(p, h, n);
+    if (st != NM_POLICY_STORE)
+        return st;
+    struct nm_slice l[5][NM_CACHECTL_MAX_LINES];
+    struct nm_cachectl_response cr = {
+        .status = status,
+        .cache_control = field(h, n, "Cache-Control", l[0]),
+        .expires = field(h, n, "Expires", l[1]),
+        .date = field(h, n, "Date", l[2]),
+        .last_modified = field(h, n, "Last-Modified", l[3]),
+        .age = field(h, n, "Age", l[4]),
+        .request_time = now,
+        .response_time = now,
+    };
+    struct nm_cachectl_policy cp = {
+        .heuristic = p->heuristic,
+        .heuristic_max_s = NM_POLICY_HEURISTIC_MAX_S,
+        .heuristic_percent = NM_POLICY_HEURISTIC_PERCENT,
+    };
+    struct nm_freshness fr;
+    nm_cachectl_evaluate(&cr, &cp, now, &fr);
+    bool explicit_ =
+        fr.source == NM_CACHECTL_SOURCE_MAX_AGE || fr.source == NM_CACHECTL_SOURCE_EXPIRES;
+    bool heuristic = fr.source == NM_CACHECTL_SOURCE_HEURISTIC && (status == 301 || status == 308);
+    if ((explicit_ || heuristic) && fr.lifetime_s > 0 && !(fr.cc_flags & NM_CACHECTL_NO_CACHE))
+        return NM_POLICY_STORE;
+    return NM_POLICY_STORE_NO_FRESHNESS;
 }
 
 enum nm_policy_store nm_policy_store_freshened(const struct nm_policy *p,
@@ -179,7 +330,11 @@ static void tell(struct nm_policy_fetch *f, struct nm_policy_note n)
 
 static void load_entry(struct nm_policy_fetch *f)
 {
-    int rc = nm_store_load(f->store, f->url, f->entry);
+    snprintf(f->partial_key, sizeof(f->partial_key), "%s" NM_POLICY_PARTIAL_SUFFIX, f->url_now);
+    if (!f->policy.no_store && !f->policy.reload &&
+        nm_store_load(f->store, f->partial_key, f->partial) == 0)
+        f->have_partial = true;
+    int rc = nm_store_load(f->store, f->url_now, f->entry);
     if (rc == 0) {
         f->have_entry = true;
         memcpy(f->prev_hash, f->entry->body_hash, sizeof(f->prev_hash));
@@ -230,16 +385,47 @@ static enum nm_policy_result deliver_kept(struct nm_policy_fetch *f, const struc
     return hand_over(f, fd, e->body_len, e->body_hash);
 }
 
+/* Ends the hop with a redirect to the Location in h, resolved against the hop's URL (resp: the
+ * response it came in, NULL when stored). */
+static enum nm_policy_result follow(struct nm_policy_fetch *f, const struct nm_http1_field *h,
+                                    size_t n, const struct nm_client_response *resp,
+                                    enum nm_policy_store store)
+{
+    struct nm_slice l[1];
+    struct nm_field loc = nm_cachectl_field(h, n, "Location", l, 1);
+    if (!nm_field_is_present(loc) ||
+        nm_client_url_resolve(f->url_now, loc.lines[0], f->next_url, sizeof(f->next_url)) < 0) {
+        tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_BAD_LOCATION, .resp = resp});
+        return NM_POLICY_FAILED_HTTP;
+    }
+    f->redirected = true;
+    tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_REDIRECT,
+                                    .resp = resp,
+                                    .entry = resp ? NULL : f->entry,
+                                    .location = f->next_url,
+                                    .store = store});
+    return NM_POLICY_DELIVERED;
+}
+
 /* Answers from the stored entry when it is fresh: true and *out then. */
 static bool answer_from_store(struct nm_policy_fetch *f, enum nm_policy_result *out)
 {
     if (!f->have_entry)
         return false;
     enum nm_policy_stored use =
-        nm_policy_use_stored(&f->policy, f->entry, f->req, f->n_req, time(NULL), &f->freshness);
+        nm_policy_use_stored(&f->policy, f->entry, f->vreq, f->n_vreq, time(NULL), &f->freshness);
     f->entry_usable = use == NM_POLICY_STORED_FRESH || use == NM_POLICY_STORED_REVALIDATE;
     if (use == NM_POLICY_STORED_VARIES)
         tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_VARIES});
+    if (f->entry->status != 200) {
+        /* A stored redirect is followed while fresh and never revalidated: a stale one is
+         * fetched again. */
+        f->entry_usable = false;
+        if (use != NM_POLICY_STORED_FRESH || !f->policy.follow)
+            return false;
+        *out = follow(f, f->entry->headers, f->entry->n_headers, NULL, NM_POLICY_STORE);
+        return true;
+    }
     if (use != NM_POLICY_STORED_FRESH)
         return false;
     tell(f, (struct nm_policy_note){
@@ -275,19 +461,24 @@ static int on_progress(void *ctx, uint64_t received, uint64_t total)
 }
 
 /* One GET with the -H lines and the conditions, its body spooled. Returns perform's result. */
-static int fetch(struct nm_policy_fetch *f, const struct nm_http1_field *cond, size_t n_cond)
+static int fetch(struct nm_policy_fetch *f, const struct nm_http1_field *cond, size_t n_cond,
+                 const struct nm_http1_field *resume, size_t n_resume)
 {
-    struct nm_http1_field hdrs[NM_STORE_MAX_REQUEST + NM_POLICY_MAX_CONDITIONS];
+    struct nm_http1_field
+        hdrs[NM_STORE_MAX_REQUEST + NM_POLICY_MAX_CONDITIONS + NM_POLICY_MAX_RESUME];
     size_t n = 0;
     for (size_t i = 0; i < f->n_req && n < NM_STORE_MAX_REQUEST; i++)
         hdrs[n++] = f->req[i];
     for (size_t i = 0; i < n_cond; i++)
         hdrs[n++] = cond[i];
+    for (size_t i = 0; i < n_resume; i++)
+        hdrs[n++] = resume[i];
     struct nm_client_request req = {
         .method = "GET",
-        .url = f->url,
+        .url = f->url_now,
         .headers = hdrs,
         .n_headers = n,
+        .accept_encoding = f->accept_sent,
         .on_body = on_body,
         .on_progress = on_progress,
         .ctx = f,
@@ -337,7 +528,7 @@ static bool store_200(struct nm_policy_fetch *f, struct nm_policy_note *n,
         return true;
     }
     nm_store_entry_init(e);
-    nm_policy_entry_of_200(e, f->url, f->resp, f->req, f->n_req);
+    nm_policy_entry_of_200(e, f->url_now, f->resp, f->vreq, f->n_vreq);
     int rc = nm_store_commit(f->store, e, &f->spool);
     if (rc == 0) {
         f->spool_open = false;
@@ -380,7 +571,7 @@ static enum nm_policy_result take_200(struct nm_policy_fetch *f, bool conditiona
         n.event = NM_POLICY_EVENT_NOT_STORED;
         tell(f, n);
         if (f->have_entry && n.store != NM_POLICY_STORE_UNWANTED)
-            nm_store_remove(f->store, f->url);
+            nm_store_remove(f->store, f->url_now);
     }
     int fd = nm_store_spool_open(f->store, &f->spool);
     if (fd < 0) {
@@ -407,7 +598,7 @@ static enum nm_policy_result take_304(struct nm_policy_fetch *f)
         if (store == NM_POLICY_STORE)
             rc = nm_store_save(f->store, e);
         else if (store != NM_POLICY_STORE_UNWANTED)
-            rc = nm_store_remove(f->store, f->url);
+            rc = nm_store_remove(f->store, f->url_now);
         if (rc < 0 && rc != -ENOENT)
             tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_UPDATE_FAILED, .err = rc});
         struct nm_freshness fr;
@@ -423,12 +614,199 @@ static enum nm_policy_result take_304(struct nm_policy_fetch *f)
     return result;
 }
 
-/* Sends requests, with the stored entry's validators while it is usable, until an answer
- * settles the run. */
+/* Stores (or not) a redirect, then ends the hop with it. */
+static enum nm_policy_result take_redirect(struct nm_policy_fetch *f)
+{
+    const struct nm_client_response *resp = f->resp;
+    enum nm_policy_store st = nm_policy_store_redirect(&f->policy, resp->status, resp->headers,
+                                                       resp->n_headers, time(NULL));
+    if (st == NM_POLICY_STORE) {
+        struct nm_store_entry *e = malloc(sizeof(*e));
+        if (!e)
+            return NM_POLICY_FAILED_LOCAL;
+        nm_store_entry_init(e);
+        nm_policy_entry_of_200(e, f->url_now, resp, f->vreq, f->n_vreq);
+        int rc = nm_store_spool_finish(&f->spool);
+        if (rc == 0)
+            rc = nm_store_commit(f->store, e, &f->spool);
+        if (rc == 0)
+            f->spool_open = false;
+        else
+            tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_STORE_FAILED, .err = rc});
+        nm_store_entry_cleanup(e);
+        free(e);
+    } else if (f->have_entry && st != NM_POLICY_STORE_UNWANTED) {
+        nm_store_remove(f->store, f->url_now);
+    }
+    return follow(f, resp->headers, resp->n_headers, resp, st);
+}
+
+static void drop_partial(struct nm_policy_fetch *f)
+{
+    if (f->have_partial)
+        nm_store_remove(f->store, f->partial_key);
+    f->have_partial = false;
+}
+
+/* Keeps the bytes of a 200 the network cut short (err) as the URL's partial body. */
+static void keep_partial(struct nm_policy_fetch *f, int err)
+{
+    const struct nm_client_response *resp = f->resp;
+    if ((err != -ECONNRESET && err != -ETIMEDOUT) || !f->spool_open ||
+        !nm_policy_may_keep_partial(&f->policy, resp->status, resp->headers, resp->n_headers,
+                                    f->spool.len))
+        return;
+    struct nm_store_entry *e = malloc(sizeof(*e));
+    if (!e)
+        return;
+    nm_store_entry_init(e);
+    nm_policy_entry_of_200(e, f->partial_key, resp, f->vreq, f->n_vreq);
+    int rc = nm_store_spool_finish(&f->spool);
+    if (rc == 0)
+        rc = nm_store_commit(f->store, e, &f->spool);
+    if (rc == 0) {
+        f->spool_open = false;
+        tell(f, (struct nm_policy_note){
+                    .event = NM_POLICY_EVENT_PARTIAL_KEPT, .resp = resp, .body_len = e->body_len});
+    }
+    nm_store_entry_cleanup(e);
+    free(e);
+}
+
+/* Appends everything readable from fd to sp. */
+static int append_fd(struct nm_store_spool *sp, int fd)
+{
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        int rc = n < 0 ? -errno : nm_store_spool_write(sp, buf, (size_t)n);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes the partial body followed by the spooled 206 body to a new spool *whole, finished.
+ * Returns 0, or a negative errno with no spool left open. */
+static int splice(struct nm_policy_fetch *f, struct nm_store_spool *whole)
+{
+    int from = -1, rest = -1;
+    int rc = nm_store_spool_finish(&f->spool);
+    if (rc < 0)
+        return rc;
+    rc = nm_store_spool_begin(f->store, whole);
+    if (rc < 0)
+        return rc;
+    from = open_body(f, f->partial);
+    rc = from < 0 ? from : append_fd(whole, from);
+    if (rc == 0) {
+        rest = nm_store_spool_open(f->store, &f->spool);
+        rc = rest < 0 ? rest : append_fd(whole, rest);
+    }
+    if (rc == 0)
+        rc = nm_store_spool_finish(whole);
+    if (from >= 0)
+        close(from);
+    if (rest >= 0)
+        close(rest);
+    if (rc < 0)
+        nm_store_spool_discard(f->store, whole);
+    return rc;
+}
+
+/* A 206 that continued the partial body and was cut short in turn (err): the partial body
+ * grows by the bytes received, under the 200's header lines. */
+static void keep_resumed(struct nm_policy_fetch *f, int err)
+{
+    const struct nm_client_response *resp = f->resp;
+    if ((err != -ECONNRESET && err != -ETIMEDOUT) || !f->spool_open || f->spool.len == 0 ||
+        resp->status != 206 ||
+        !nm_policy_accepts_206(f->partial, resp->headers, resp->n_headers, time(NULL)))
+        return;
+    struct nm_store_spool whole;
+    struct nm_store_entry *e = malloc(sizeof(*e));
+    if (!e)
+        return;
+    nm_store_entry_init(e);
+    e->url = nm_slice_from_cstr(f->partial_key);
+    e->status = f->partial->status;
+    e->request_time = f->partial->request_time;
+    e->response_time = f->partial->response_time;
+    memcpy(e->headers, f->partial->headers, f->partial->n_headers * sizeof(e->headers[0]));
+    e->n_headers = f->partial->n_headers;
+    memcpy(e->request, f->partial->request, f->partial->n_request * sizeof(e->request[0]));
+    e->n_request = f->partial->n_request;
+    int rc = splice(f, &whole);
+    if (rc == 0) {
+        rc = nm_store_commit(f->store, e, &whole);
+        if (rc < 0)
+            nm_store_spool_discard(f->store, &whole);
+    }
+    if (rc == 0)
+        tell(f, (struct nm_policy_note){
+                    .event = NM_POLICY_EVENT_PARTIAL_KEPT, .resp = resp, .body_len = e->body_len});
+    nm_store_entry_cleanup(e);
+    free(e);
+}
+
+/* Completes the partial body with the spooled 206 (accepted by nm_policy_accepts_206): the held
+ * bytes and the new ones in a new spool, stored as the URL's entry with the 200's header lines
+ * freshened by the 206's, then delivered. */
+static enum nm_policy_result take_206(struct nm_policy_fetch *f)
+{
+    struct nm_store_spool whole;
+    enum nm_policy_result result = NM_POLICY_FAILED_LOCAL;
+    struct nm_store_entry *e = malloc(sizeof(*e));
+    if (!e)
+        return result;
+    nm_store_entry_init(e);
+    int rc = splice(f, &whole);
+    bool whole_open = rc == 0;
+    if (rc == 0)
+        rc = nm_policy_freshen(e, f->partial, f->resp);
+    if (rc == 0) {
+        e->url = nm_slice_from_cstr(f->url_now);
+        rc = nm_store_commit(f->store, e, &whole);
+    }
+    if (rc == 0) {
+        whole_open = false;
+        drop_partial(f);
+        struct nm_freshness fr;
+        nm_policy_freshness(&f->policy, e, time(NULL), &fr);
+        tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_RESUMED,
+                                        .resp = f->resp,
+                                        .entry = e,
+                                        .freshness = &fr,
+                                        .body_len = e->body_len,
+                                        .resumed_from = f->partial->body_len});
+        result = deliver_kept(f, e);
+    } else {
+        tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_CACHE_WRITE, .err = rc});
+    }
+    if (whole_open)
+        nm_store_spool_discard(f->store, &whole);
+    nm_store_entry_cleanup(e);
+    free(e);
+    return result;
+}
+
+/* Sends requests, with the stored entry's validators while it is usable and the partial body's
+ * range while there is one, until an answer settles the hop. */
 static enum nm_policy_result exchange(struct nm_policy_fetch *f)
 {
-    struct nm_http1_field cond[NM_POLICY_MAX_CONDITIONS];
+    struct nm_http1_field cond[NM_POLICY_MAX_CONDITIONS], resume[NM_POLICY_MAX_RESUME];
     size_t n_cond = f->entry_usable ? nm_policy_conditions(f->entry, time(NULL), cond) : 0;
+    size_t n_resume = 0;
+    if (f->have_partial) {
+        n_resume = nm_policy_resume_conditions(f->partial, time(NULL), f->range, resume);
+        if (n_resume)
+            tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_RESUMING,
+                                            .resumed_from = f->partial->body_len});
+        else
+            drop_partial(f);
+    }
     for (;;) {
         int rc = nm_store_spool_begin(f->store, &f->spool);
         if (rc < 0) {
@@ -436,10 +814,33 @@ static enum nm_policy_result exchange(struct nm_policy_fetch *f)
             return NM_POLICY_FAILED_LOCAL;
         }
         f->spool_open = true;
-        rc = fetch(f, cond, n_cond);
-        if (rc < 0)
+        rc = fetch(f, cond, n_cond, resume, n_resume);
+        if (rc < 0) {
+            if (n_resume)
+                keep_resumed(f, rc);
+            else
+                keep_partial(f, rc);
             return failed(f, rc);
+        }
         const struct nm_client_response *resp = f->resp;
+        if (n_resume) {
+            if (resp->status == 206 &&
+                nm_policy_accepts_206(f->partial, resp->headers, resp->n_headers, time(NULL)))
+                return take_206(f);
+            /* RFC 9110 §13.1.5: a 200 is the whole current representation; a 206 or 416
+             * that does not continue the partial body leads to a fetch from byte 0. */
+            if (resp->status == 200 || resp->status == 206 || resp->status == 416)
+                tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_RESUME_REFUSED,
+                                                .resp = resp});
+            drop_partial(f);
+            n_resume = 0;
+            if (resp->status == 206 || resp->status == 416) {
+                end_spool(f);
+                continue;
+            }
+        }
+        if (f->policy.follow && nm_policy_is_redirect(resp->status))
+            return take_redirect(f);
         switch (nm_policy_on_response(n_cond ? f->entry : NULL, resp->status, resp->headers,
                                       resp->n_headers, time(NULL))) {
         case NM_POLICY_NEXT_TAKE:
@@ -463,28 +864,66 @@ static enum nm_policy_result exchange(struct nm_policy_fetch *f)
     }
 }
 
+/* The request lines a Vary may name: -H's, and the Accept-Encoding libcurl sends unless -H
+ * gives one. */
+static void vary_request(struct nm_policy_fetch *f)
+{
+    bool own = false;
+    f->n_vreq = 0;
+    for (size_t i = 0; i < f->n_req && f->n_vreq < NM_STORE_MAX_REQUEST; i++) {
+        own |= nm_slice_case_eq(f->req[i].name, NM_SLICE_LIT("Accept-Encoding"));
+        f->vreq[f->n_vreq++] = f->req[i];
+    }
+    f->accept_sent = own ? NULL : f->accept_encoding;
+    if (f->accept_sent && f->n_vreq < NM_STORE_MAX_REQUEST)
+        f->vreq[f->n_vreq++] = (struct nm_http1_field){NM_SLICE_LIT("Accept-Encoding"),
+                                                       nm_slice_from_cstr(f->accept_sent)};
+}
+
 enum nm_policy_result nm_policy_fetch_run(struct nm_policy_fetch *f)
 {
     enum nm_policy_result result = NM_POLICY_FAILED_LOCAL;
     f->prev_hash[0] = '\0';
-    f->have_entry = f->entry_usable = f->spool_open = false;
+    snprintf(f->final_url, sizeof(f->final_url), "%s", f->url);
+    f->url_now = f->url;
+    vary_request(f);
     f->entry = malloc(sizeof(*f->entry));
+    f->partial = malloc(sizeof(*f->partial));
     f->resp = malloc(sizeof(*f->resp));
-    if (!f->entry || !f->resp)
+    if (!f->entry || !f->partial || !f->resp)
         goto out_free;
     nm_store_entry_init(f->entry);
+    nm_store_entry_init(f->partial);
     nm_client_response_init(f->resp);
-    load_entry(f);
-    if (!answer_from_store(f, &result))
-        result = exchange(f);
-    end_spool(f);
+    for (int hop = 0;; hop++) {
+        f->prev_hash[0] = '\0';
+        f->have_entry = f->entry_usable = f->spool_open = false;
+        f->have_partial = f->redirected = false;
+        load_entry(f);
+        if (!answer_from_store(f, &result))
+            result = exchange(f);
+        end_spool(f);
+        nm_store_entry_cleanup(f->entry);
+        nm_store_entry_cleanup(f->partial);
+        if (!f->redirected)
+            break;
+        if (hop == NM_POLICY_MAX_REDIRECTS) {
+            tell(f, (struct nm_policy_note){.event = NM_POLICY_EVENT_TOO_MANY_REDIRECTS});
+            result = NM_POLICY_FAILED_HTTP;
+            break;
+        }
+        memcpy(f->final_url, f->next_url, sizeof(f->final_url));
+        f->url_now = f->final_url;
+    }
     nm_client_response_cleanup(f->resp);
-    nm_store_entry_cleanup(f->entry);
     nm_buf_cleanup(&f->entry->text);
+    nm_buf_cleanup(&f->partial->text);
 out_free:
     free(f->resp);
+    free(f->partial);
     free(f->entry);
     f->resp = NULL;
     f->entry = NULL;
+    f->partial = NULL;
     return result;
 }

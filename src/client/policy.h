@@ -1,6 +1,7 @@
 /* The fetch policy of notmod get, a private cache (RFC 9111): when a stored response answers
  * without a request (§4.2), which validators revalidate it (§4.3.1), what a 200 (§3), a 304
- * (§4.3.3, §4.3.4) or a failed exchange (stale-if-error) leads to, and what is stored. The
+ * (§4.3.3, §4.3.4), a redirect (RFC 9110 §15.4), a 206 resuming a partial body (RFC 9110 §14,
+ * §13.1.5) or a failed exchange (stale-if-error) leads to, and what is stored. The
  * decisions take `now` and do no I/O; nm_policy_fetch_run carries them out with the store and
  * the caller's exchange, output and reporting. */
 #ifndef NOTMOD_POLICY_H
@@ -15,9 +16,13 @@
 #include "store.h"
 #include "transport.h"
 
-#define NM_POLICY_HEURISTIC_MAX_S 86400 /* cap on a heuristic freshness lifetime (§4.2.2) */
-#define NM_POLICY_HEURISTIC_PERCENT 10  /* of the time between Date and Last-Modified */
-#define NM_POLICY_MAX_CONDITIONS 2      /* If-None-Match and If-Modified-Since */
+#define NM_POLICY_HEURISTIC_MAX_S 86400     /* cap on a heuristic freshness lifetime (§4.2.2) */
+#define NM_POLICY_HEURISTIC_PERCENT 10      /* of the time between Date and Last-Modified */
+#define NM_POLICY_MAX_CONDITIONS 2          /* If-None-Match and If-Modified-Since */
+#define NM_POLICY_MAX_RESUME 2              /* Range and If-Range */
+#define NM_POLICY_RANGE_MAX 32              /* "bytes=N-" with a NUL */
+#define NM_POLICY_MAX_REDIRECTS 10          /* hops -L follows */
+#define NM_POLICY_PARTIAL_SUFFIX "#partial" /* the store key of a URL's partial body */
 
 /* What the user asked of the cache. */
 struct nm_policy {
@@ -26,6 +31,7 @@ struct nm_policy {
     bool reload;         /* ignore the stored response: fetch without conditions */
     bool no_store;       /* leave the cache as it is, whatever the response */
     bool stale_if_error; /* a network error may be answered with a stale stored response */
+    bool follow;         /* -L: follow redirects, at most NM_POLICY_MAX_REDIRECTS hops */
 };
 
 /* The freshness of stored entry e at `now` (§4.2), with p's heuristic setting and the
@@ -56,6 +62,32 @@ enum nm_policy_stored nm_policy_use_stored(const struct nm_policy *p,
 size_t nm_policy_conditions(const struct nm_store_entry *e, int64_t now,
                             struct nm_http1_field out[NM_POLICY_MAX_CONDITIONS]);
 
+/* Whether a 200 cut short after `received` body bytes may be kept as a partial body to resume
+ * later: a storable 200 (nm_policy_store) with no Content-Encoding (a range counts coded bytes)
+ * and a strong validator (nm_policy_resume_conditions finds one), and received > 0. */
+bool nm_policy_may_keep_partial(const struct nm_policy *p, int status,
+                                const struct nm_http1_field *h, size_t n, uint64_t received);
+
+/* The conditions that resume partial body `partial` (its header lines are the 200's, body_len
+ * the bytes held): Range "bytes=<body_len>-" (written to range) and If-Range with its strong
+ * ETag, else with its Last-Modified when that is strong (RFC 9110 §8.8.2.2: at least 60 s
+ * before its Date), else none. Writes them to out (borrowing from partial and range) and
+ * returns 2, or 0 when there is no strong validator: the download starts from byte 0. */
+size_t nm_policy_resume_conditions(const struct nm_store_entry *partial, int64_t now,
+                                   char range[NM_POLICY_RANGE_MAX],
+                                   struct nm_http1_field out[NM_POLICY_MAX_RESUME]);
+
+/* Whether a 206 with header lines h continues partial body `partial`: Content-Range
+ * "bytes N-L/C" with N = partial->body_len and L = C - 1, no Content-Encoding, and the validator
+ * If-Range carried equal to the 206's (ETag by strong comparison, else Last-Modified by equal
+ * dates). Anything else means the partial body is discarded and the download starts from 0:
+ * bytes of two versions are never spliced. */
+bool nm_policy_accepts_206(const struct nm_store_entry *partial, const struct nm_http1_field *h,
+                           size_t n, int64_t now);
+
+/* Whether a status is a redirect -L follows (301, 302, 303, 307, 308; RFC 9110 §15.4). */
+bool nm_policy_is_redirect(int status);
+
 /* What a complete response leads to. */
 enum nm_policy_next {
     NM_POLICY_NEXT_TAKE,       /* a 200: stored or not (nm_policy_store), it is the answer */
@@ -75,15 +107,24 @@ enum nm_policy_next nm_policy_on_response(const struct nm_store_entry *asked, in
 /* Whether a response is stored. Every value but STORE and UNWANTED means any stored response
  * for the URL is removed: it no longer describes what the server sends. */
 enum nm_policy_store {
-    NM_POLICY_STORE,          /* store it, replacing the stored response */
-    NM_POLICY_STORE_UNWANTED, /* --no-store: the cache is left as it is */
-    NM_POLICY_STORE_NO_STORE, /* Cache-Control: no-store (§5.2.2.5) */
-    NM_POLICY_STORE_VARY_ANY, /* Vary: * can never match a later request (§4.1) */
+    NM_POLICY_STORE,              /* store it, replacing the stored response */
+    NM_POLICY_STORE_UNWANTED,     /* --no-store: the cache is left as it is */
+    NM_POLICY_STORE_NO_STORE,     /* Cache-Control: no-store (§5.2.2.5) */
+    NM_POLICY_STORE_VARY_ANY,     /* Vary: * can never match a later request (§4.1) */
+    NM_POLICY_STORE_NO_FRESHNESS, /* a redirect without the freshness that makes it reusable */
 };
 
 /* Whether a 200 with header lines h is stored. */
 enum nm_policy_store nm_policy_store(const struct nm_policy *p, const struct nm_http1_field *h,
                                      size_t n);
+
+/* Whether a redirect with `status` and header lines h is stored (each hop by its own rules):
+ * as nm_policy_store, and then a 301 or 308 (heuristically cacheable, RFC 9110 §15.1) when it
+ * has a freshness lifetime at `now` (explicit or heuristic), any other only with an explicit
+ * one (max-age or Expires, RFC 9111 §3); else NO_FRESHNESS. */
+enum nm_policy_store nm_policy_store_redirect(const struct nm_policy *p, int status,
+                                              const struct nm_http1_field *h, size_t n,
+                                              int64_t now);
 
 /* Whether entry e, freshened by a 304, is saved: STORE, UNWANTED or NO_STORE (a 304 cannot make
  * a stored response unusable through Vary). */
@@ -148,6 +189,17 @@ enum nm_policy_event {
     NM_POLICY_EVENT_NETWORK,      /* resp: the exchange failed */
     NM_POLICY_EVENT_HTTP,         /* resp: an error status */
     NM_POLICY_EVENT_STRAY_304,    /* a 304 to a request without conditions */
+    NM_POLICY_EVENT_TOO_MANY_REDIRECTS, /* more than NM_POLICY_MAX_REDIRECTS hops */
+    NM_POLICY_EVENT_BAD_LOCATION,       /* resp: a redirect without a usable Location */
+    /* These do not end the run. */
+    NM_POLICY_EVENT_REDIRECT,       /* resp (NULL when from the store), location: the next hop;
+                                       store says whether the redirect was stored */
+    NM_POLICY_EVENT_PARTIAL_KEPT,   /* body_len: bytes of a cut-short 200 kept to resume */
+    NM_POLICY_EVENT_RESUMING,       /* resumed_from: a partial body is resumed with Range */
+    NM_POLICY_EVENT_RESUME_REFUSED, /* resp: the answer does not continue the partial body:
+                                       discarded, the download starts from byte 0 */
+    NM_POLICY_EVENT_RESUMED,        /* resp, entry, freshness, body_len, resumed_from: a 206
+                                       completed the partial body, stored as entry */
 };
 
 /* One event and what it is about; the pointers live for the call only. */
@@ -160,10 +212,12 @@ struct nm_policy_note {
     enum nm_policy_store store;            /* NOT_STORED: why */
     /* STORED and NOT_STORED: the 200's body, and how it compares with the stored entry */
     uint64_t body_len;
-    bool replaced;      /* a stored entry was there before */
-    bool same;          /* the body is the stored entry's */
-    bool conditional;   /* the 200 answered a conditional request */
-    int64_t resident_s; /* FRESHENED: seconds since the stored entry was received */
+    bool replaced;         /* a stored entry was there before */
+    bool same;             /* the body is the stored entry's */
+    bool conditional;      /* the 200 answered a conditional request */
+    int64_t resident_s;    /* FRESHENED: seconds since the stored entry was received */
+    const char *location;  /* REDIRECT: the URL of the next hop */
+    uint64_t resumed_from; /* RESUMING, RESUMED: bytes held before the exchange */
 };
 
 /* What nm_policy_fetch_run needs from its caller. */
@@ -191,9 +245,24 @@ struct nm_policy_fetch {
     size_t n_req;
     struct nm_store *store;
     const struct nm_policy_hooks *hooks;
+    /* Sent through nm_client_request's accept_encoding (NULL: none) and kept with the request
+     * lines a Vary names, unless req has its own Accept-Encoding (then sent as is). */
+    const char *accept_encoding;
+    /* Set by nm_policy_fetch_run: the URL of the last hop. */
+    char final_url[NM_CLIENT_URL_MAX];
     /* Set by nm_policy_fetch_run: the stored body's hash before the run, "" when none. */
     char prev_hash[NM_STORE_HASH_LEN + 1];
     /* The run's own. */
+    struct nm_http1_field vreq[NM_STORE_MAX_REQUEST]; /* req and the Accept-Encoding sent */
+    size_t n_vreq;
+    const char *accept_sent;
+    const char *url_now; /* the hop's URL */
+    char next_url[NM_CLIENT_URL_MAX];
+    bool redirected; /* the hop ended in a redirect to next_url */
+    char partial_key[NM_CLIENT_URL_MAX + sizeof(NM_POLICY_PARTIAL_SUFFIX)];
+    struct nm_store_entry *partial; /* the partial body, when have_partial */
+    bool have_partial;
+    char range[NM_POLICY_RANGE_MAX];
     struct nm_store_entry *entry; /* the stored response, when have_entry */
     bool have_entry;
     bool entry_usable; /* it may answer this request */
@@ -213,11 +282,14 @@ enum nm_policy_result {
 };
 
 /* Runs f: loads the stored entry for f->url, answers from it when fresh, else sends the request
- * (with its validators when it is usable) through hooks->perform and carries out what the
- * answer leads to: store, freshen, refetch without conditions, or fail. The body, when there is
- * one, goes to hooks->deliver once complete and verified; a failed transfer leaves the store as
- * it was. Every event goes to hooks->note. Returns how the run ended; the cache directory is
- * left with no temporary file of the run. */
+ * (with its validators when it is usable, and Range/If-Range when a partial body of the URL is
+ * kept) through hooks->perform and carries out what the answer leads to: store, freshen,
+ * refetch without conditions, resume, follow a redirect (policy.follow; each hop by the same
+ * rules), or fail. A 200 cut short by the network may leave a partial body in the store
+ * (nm_policy_may_keep_partial) under the URL followed by NM_POLICY_PARTIAL_SUFFIX. The body, when
+ * there is one, goes to hooks->deliver once complete and verified; a failed transfer leaves the
+ * store as it was. Every event goes to hooks->note. Returns how the run ended; the cache directory
+ * is left with no temporary file of the run. */
 enum nm_policy_result nm_policy_fetch_run(struct nm_policy_fetch *f);
 
 #endif

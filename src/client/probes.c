@@ -1,5 +1,6 @@
 /* The probes of notmod check, one function each, and the table that names their RFC 9110 (and
- * RFC 9111) sections and levels; the replica comparison (§8.8). */
+ * RFC 9111) sections and levels; the content codings a server keeps apart (§8.4, §8.8.3,
+ * §12.5.5); the replica comparison (§8.8). */
 #include "probes.h"
 
 #include <errno.h>
@@ -7,9 +8,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "notmod/cachectl.h"
 #include "notmod/etag.h"
+#include "notmod/token.h"
 
 __attribute__((format(printf, 5, 0))) static void
 vadd(struct nm_probe_report *r, const struct nm_probe *p, enum nm_probe_level level,
@@ -108,6 +111,7 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
             snprintf(r->etag_flipped, sizeof(r->etag_flipped), "W/%.*s", len, tag.opaque.ptr);
     }
     value_of(base, "Last-Modified", r->last_modified, sizeof(r->last_modified));
+    value_of(base, "Content-Encoding", r->coding, sizeof(r->coding));
     r->lm_rc = nm_cachectl_date(field(base, "Last-Modified", l), now, &r->lm);
     r->older[0] = '\0';
     if (r->lm_rc == 0 && r->lm >= 86400)
@@ -127,7 +131,13 @@ static void get(const struct nm_probe *p, struct nm_probe_ctx *c)
     const struct nm_probe_answer *a = c->base;
     if (a->err)
         return;
-    if (a->status != 200)
+    char location[512];
+    if (a->status >= 300 && a->status < 400 && value_of(a, "Location", location, sizeof(location)))
+        miss(c->r, p,
+             "GET answered %d %s with Location: %s; the probes need a URL that answers 200 "
+             "(check that one)",
+             a->status, a->reason, location);
+    else if (a->status != 200)
         miss(c->r, p, "GET answered %d %s; the probes need a URL that answers 200", a->status,
              a->reason);
     else
@@ -570,6 +580,267 @@ static void content_length_304(const struct nm_probe *p, struct nm_probe_ctx *c)
         pass(c->r, p, "the 304's Content-Length equals the 200's (%s)", cl);
 }
 
+/* Content codings (§8.4): variants chosen by Accept-Encoding (§12.5.3) are representations of
+ * their own, with their own strong validators (§8.8.1, §8.8.3), and responses that depend on
+ * Accept-Encoding say so in Vary (§12.5.5). */
+
+void nm_probe_body_feed(struct nm_probe_body *b, const void *data, size_t len)
+{
+    const unsigned char *d = data;
+    size_t take = len < NM_PROBE_BODY_HEAD - b->head_len ? len : NM_PROBE_BODY_HEAD - b->head_len;
+    memcpy(b->head + b->head_len, d, take);
+    b->head_len += take;
+    if (len >= NM_PROBE_BODY_TAIL) {
+        memcpy(b->tail, d + len - NM_PROBE_BODY_TAIL, NM_PROBE_BODY_TAIL);
+        b->tail_len = NM_PROBE_BODY_TAIL;
+        return;
+    }
+    size_t keep = b->tail_len + len > NM_PROBE_BODY_TAIL ? NM_PROBE_BODY_TAIL - len : b->tail_len;
+    memmove(b->tail, b->tail + b->tail_len - keep, keep);
+    memcpy(b->tail + keep, d, len);
+    b->tail_len = keep + len;
+}
+
+#define GZIP_ONLY LINE("Accept-Encoding", "gzip")
+
+/* Whether an element of the list-valued field `name` is `token` (case-insensitive) or "*". */
+static bool lists(const struct nm_probe_answer *a, const char *name, const char *token)
+{
+    struct nm_slice l[NM_CACHECTL_MAX_LINES];
+    struct nm_field f = field(a, name, l);
+    for (size_t i = 0; i < f.n_lines; i++) {
+        size_t pos = 0;
+        struct nm_slice e;
+        while (nm_token_list_next(f.lines[i], &pos, &e))
+            if (nm_slice_case_eq(e, nm_slice_from_cstr(token)) ||
+                nm_slice_case_eq(e, NM_SLICE_LIT("*")))
+                return true;
+    }
+    return false;
+}
+
+static bool varies_by_coding(const struct nm_probe_answer *a)
+{
+    return lists(a, "Vary", "Accept-Encoding");
+}
+
+/* Sends GET with Accept-Encoding: gzip; writes the answer's Content-Encoding to ce and returns
+ * true when it is a 200 with one (a failed exchange is the probe's FAIL). */
+static bool coded_get(const struct nm_probe *p, struct nm_probe_ctx *c, struct nm_probe_answer *a,
+                      char *ce, size_t cap)
+{
+    struct nm_http1_field f = GZIP_ONLY;
+    c->send(c->io, p->via, "GET", &f, 1, a);
+    ce[0] = '\0';
+    if (a->err) {
+        add(c->r, p, NM_PROBE_FAIL, p->section, "Accept-Encoding: gzip: the exchange failed: %s",
+            a->error);
+        return false;
+    }
+    return a->status == 200 && value_of(a, "Content-Encoding", ce, cap);
+}
+
+/* The first GET's coding for people. */
+static const char *base_coding(const struct nm_probe_report *r)
+{
+    return r->coding[0] ? r->coding : "identity";
+}
+
+static void coding_etag(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_report *r = c->r;
+    struct nm_probe_answer a;
+    char ce[64], tag[256];
+    if (r->etag_rc != 0 || !coded_get(p, c, &a, ce, sizeof(ce)) || strcasecmp(ce, r->coding) == 0)
+        return;
+    if (!value_of(&a, "ETag", tag, sizeof(tag)))
+        pass(r, p, "the Content-Encoding: %s 200 sends no ETag, so shares none", ce);
+    else if (strcmp(tag, r->etag) != 0)
+        pass(r, p, "the %s 200 has ETag %s, the %s 200 has %s: one per representation", ce, tag,
+             base_coding(r), r->etag);
+    else if (!r->strong)
+        add(r, p, NM_PROBE_PASS, "8.8.1",
+            "the %s and %s 200s share the weak ETag %s (weak tags may name equivalent "
+            "representations)",
+            ce, base_coding(r), tag);
+    else
+        miss(r, p,
+             "the %s and %s 200s share the strong ETag %s: a strong validator names one "
+             "representation's bytes, so If-Range and If-Match would splice one coding's bytes "
+             "into the other",
+             ce, base_coding(r), tag);
+}
+
+static void coding_vary(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_report *r = c->r;
+    struct nm_probe_answer a;
+    char ce[64];
+    bool base_varies = varies_by_coding(c->base);
+    if (!coded_get(p, c, &a, ce, sizeof(ce))) {
+        if (r->coding[0] && !base_varies)
+            miss(r, p,
+                 "the 200 has Content-Encoding: %s and no Vary: Accept-Encoding: a shared "
+                 "cache would give it to clients that cannot decode it",
+                 r->coding);
+        else if (r->coding[0])
+            pass(r, p, "the Content-Encoding: %s 200 sends Vary: Accept-Encoding", r->coding);
+        return;
+    }
+    bool differ = strcasecmp(ce, r->coding) != 0;
+    if (!varies_by_coding(&a))
+        miss(r, p,
+             "the Content-Encoding: %s 200 to Accept-Encoding: gzip has no Vary: "
+             "Accept-Encoding: a shared cache would give it to clients that cannot decode it",
+             ce);
+    else if (r->coding[0] && !base_varies)
+        miss(r, p,
+             "the first GET's 200 has Content-Encoding: %s and no Vary: Accept-Encoding: a "
+             "shared cache would give it to clients that cannot decode it",
+             r->coding);
+    else if (differ && !base_varies)
+        add(r, p, NM_PROBE_WARN, p->section,
+            "the %s 200 has no Vary: Accept-Encoding, though Accept-Encoding: gzip gets %s: a "
+            "shared cache keeps one of them for every client",
+            base_coding(r), ce);
+    else
+        pass(r, p, "Vary: Accept-Encoding on the %s and %s 200s", base_coding(r), ce);
+}
+
+/* Sends Accept-Encoding: gzip with If-None-Match naming the coded 200's ETag (after the first
+ * GET's, when they differ: what a cache holding both sends, RFC 9111 §4.3.1). Writes the coded
+ * 200's ETag to tag and returns true when the conditional request was sent; its answer is in a. */
+static bool coded_conditional(const struct nm_probe *p, struct nm_probe_ctx *c,
+                              struct nm_probe_answer *a, char *tag, size_t cap)
+{
+    struct nm_probe_report *r = c->r;
+    char ce[64], list[600];
+    if (r->etag_rc != 0 || !coded_get(p, c, a, ce, sizeof(ce)) || !value_of(a, "ETag", tag, cap))
+        return false;
+    if (strcmp(tag, r->etag) != 0)
+        snprintf(list, sizeof(list), "%s, %s", r->etag, tag);
+    else
+        snprintf(list, sizeof(list), "%s", tag);
+    struct nm_http1_field f[] = {GZIP_ONLY, LINE("If-None-Match", list)};
+    c->send(c->io, p->via, "GET", f, 2, a);
+    if (a->err)
+        add(r, p, NM_PROBE_FAIL, p->section,
+            "Accept-Encoding: gzip + If-None-Match: the exchange failed: %s", a->error);
+    return a->err == 0;
+}
+
+static void coding_304(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_answer a;
+    char tag[256], has[256];
+    if (!coded_conditional(p, c, &a, tag, sizeof(tag)))
+        return;
+    if (a.status != 304)
+        add(c->r, p, NM_PROBE_FAIL, "13.1.2",
+            "Accept-Encoding: gzip + If-None-Match with the gzip 200's ETag %s -> %d, expected 304",
+            tag, a.status);
+    else if (!value_of(&a, "ETag", has, sizeof(has)))
+        miss(c->r, p,
+             "the 304 to Accept-Encoding: gzip has no ETag: a cache holding both codings cannot "
+             "tell which one it refreshes");
+    else if (strcmp(has, tag) != 0)
+        miss(c->r, p,
+             "the 304 to Accept-Encoding: gzip names %s, but the 200 to the same request has %s: "
+             "a cache refreshes and serves the other coding",
+             has, tag);
+    else
+        pass(c->r, p, "the 304 to Accept-Encoding: gzip names the gzip 200's ETag %s", has);
+}
+
+static void coding_304_vary(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_answer a;
+    char tag[256];
+    if (!coded_conditional(p, c, &a, tag, sizeof(tag)) || a.status != 304)
+        return;
+    if (varies_by_coding(&a))
+        pass(c->r, p, "the 304 to Accept-Encoding: gzip sends Vary: Accept-Encoding");
+    else
+        miss(c->r, p,
+             "the 304 to Accept-Encoding: gzip has no Vary: Accept-Encoding: a cache may store "
+             "the refreshed response as the one for every client");
+}
+
+static void coding_if_range(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_report *r = c->r;
+    struct nm_probe_answer a;
+    char ce[64];
+    if (!r->ranges || r->etag_rc != 0 || !r->strong || r->coding[0])
+        return;
+    struct nm_http1_field f[] = {GZIP_ONLY, LINE("Range", "bytes=0-0"), LINE("If-Range", r->etag)};
+    const char *what = "Accept-Encoding: gzip + Range + If-Range: <the identity ETag>";
+    c->send(c->io, p->via, "GET", f, 3, &a);
+    if (a.err) {
+        add(r, p, NM_PROBE_FAIL, p->section, "%s: the exchange failed: %s", what, a.error);
+        return;
+    }
+    value_of(&a, "Content-Encoding", ce, sizeof(ce));
+    if (a.status == 206 && ce[0])
+        miss(r, p,
+             "%s -> 206 with Content-Encoding: %s: a range of another representation, which a "
+             "client resuming the identity download splices into it",
+             what, ce);
+    else if (a.status == 206 || a.status == 200)
+        pass(r, p, "%s -> %d%s%s", what, a.status, ce[0] ? ", Content-Encoding: " : " identity",
+             ce);
+    else
+        miss(r, p, "%s -> %d, expected 200 or an identity 206", what, a.status);
+}
+
+/* A gzip member (RFC 1952): 1f 8b, method 8, no reserved flag; a 10-byte head, an 8-byte
+ * trailer whose ISIZE is the decoded length modulo 2^32. */
+static void gzip_body(const struct nm_probe *p, struct nm_probe_report *r,
+                      const struct nm_probe_answer *a, const char *ce)
+{
+    const struct nm_probe_body *b = &a->body;
+    if (a->body_bytes < 18 || b->head_len < 4 || b->head[0] != 0x1f || b->head[1] != 0x8b ||
+        b->head[2] != 8 || (b->head[3] & 0xe0)) {
+        miss(r, p, "Content-Encoding: %s, but the %" PRIu64 " bytes are not a gzip member", ce,
+             a->body_bytes);
+        return;
+    }
+    uint32_t isize = (uint32_t)b->tail[4] | (uint32_t)b->tail[5] << 8 | (uint32_t)b->tail[6] << 16 |
+                     (uint32_t)b->tail[7] << 24;
+    if (r->coding[0] || b->tail_len != NM_PROBE_BODY_TAIL)
+        pass(r, p, "the Content-Encoding: %s content is a gzip member", ce);
+    else if (isize != (uint32_t)r->length)
+        miss(r, p,
+             "the gzip member decodes to %" PRIu32 " bytes (its ISIZE), the identity content has "
+             "%" PRIu64 ": another version's bytes",
+             isize, r->length);
+    else
+        pass(r, p, "the gzip content is a gzip member of the identity length (%" PRIu32 " bytes)",
+             isize);
+}
+
+static void coding_body(const struct nm_probe *p, struct nm_probe_ctx *c)
+{
+    struct nm_probe_answer a;
+    char ce[64];
+    if (!coded_get(p, c, &a, ce, sizeof(ce)))
+        return;
+    const unsigned char *h = a.body.head;
+    if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0) {
+        gzip_body(p, c->r, &a, ce);
+    } else if (strcasecmp(ce, "deflate") == 0) {
+        /* RFC 9110 §8.4.1.2: the zlib format (RFC 1950): method 8, a header check of 31. */
+        if (a.body.head_len >= 2 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 &&
+            ((unsigned)h[0] << 8 | h[1]) % 31 == 0)
+            pass(c->r, p, "the Content-Encoding: deflate content starts a zlib stream");
+        else
+            miss(c->r, p, "Content-Encoding: deflate, but the content is not a zlib stream");
+    } else if (strcasecmp(ce, "zstd") == 0 || strcasecmp(ce, "br") == 0) {
+        add(c->r, p, NM_PROBE_FAIL, "12.5.3",
+            "Accept-Encoding: gzip got Content-Encoding: %s, a coding it did not accept", ce);
+    }
+}
+
 #define ROW(id, rfc, section, level, via, run)                                                     \
     {                                                                                              \
         id, rfc, section, level, via, 0, NULL, run                                                 \
@@ -633,6 +904,13 @@ const struct nm_probe nm_probes[] = {
     /* §15.4.5: a server SHOULD NOT send representation metadata beyond the listed fields. */
     ROW("304.content-type", "9110", "15.4.5", NM_PROBE_WARN, NM_PROBE_VIA_RAW, content_type_304),
     ROW("304.content-length", "9110", "8.6", NM_PROBE_FAIL, NM_PROBE_VIA_RAW, content_length_304),
+    ROW("coding.etag", "9110", "8.8.3", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_etag),
+    ROW("coding.vary", "9110", "12.5.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_vary),
+    ROW("coding.304", "9110", "15.4.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_304),
+    /* §12.5.5: a server SHOULD send Vary; a 304 without it leaves the stored one in place. */
+    ROW("coding.304.vary", "9110", "12.5.5", NM_PROBE_WARN, NM_PROBE_VIA_PERFORM, coding_304_vary),
+    ROW("coding.if-range", "9110", "13.1.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_if_range),
+    ROW("coding.body", "9110", "8.4.1", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_body),
 };
 
 const size_t nm_probes_count = sizeof(nm_probes) / sizeof(nm_probes[0]);
@@ -658,6 +936,12 @@ void nm_probe_run(const struct nm_probe *p, struct nm_probe_ctx *c)
     {                                                                                              \
         .id = name, .rfc = "9110", .section = sec, .level = lvl                                    \
     }
+
+/* Where a report's answers came from, for people. */
+static const char *source_of(const struct nm_probe_report *rep)
+{
+    return rep->backend ? rep->backend : "the URL's host";
+}
 
 /* What one backend sent of a compared value, for the finding. */
 static void show_replica(const struct nm_probe_report *rep, size_t what, char *out, size_t cap)
@@ -708,7 +992,7 @@ bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
             char shown[300];
             show_replica(rep, f, shown, sizeof(shown));
             snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s: %s",
-                     list[0] ? "; " : "", rep->backend, shown);
+                     list[0] ? "; " : "", source_of(rep), shown);
         }
         if (f == 0)
             etags_agree = agree;
@@ -742,9 +1026,10 @@ void nm_probe_grade_revalidation(const struct nm_probe_report *reports, size_t n
             continue;
         all &= status[i] == 304;
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s -> %d",
-                 list[0] ? "; " : "", reports[i].backend, status[i]);
+                 list[0] ? "; " : "", source_of(&reports[i]), status[i]);
     }
     add(out, &row, all ? NM_PROBE_PASS : NM_PROBE_FAIL, row.section,
         "If-None-Match: %s from %s sent to the others: %s%s", reports[ref].etag,
-        reports[ref].backend, list, all ? "" : " (clients moved between backends download again)");
+        source_of(&reports[ref]), list,
+        all ? "" : " (clients moved between backends download again)");
 }

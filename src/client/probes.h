@@ -1,8 +1,9 @@
 /* The probes of notmod check: how a server evaluates conditional requests (RFC 9110 §13), shapes
- * its 304s (§15.4.5), answers HEAD (§9.3.2) and ranges (§14), and whether replicas agree on
- * validators (§8.8). Each probe is a row of nm_probes[]: its id, RFC section and level, and the
- * function that builds its request from what the first GET showed and grades the answer. No
- * I/O: the requests go out through the caller's callback (notmod check's over libcurl). */
+ * its 304s (§15.4.5), answers HEAD (§9.3.2) and ranges (§14), keeps its content codings apart
+ * (§8.4, §8.8.3, §12.5.5), and whether replicas agree on validators (§8.8). Each probe is a row of
+ * nm_probes[]: its id, RFC section and level, and the function that builds its request from what
+ * the first GET showed and grades the answer. No I/O: the requests go out through the caller's
+ * callback (notmod check's over libcurl). */
 #ifndef NOTMOD_PROBES_H
 #define NOTMOD_PROBES_H
 
@@ -16,6 +17,8 @@
 
 #define NM_PROBE_MAX_FINDINGS 48
 #define NM_PROBE_NOMATCH_TAG "\"notmod-check-no-such-tag\"" /* a tag no server sends */
+#define NM_PROBE_BODY_HEAD 16 /* content bytes kept from the start of an answer */
+#define NM_PROBE_BODY_TAIL 8  /* and from its end: a gzip member's CRC32 and ISIZE */
 
 enum nm_probe_level {
     NM_PROBE_PASS,
@@ -42,6 +45,7 @@ struct nm_probe_report {
     char hash[NM_HASH_HEX_LEN + 1];
     char etag[256];         /* the ETag lines as received, "" when absent */
     char last_modified[64]; /* the Last-Modified lines as received, "" when absent */
+    char coding[64];        /* the Content-Encoding lines as received, "" for identity */
     /* What nm_probe_learn read from the first GET. */
     int64_t now;
     int date_rc; /* nm_cachectl_date of Date: 0, -ENOENT or -EINVAL */
@@ -57,6 +61,17 @@ struct nm_probe_report {
     size_t n; /* findings past the cap are dropped */
 };
 
+/* The first and last bytes of an answer's content, enough to tell a coding's framing. */
+struct nm_probe_body {
+    unsigned char head[NM_PROBE_BODY_HEAD];
+    size_t head_len;
+    unsigned char tail[NM_PROBE_BODY_TAIL];
+    size_t tail_len;
+};
+
+/* Keeps in b the first and last bytes of content that arrives in pieces, in order. */
+void nm_probe_body_feed(struct nm_probe_body *b, const void *data, size_t len);
+
 /* An answer as the grading sees it; the pointers borrow from the exchange. */
 struct nm_probe_answer {
     int err;           /* 0, or the exchange's negative errno */
@@ -65,7 +80,8 @@ struct nm_probe_answer {
     const char *reason;
     const struct nm_http1_field *fields;
     size_t n_fields;
-    uint64_t body_bytes; /* content received; of a raw exchange, the bytes after the head */
+    uint64_t body_bytes;       /* content received; of a raw exchange, the bytes after the head */
+    struct nm_probe_body body; /* of a VIA_PERFORM answer (all zero otherwise) */
 };
 
 /* Which exchange a probe grades. */
@@ -111,7 +127,8 @@ extern const size_t nm_probes_count;
 const struct nm_probe *nm_probe_find(const char *id);
 
 /* Reads what the probes build on from the first GET's answer (base, received at `now`): whether
- * it was reached and answered 200, its length, the Date, ETag and Last-Modified. Leaves url,
+ * it was reached and answered 200, its length, the Date, ETag, Last-Modified and
+ * Content-Encoding. Leaves url,
  * backend, hash and the findings alone. */
 void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *base, int64_t now);
 
@@ -120,8 +137,9 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
 void nm_probe_run(const struct nm_probe *p, struct nm_probe_ctx *c);
 
 /* Compares the reports of one URL fetched through each backend (replicas.etag, .last-modified,
- * .content); the findings go to out. Returns false when fewer than two answered 200 (a FAIL),
- * true when the comparison was made. */
+ * .content); a report whose backend is NULL is the URL's own host, named so in the findings.
+ * The findings go to out. Returns false when fewer than two answered 200 (a FAIL), true when
+ * the comparison was made. */
 bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
                                struct nm_probe_report *out);
 

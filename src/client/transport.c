@@ -261,6 +261,8 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
         curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(easy, CURLOPT_FORBID_REUSE, 1L);
     }
+    if (req->accept_encoding)
+        curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, req->accept_encoding);
     if (strcmp(req->method, "HEAD") == 0)
         curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
     else if (strcmp(req->method, "GET") == 0)
@@ -294,6 +296,11 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
     resp->request_time = now_s();
     resp->response_time = resp->request_time;
     CURLcode code = curl_easy_perform(easy);
+    if (x.head_done) {
+        long status = 0;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        resp->status = (int)status;
+    }
     if (x.body_err < 0) {
         rc = x.body_err;
         resp->local_error = true;
@@ -312,11 +319,9 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
         rc = map_error(code);
         snprintf(resp->error, sizeof(resp->error), "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(code));
-    } else {
-        long status = 0;
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        resp->status = (int)status;
     }
+    if (rc < 0 && !x.head_done)
+        resp->status = 0;
 
 out:
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
@@ -482,6 +487,45 @@ int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_f
     *n_hdrs = h.n_fields;
     *head_len = (size_t)n;
     return 0;
+}
+
+const char *nm_client_accept_encoding(void)
+{
+    /* The order of libcurl's own list for CURLOPT_ACCEPT_ENCODING "". */
+    static char list[64];
+    if (list[0])
+        return list;
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    size_t n = 0;
+    if (v->features & CURL_VERSION_LIBZ)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "deflate, gzip");
+    if (v->features & CURL_VERSION_BROTLI)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%sbr", n ? ", " : "");
+    if (v->features & CURL_VERSION_ZSTD)
+        n += (size_t)snprintf(list + n, sizeof(list) - n, "%szstd", n ? ", " : "");
+    return n ? list : NULL;
+}
+
+int nm_client_url_resolve(const char *base, struct nm_slice ref, char *out, size_t cap)
+{
+    char r[NM_CLIENT_URL_MAX];
+    if (ref.len == 0 || ref.len >= sizeof(r))
+        return ref.len ? -ENAMETOOLONG : -EINVAL;
+    memcpy(r, ref.ptr, ref.len);
+    r[ref.len] = '\0';
+    CURLU *u = curl_url();
+    if (!u)
+        return -ENOMEM;
+    char *full = NULL;
+    int rc = -EINVAL;
+    /* RFC 9110 §10.2.2: a relative Location is resolved against the request's URL. */
+    if (curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_URL, r, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &full, 0) == CURLUE_OK)
+        rc = nm_client_url_normalize(full, out, cap);
+    curl_free(full);
+    curl_url_cleanup(u);
+    return rc;
 }
 
 int nm_client_url_normalize(const char *url, char *out, size_t cap)

@@ -41,6 +41,10 @@ struct nm_client_request {
     long stall_timeout_s;    /* abort after this long without a byte; 0: 30 s */
     long timeout_ms;         /* whole exchange; 0: none */
     bool fresh_connection;   /* a new connection, closed afterwards: nothing carries over */
+    /* Sent as Accept-Encoding through libcurl, which then decodes the body: on_body receives
+     * the decoded bytes (nm_client_accept_encoding gives the codings it decodes). NULL: no
+     * Accept-Encoding from libcurl and the body as sent. */
+    const char *accept_encoding;
     /* Receives the body as it arrives; returns 0, or a negative errno to abort the transfer
      * (the exchange then fails with that errno and local_error set). NULL discards. */
     int (*on_body)(void *ctx, const void *data, size_t len);
@@ -67,8 +71,11 @@ void nm_client_response_init(struct nm_client_response *r);
 void nm_client_response_cleanup(struct nm_client_response *r);
 
 /* Performs one exchange; redirects are not followed, only http and https are allowed, and
- * the body is received as sent (no content decoding). Returns 0 when a complete response
- * arrived (any status), else a negative errno with resp->error set:
+ * the body is received as sent unless req->accept_encoding is set. body_bytes and
+ * on_progress count the bytes on the wire (coded), not the decoded ones. Returns 0 when a
+ * complete response arrived (any status), else a negative errno with resp->error set (when the
+ * header section was complete before the failure, resp->status and the header lines are the
+ * response's; else status is 0):
  *   -EINVAL bad URL, -EPROTONOSUPPORT scheme, -EHOSTUNREACH name resolution,
  *   -ECONNREFUSED connect, -ETIMEDOUT timeout or stall, -ECONNRESET transfer cut short,
  *   -EPROTO TLS, -EBADMSG not a valid HTTP response, -EMSGSIZE header section too large,
@@ -90,6 +97,15 @@ int nm_client_raw(const char *url, const char *connect_to, const char *method,
  * status line and header section (an interim 1xx head counts as one). */
 int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_field *hdrs,
                              size_t cap, size_t *n_hdrs, size_t *head_len);
+
+/* The content codings this libcurl decodes, as a list for Accept-Encoding
+ * ("deflate, gzip, br, zstd" or a part of it), the value libcurl sends for CURLOPT_ACCEPT_ENCODING
+ * "". NULL when it decodes none. The string is static. */
+const char *nm_client_accept_encoding(void);
+
+/* Resolves `ref` (a Location value, absolute or relative) against `base` and normalizes the
+ * result as nm_client_url_normalize. Returns 0, -EINVAL, -EPROTONOSUPPORT or -ENAMETOOLONG. */
+int nm_client_url_resolve(const char *base, struct nm_slice ref, char *out, size_t cap);
 
 /* Checks and normalizes an http or https URL (scheme and host lowercased, fragment dropped).
  * Writes it with a NUL to out. Returns 0, -EINVAL, -EPROTONOSUPPORT or -ENAMETOOLONG. */

@@ -19,6 +19,9 @@ void nm_config_init(struct nm_config *cfg)
     cfg->precompressed[1] = NM_CODING_ZSTD;
     cfg->precompressed[2] = NM_CODING_GZIP;
     cfg->n_precompressed = 3;
+    cfg->compress = true;
+    cfg->compress_max_bytes = (uint64_t)8 << 20;
+    cfg->compress_cache_bytes = (uint64_t)64 << 20;
     cfg->max_age = -1;
     cfg->max_target_bytes = 8192;
     cfg->max_head_bytes = 32768;

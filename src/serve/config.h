@@ -48,6 +48,11 @@ struct nm_config {
      * of preference (RFC 9110 §12.5.3 ties); none when n_precompressed is 0. */
     enum nm_coding precompressed[NM_CODING_COUNT];
     size_t n_precompressed;
+    /* Variants made on the fly for compressible files without a current sidecar, from 256 bytes
+     * up to compress_max_bytes, kept within compress_cache_bytes (content ETags only). */
+    bool compress;
+    uint64_t compress_max_bytes;
+    uint64_t compress_cache_bytes;
     struct nm_cache_rule rules[NM_CONFIG_MAX_RULES];
     size_t n_rules;
     int64_t max_age; /* seconds; -1 when not set */
@@ -75,7 +80,7 @@ struct nm_config {
 };
 
 /* Fills the defaults: root ".", 127.0.0.1:8080 added by the caller when n_listen is 0, sidecars
- * br, zstd, gzip in that order. */
+ * br, zstd, gzip in that order, compression on the fly up to 8 MiB within a 64 MiB cache. */
 void nm_config_init(struct nm_config *cfg);
 
 /* Frees the strings the config owns. */

@@ -73,7 +73,12 @@ void nm_file_release(struct nm_file *f)
         return;
     if (f->fd >= 0)
         close(f->fd);
-    free(f->data);
+    for (int c = 0; c < NM_CODING_COUNT; c++)
+        nm_file_release(f->fly[c]);
+    if (f->fly_entry)
+        nm_variants_cache_entry_release(f->fly_entry);
+    else
+        free(f->data);
     free(f->path);
     free(f);
 }

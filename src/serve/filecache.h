@@ -11,6 +11,7 @@
 #include "etags/etags.h"
 #include "mime.h"
 #include "notmod/etag.h"
+#include "variants/variants.h"
 
 /* One version of one file: (dev, ino, size, mtime_ns, ctime_ns) identify it. */
 struct nm_file {
@@ -47,6 +48,14 @@ struct nm_file {
     int record_rc;
     struct nm_hash128 record_hash;
     bool stale_warned; /* this sidecar version was logged as stale once */
+
+    /* Variants of this version made on the fly (variants/cache.h), by coding: entries made once
+     * each is ready, held until this one goes; fly_refused has the codings that did not pay. An
+     * entry of fly[] is a view: fd -1, data the cached bytes, fly_entry its reference to them
+     * (its data is then not freed), path NULL, never in a table. */
+    struct nm_file *fly[NM_CODING_COUNT];
+    unsigned fly_refused;
+    struct nm_variants_cache_entry *fly_entry;
 
     bool has_last_modified; /* false for the fake epoch mtimes 0 and 1 */
     int64_t last_modified;  /* whole seconds; the response clamps it to Date */

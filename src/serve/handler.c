@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "listing.h"
@@ -358,17 +359,146 @@ static unsigned find_sidecars(struct answer *a, const struct nm_file *src,
     return available;
 }
 
-/* GET or HEAD of a regular file: its variant chosen by Accept-Encoding when it has sidecars. */
+/* ---- variants made on the fly ---- */
+
+/* Whether src may have variants made on the fly: the setting, content tags (the cache is keyed
+ * by them), a type worth compressing, a size from NM_VARIANTS_MIN_SIZE_DEFAULT to the maximum.
+ * Such a URL varies on Accept-Encoding from its first response, before any variant is ready. */
+static bool fly_is_eligible(const struct answer *a, const struct nm_file *src)
+{
+    const struct nm_config *cfg = a->site->cfg;
+    if (!a->site->fly || !cfg->compress || cfg->etag_mode != NM_ETAG_CONTENT || src->is_dir ||
+        src->size < NM_VARIANTS_MIN_SIZE_DEFAULT || src->size > cfg->compress_max_bytes)
+        return false;
+    const char *base = strrchr(src->path, '/');
+    return nm_variants_compress_is_compressible_name(base ? base + 1 : src->path);
+}
+
+/* The codings of on-the-fly variants in the server's order of preference: the sidecars' order,
+ * then the codings it leaves out. */
+static size_t fly_order(const struct nm_config *cfg, enum nm_coding out[NM_CODING_COUNT])
+{
+    static const enum nm_coding all[] = {NM_CODING_BR, NM_CODING_ZSTD, NM_CODING_GZIP};
+    unsigned seen = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_precompressed && n < NM_CODING_COUNT; i++) {
+        out[n++] = cfg->precompressed[i];
+        seen |= NM_CODING_BIT(cfg->precompressed[i]);
+    }
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]) && n < NM_CODING_COUNT; i++)
+        if (!(seen & NM_CODING_BIT(all[i])))
+            out[n++] = all[i];
+    return n;
+}
+
+/* An entry for the cached bytes e of src's variant: its own length and strong tag (the hash of
+ * these bytes, in the text form of every content tag), src's dates and metadata. Takes e. */
+static struct nm_file *fly_view(const struct nm_file *src, struct nm_variants_cache_entry *e)
+{
+    struct nm_file *v = calloc(1, sizeof(*v));
+    if (!v) {
+        nm_variants_cache_entry_release(e);
+        return NULL;
+    }
+    v->refs = 1;
+    v->fd = -1;
+    v->fly_entry = e;
+    v->data = (char *)nm_variants_cache_entry_bytes(e);
+    v->size = nm_variants_cache_entry_len(e);
+    v->dev = src->dev;
+    v->ino = src->ino;
+    v->mtime_ns = src->mtime_ns;
+    v->ctime_ns = src->ctime_ns;
+    v->content_hash = nm_variants_cache_entry_hash(e);
+    v->has_content_hash = true;
+    int n = nm_hashing_format_etag(v->content_hash, v->etag_text, sizeof(v->etag_text));
+    if (n > 0) {
+        v->etag.opaque = nm_slice_make(v->etag_text, (size_t)n);
+        v->has_etag = true;
+    }
+    v->has_last_modified = src->has_last_modified;
+    v->last_modified = src->last_modified;
+    v->content_type = src->content_type;
+    memcpy(v->cache_control, src->cache_control, sizeof(v->cache_control));
+    v->max_age = src->max_age;
+    v->sidecar_coding = NM_CODING_IDENTITY;
+    return v;
+}
+
+/* Adds to side[] the on-the-fly variants of src that are ready, for codings without a current
+ * sidecar, and returns their mask. When the coding this request would like best is not ready,
+ * the cache is asked for it (one job per version and coding, off the event loop); the request
+ * never waits for it. */
+static unsigned find_fly(struct answer *a, struct nm_file *src, unsigned sidecars,
+                         struct nm_file *side[NM_CODING_COUNT], const enum nm_coding *pref,
+                         size_t n_pref)
+{
+    if (!src->has_content_hash || src->hash_pending)
+        return 0;
+    unsigned ready = 0, possible = 0;
+    for (size_t i = 0; i < n_pref; i++) {
+        enum nm_coding c = pref[i];
+        unsigned bit = NM_CODING_BIT(c);
+        if (sidecars & bit)
+            continue;
+        if (src->fly[c]) {
+            side[c] = nm_file_acquire(src->fly[c]);
+            ready |= bit;
+        } else if (!(src->fly_refused & bit)) {
+            possible |= bit;
+        }
+    }
+    if (!possible)
+        return ready;
+    int want =
+        nm_coding_negotiate(a->req->accept_encoding, sidecars | ready | possible, pref, n_pref);
+    if (want <= NM_CODING_IDENTITY || !(possible & NM_CODING_BIT(want)))
+        return ready;
+    struct nm_variants_cache_key key = {
+        .dev = (uint64_t)src->dev,
+        .ino = (uint64_t)src->ino,
+        .size = src->size,
+        .mtime_ns = src->mtime_ns,
+        .ctime_ns = src->ctime_ns,
+        .hash = src->content_hash,
+        .coding = (enum nm_coding)want,
+    };
+    struct nm_variants_cache_entry *e;
+    int rc = nm_variants_cache_get(a->site->fly, &key, src->fd, src->data, &e);
+    if (rc == -ENODATA)
+        src->fly_refused |= NM_CODING_BIT(want);
+    if (rc < 0)
+        return ready;
+    src->fly[want] = fly_view(src, e);
+    if (src->fly[want]) {
+        side[want] = nm_file_acquire(src->fly[want]);
+        ready |= NM_CODING_BIT(want);
+    }
+    return ready;
+}
+
+/* GET or HEAD of a regular file: its variant chosen by Accept-Encoding when it has current
+ * sidecars or variants made on the fly. */
 static int respond_file(struct answer *a, struct nm_file *src)
 {
     const struct nm_config *cfg = a->site->cfg;
     struct nm_file *side[NM_CODING_COUNT] = {NULL};
     unsigned available = find_sidecars(a, src, side);
-    if (!available)
-        return respond_representation(a, src, NULL);
-    int c = nm_coding_negotiate(a->req->accept_encoding, available, cfg->precompressed,
-                                cfg->n_precompressed);
+    const enum nm_coding *pref = cfg->precompressed;
+    size_t n_pref = cfg->n_precompressed;
+    enum nm_coding order[NM_CODING_COUNT];
+    bool eligible = fly_is_eligible(a, src);
+    if (eligible) {
+        n_pref = fly_order(cfg, order);
+        pref = order;
+        available |= find_fly(a, src, available, side, pref, n_pref);
+    }
     int rc;
+    if (!available) {
+        rc = respond_representation(a, src, NULL);
+        return rc == 0 && eligible ? nm_response_add_field(a->resp, "Vary", "Accept-Encoding") : rc;
+    }
+    int c = nm_coding_negotiate(a->req->accept_encoding, available, pref, n_pref);
     if (c < 0) {
         rc = fail(a, 406, "no acceptable content coding");
     } else if (c == NM_CODING_IDENTITY) {

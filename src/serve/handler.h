@@ -36,10 +36,15 @@ struct nm_handler_request {
  * identity nor any sidecar is acceptable), which is answered as its own representation (its own
  * ETag, Last-Modified, length, ranges and preconditions) with X's Content-Type and Cache-Control
  * and Content-Encoding; every response for such an X carries "Vary: Accept-Encoding" as its last
- * field. Dot files are 404 unless cfg->allow_dotfiles. A HEAD response has the fields
- * of the GET and no content. Follows a moved root first (nm_site_follow_root). Returns 0, or
- * -EMSGSIZE when the description does not fit (never for the responses above); resp holds file
- * references either way, until nm_response_cleanup. */
+ * field. With site->fly and cfg->compress (content ETags), a compressible X of 256 bytes up to
+ * cfg->compress_max_bytes also has the variants the cache made of its current version, for
+ * codings without a current sidecar (a sidecar wins), answered the same way with the hash of the
+ * coded bytes as their strong ETag; the coding the request prefers is asked of the cache when it
+ * is not ready, and meanwhile identity or a sidecar is sent. Every response for such an X carries
+ * the Vary field too, from the first one on. Dot files are 404 unless cfg->allow_dotfiles. A HEAD
+ * response has the fields of the GET and no content. Follows a moved root first
+ * (nm_site_follow_root). Returns 0, or -EMSGSIZE when the description does not fit (never for the
+ * responses above); resp holds file references either way, until nm_response_cleanup. */
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
                        struct nm_response *resp);
 

@@ -26,7 +26,8 @@ struct nm_server {
     struct nm_listeners listeners;
     unsigned n_workers;
     int log_fd;
-    struct nm_hashing *hashing; /* content ETags: memo, pool, manifest; NULL in other modes */
+    struct nm_hashing *hashing;    /* content ETags: memo, pool, manifest; NULL in other modes */
+    struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     struct nm_send_aborts aborts;
     struct nm_worker_shared shared; /* what the workers read, set up by nm_server_run */
 };
@@ -110,6 +111,21 @@ static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
 }
 
 /* The counters are diagnostics, which -q silences like the startup line. */
+/* Variants made on the fly are keyed by content hashes: content ETags only. */
+static int setup_fly(struct nm_server *s, char *err, size_t err_cap)
+{
+    const struct nm_config *cfg = s->cfg;
+    if (!cfg->compress || cfg->etag_mode != NM_ETAG_CONTENT)
+        return 0;
+    struct nm_variants_cache_options o;
+    nm_variants_cache_options_init(&o);
+    o.budget_bytes = cfg->compress_cache_bytes;
+    int rc = nm_variants_cache_new(&o, &s->fly);
+    if (rc < 0)
+        snprintf(err, err_cap, "cannot start the compression thread: %s", strerror(-rc));
+    return rc;
+}
+
 static void log_hashing(const struct nm_server *s, const char *when)
 {
     struct nm_hashing *h = s->hashing;
@@ -149,6 +165,9 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         goto fail;
     }
     rc = setup_hashing(s, err, err_cap);
+    if (rc < 0)
+        goto fail;
+    rc = setup_fly(s, err, err_cap);
     if (rc < 0)
         goto fail;
     if (cfg->access_log) {
@@ -192,6 +211,7 @@ void nm_server_free(struct nm_server *s)
     nm_send_aborts_cleanup(&s->aborts);
     if (s->log_fd > STDERR_FILENO)
         close(s->log_fd);
+    nm_variants_cache_free(s->fly);
     nm_hashing_free(s->hashing);
     if (s->root_fd >= 0)
         close(s->root_fd);
@@ -233,6 +253,7 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .mime = s->mime,
         .root_fd = s->root_fd,
         .hashing = s->hashing,
+        .fly = s->fly,
         .listeners = &s->listeners,
         .log_fd = s->log_fd,
         .aborts = &s->aborts,

@@ -17,8 +17,9 @@
 struct nm_site {
     const struct nm_config *cfg;
     const struct nm_mime_table *mime;
-    struct nm_filecache *files; /* the file table of the tree root_fd names */
-    struct nm_hashing *hashing; /* given to every file table; NULL without a pool */
+    struct nm_filecache *files;    /* the file table of the tree root_fd names */
+    struct nm_hashing *hashing;    /* given to every file table; NULL without a pool */
+    struct nm_variants_cache *fly; /* process-wide variants made on the fly; NULL when off */
     int root_fd;
     int own_root_fd; /* root_fd when the site opened it after a swap, else -1 */
     dev_t root_dev;  /* the directory root_fd names: a new one at cfg->root is a swap */

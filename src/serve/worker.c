@@ -465,6 +465,7 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
     nm_site_set_time(&w->site, wall_seconds());
     if (sh->hashing)
         nm_site_set_hashing(&w->site, sh->hashing);
+    w->site.fly = sh->fly;
     *out = w;
     return 0;
 

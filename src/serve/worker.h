@@ -12,6 +12,7 @@
 #include "listen.h"
 #include "mime.h"
 #include "send.h"
+#include "variants/variants.h"
 
 /* What the workers of a server share. Read-only once they start, but for `stopping`, which the
  * server sets (after stop_deadline_ms) and every worker reads. */
@@ -19,7 +20,8 @@ struct nm_worker_shared {
     const struct nm_config *cfg;
     const struct nm_mime_table *mime;
     int root_fd;
-    struct nm_hashing *hashing; /* NULL without content ETags */
+    struct nm_hashing *hashing;    /* NULL without content ETags */
+    struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     const struct nm_listeners *listeners;
     int log_fd; /* the access log, or -1; reopening swaps the file under this number */
     struct nm_send_aborts *aborts;

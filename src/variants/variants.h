@@ -3,6 +3,7 @@
 #ifndef NOTMOD_VARIANTS_VARIANTS_H
 #define NOTMOD_VARIANTS_VARIANTS_H
 
+#include "cache.h"
 #include "codec.h"
 #include "compress.h"
 #include "record.h"

@@ -1,9 +1,10 @@
 // Chromium loads the example site from notmod serve, then comes back: every unchanged file must
 // be revalidated with a conditional request and answered 304 with no body, and a changed file
-// must arrive whole with its new ETag. The server's JSON access log is the witness.
+// must arrive whole with its new ETag; a precompressed stylesheet keeps its variant's own
+// ETag and Vary through the revalidation. The server's JSON access log is the witness.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -20,8 +21,11 @@ let site, log, server, browser, base;
 function startServer() {
   return new Promise((resolve, reject) => {
     // The startup line is on stderr (stdout carries the access log); stderr is passed on.
+    // Variants made on the fly would appear between two visits (identity first, then a
+    // compressed variant under its own tag, a correct 200); here only sidecars make variants.
     const p = spawn(notmod, ["serve", "--listen", "127.0.0.1:0", "--access-log", log,
-                             "--log-format", "json", site], { stdio: ["ignore", "ignore", "pipe"] });
+                             "--log-format", "json", "--no-compress", site],
+                    { stdio: ["ignore", "ignore", "pipe"] });
     const timer = setTimeout(() => reject(new Error("notmod serve printed no startup line")), 15000);
     let out = "";
     p.stderr.on("data", (chunk) => {
@@ -119,4 +123,57 @@ test("a changed file is downloaded again under its new ETag while the others sta
     assert.equal(after.get(path).status, 304, `${path} after another file changed`);
   const color = await page.evaluate(() => getComputedStyle(document.querySelector("h1")).color);
   assert.equal(color, "rgb(43, 108, 176)");
+});
+
+test("a precompressed stylesheet arrives compressed, then revalidates with 304 and Vary", async () => {
+  // A rule only the new bytes have, so the computed style proves the decoded variant was used.
+  const css = join(site, "css", "site.css");
+  writeFileSync(css, readFileSync(css, "utf8") + "h1 { color: rgb(12, 120, 48); }\n");
+  const made = spawnSync(notmod, ["compress", "-q", join(site, "css")], { encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const sidecars = { br: "site.css.br", zstd: "site.css.zst", gzip: "site.css.gz" };
+  for (const name of ["site.css.gz", "site.css.br"])
+    assert.ok(existsSync(join(site, "css", name)), `notmod compress wrote no ${name}`);
+  const tagOf = (file) => {
+    const p = spawnSync(notmod, ["etag", join(site, "css", file)], { encoding: "utf8" });
+    assert.equal(p.status, 0, p.stderr);
+    return p.stdout.split(" ")[0];
+  };
+
+  const page = await (await browser.newContext()).newPage();
+  const seen = [];
+  page.on("response", (r) => {
+    if (new URL(r.url()).pathname === "/css/site.css") seen.push(r);
+  });
+  const view = async (r) => ({ status: r.status(), headers: await r.allHeaders() });
+  const mark = logCount();
+  await page.goto(base, { waitUntil: "load" });
+  const visit = await logSince(mark, assets.length);
+  const first = byPath(visit.lines).get("/css/site.css");
+  assert.equal(first.status, 200);
+  const got = (await view(seen.at(-1))).headers;
+  const coding = got["content-encoding"];
+  assert.ok(coding === "br" || coding === "gzip" || coding === "zstd",
+            `site.css came with Content-Encoding ${coding}`);
+  assert.match(got.vary ?? "", /accept-encoding/i);
+  // The tag is the variant's own: the hash of the sidecar's bytes, not of the source.
+  assert.equal(got.etag, tagOf(sidecars[coding]));
+  assert.equal(first.etag, got.etag);
+  assert.notEqual(got.etag, tagOf("site.css"));
+
+  const before = seen.length;
+  await page.reload({ waitUntil: "load" });
+  const second = byPath((await logSince(visit.total, assets.length)).lines).get("/css/site.css");
+  assert.ok(second, "site.css was not requested on reload");
+  assert.equal(second.status, 304, "site.css on reload");
+  assert.equal(second.bytes, 0);
+  assert.equal(second.etag, got.etag);
+  const revalidated = seen.slice(before);
+  assert.ok(revalidated.length > 0, "no response event for site.css on reload");
+  const last = await view(revalidated.at(-1));
+  assert.equal(last.status, 304, "Chromium's view of the reload");
+  assert.match(last.headers.vary ?? "", /accept-encoding/i);
+  assert.equal(last.headers.etag, got.etag);
+  const color = await page.evaluate(() => getComputedStyle(document.querySelector("h1")).color);
+  assert.equal(color, "rgb(12, 120, 48)");
 });

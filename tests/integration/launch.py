@@ -703,6 +703,57 @@ class SlowServer(TruncatingServer):
             time.sleep(self.pause)
 
 
+class RangeServer(RawServer):
+    """Serves one body under a strong ETag and honours "Range: bytes=N-" with a 206 when If-Range
+    names that ETag (else a 200 of the whole body). With `cut_at` set, a 200 sends that many body
+    bytes and closes. Each request head is kept in `heads`; tests change body and etag between
+    runs."""
+
+    def __init__(self, body, etag='"r1"', cut_at=None):
+        super().__init__()
+        self.body, self.etag, self.cut_at = body, etag, cut_at
+        self.heads = []
+
+    def answer(self, head):
+        lines = head.decode("latin-1").split("\r\n")
+        self.heads.append(lines)
+        fields = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            fields[name.strip().lower()] = value.strip()
+        m = re.fullmatch(r"bytes=(\d+)-", fields.get("range", ""))
+        if m and fields.get("if-range") == self.etag and int(m.group(1)) < len(self.body):
+            start = int(m.group(1))
+            part = self.body[start:]
+            return (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {len(part)}\r\n"
+                    f"Content-Range: bytes {start}-{len(self.body) - 1}/{len(self.body)}\r\n"
+                    f"ETag: {self.etag}\r\nCache-Control: no-cache\r\n\r\n").encode() + part
+        body = self.body if self.cut_at is None else self.body[:self.cut_at]
+        return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(self.body)}\r\nETag: {self.etag}\r\n"
+                "Accept-Ranges: bytes\r\nCache-Control: no-cache\r\n\r\n").encode() + body
+
+
+class RedirectServer(RawServer):
+    """Answers the paths in `routes` ({path: (status, location, extra field lines)}) with that
+    redirect and any other path with a 200 whose body is the path. Requested paths are kept in
+    `paths`."""
+
+    def __init__(self, routes):
+        super().__init__()
+        self.routes = routes
+        self.paths = []
+
+    def answer(self, head):
+        path = head.decode("latin-1").split(" ")[1]
+        self.paths.append(path)
+        if path in self.routes:
+            status, location, extra = self.routes[path]
+            return (f"HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+                    + "".join(f"{line}\r\n" for line in extra) + "\r\n").encode()
+        return (f"HTTP/1.1 200 OK\r\nContent-Length: {len(path)}\r\nCache-Control: no-cache"
+                f"\r\nETag: \"{len(path)}\"\r\n\r\n{path}").encode()
+
+
 # ---- clients: http.client, and raw HTTP/1.1 over sockets ----------------------------------------
 
 

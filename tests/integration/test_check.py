@@ -1,5 +1,7 @@
 """notmod check against notmod serve (passes), nginx and python3 -m http.server (each fails
-where it departs from RFC 9110), a server with misshapen 304s, and replicas that disagree."""
+where it departs from RFC 9110), a server with misshapen 304s, a server that mixes its content
+codings, and replicas that disagree."""
+import gzip
 import json
 import os
 import shutil
@@ -57,6 +59,54 @@ class MisshapenServer(RawServer):
         return (b"HTTP/1.1 200 OK\r\n" + common.encode() +
                 f'ETag: "m1"\r\nContent-Type: text/plain\r\nContent-Length: {len(self.BODY)}\r\n\r\n'
                 .encode() + body)
+
+
+def parse_head(head):
+    lines = head.decode("latin-1").split("\r\n")
+    fields = {}
+    for line in lines[1:]:
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields[k.strip().lower()] = v.strip()
+    return lines[0].split(" ")[0], fields
+
+
+class MixedCodingServer(RawServer):
+    """Serves a body as identity and, to Accept-Encoding: gzip, as gzip, with no Vary. With
+    shared_tag both codings carry the same strong ETag (so a gzip range answers an identity
+    If-Range); without it each has its own, but every 304 names the identity's."""
+
+    BODY = b"mixed codings, one tag\n" * 20
+
+    def __init__(self, shared_tag):
+        super().__init__()
+        self.shared_tag = shared_tag
+        self.date = http_date(time.time())
+        self.gz = gzip.compress(self.BODY, mtime=0)
+
+    def answer(self, head):
+        method, fields = parse_head(head)
+        coded = "gzip" in fields.get("accept-encoding", "")
+        tag = '"s1"' if self.shared_tag or not coded else '"s1-gz"'
+        body = self.gz if coded else self.BODY
+        common = (f"Date: {self.date}\r\nCache-Control: max-age=60\r\n"
+                  "Connection: close\r\n")
+        inm = fields.get("if-none-match")
+        if inm is not None and tag in inm:
+            return (f"HTTP/1.1 304 Not Modified\r\n{common}ETag: \"s1\"\r\n\r\n").encode()
+        coding = "Content-Encoding: gzip\r\n" if coded else ""
+        status = "200 OK"
+        if fields.get("range") == "bytes=0-0" and fields.get("if-range", tag) == tag:
+            status = "206 Partial Content"
+            coding += f"Content-Range: bytes 0-0/{len(body)}\r\n"
+            body = body[:1]
+        return (f"HTTP/1.1 {status}\r\n{common}ETag: {tag}\r\n{coding}"
+                f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + (
+                    b"" if method == "HEAD" else body)
+
+
+CODING_PROBES = ("coding.etag", "coding.vary", "coding.304", "coding.304.vary", "coding.if-range",
+                 "coding.body")
 
 
 class CheckTestCase(unittest.TestCase):
@@ -189,6 +239,87 @@ class NotmodPasses(CheckTestCase):
         self.assertEqual(fails(t), set(), t["findings"])
         self.assertEqual(p.returncode, EXIT_OK)
         self.assertEqual(results(t)["precedence.current-etag"], "PASS")
+
+
+class Codings(CheckTestCase):
+    def test_notmod_serve_with_a_gzip_sidecar_passes_every_coding_probe(self):
+        body = b"".join(b"line %04d of a compressible page\n" % i for i in range(200))
+        t0 = time.time() - 3600
+        write_file(os.path.join(self.root, "g.txt"), body, mtime=t0)
+        write_file(os.path.join(self.root, "g.txt.gz"), gzip.compress(body, mtime=0),
+                   mtime=t0 + 10)
+        with NotmodServer(self.root) as srv:
+            p, data = check_json(srv.url("/g.txt"))
+        t = data["targets"][0]
+        self.assertEqual(fails(t), set(), t["findings"])
+        r = results(t)
+        for probe in CODING_PROBES:
+            self.assertEqual(r.get(probe), "PASS", (probe, t["findings"]))
+        self.assertEqual(p.returncode, EXIT_OK)
+
+    def test_one_strong_tag_for_two_codings_and_no_vary_fail(self):
+        with MixedCodingServer(shared_tag=True) as srv:
+            p, data = check_json(srv.url("/m"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        t = data["targets"][0]
+        r = results(t)
+        for probe in ("coding.etag", "coding.vary", "coding.if-range"):
+            self.assertEqual(r[probe], "FAIL", (probe, t["findings"]))
+        self.assertEqual(r["coding.304.vary"], "WARN")
+        self.assertEqual(r["coding.body"], "PASS")
+        finding = [f for f in t["findings"] if f["check"] == "coding.etag"][0]
+        self.assertEqual(finding["section"], "8.8.3")
+        self.assertIn('share the strong ETag "s1"', finding["message"])
+
+    def test_a_304_naming_the_other_codings_tag_fails(self):
+        with MixedCodingServer(shared_tag=False) as srv:
+            p, data = check_json(srv.url("/m"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        r = results(data["targets"][0])
+        self.assertEqual(r["coding.304"], "FAIL")
+        self.assertEqual(r["coding.etag"], "PASS")
+
+
+class NotFoundAndRedirects(CheckTestCase):
+    def test_a_redirect_is_reported_with_its_location_and_no_probe_runs(self):
+        os.makedirs(os.path.join(self.root, "dir"))
+        with NotmodServer(self.root) as srv:
+            p, data = check_json(srv.url("/dir"))
+        t = data["targets"][0]
+        self.assertEqual({f["check"] for f in t["findings"]}, {"get"}, t["findings"])
+        self.assertIn("301", t["findings"][0]["message"])
+        self.assertIn("Location: /dir/", t["findings"][0]["message"])
+        self.assertEqual(p.returncode, EXIT_FAIL)
+
+    def test_a_404_is_reported_as_such_and_no_probe_runs(self):
+        with NotmodServer(self.root) as srv:
+            p, data = check_json(srv.url("/missing.txt"))
+        t = data["targets"][0]
+        self.assertEqual({f["check"] for f in t["findings"]}, {"get"}, t["findings"])
+        self.assertIn("GET answered 404", t["findings"][0]["message"])
+
+
+class OneBackend(CheckTestCase):
+    def test_one_backend_is_compared_with_the_urls_own_host(self):
+        other = os.path.join(self.tmp, "www2")
+        os.makedirs(other)
+        write_file(os.path.join(other, "a.txt"), b"hello, validators, v2\n",
+                   mtime=time.time() - 7200)
+        with NotmodServer(self.root) as a, NotmodServer(other) as b:
+            p, data = check_json("--backends", f"127.0.0.1:{b.port}", a.url("/a.txt"))
+        self.assertEqual([t["backend"] for t in data["targets"]], [None, f"127.0.0.1:{b.port}"])
+        r = results(data["replicas"][0])
+        self.assertEqual(r["replicas.etag"], "FAIL")
+        self.assertEqual(r["replicas.content"], "FAIL")
+        self.assertNotIn("replicas", r, "two answers were compared")
+        self.assertEqual(p.returncode, EXIT_FAIL)
+
+    def test_one_backend_that_is_the_url_passes(self):
+        with NotmodServer(self.root) as a:
+            p, data = check_json("--backends", f"127.0.0.1:{a.port}", a.url("/a.txt"))
+        r = results(data["replicas"][0])
+        self.assertEqual(set(r.values()), {"PASS"}, r)
+        self.assertEqual(p.returncode, EXIT_OK)
 
 
 class BadInput(unittest.TestCase):

@@ -1,9 +1,14 @@
 """Content ETags end to end: the tag is the hash of the bytes sent and never stands for two bodies
-(a rewrite storm), same-second rewrites and rollbacks, hashes persisted across restarts, the
-event loop answering while a 1 GiB file is hashed, manifests shared by replicas, and files that
-are unreadable, vanish or grow."""
+(a rewrite storm, gzip sidecars included), same-second rewrites and rollbacks, hashes persisted
+across restarts, the event loop answering while a 1 GiB file is hashed, manifests shared by
+replicas (for gzip variants too), and files that are unreadable, vanish or grow."""
 
+import base64
+import ctypes
+import ctypes.util
 import email.utils
+import errno
+import gzip
 import hashlib
 import http.client
 import os
@@ -69,6 +74,35 @@ def etag_of_file(path):
     if rc != 0:
         raise AssertionError("notmod etag %s: %s" % (path, err))
     return out.split(" ", 1)[0]
+
+
+class _XXH128(ctypes.Structure):
+    _fields_ = [("low64", ctypes.c_uint64), ("high64", ctypes.c_uint64)]
+
+
+def _load_xxh3_128():
+    name = ctypes.util.find_library("xxhash")  # notmod links the same library
+    if not name:
+        return None
+    fn = ctypes.CDLL(name).XXH3_128bits
+    fn.restype = _XXH128
+    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return fn
+
+
+_xxh3_128 = _load_xxh3_128()
+
+
+def content_tag(data):
+    """The content tag of DATA without its quotes (docs/etags.md), as notmod etag prints it."""
+    if _xxh3_128 is None:
+        with tempfile.NamedTemporaryFile() as f:
+            f.write(data)
+            f.flush()
+            return etag_of_file(f.name).strip('"')
+    h = _xxh3_128(data, len(data))
+    digest = h.high64.to_bytes(8, "big") + h.low64.to_bytes(8, "big")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def counters(server, when):
@@ -324,6 +358,75 @@ class ContentETags(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("line %d: bad ETag" % (len(lines) + 1), p.stderr.decode())
 
+    def test_replicas_with_one_manifest_agree_on_the_gzip_variant(self):
+        css = b"".join(b".c%d { margin: %dpx; padding: 0 }\n" % (i, i) for i in range(400))
+        self.write("css/app.css", css)
+        p = run(["compress", "--codings", "gzip", "-q", self.root], timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode())
+        sidecar = self.path("css/app.css.gz")
+        self.assertTrue(os.path.exists(sidecar))
+        time.sleep(RACY_S)
+        manifest = os.path.join(tempfile.mkdtemp(prefix="notmod-manifest-"), "etags.manifest")
+        self.addCleanup(shutil.rmtree, os.path.dirname(manifest), True)
+        rc, out, err = notmod_etag("--manifest=" + manifest, self.root)
+        self.assertEqual(rc, 0, err)
+        with open(manifest) as f:
+            lines = f.read().splitlines()[1:]
+        entries = dict((line.split(" ")[0], line.split(" ", 3)) for line in lines)
+        # The sidecar is a file like any other: its own line, its own tag.
+        self.assertEqual(sorted(entries), ["/css/app.css", "/css/app.css.gz"])
+        gz_tag = etag_of_file(sidecar)
+        self.assertEqual(entries["/css/app.css.gz"][1], str(os.path.getsize(sidecar)))
+        self.assertEqual(entries["/css/app.css.gz"][2], gz_tag)
+        self.assertNotEqual(gz_tag, entries["/css/app.css"][2])
+        # One replica is a copy with its records and other mtimes; the other gets only the
+        # source, compresses it itself, and its sidecar is made older than the source.
+        replicas = []
+        for k in range(2):
+            r = tempfile.mkdtemp(prefix="notmod-replica-")
+            os.chmod(r, 0o755)
+            self.addCleanup(shutil.rmtree, r, True)
+            os.makedirs(os.path.join(r, "css"))
+            shutil.copy2(self.path("css/app.css"), os.path.join(r, "css/app.css"))
+            if k == 0:
+                shutil.copy2(sidecar, os.path.join(r, "css/app.css.gz"))
+            else:
+                p = run(["compress", "--codings", "gzip", "-q", r], timeout=60)
+                self.assertEqual(p.returncode, 0, p.stderr.decode())
+            t = 1600000000 + k * 1000
+            os.utime(os.path.join(r, "css/app.css"), (t, t))
+            os.utime(os.path.join(r, "css/app.css.gz"), (t - 10 * k, t - 10 * k))
+            replicas.append(r)
+        time.sleep(RACY_S)
+        servers = [serve_for_test(self, r, ["--etag-manifest", manifest, "--no-prehash"],
+                                  checked=False) for r in replicas]
+        for s in servers:
+            self.assertIn("2 of 2 entries match", s.stderr())
+        gzip_heads = []
+        for s in servers:
+            status, h, body = http_get(s.port, "/css/app.css", {"Accept-Encoding": "gzip"})
+            self.assertEqual(status, 200)
+            self.assertEqual(h.get("content-encoding"), "gzip")
+            self.assertIn("Accept-Encoding", h.get("vary", ""))
+            self.assertEqual(gzip.decompress(body), css)
+            gzip_heads.append(h)
+            # Identity stays the source's own tag.
+            ident = http_get(s.port, "/css/app.css")[1]
+            self.assertEqual(ident.get("etag"), entries["/css/app.css"][2])
+        for h in gzip_heads:
+            self.assertEqual(h.get("etag"), gz_tag)
+            self.assertEqual(h.get("last-modified"), entries["/css/app.css.gz"][3])
+        # A client holding the gzip variant from one replica revalidates against the other.
+        for s in servers:
+            status, h, _ = http_get(s.port, "/css/app.css", {"Accept-Encoding": "gzip",
+                                                             "If-None-Match": gz_tag})
+            self.assertEqual(status, 304)
+            self.assertEqual(h.get("etag"), gz_tag)
+            status = http_get(s.port, "/css/app.css", {
+                "Accept-Encoding": "gzip",
+                "If-Modified-Since": entries["/css/app.css.gz"][3]})[0]
+            self.assertEqual(status, 304)
+
     def test_unreadable_vanished_and_growing_files(self):
         ok = self.write("ok.txt", b"fine\n")
         secret = self.write("secret.txt", b"secret\n")
@@ -416,10 +519,13 @@ class ContentETags(unittest.TestCase):
 @require_binary
 class RewriteStorm(unittest.TestCase):
     """Writers rewrite files in place (same size, new size) and by rename while readers download
-    over kept-alive connections: no ETag ever stands for two bodies."""
+    over kept-alive connections: no ETag ever stands for two bodies. Some files have a gzip
+    sidecar, rewritten after each source with or without its record, which half of the requests
+    accept: a gzip body goes out under the hash of its own bytes and decodes to a whole version."""
 
     SMALL_FILES = {"s%d.txt" % i: 1000 + i * 7000 for i in range(6)}
     LARGE_FILES = {"l%d.bin" % i: 150 * 1024 + i * 400 * 1024 for i in range(4)}
+    WITH_SIDECAR = ("s0.txt", "s1.txt", "s4.txt", "l0.bin", "l1.bin")
 
     def setUp(self):
         self.root = tempfile.mkdtemp(prefix="notmod-storm-")
@@ -427,8 +533,44 @@ class RewriteStorm(unittest.TestCase):
         self.sizes = dict(self.SMALL_FILES, **self.LARGE_FILES)
         self.gen = dict((name, 0) for name in self.sizes)
         self.lock = threading.Lock()
+        # A source and its sidecar are rewritten by one writer at a time, source first, so that
+        # a sidecar with a record always names the bytes it was made from.
+        self.pair_locks = dict((name, threading.Lock()) for name in self.WITH_SIDECAR)
+        self.has_xattrs = xattrs_supported(self.root)
+        self.sidecars_written = set()
         for name, size in self.sizes.items():
-            write_in_place(os.path.join(self.root, name), body_for(name, 0, size))
+            data = body_for(name, 0, size)
+            write_in_place(os.path.join(self.root, name), data)
+            if name in self.WITH_SIDECAR:
+                self.write_sidecar(name, data, "same", True)
+
+    def write_sidecar(self, name, data, mode, with_record):
+        """Writes NAME.gz for the source bytes DATA, in place or by rename, with the record
+        notmod compress would write or without one."""
+        path = os.path.join(self.root, name + ".gz")
+        packed = gzip.compress(data, compresslevel=9, mtime=0)
+        with self.lock:
+            self.sidecars_written.add(hashlib.sha256(packed).digest())
+        record = None
+        if with_record and self.has_xattrs:
+            record = b"1 gzip " + content_tag(data).encode()
+        if mode == "rename":
+            tmp = "%s.tmp%d" % (path, threading.get_ident())
+            with open(tmp, "wb") as f:
+                f.write(packed)
+            if record:
+                os.setxattr(tmp, "user.notmod.source", record)
+            os.replace(tmp, path)
+            return
+        if os.path.exists(path) and self.has_xattrs and not record:
+            try:
+                os.removexattr(path, "user.notmod.source")
+            except OSError as e:
+                if e.errno != errno.ENODATA:
+                    raise
+        write_in_place(path, packed)
+        if record:
+            os.setxattr(path, "user.notmod.source", record)
 
     def writer(self, stop, wid, names_of_phase, counts):
         rng = random.Random(wid)
@@ -446,8 +588,18 @@ class RewriteStorm(unittest.TestCase):
                     self.sizes[name] = size
             path = os.path.join(self.root, name)
             data = body_for(name, gen, size)
-            (write_by_rename if mode == "rename" else write_in_place)(path, data)
+            if name not in self.WITH_SIDECAR:
+                (write_by_rename if mode == "rename" else write_in_place)(path, data)
+                counts[mode] += 1
+                time.sleep(rng.uniform(0, 0.03))
+                continue
+            side_mode = rng.choice(("same", "rename"))
+            with_record = rng.random() < 0.75
+            with self.pair_locks[name]:
+                (write_by_rename if mode == "rename" else write_in_place)(path, data)
+                self.write_sidecar(name, data, side_mode, with_record)
             counts[mode] += 1
+            counts["gz " + side_mode + (" record" if with_record else "")] += 1
             time.sleep(rng.uniform(0, 0.03))
 
     def reader(self, stop, port, rid, results):
@@ -458,16 +610,18 @@ class RewriteStorm(unittest.TestCase):
             if conn is None:
                 conn = http_connection(port)
             name = rng.choice(names)
+            headers = {"Accept-Encoding": "gzip"} if rng.random() < 0.5 else {}
             try:
-                conn.request("GET", "/" + name)
+                conn.request("GET", "/" + name, headers=headers)
                 r = conn.getresponse()
                 body = r.read()
-                results.append((name, r.status, r.getheader("ETag"), body))
+                results.append((name, r.status, r.getheader("ETag"), body,
+                                r.getheader("Content-Encoding")))
                 if r.getheader("Connection", "").lower() == "close":
                     conn.close()
                     conn = None
             except (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError):
-                results.append((name, "cut", None, None))
+                results.append((name, "cut", None, None, None))
                 conn.close()
                 conn = None
         if conn:
@@ -485,7 +639,8 @@ class RewriteStorm(unittest.TestCase):
             return groups[int((time.monotonic() - t0) / 3) % 2]
 
         stop = threading.Event()
-        counts = {"same": 0, "resize": 0, "rename": 0}
+        counts = {"same": 0, "resize": 0, "rename": 0, "gz same": 0, "gz same record": 0,
+                  "gz rename": 0, "gz rename record": 0}
         results = []
         threads = [threading.Thread(target=self.writer, args=(stop, i, names_of_phase, counts))
                    for i in range(3)]
@@ -500,28 +655,46 @@ class RewriteStorm(unittest.TestCase):
         self.assertFalse(any(t.is_alive() for t in threads))
 
         bodies_by_tag = {}
-        tagged = {"small": 0, "large": 0}
-        for name, status, tag, body in results:
+        tagged = {"small": 0, "large": 0, "gzip": 0}
+        sidecar_bodies = 0
+        for name, status, tag, body, coding in results:
             if status != 200 or tag is None:
                 continue
             bodies_by_tag.setdefault(tag, set()).add(hashlib.sha256(body).hexdigest())
+            if coding is not None:
+                self.assertEqual(coding, "gzip", name)
+                tagged["gzip"] += 1
+                sidecar_bodies += hashlib.sha256(body).digest() in self.sidecars_written
+                if name not in self.WITH_SIDECAR:
+                    continue  # made on the fly from a file two writers may tear on disk
+                # A source and its sidecar are written by one writer at a time, so a gzip body
+                # (a sidecar, or made on the fly) decodes to one whole version of its source.
+                plain = gzip.decompress(body)
+                head = plain.split(b"\n", 1)[0].decode()
+                m = re.fullmatch(r"(\S+) gen=(\d+) size=(\d+)", head)
+                self.assertTrue(m and m.group(1) == name, "%s: gzip of %r" % (name, plain[:40]))
+                self.assertEqual(plain, body_for(name, int(m.group(2)), int(m.group(3))), head)
+                continue
             tagged["large" if name in self.LARGE_FILES else "small"] += 1
         liars = dict((t, b) for t, b in bodies_by_tag.items() if len(b) > 1)
         self.assertEqual(liars, {}, "tags that stood for more than one body")
         statuses = [r[1] for r in results]
-        summary = "writes %s; responses %d (200: %d, cut: %d, 503: %d); tagged %s" % (
-            counts, len(results), statuses.count(200), statuses.count("cut"),
-            statuses.count(503), tagged)
+        summary = ("writes %s; responses %d (200: %d, cut: %d, 503: %d); tagged %s, of which "
+                   "%d sidecars" % (counts, len(results), statuses.count(200),
+                                    statuses.count("cut"), statuses.count(503), tagged,
+                                    sidecar_bodies))
         self.assertGreaterEqual(min(counts.values()), 20, summary)
         self.assertGreater(tagged["small"], 100, summary)
         self.assertGreater(tagged["large"], 10, summary)
+        self.assertGreater(tagged["gzip"], 50, summary)
+        self.assertGreater(sidecar_bodies, 50, summary)
         self.assertTrue(set(statuses) <= {200, 503, "cut"}, summary)
         # And every tag is the content hash of the one body it came with, as notmod etag
         # computes it: a torn body under a tag would show here.
         samples = tempfile.mkdtemp(prefix="notmod-storm-bodies-")
         self.addCleanup(shutil.rmtree, samples, True)
         body_of_tag = {}
-        for name, status, tag, body in results:
+        for name, status, tag, body, _ in results:
             if status == 200 and tag and tag not in body_of_tag:
                 body_of_tag[tag] = (name, body)
         for i, (tag, (name, body)) in enumerate(sorted(body_of_tag.items())):

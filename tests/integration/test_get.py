@@ -1,6 +1,7 @@
 """notmod get against a stdlib ETag server, nginx, python3 -m http.server and notmod serve:
 revalidation and 304s, RFC 9111 freshness, Vary, §4.3.4 freshening, a server that disappears
 mid-transfer, and bad input."""
+import gzip
 import json
 import os
 import re
@@ -10,9 +11,9 @@ import subprocess
 import time
 import unittest
 
-from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, Resource,
-                    SlowServer, TruncatingServer, free_port, notmod_binary, run, shared_tempdir,
-                    write_file)
+from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, RangeServer,
+                    RedirectServer, Resource, SlowServer, TruncatingServer, free_port,
+                    notmod_binary, run, shared_tempdir, write_file)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
@@ -288,11 +289,12 @@ class Truncation(GetTestCase):
     def test_a_server_that_disappears_mid_transfer_damages_nothing(self):
         with TruncatingServer() as srv:
             url = srv.url("/file")
-            # No entry yet: nothing is created.
+            # No entry yet: no output, only the partial body kept to resume.
             p = self.get(url, "-o", self.out)
             self.assertExit(p, EXIT_NETWORK)
             self.assertFalse(os.path.exists(self.out))
-            self.assertEqual([n for n in os.listdir(self.cache)], [])
+            self.assertEqual(len(os.listdir(self.cache)), 2, "a partial body and its metadata")
+            shutil.rmtree(self.cache)
             # A good entry and output first, then a revalidation cut short.
             srv.truncate = False
             self.assertExit(self.get(url, "-o", self.out), EXIT_OK)
@@ -302,7 +304,9 @@ class Truncation(GetTestCase):
             srv.truncate = True
             p = self.get(url, "-o", self.out)
             self.assertExit(p, EXIT_NETWORK)
-            self.assertEqual(cache_files(self.cache), before)
+            after = cache_files(self.cache)
+            self.assertEqual({k: after[k] for k in before}, before, "the entry is untouched")
+            self.assertFalse(any(n.endswith(".tmp") for n in after))
             self.assertEqual(os.path.getsize(self.out), 1000000)
             self.assertEqual(os.stat(self.out).st_mtime, 1000000000)
             self.assertEqual(sorted(os.listdir(self.tmp)), ["cache", "out.bin"])
@@ -310,6 +314,84 @@ class Truncation(GetTestCase):
             p = self.get(url)
             self.assertExit(p, EXIT_NETWORK)
             self.assertEqual(p.stdout, b"")
+
+
+class Resume(GetTestCase):
+    def test_a_download_cut_short_resumes_with_range_and_if_range(self):
+        body = os.urandom(300_000)
+        with RangeServer(body, etag='"r1"', cut_at=100_000) as srv:
+            url = srv.url("/file")
+            p = self.get(url, "-o", self.out)
+            self.assertExit(p, EXIT_NETWORK)
+            self.assertFalse(os.path.exists(self.out))
+            self.assertIn("resumes", p.stderr.decode())
+            srv.cut_at = None
+            p = self.get(url, "-o", self.out, "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(self.read(self.out), body)
+            last = srv.heads[-1]
+            self.assertIn("Range: bytes=100000-", last)
+            self.assertIn('If-Range: "r1"', last)
+            self.assertIn("206 Partial Content, resumed after", p.stderr.decode())
+            # The completed entry is an ordinary entry: revalidated with its tag, no Range.
+            p = self.get(url, "-o", self.out)
+            self.assertExit(p, EXIT_OK)
+            self.assertFalse(any(line.startswith("Range:") for line in srv.heads[-1]))
+            self.assertEqual(self.read(self.out), body)
+            self.assertEqual(len([n for n in os.listdir(self.cache) if n.endswith(".meta")]), 1)
+
+    def test_a_file_changed_in_between_gets_a_200_from_byte_0(self):
+        old, new = os.urandom(300_000), os.urandom(250_000)
+        with RangeServer(old, etag='"old"', cut_at=100_000) as srv:
+            url = srv.url("/file")
+            self.assertExit(self.get(url, "-o", self.out), EXIT_NETWORK)
+            srv.body, srv.etag, srv.cut_at = new, '"new"', None
+            p = self.get(url, "-o", self.out, "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertIn('If-Range: "old"', srv.heads[-1])
+            self.assertEqual(self.read(self.out), new, "never two versions spliced")
+            self.assertIn("starting from 0", p.stderr.decode())
+
+    def test_without_a_strong_validator_nothing_is_kept(self):
+        with TruncatingServer() as srv:
+            srv.answer = lambda head: (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n"
+                                       b"ETag: W/\"weak\"\r\n\r\n" + b"w" * 1000)
+            self.assertExit(self.get(srv.url("/w"), "-o", self.out), EXIT_NETWORK)
+            self.assertEqual(os.listdir(self.cache), [])
+
+
+class Redirects(GetTestCase):
+    def test_without_l_a_redirect_is_exit_5_with_its_location(self):
+        with RedirectServer({"/a": (301, "/b", [])}) as srv:
+            p = self.get(srv.url("/a"))
+            self.assertExit(p, EXIT_HTTP)
+            self.assertIn("Location: /b", p.stderr.decode())
+            self.assertEqual(srv.paths, ["/a"])
+
+    def test_l_follows_a_301_and_a_302_and_caches_each_hop_by_its_rules(self):
+        routes = {"/old": (301, "/moved", ["Cache-Control: max-age=600"]),
+                  "/moved": (302, "/final", [])}
+        with RedirectServer(routes) as srv:
+            p = self.get(srv.url("/old"), "-L", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"/final")
+            self.assertEqual(srv.paths, ["/old", "/moved", "/final"])
+            err = p.stderr.decode()
+            self.assertIn("final URL: " + srv.url("/final"), err)
+            self.assertIn("not stored: no explicit freshness", err)
+            # The 301 with max-age is reused without a request; the 302 is asked again.
+            p = self.get(srv.url("/old"), "-L", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(p.stdout, b"/final")
+            self.assertEqual(srv.paths[3:], ["/moved", "/final"])
+            self.assertIn("fresh in cache", p.stderr.decode())
+
+    def test_a_redirect_loop_stops_after_10_hops(self):
+        with RedirectServer({"/loop": (307, "/loop", [])}) as srv:
+            p = self.get(srv.url("/loop"), "-L")
+            self.assertExit(p, EXIT_HTTP)
+            self.assertIn("more than 10 redirects", p.stderr.decode())
+            self.assertEqual(len(srv.paths), 11)
 
 
 class LongDownloads(GetTestCase):
@@ -321,6 +403,7 @@ class LongDownloads(GetTestCase):
             err = p.stderr.decode()
             self.assertRegex(err, r"\r +\d+% \[#* *\] [\d.]+ kB of 400\.0 kB")
             self.assertTrue(err.endswith("\r\x1b[K"), repr(err[-20:]))
+            self.assertNotIn("ETA", err, "stderr is not a terminal: no ETA")
             quiet = run(["get", "--cache-dir", self.cache, "--reload", srv.url("/slow")])
             self.assertNotIn(b"\r", quiet.stderr, "stderr is not a terminal: no bar")
 
@@ -438,6 +521,29 @@ class AgainstNotmodServe(GetTestCase):
                     break
                 time.sleep(0.2)
             self.assertEqual(self.read(self.out), b"body{color:red}\n")
+
+    def test_a_gzip_variant_is_stored_decoded_and_revalidated_with_its_own_tag(self):
+        root = os.path.join(self.tmp, "www")
+        os.makedirs(root)
+        source = b"body { color: red }\n" * 500
+        write_file(os.path.join(root, "app.css"), source, mtime=time.time() - 3600)
+        write_file(os.path.join(root, "app.css.gz"), gzip.compress(source, mtime=0),
+                   mtime=time.time() - 60)
+        # Only the sidecar: a variant compressed on the fly would replace it once ready.
+        with NotmodServer(root, options=["--no-compress"]) as srv:
+            url = srv.url("/app.css")
+            p = self.get(url, "-o", self.out, "--no-heuristic", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(self.read(self.out), source)
+            meta = self.meta_text()
+            self.assertRegex(meta, r"(?i)content-encoding: gzip")
+            self.assertRegex(meta, r"(?i)accept-encoding: [a-z, ]*gzip")
+            p = self.get(url, "-o", self.out, "--no-heuristic", "-v")
+            self.assertExit(p, EXIT_OK)
+            self.assertIn("304 Not Modified", p.stderr.decode())
+            self.assertEqual(self.read(self.out), source)
+            p = self.get(url, "--no-heuristic")
+            self.assertEqual(p.stdout, source)
 
 
 if __name__ == "__main__":

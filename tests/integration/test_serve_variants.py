@@ -46,6 +46,9 @@ def supports_user_xattrs(directory):
 
 @require_binary
 class Variants(ServerTestCase):
+    # Sidecars alone: variants made on the fly are test_serve_fly.py's.
+    SERVER_OPTIONS = ("--no-compress",)
+
     @classmethod
     def populate(cls, site):
         site.write("g.txt", SOURCE, mtime=T0)
@@ -148,7 +151,7 @@ class Variants(ServerTestCase):
 
 @require_binary
 class PrecompressedOff(ServerTestCase):
-    SERVER_OPTIONS = ("--precompressed", "off")
+    SERVER_OPTIONS = ("--precompressed", "off", "--no-compress")
 
     @classmethod
     def populate(cls, site):

@@ -323,6 +323,121 @@ Test(policy, a_failed_exchange_is_classified_and_stale_if_error_needs_permission
     }
 }
 
+struct partial_row {
+    int status;
+    const char *headers;
+    uint64_t received;
+    bool no_store;
+    bool want;
+};
+
+Test(policy, a_200_cut_short_is_kept_only_with_a_strong_validator_and_no_coding)
+{
+    static const struct partial_row rows[] = {
+        {200, "ETag: \"s\"", 10, false, true},
+        {200, "ETag: W/\"w\"", 10, false, false},
+        {200, "ETag: \"s\"", 0, false, false},
+        {200, "ETag: \"s\"", 10, true, false},
+        {200, "ETag: \"s\"\nCache-Control: no-store", 10, false, false},
+        {200, "ETag: \"s\"\nContent-Encoding: gzip", 10, false, false},
+        {206, "ETag: \"s\"", 10, false, false},
+        /* §8.8.2.2: a Last-Modified 60 s or more before Date is strong */
+        {200, "Last-Modified: " D_10_DAYS "\nDate: " D_RECEIVED, 10, false, true},
+        {200, "Last-Modified: " D_RECEIVED "\nDate: " D_RECEIVED, 10, false, false},
+        {200, "Last-Modified: " D_10_DAYS, 10, false, false},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct nm_http1_field h[4];
+        size_t n = fields_of(rows[i].headers, h, 4);
+        struct nm_policy p = {.no_store = rows[i].no_store};
+        cr_expect_eq(nm_policy_may_keep_partial(&p, rows[i].status, h, n, rows[i].received),
+                     rows[i].want, "row %zu", i);
+    }
+}
+
+Test(policy, a_partial_body_is_resumed_with_range_and_its_strong_validator_in_if_range)
+{
+    struct nm_store_entry *e = entry_of("ETag: \"s\"\nLast-Modified: " D_10_DAYS, NULL);
+    e->body_len = 1000;
+    char range[NM_POLICY_RANGE_MAX];
+    struct nm_http1_field out[NM_POLICY_MAX_RESUME];
+    cr_assert_eq(nm_policy_resume_conditions(e, NOW, range, out), 2);
+    cr_assert(nm_slice_eq(out[0].value, NM_SLICE_LIT("bytes=1000-")));
+    cr_assert(nm_slice_eq(out[1].name, NM_SLICE_LIT("If-Range")));
+    cr_assert(nm_slice_eq(out[1].value, NM_SLICE_LIT("\"s\"")), "the ETag is preferred");
+    entry_free(e);
+    e = entry_of("ETag: W/\"w\"\nLast-Modified: " D_10_DAYS "\nDate: " D_RECEIVED, NULL);
+    e->body_len = 5;
+    cr_assert_eq(nm_policy_resume_conditions(e, NOW, range, out), 2);
+    cr_assert(nm_slice_eq(out[1].value, NM_SLICE_LIT(D_10_DAYS)));
+    entry_free(e);
+    e = entry_of("ETag: W/\"w\"", NULL);
+    e->body_len = 5;
+    cr_assert_eq(nm_policy_resume_conditions(e, NOW, range, out), 0, "no strong validator");
+    entry_free(e);
+}
+
+struct accept_row {
+    const char *headers;
+    bool want;
+};
+
+Test(policy, a_206_is_accepted_only_when_it_continues_the_partial_body_of_the_same_version)
+{
+    static const struct accept_row rows[] = {
+        {"Content-Range: bytes 1000-1999/2000\nETag: \"s\"", true},
+        {"Content-Range: bytes 0-1999/2000\nETag: \"s\"", false},
+        {"Content-Range: bytes 1000-1499/2000\nETag: \"s\"", false},
+        {"Content-Range: bytes 1000-1999/*\nETag: \"s\"", false},
+        {"Content-Range: bytes 1000-1999/2000\nETag: \"t\"", false},
+        {"Content-Range: bytes 1000-1999/2000\nETag: W/\"s\"", false},
+        {"Content-Range: bytes 1000-1999/2000", false},
+        {"ETag: \"s\"", false},
+        {"Content-Range: bytes 1000-1999/2000\nETag: \"s\"\nContent-Encoding: gzip", false},
+    };
+    struct nm_store_entry *e = entry_of("ETag: \"s\"", NULL);
+    e->body_len = 1000;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct nm_http1_field h[4];
+        size_t n = fields_of(rows[i].headers, h, 4);
+        cr_expect_eq(nm_policy_accepts_206(e, h, n, NOW), rows[i].want, "row %zu", i);
+    }
+    entry_free(e);
+}
+
+struct redirect_row {
+    int status;
+    const char *headers;
+    enum nm_policy_store want;
+};
+
+Test(policy, a_redirect_is_stored_by_its_own_freshness_rules)
+{
+    static const struct redirect_row rows[] = {
+        {301, "Cache-Control: max-age=600", NM_POLICY_STORE},
+        {308, "Cache-Control: max-age=600", NM_POLICY_STORE},
+        {301, NULL, NM_POLICY_STORE_NO_FRESHNESS},
+        {301, "Last-Modified: " D_10_DAYS "\nDate: " D_RECEIVED, NM_POLICY_STORE},
+        {302, "Last-Modified: " D_10_DAYS "\nDate: " D_RECEIVED, NM_POLICY_STORE_NO_FRESHNESS},
+        {302, NULL, NM_POLICY_STORE_NO_FRESHNESS},
+        {307, "Cache-Control: max-age=600", NM_POLICY_STORE},
+        {302, "Expires: Sun, 09 Sep 2001 02:45:00 GMT\nDate: " D_RECEIVED, NM_POLICY_STORE},
+        {301, "Cache-Control: max-age=600, no-store", NM_POLICY_STORE_NO_STORE},
+        {301, "Cache-Control: max-age=0", NM_POLICY_STORE_NO_FRESHNESS},
+        {301, "Cache-Control: no-cache, max-age=600", NM_POLICY_STORE_NO_FRESHNESS},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct nm_http1_field h[4];
+        size_t n = fields_of(rows[i].headers, h, 4);
+        struct nm_policy p = {.heuristic = true};
+        cr_expect_eq(nm_policy_store_redirect(&p, rows[i].status, h, n, NOW), rows[i].want,
+                     "row %zu", i);
+    }
+    cr_expect(nm_policy_is_redirect(303));
+    cr_expect_not(nm_policy_is_redirect(304));
+    cr_expect_not(nm_policy_is_redirect(300));
+}
+
 /* nm_policy_fetch_run with a store in a temporary directory and canned exchanges. */
 
 struct canned {
@@ -337,7 +452,10 @@ struct world {
     struct nm_store store;
     const struct canned *answers; /* one per exchange */
     size_t n_answers, sent;
-    char sent_inm[4][64]; /* If-None-Match of each request, "" when none */
+    char sent_inm[16][64];   /* If-None-Match of each request, "" when none */
+    char sent_range[16][64]; /* Range of each request, "" when none */
+    char sent_url[16][64];
+    const char *sent_accept;
     enum nm_policy_event events[32];
     size_t n_events;
     char delivered[256];
@@ -349,11 +467,19 @@ static int w_perform(void *ctx, struct nm_client_request *req, struct nm_client_
     struct world *w = ctx;
     cr_assert_lt(w->sent, w->n_answers, "more requests than canned answers");
     const struct canned *c = &w->answers[w->sent];
-    w->sent_inm[w->sent][0] = '\0';
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (nm_slice_eq(req->headers[i].name, NM_SLICE_LIT("If-None-Match")))
-            snprintf(w->sent_inm[w->sent], sizeof(w->sent_inm[0]), "%.*s",
-                     (int)req->headers[i].value.len, req->headers[i].value.ptr);
+    cr_assert_lt(w->sent, 16);
+    w->sent_inm[w->sent][0] = w->sent_range[w->sent][0] = '\0';
+    snprintf(w->sent_url[w->sent], sizeof(w->sent_url[0]), "%s", req->url);
+    w->sent_accept = req->accept_encoding;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const struct nm_http1_field *h = &req->headers[i];
+        if (nm_slice_eq(h->name, NM_SLICE_LIT("If-None-Match")))
+            snprintf(w->sent_inm[w->sent], sizeof(w->sent_inm[0]), "%.*s", (int)h->value.len,
+                     h->value.ptr);
+        if (nm_slice_eq(h->name, NM_SLICE_LIT("Range")))
+            snprintf(w->sent_range[w->sent], sizeof(w->sent_range[0]), "%.*s", (int)h->value.len,
+                     h->value.ptr);
+    }
     w->sent++;
     resp->status = c->status;
     snprintf(resp->reason, sizeof(resp->reason), "%s", c->status == 304 ? "Not Modified" : "OK");
@@ -361,11 +487,10 @@ static int w_perform(void *ctx, struct nm_client_request *req, struct nm_client_
     resp->request_time = resp->response_time = time(NULL);
     resp->local_error = false;
     snprintf(resp->error, sizeof(resp->error), "%s", c->err ? strerror(-c->err) : "");
-    if (c->err)
-        return c->err;
+    /* A failure after a body part: the transfer was cut short. */
     if (c->body)
         cr_assert_eq(req->on_body(req->ctx, c->body, strlen(c->body)), 0);
-    return 0;
+    return c->err;
 }
 
 static int w_progress(void *ctx, uint64_t received, uint64_t total)
@@ -397,10 +522,12 @@ static const struct nm_policy_hooks w_hooks = {
     .perform = w_perform, .progress = w_progress, .note = w_note, .deliver = w_deliver};
 
 static struct world world;
+static const char *run_accept; /* the Accept-Encoding of the next runs */
 
 static void world_setup(void)
 {
     memset(&world, 0, sizeof(world));
+    run_accept = NULL;
     snprintf(world.dir, sizeof(world.dir), "/tmp/nm-policy-XXXXXX");
     cr_assert_not_null(mkdtemp(world.dir));
     cr_assert_eq(nm_store_open(&world.store, world.dir), 0);
@@ -428,7 +555,12 @@ static enum nm_policy_result run(struct nm_policy p, const struct canned *answer
     world.deliveries = 0;
     world.delivered[0] = '\0';
     struct nm_policy_fetch f = {
-        .policy = p, .url = "http://example.test/a", .store = &world.store, .hooks = &hooks};
+        .policy = p,
+        .url = "http://example.test/a",
+        .store = &world.store,
+        .hooks = &hooks,
+        .accept_encoding = run_accept,
+    };
     return nm_policy_fetch_run(&f);
 }
 
@@ -516,4 +648,93 @@ Test(fetch, an_error_status_or_a_stray_304_delivers_nothing)
     cr_assert_eq(run((struct nm_policy){0}, stray, 1), NM_POLICY_FAILED_HTTP);
     cr_assert(happened(NM_POLICY_EVENT_STRAY_304));
     cr_assert_eq(world.deliveries, 0);
+}
+
+Test(fetch, a_coded_variant_is_stored_with_the_accept_encoding_sent_and_revalidated_by_its_tag)
+{
+    static const struct canned first[] = {
+        {0, 200, "ETag: \"gz\"\nContent-Encoding: gzip\nVary: Accept-Encoding", "decoded"}};
+    static const struct canned second[] = {{0, 304, "ETag: \"gz\"", NULL}};
+    run_accept = "deflate, gzip";
+    cr_assert_eq(run((struct nm_policy){0}, first, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_accept, "deflate, gzip");
+    cr_assert_eq(run((struct nm_policy){0}, second, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_inm[0], "\"gz\"", "the stored variant's tag");
+    cr_assert(happened(NM_POLICY_EVENT_FRESHENED));
+    cr_assert_str_eq(world.delivered, "decoded");
+    /* Another Accept-Encoding: the variant does not match (Vary), no conditions. */
+    static const struct canned third[] = {{0, 200, "ETag: \"id\"", "identity"}};
+    run_accept = NULL;
+    cr_assert_eq(run((struct nm_policy){0}, third, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_inm[0], "");
+}
+
+Test(fetch, a_200_cut_short_is_resumed_and_a_matching_206_completes_it)
+{
+    static const struct canned cut[] = {{-ECONNRESET, 200, "ETag: \"s\"", "hel"}};
+    static const struct canned rest[] = {{0, 206, "ETag: \"s\"\nContent-Range: bytes 3-4/5", "lo"}};
+    cr_assert_eq(run((struct nm_policy){0}, cut, 1), NM_POLICY_FAILED_NETWORK);
+    cr_assert(happened(NM_POLICY_EVENT_PARTIAL_KEPT));
+    cr_assert_eq(world.deliveries, 0);
+    cr_assert_eq(run((struct nm_policy){0}, rest, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_range[0], "bytes=3-");
+    cr_assert(happened(NM_POLICY_EVENT_RESUMED));
+    cr_assert_str_eq(world.delivered, "hello");
+    static const struct canned again[] = {{0, 304, "ETag: \"s\"", NULL}};
+    cr_assert_eq(run((struct nm_policy){0}, again, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_range[0], "", "the partial body is gone");
+    cr_assert_str_eq(world.delivered, "hello");
+}
+
+Test(fetch, a_resumed_transfer_cut_short_again_grows_the_partial_body)
+{
+    static const struct canned cut[] = {{-ECONNRESET, 200, "ETag: \"s\"", "he"}};
+    static const struct canned more[] = {
+        {-ECONNRESET, 206, "ETag: \"s\"\nContent-Range: bytes 2-4/5", "l"}};
+    static const struct canned rest[] = {{0, 206, "ETag: \"s\"\nContent-Range: bytes 3-4/5", "lo"}};
+    cr_assert_eq(run((struct nm_policy){0}, cut, 1), NM_POLICY_FAILED_NETWORK);
+    cr_assert_eq(run((struct nm_policy){0}, more, 1), NM_POLICY_FAILED_NETWORK);
+    cr_assert_str_eq(world.sent_range[0], "bytes=2-");
+    cr_assert(happened(NM_POLICY_EVENT_PARTIAL_KEPT));
+    cr_assert_eq(run((struct nm_policy){0}, rest, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_range[0], "bytes=3-");
+    cr_assert_str_eq(world.delivered, "hello");
+}
+
+Test(fetch, a_206_of_another_version_or_a_200_restarts_from_byte_0)
+{
+    static const struct canned cut[] = {{-ECONNRESET, 200, "ETag: \"s\"", "hel"}};
+    static const struct canned other[] = {{0, 206, "ETag: \"t\"\nContent-Range: bytes 3-4/5", "XY"},
+                                          {0, 200, "ETag: \"t\"", "world"}};
+    static const struct canned whole[] = {{0, 200, "ETag: \"u\"", "fresh"}};
+    cr_assert_eq(run((struct nm_policy){0}, cut, 1), NM_POLICY_FAILED_NETWORK);
+    cr_assert_eq(run((struct nm_policy){0}, other, 2), NM_POLICY_DELIVERED);
+    cr_assert(happened(NM_POLICY_EVENT_RESUME_REFUSED));
+    cr_assert_str_eq(world.sent_range[1], "");
+    cr_assert_str_eq(world.delivered, "world");
+    cr_assert_eq(run((struct nm_policy){.reload = true}, cut, 1), NM_POLICY_FAILED_NETWORK);
+    cr_assert_eq(run((struct nm_policy){0}, whole, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_range[0], "bytes=3-");
+    cr_assert_str_eq(world.delivered, "fresh");
+}
+
+Test(fetch, redirects_are_followed_only_when_asked_and_a_fresh_301_is_reused)
+{
+    static const struct canned moved[] = {
+        {0, 301, "Location: /b\nCache-Control: max-age=600", NULL}, {0, 200, NULL, "at b"}};
+    cr_assert_eq(run((struct nm_policy){0}, moved, 1), NM_POLICY_FAILED_HTTP);
+    cr_assert_eq(run((struct nm_policy){.follow = true}, moved, 2), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_url[1], "http://example.test/b");
+    cr_assert_str_eq(world.delivered, "at b");
+    static const struct canned b_only[] = {{0, 200, NULL, "at b again"}};
+    cr_assert_eq(run((struct nm_policy){.follow = true}, b_only, 1), NM_POLICY_DELIVERED);
+    cr_assert_str_eq(world.sent_url[0], "http://example.test/b", "the 301 came from the store");
+    static const struct canned loop[] = {{0, 302, "Location: /c", NULL}};
+    struct canned loops[NM_POLICY_MAX_REDIRECTS + 1];
+    for (size_t i = 0; i < NM_POLICY_MAX_REDIRECTS + 1; i++)
+        loops[i] = loop[0];
+    cr_assert_eq(
+        run((struct nm_policy){.follow = true, .reload = true}, loops, NM_POLICY_MAX_REDIRECTS + 1),
+        NM_POLICY_FAILED_HTTP);
+    cr_assert(happened(NM_POLICY_EVENT_TOO_MANY_REDIRECTS));
 }

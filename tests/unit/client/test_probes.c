@@ -1,5 +1,6 @@
 /* The probes of notmod check, each driven with canned answers (RFC 9110 §13, §15.4.5, §14, §9.3.2
- * as tables), the probe table itself, and the replica comparison (§8.8). */
+ * and the content codings of §8.4, §8.8.3, §12.5.5 as tables), the probe table itself, and the
+ * replica comparison (§8.8). */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -51,6 +52,11 @@ struct row {
     const char *section; /* the finding's section when not the probe's own */
     const char *text;    /* a part of the finding's text */
     const char *sent;    /* the first field line sent, "Name: value", or NULL */
+    /* The answer to every send after the first, when then_status is set. */
+    int then_status;
+    const char *then_answer;
+    const char *bytes;    /* the answer's content (body_bytes long), or NULL */
+    const char *sent_all; /* a part of the last request's field lines, "Name: value\n"... */
 };
 
 /* The canned side of one exchange. */
@@ -59,6 +65,7 @@ struct canned {
     struct nm_http1_field fields[8];
     size_t n_sends;
     char sent[256];
+    char sent_all[1024];
     const char *method;
 };
 
@@ -72,15 +79,23 @@ static void send_canned(void *io, enum nm_probe_via via, const char *method,
     if (n > 0)
         snprintf(c->sent, sizeof(c->sent), "%.*s: %.*s", (int)fields[0].name.len,
                  fields[0].name.ptr, (int)fields[0].value.len, fields[0].value.ptr);
+    c->sent_all[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(c->sent_all + strlen(c->sent_all), sizeof(c->sent_all) - strlen(c->sent_all),
+                 "%.*s: %.*s\n", (int)fields[i].name.len, fields[i].name.ptr,
+                 (int)fields[i].value.len, fields[i].value.ptr);
+    bool then = c->n_sends > 1 && c->row->then_status;
     *out = (struct nm_probe_answer){
         .err = c->row->err,
         .error = c->row->err ? strerror(-c->row->err) : "",
-        .status = c->row->status,
+        .status = then ? c->row->then_status : c->row->status,
         .reason = "",
         .fields = c->fields,
-        .n_fields = fields_of(c->row->answer, c->fields, 8),
-        .body_bytes = c->row->body,
+        .n_fields = fields_of(then ? c->row->then_answer : c->row->answer, c->fields, 8),
+        .body_bytes = then ? 0 : c->row->body,
     };
+    if (!then && c->row->bytes)
+        nm_probe_body_feed(&out->body, c->row->bytes, c->row->body);
 }
 
 static void run_row(size_t i, const struct row *row)
@@ -118,6 +133,9 @@ static void run_row(size_t i, const struct row *row)
     }
     if (row->sent)
         cr_expect_str_eq(c.sent, row->sent, "row %zu (%s)", i, row->id);
+    if (row->sent_all)
+        cr_expect_not_null(strstr(c.sent_all, row->sent_all), "row %zu (%s): %s", i, row->id,
+                           c.sent_all);
     free(r);
 }
 
@@ -131,6 +149,9 @@ Test(probes, the_first_get_its_validators_and_caching_fields_are_graded)
         {"fetch", .base_status = -ECONNREFUSED, .want = F, .text = "GET failed"},
         {"fetch", .want = NO_FINDING},
         {"get", .base_status = 404, .want = F, .text = "GET answered 404"},
+        /* A redirect names where to look instead. */
+        {"get", .base_status = 301, .base = "Location: /dir/", .want = F,
+         .text = "301  with Location: /dir/"},
         {"get", .want = P, .text = "GET -> 200, 10 bytes"},
         {"date", .base = "ETag: \"v1\"", .want = F, .text = "no Date"},
         {"date", .base = "Date: yesterday", .want = F, .text = "not one valid HTTP-date"},
@@ -268,6 +289,123 @@ Test(probes, the_bytes_of_a_304_are_graded)
         run_row(i, &rows[i]);
 }
 
+/* The first GET's 200 that says it varies by Accept-Encoding. */
+#define BASE_VARY BASE "\nVary: Accept-Encoding"
+#define GZ_200 "Content-Encoding: gzip\nETag: \"v1-gz\"\nVary: Accept-Encoding"
+/* "0123456789" (LEN bytes) as one gzip member, mtime 0. */
+#define GZ_BYTES                                                                                   \
+    "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\x33\x30\x34\x32\x36\x31\x35\x33\xb7\xb0\x04\x00"     \
+    "\xc6\xc7\x84\xa6\x0a\x00\x00\x00"
+/* The same member with an ISIZE of 11: made from other content than the identity's. */
+#define GZ_BYTES_11                                                                                \
+    "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\x33\x30\x34\x32\x36\x31\x35\x33\xb7\xb0\x04\x00"     \
+    "\xc6\xc7\x84\xa6\x0b\x00\x00\x00"
+
+Test(probes, content_codings_keep_their_own_validators_and_vary)
+{
+    static const struct row rows[] = {
+        /* §8.8.3: a strong tag names one representation's bytes. */
+        {"coding.etag", .status = 200, .answer = GZ_200, .want = P,
+         .text = "one per representation", .sent = "Accept-Encoding: gzip"},
+        {"coding.etag", .status = 200, .answer = "Content-Encoding: gzip\nETag: \"v1\"", .want = F,
+         .text = "share the strong ETag \"v1\""},
+        {"coding.etag", .base = "ETag: W/\"v1\"", .status = 200,
+         .answer = "Content-Encoding: gzip\nETag: W/\"v1\"", .want = P, .section = "8.8.1",
+         .text = "weak"},
+        {"coding.etag", .status = 200, .answer = "Content-Encoding: gzip", .want = P,
+         .text = "no ETag"},
+        {"coding.etag", .status = 200, .answer = "ETag: \"v1\"", .want = NO_FINDING},
+        {"coding.etag", .base = "Date: " D_NOW, .status = 200, .answer = GZ_200,
+         .want = NO_FINDING},
+        {"coding.etag", .err = -ECONNRESET, .want = F, .text = "the exchange failed"},
+        /* §12.5.5: a coded 200 without Vary is served by caches to clients that cannot decode
+         * it; an identity 200 without it is a SHOULD. */
+        {"coding.vary", .base = BASE_VARY, .status = 200, .answer = GZ_200, .want = P,
+         .text = "Vary: Accept-Encoding on the identity and gzip 200s"},
+        {"coding.vary", .base = BASE_VARY, .status = 200,
+         .answer = "Content-Encoding: gzip\nVary: Origin", .want = F, .text = "no Vary"},
+        {"coding.vary", .status = 200, .answer = GZ_200, .want = W,
+         .text = "identity 200 has no Vary"},
+        {"coding.vary", .base = BASE_VARY, .status = 200,
+         .answer = "Content-Encoding: gzip\nVary: *", .want = P, .text = "Vary"},
+        {"coding.vary", .base = BASE "\nContent-Encoding: gzip", .status = 200,
+         .answer = "ETag: \"v1\"", .want = F, .text = "Content-Encoding: gzip and no Vary"},
+        {"coding.vary", .base = BASE "\nContent-Encoding: gzip", .status = 200, .answer = GZ_200,
+         .want = F, .text = "first GET's 200 has Content-Encoding: gzip"},
+        {"coding.vary", .status = 200, .answer = "ETag: \"v1\"", .want = NO_FINDING},
+        /* §15.4.5: the 304 names the representation the 200 to the same request would be. */
+        {"coding.304", .status = 200, .answer = GZ_200, .then_status = 304,
+         .then_answer = "ETag: \"v1-gz\"\nVary: Accept-Encoding", .want = P,
+         .text = "names the gzip 200's ETag",
+         .sent_all = "Accept-Encoding: gzip\nIf-None-Match: \"v1\", \"v1-gz\"\n"},
+        {"coding.304", .status = 200, .answer = GZ_200, .then_status = 304,
+         .then_answer = "ETag: \"v1\"", .want = F, .text = "names \"v1\""},
+        {"coding.304", .status = 200, .answer = GZ_200, .then_status = 304, .then_answer = "",
+         .want = F, .text = "no ETag"},
+        {"coding.304", .status = 200, .answer = GZ_200, .then_status = 200, .then_answer = GZ_200,
+         .want = F, .section = "13.1.2", .text = "expected 304"},
+        {"coding.304", .status = 200, .answer = "ETag: \"v1\"", .want = NO_FINDING},
+        {"coding.304.vary", .status = 200, .answer = GZ_200, .then_status = 304,
+         .then_answer = "ETag: \"v1-gz\"\nVary: Accept-Encoding", .want = P, .text = "sends Vary"},
+        {"coding.304.vary", .status = 200, .answer = GZ_200, .then_status = 304,
+         .then_answer = "ETag: \"v1-gz\"", .want = W, .text = "no Vary"},
+        {"coding.304.vary", .status = 200, .answer = GZ_200, .then_status = 200,
+         .then_answer = GZ_200, .want = NO_FINDING},
+        /* §13.1.5, §14.2: a range answers for the representation its validator names. */
+        {"coding.if-range", .ranges = true, .status = 206,
+         .answer = "Content-Encoding: gzip\nContent-Range: bytes 0-0/30", .want = F,
+         .text = "a range of another representation",
+         .sent_all = "Accept-Encoding: gzip\nRange: bytes=0-0\nIf-Range: \"v1\"\n"},
+        {"coding.if-range", .ranges = true, .status = 206, .answer = "Content-Range: bytes 0-0/10",
+         .want = P, .text = "-> 206 identity"},
+        {"coding.if-range", .ranges = true, .status = 200, .answer = GZ_200, .want = P,
+         .text = "-> 200, Content-Encoding: gzip"},
+        {"coding.if-range", .ranges = true, .status = 416, .want = F, .text = "expected 200"},
+        {"coding.if-range", .status = 206, .want = NO_FINDING},
+        {"coding.if-range", .ranges = true, .base = "ETag: W/\"v1\"", .status = 206,
+         .want = NO_FINDING},
+        /* §8.4.1: the content is in the coding it names; gzip's ISIZE is the decoded length. */
+        {"coding.body", .status = 200, .answer = GZ_200, .body = 30, .bytes = GZ_BYTES, .want = P,
+         .text = "identity length (10 bytes)"},
+        {"coding.body", .status = 200, .answer = GZ_200, .body = 30, .bytes = GZ_BYTES_11,
+         .want = F, .text = "decodes to 11 bytes"},
+        {"coding.body", .status = 200, .answer = GZ_200, .body = LEN, .bytes = "0123456789",
+         .want = F, .text = "not a gzip member"},
+        {"coding.body", .status = 200, .answer = "Content-Encoding: deflate", .body = 4,
+         .bytes = "\x78\x9c\x33\x30", .want = P, .text = "zlib stream"},
+        {"coding.body", .status = 200, .answer = "Content-Encoding: deflate", .body = 4,
+         .bytes = "\x1f\x8b\x08\x00", .want = F, .text = "not a zlib stream"},
+        {"coding.body", .status = 200, .answer = "Content-Encoding: br", .body = 4, .bytes = "abcd",
+         .want = F, .section = "12.5.3", .text = "did not accept"},
+        {"coding.body", .status = 200, .answer = "ETag: \"v1\"", .want = NO_FINDING},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        run_row(i, &rows[i]);
+}
+
+Test(probes, the_first_and_last_bytes_of_content_are_kept_however_it_arrives)
+{
+    static const char content[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    static const size_t pieces[] = {1, 3, 7, 36};
+    for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        struct nm_probe_body b = {0};
+        for (size_t at = 0; at < sizeof(content) - 1; at += pieces[k]) {
+            size_t left = sizeof(content) - 1 - at;
+            nm_probe_body_feed(&b, content + at, left < pieces[k] ? left : pieces[k]);
+        }
+        cr_expect_eq(b.head_len, NM_PROBE_BODY_HEAD, "pieces of %zu", pieces[k]);
+        cr_expect_eq(memcmp(b.head, content, NM_PROBE_BODY_HEAD), 0, "pieces of %zu", pieces[k]);
+        cr_expect_eq(b.tail_len, NM_PROBE_BODY_TAIL, "pieces of %zu", pieces[k]);
+        cr_expect_eq(memcmp(b.tail, "23456789", NM_PROBE_BODY_TAIL), 0, "pieces of %zu", pieces[k]);
+    }
+    struct nm_probe_body b = {0};
+    nm_probe_body_feed(&b, "abc", 3);
+    nm_probe_body_feed(&b, "de", 2);
+    cr_expect_eq(b.head_len, 5);
+    cr_expect_eq(b.tail_len, 5);
+    cr_expect_eq(memcmp(b.tail, "abcde", 5), 0);
+}
+
 Test(probes, every_probe_has_an_id_a_section_a_level_and_a_function)
 {
     cr_assert_gt(nm_probes_count, 0);
@@ -355,6 +493,23 @@ Test(probes, replicas_are_compared_on_etag_last_modified_and_content)
         cr_expect_eq(level_of(out, "replicas.content"), rows[i].content, "row %zu", i);
         free(out);
     }
+}
+
+Test(probes, one_backend_is_compared_with_the_urls_own_host)
+{
+    struct nm_probe_report reports[2] = {replica(NULL, "\"v1\"", D_LM, "aa"),
+                                         replica("b:80", "\"v2\"", D_LM, "aa")};
+    struct nm_probe_report *out = calloc(1, sizeof(*out));
+    cr_assert(nm_probe_compare_replicas(reports, 2, out));
+    cr_expect_eq(level_of(out, "replicas.etag"), NM_PROBE_FAIL);
+    cr_expect_not_null(strstr(out->findings[0].text, "the URL's host: \"v1\"; b:80: \"v2\""), "%s",
+                       out->findings[0].text);
+    out->n = 0;
+    int status[2] = {0, 200};
+    nm_probe_grade_revalidation(reports, 2, 0, status, out);
+    cr_expect_not_null(strstr(out->findings[0].text, "from the URL's host"), "%s",
+                       out->findings[0].text);
+    free(out);
 }
 
 Test(probes, replicas_need_two_answers_and_one_etag_must_get_304_everywhere)

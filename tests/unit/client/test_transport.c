@@ -66,3 +66,31 @@ Test(client, the_authority_defaults_to_the_scheme_port)
     cr_assert_eq(nm_client_url_authority("http://127.0.0.1:8080/", host, sizeof(host), &port), 0);
     cr_assert_eq(port, 8080);
 }
+
+Test(client, a_location_is_resolved_against_the_request_url)
+{
+    char out[256];
+    cr_assert_eq(
+        nm_client_url_resolve("http://example.test/a/b?q", NM_SLICE_LIT("c"), out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "http://example.test/a/c");
+    cr_assert_eq(
+        nm_client_url_resolve("http://example.test/a", NM_SLICE_LIT("/x#f"), out, sizeof(out)), 0);
+    cr_assert_str_eq(out, "http://example.test/x");
+    cr_assert_eq(nm_client_url_resolve("http://example.test/a", NM_SLICE_LIT("HTTPS://Other.TEST/"),
+                                       out, sizeof(out)),
+                 0);
+    cr_assert_str_eq(out, "https://other.test/");
+    cr_assert_eq(nm_client_url_resolve("http://example.test/a", NM_SLICE_LIT("ftp://example.test/"),
+                                       out, sizeof(out)),
+                 -EPROTONOSUPPORT);
+    cr_assert_eq(nm_client_url_resolve("http://example.test/a", NM_SLICE_LIT(""), out, sizeof(out)),
+                 -EINVAL);
+}
+
+Test(client, the_accept_encoding_lists_the_codings_libcurl_decodes)
+{
+    const char *ae = nm_client_accept_encoding();
+    cr_assert_not_null(ae, "this libcurl is built with zlib");
+    cr_assert_not_null(strstr(ae, "gzip"));
+    cr_assert_eq(ae, nm_client_accept_encoding(), "one static string");
+}

@@ -4,6 +4,7 @@
 #include "serve/handler.h"
 
 #include "notmod/path.h"
+#include "variants/variants.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -496,4 +497,147 @@ Test(handler, precompressed_off_ignores_sidecars)
     cr_assert_null(field("Content-Encoding"));
     cr_assert_null(field("Vary"));
     cr_assert_str_eq(content(), hello);
+}
+
+/* ---- variants compressed on the fly --------------------------------------------------------- */
+
+static struct nm_variants_cache *use_fly_cache(void)
+{
+    struct nm_variants_cache_options o;
+    nm_variants_cache_options_init(&o);
+    struct nm_variants_cache *c = NULL;
+    cr_assert_eq(nm_variants_cache_new(&o, &c), 0);
+    fx.site.fly = c;
+    return c;
+}
+
+/* Releases the response's and the file table's references before the cache goes. */
+static void drop_fly_cache(struct nm_variants_cache *c)
+{
+    nm_response_cleanup(&fx.resp);
+    nm_site_cleanup(&fx.site);
+    cr_assert_eq(nm_site_init(&fx.site, &fx.cfg, fx.mime, fx.root_fd), 0);
+    nm_variants_cache_free(c);
+}
+
+Test(handler, a_compressible_file_varies_from_its_first_response_then_gets_its_own_gzip_variant)
+{
+    struct nm_variants_cache *c = use_fly_cache();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/big.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_null(field("Content-Encoding"), "not ready: identity, without waiting");
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+    char identity_tag[64];
+    snprintf(identity_tag, sizeof(identity_tag), "%s", field("ETag"));
+
+    cr_assert_eq(nm_variants_cache_drain(c, 10000), 0);
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(field_names(), "ETag|Last-Modified|Cache-Control|Content-Type|"
+                                    "Content-Encoding|Content-Length|Accept-Ranges|"
+                                    "X-Content-Type-Options|Vary|");
+    cr_assert_str_eq(field("Content-Encoding"), "gzip");
+    cr_assert_str_eq(field("Content-Type"), "text/plain; charset=utf-8");
+    cr_assert_eq(fx.resp.n_pieces, 1);
+    const struct nm_response_piece *p = &fx.resp.pieces[0];
+    cr_assert_not_null(p->file);
+    cr_assert_not_null(p->file->data, "the cached bytes, by reference");
+    size_t len = (size_t)fx.resp.content_bytes;
+    cr_assert_lt(len, BIG_BYTES);
+    char want_len[24];
+    snprintf(want_len, sizeof(want_len), "%zu", len);
+    cr_assert_str_eq(field("Content-Length"), want_len);
+    struct nm_hash128 h = nm_hash_bytes(p->file->data, len);
+    char tag[64];
+    cr_assert_gt(nm_etag_make_hash128(h.hi, h.lo, tag, sizeof(tag)), 0);
+    cr_assert_str_eq(field("ETag"), tag, "the hash of the coded bytes");
+    cr_assert_str_neq(tag, identity_tag);
+    void *plain = NULL;
+    size_t plain_len = 0;
+    cr_assert_eq(nm_variants_codec_decompress(NM_CODING_GZIP, p->file->data, len, BIG_BYTES, &plain,
+                                              &plain_len),
+                 0);
+    cr_assert_eq(plain_len, BIG_BYTES);
+    for (size_t i = 0; i < BIG_BYTES; i++)
+        cr_assert_eq(((char *)plain)[i], (char)('a' + i % 26));
+    free(plain);
+
+    /* Its own tag revalidates it, and only it. */
+    req.if_none_match = line(1, tag);
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 304);
+    cr_assert_str_eq(field("ETag"), tag);
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+    struct nm_handler_request plain_req = request(NM_METHOD_GET, "/big.txt");
+    plain_req.if_none_match = line(2, tag);
+    respond(&plain_req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_null(field("Content-Encoding"));
+    cr_assert_str_eq(field("ETag"), identity_tag);
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+    plain_req.if_none_match = line(2, identity_tag);
+    respond(&plain_req);
+    cr_assert_eq(fx.resp.status, 304);
+    cr_assert_str_eq(field("Vary"), "Accept-Encoding");
+    drop_fly_cache(c);
+}
+
+Test(handler, a_range_of_a_variant_made_on_the_fly_is_a_range_of_the_coded_bytes)
+{
+    struct nm_variants_cache *c = use_fly_cache();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/big.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_eq(nm_variants_cache_drain(c, 10000), 0);
+    req.range = line(1, "bytes=0-1");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 206);
+    cr_assert_str_eq(field("Content-Encoding"), "gzip");
+    cr_assert_eq(fx.resp.content_bytes, 2);
+    cr_assert_eq(memcmp(content(), "\x1f\x8b", 2), 0, "the gzip magic");
+    drop_fly_cache(c);
+}
+
+Test(handler, a_current_sidecar_wins_over_bytes_made_on_the_fly)
+{
+    char text[512];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + i % 3);
+    write_site_file("s.txt", text, sizeof(text));
+    write_site_file("s.txt.gz", "GZ-BYTES", 8);
+    struct nm_variants_cache *c = use_fly_cache();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/s.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_eq(nm_variants_cache_drain(c, 10000), 0);
+    respond(&req);
+    cr_assert_str_eq(content(), "GZ-BYTES");
+    struct nm_variants_cache_stats st;
+    nm_variants_cache_get_stats(c, &st);
+    cr_assert_eq(st.compressed, 0, "nothing asked of the cache for a sidecar's coding");
+    drop_fly_cache(c);
+}
+
+Test(handler, small_files_and_no_compress_get_no_vary)
+{
+    struct nm_variants_cache *c = use_fly_cache();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_null(field("Vary"), "under 256 bytes");
+    fx.cfg.compress = false;
+    req = request(NM_METHOD_GET, "/big.txt");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_assert_null(field("Vary"));
+    cr_assert_eq(nm_variants_cache_drain(c, 10000), 0);
+    respond(&req);
+    cr_assert_null(field("Content-Encoding"));
+    fx.cfg.compress = true;
+    fx.cfg.compress_max_bytes = BIG_BYTES - 1;
+    respond(&req);
+    cr_assert_null(field("Vary"), "over the size limit");
+    drop_fly_cache(c);
 }
