@@ -427,6 +427,11 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         }
         if (rc == 0)
             rc = make_etag(fc, f);
+        f->sidecar_coding = sidecar_coding_of(fc->cfg, path);
+        /* Read before the change check: a record written after these bytes moves the ctime,
+         * so the version is read again rather than vouched for by a record of newer bytes. */
+        if (rc == 0 && f->sidecar_coding != NM_CODING_IDENTITY)
+            f->record_rc = nm_variants_record_read(f->fd, f->sidecar_coding, &f->record_hash);
         if (rc == 0 && nm_file_is_unchanged(f))
             break;
         if (rc != 0 && rc != -EAGAIN)
@@ -443,9 +448,6 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
     if (cc != f->cache_control)
         snprintf(f->cache_control, sizeof(f->cache_control), "%s", cc);
     f->max_age = nm_config_max_age_of(f->cache_control);
-    f->sidecar_coding = f->is_dir ? NM_CODING_IDENTITY : sidecar_coding_of(fc->cfg, path);
-    if (f->sidecar_coding != NM_CODING_IDENTITY)
-        f->record_rc = nm_variants_record_read(f->fd, f->sidecar_coding, &f->record_hash);
     if (f->data) {
         /* Served from memory and revalidated by path: the descriptor is not needed again, and
          * thousands of small files must not hold thousands of descriptors. */
