@@ -274,7 +274,7 @@ static void progress_end(struct progress *p)
 /* Everything one run works with; released by nm_cmd_get. */
 struct run {
     struct opts o;
-    struct nm_policy_fetch fetch;
+    struct nm_fetch fetch;
     char url[NM_CLIENT_URL_MAX];
     char dir[PATH_MAX];
     struct nm_store store;
@@ -497,7 +497,7 @@ static int deliver(void *ctx, int fd, uint64_t len, const char *hash)
 }
 
 /* What a 200 was and what became of it. */
-static void say_200(const struct run *r, const struct nm_policy_note *n)
+static void say_200(const struct run *r, const struct nm_fetch_note *n)
 {
     static const char *const why_not[] = {
         [NM_POLICY_STORE_UNWANTED] = "--no-store",
@@ -519,7 +519,7 @@ static void say_200(const struct run *r, const struct nm_policy_note *n)
     else
         snprintf(what, sizeof(what), "%d %s, content changed: %s downloaded", resp->status,
                  resp->reason, sz);
-    if (n->event == NM_POLICY_EVENT_NOT_STORED) {
+    if (n->event == NM_FETCH_EVENT_NOT_STORED) {
         say(r, "%s, not stored (%s)", what, why_not[n->store]);
         return;
     }
@@ -530,7 +530,7 @@ static void say_200(const struct run *r, const struct nm_policy_note *n)
 }
 
 /* §4.3.4: a 304 for another representation, before the fetch without conditions. */
-static void say_mismatch(const struct run *r, const struct nm_policy_note *n)
+static void say_mismatch(const struct run *r, const struct nm_fetch_note *n)
 {
     struct nm_slice l[2];
     struct nm_field got = nm_cachectl_field(n->resp->headers, n->resp->n_headers, "ETag", l, 1);
@@ -556,7 +556,7 @@ static void say_http_error(const struct run *r, const struct nm_client_response 
         warn(r, "%s: HTTP %d %s", r->fetch.final_url, resp->status, resp->reason);
 }
 
-static void say_redirect(const struct run *r, const struct nm_policy_note *n)
+static void say_redirect(const struct run *r, const struct nm_fetch_note *n)
 {
     static const char *const stored[] = {
         [NM_POLICY_STORE] = "stored",
@@ -573,7 +573,7 @@ static void say_redirect(const struct run *r, const struct nm_policy_note *n)
             n->location);
 }
 
-static void say_resumed(const struct run *r, const struct nm_policy_note *n)
+static void say_resumed(const struct run *r, const struct nm_fetch_note *n)
 {
     char sz[32], from[32], fdesc[128];
     nm__cli_size(n->body_len, sz, sizeof(sz));
@@ -584,100 +584,100 @@ static void say_resumed(const struct run *r, const struct nm_policy_note *n)
 }
 
 /* Says what the fetch reports: what happened with -v, what went wrong unless -q. */
-static void note(void *ctx, const struct nm_policy_note *n)
+static void note(void *ctx, const struct nm_fetch_note *n)
 {
     const struct run *r = ctx;
     char sz[32], age[32], fdesc[128];
     switch (n->event) {
-    case NM_POLICY_EVENT_CORRUPT:
+    case NM_FETCH_EVENT_CORRUPT:
         warn(r, "the cached copy of %s is corrupt; fetching it again", r->url);
         break;
-    case NM_POLICY_EVENT_UNREADABLE:
+    case NM_FETCH_EVENT_UNREADABLE:
         warn(r, "cannot read the cached copy of %s (%s); fetching it again", r->url,
              strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_VARIES:
+    case NM_FETCH_EVENT_VARIES:
         say(r, "the cached copy varies on request headers that differ now (Vary); not used");
         break;
-    case NM_POLICY_EVENT_FRESH:
+    case NM_FETCH_EVENT_FRESH:
         nm__cli_size(n->entry->body_len, sz, sizeof(sz));
         nm__cli_duration(n->freshness->current_age_s, age, sizeof(age));
         describe_freshness(n->freshness, fdesc, sizeof(fdesc));
         say(r, "fresh in cache: %s, age %s, %s; no request sent", sz, age, fdesc);
         break;
-    case NM_POLICY_EVENT_MISMATCH:
+    case NM_FETCH_EVENT_MISMATCH:
         say_mismatch(r, n);
         break;
-    case NM_POLICY_EVENT_STORED:
-    case NM_POLICY_EVENT_NOT_STORED:
+    case NM_FETCH_EVENT_STORED:
+    case NM_FETCH_EVENT_NOT_STORED:
         say_200(r, n);
         break;
-    case NM_POLICY_EVENT_STORE_FAILED:
+    case NM_FETCH_EVENT_STORE_FAILED:
         warn(r, "could not store the response: %s", strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_FRESHENED:
+    case NM_FETCH_EVENT_FRESHENED:
         nm__cli_size(n->entry->body_len, sz, sizeof(sz));
         nm__cli_duration(n->resident_s, age, sizeof(age));
         describe_freshness(n->freshness, fdesc, sizeof(fdesc));
         say(r, "304 Not Modified, %s not downloaded, revalidated after %s; %s", sz, age, fdesc);
         break;
-    case NM_POLICY_EVENT_MERGE_TOO_BIG:
+    case NM_FETCH_EVENT_MERGE_TOO_BIG:
         warn(r, "the 304 has too many header lines to merge; the cached copy was not updated");
         break;
-    case NM_POLICY_EVENT_UPDATE_FAILED:
+    case NM_FETCH_EVENT_UPDATE_FAILED:
         warn(r, "could not update the cache entry: %s", strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_STALE:
+    case NM_FETCH_EVENT_STALE:
         nm__cli_duration(n->freshness->current_age_s, age, sizeof(age));
         warn(r, "%s: %s; using the stale cached copy (age %s)", r->url, n->resp->error, age);
         break;
-    case NM_POLICY_EVENT_SPOOL_FAILED:
+    case NM_FETCH_EVENT_SPOOL_FAILED:
         warn(r, "cannot write to the cache directory %s: %s", r->dir, strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_CACHE_WRITE:
+    case NM_FETCH_EVENT_CACHE_WRITE:
         warn(r, "cannot write to the cache directory: %s", strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_BODY_LOST:
+    case NM_FETCH_EVENT_BODY_LOST:
         warn(r, "cannot read the downloaded body: %s", strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_DAMAGED:
+    case NM_FETCH_EVENT_DAMAGED:
         warn(r, "the cache entry was damaged while in use: %s", strerror(-n->err));
         break;
-    case NM_POLICY_EVENT_INTERRUPTED:
+    case NM_FETCH_EVENT_INTERRUPTED:
         warn(r, "interrupted; the cache and the output were left as they were");
         break;
-    case NM_POLICY_EVENT_BAD_URL:
-    case NM_POLICY_EVENT_NETWORK:
+    case NM_FETCH_EVENT_BAD_URL:
+    case NM_FETCH_EVENT_NETWORK:
         warn(r, "%s: %s", r->url, n->resp->error);
         break;
-    case NM_POLICY_EVENT_HTTP:
+    case NM_FETCH_EVENT_HTTP:
         say_http_error(r, n->resp);
         break;
-    case NM_POLICY_EVENT_STRAY_304:
+    case NM_FETCH_EVENT_STRAY_304:
         warn(r, "%s: the server answered 304 Not Modified to a request without conditions", r->url);
         break;
-    case NM_POLICY_EVENT_TOO_MANY_REDIRECTS:
+    case NM_FETCH_EVENT_TOO_MANY_REDIRECTS:
         warn(r, "%s: more than %d redirects", r->url, NM_POLICY_MAX_REDIRECTS);
         break;
-    case NM_POLICY_EVENT_BAD_LOCATION:
+    case NM_FETCH_EVENT_BAD_LOCATION:
         warn(r, "%s: a redirect without a usable Location", r->fetch.final_url);
         break;
-    case NM_POLICY_EVENT_REDIRECT:
+    case NM_FETCH_EVENT_REDIRECT:
         say_redirect(r, n);
         break;
-    case NM_POLICY_EVENT_PARTIAL_KEPT:
+    case NM_FETCH_EVENT_PARTIAL_KEPT:
         nm__cli_size(n->body_len, sz, sizeof(sz));
         warn(r, "kept the %s received in the cache; the next run resumes from there", sz);
         break;
-    case NM_POLICY_EVENT_RESUMING:
+    case NM_FETCH_EVENT_RESUMING:
         nm__cli_size(n->resumed_from, sz, sizeof(sz));
         say(r, "resuming after the %s kept from an interrupted download", sz);
         break;
-    case NM_POLICY_EVENT_RESUME_REFUSED:
+    case NM_FETCH_EVENT_RESUME_REFUSED:
         say(r, "%d %s does not continue the kept partial download; discarded, starting from 0",
             n->resp->status, n->resp->reason);
         break;
-    case NM_POLICY_EVENT_RESUMED:
+    case NM_FETCH_EVENT_RESUMED:
         say_resumed(r, n);
         break;
     }
@@ -733,11 +733,11 @@ static int open_run(struct run *r)
 static int run_get(struct run *r)
 {
     static const int exit_of[] = {
-        [NM_POLICY_DELIVERED] = NM_EXIT_OK,     [NM_POLICY_FAILED_LOCAL] = NM_EXIT_FAILURE,
-        [NM_POLICY_FAILED_URL] = NM_EXIT_USAGE, [NM_POLICY_FAILED_NETWORK] = NM_EXIT_NETWORK,
-        [NM_POLICY_FAILED_HTTP] = NM_EXIT_HTTP, [NM_POLICY_INTERRUPTED] = NM_EXIT_INTERRUPTED,
+        [NM_FETCH_DELIVERED] = NM_EXIT_OK,     [NM_FETCH_FAILED_LOCAL] = NM_EXIT_FAILURE,
+        [NM_FETCH_FAILED_URL] = NM_EXIT_USAGE, [NM_FETCH_FAILED_NETWORK] = NM_EXIT_NETWORK,
+        [NM_FETCH_FAILED_HTTP] = NM_EXIT_HTTP, [NM_FETCH_INTERRUPTED] = NM_EXIT_INTERRUPTED,
     };
-    static const struct nm_policy_hooks hooks = {
+    static const struct nm_fetch_hooks hooks = {
         .perform = perform,
         .progress = on_progress,
         .note = note,
@@ -747,9 +747,9 @@ static int run_get(struct run *r)
     if (status != 0)
         return status;
     const struct opts *o = &r->o;
-    struct nm_policy_hooks h = hooks;
+    struct nm_fetch_hooks h = hooks;
     h.ctx = r;
-    r->fetch = (struct nm_policy_fetch){
+    r->fetch = (struct nm_fetch){
         .policy =
             {
                 .heuristic = !o->no_heuristic,
@@ -766,7 +766,7 @@ static int run_get(struct run *r)
         .store = &r->store,
         .hooks = &h,
     };
-    enum nm_policy_result result = nm_policy_fetch_run(&r->fetch);
+    enum nm_fetch_result result = nm_fetch_run(&r->fetch);
     if (o->follow && strcmp(r->fetch.final_url, r->url) != 0)
         say(r, "final URL: %s", r->fetch.final_url);
     status = exit_of[result];

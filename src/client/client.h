@@ -3,6 +3,7 @@
 #ifndef NOTMOD_CLIENT_CLIENT_H
 #define NOTMOD_CLIENT_CLIENT_H
 
+#include "fetch.h"
 #include "policy.h"
 #include "probes.h"
 #include "store.h"
