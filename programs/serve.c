@@ -257,6 +257,43 @@ static int add_cache_rule(struct nm_config *cfg, const char *arg)
     return 0;
 }
 
+/* The options that take an amount: bytes or seconds. Returns 0, or the usage exit status (said)
+ * for a bad value or an option that is not one of them. */
+static int set_amount(struct nm_config *cfg, int opt, const char *arg)
+{
+    long long v;
+    switch (opt) {
+    case OPT_COMPRESS_MAX_SIZE:
+    case OPT_COMPRESS_CACHE:
+    case OPT_HASH_THRESHOLD:
+        if (!parse_uint(arg, LLONG_MAX, &v))
+            return bad("--%s wants a number of bytes, not '%s'", option_name(opt), arg);
+        if (opt == OPT_COMPRESS_MAX_SIZE)
+            cfg->compress_max_bytes = (uint64_t)v;
+        else if (opt == OPT_COMPRESS_CACHE)
+            cfg->compress_cache_bytes = (uint64_t)v;
+        else
+            cfg->hash_threshold_bytes = (uint64_t)v;
+        return 0;
+    case OPT_HEADER_TIMEOUT:
+    case OPT_IDLE_TIMEOUT:
+    case OPT_SEND_TIMEOUT: {
+        if (!parse_uint(arg, 86400, &v) || v == 0)
+            return bad("--%s wants seconds from 1 to 86400, not '%s'", option_name(opt), arg);
+        unsigned ms = (unsigned)v * 1000;
+        if (opt == OPT_HEADER_TIMEOUT)
+            cfg->header_timeout_ms = ms;
+        else if (opt == OPT_IDLE_TIMEOUT)
+            cfg->idle_timeout_ms = ms;
+        else
+            cfg->send_timeout_ms = ms;
+        return 0;
+    }
+    default:
+        return NM_EXIT_USAGE;
+    }
+}
+
 static int parse_args(int argc, char **argv, struct nm_config *cfg)
 {
     bool quiet = false, log_set = false;
@@ -341,35 +378,6 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         case OPT_NO_COMPRESS:
             cfg->compress = opt == OPT_COMPRESS;
             break;
-        case OPT_COMPRESS_MAX_SIZE:
-        case OPT_COMPRESS_CACHE:
-            if (!parse_uint(optarg, LLONG_MAX, &v))
-                return bad("--%s wants a number of bytes, not '%s'", option_name(opt), optarg);
-            if (opt == OPT_COMPRESS_MAX_SIZE)
-                cfg->compress_max_bytes = (uint64_t)v;
-            else
-                cfg->compress_cache_bytes = (uint64_t)v;
-            break;
-        case OPT_HASH_THRESHOLD:
-            if (!parse_uint(optarg, LLONG_MAX, &v))
-                return bad("--hash-threshold wants a number of bytes, not '%s'", optarg);
-            cfg->hash_threshold_bytes = (uint64_t)v;
-            break;
-        case OPT_HEADER_TIMEOUT:
-        case OPT_IDLE_TIMEOUT:
-        case OPT_SEND_TIMEOUT: {
-            if (!parse_uint(optarg, 86400, &v) || v == 0)
-                return bad("--%s wants seconds from 1 to 86400, not '%s'", option_name(opt),
-                           optarg);
-            unsigned ms = (unsigned)v * 1000;
-            if (opt == OPT_HEADER_TIMEOUT)
-                cfg->header_timeout_ms = ms;
-            else if (opt == OPT_IDLE_TIMEOUT)
-                cfg->idle_timeout_ms = ms;
-            else
-                cfg->send_timeout_ms = ms;
-            break;
-        }
         case 'q':
             quiet = true;
             break;
@@ -380,7 +388,9 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
             printf("notmod %s\n", NM_VERSION);
             return -1;
         default:
-            return NM_EXIT_USAGE; /* named by nm__cli_getopt */
+            if (set_amount(cfg, opt, optarg))
+                return NM_EXIT_USAGE; /* an unknown option was named by nm__cli_getopt */
+            break;
         }
     }
     if (argc - optind > 1)
