@@ -39,12 +39,14 @@ static void usage(FILE *out)
             "Lints how a server handles validators: fetches each URL, then sends conditional\n"
             "requests (If-None-Match, If-Modified-Since, If-Match, If-Unmodified-Since,\n"
             "Range with If-Range), a HEAD, a raw request to see the bytes of its 304, and\n"
-            "Accept-Encoding: gzip requests to see whether its codings keep apart.\n"
+            "Accept-Encoding requests to see whether its codings keep apart and decode to\n"
+            "the identity content.\n"
             "Each finding is PASS, WARN or FAIL with the RFC section it rests on.\n\n"
             "options:\n"
             "      --backends HOST:PORT,...  send every request to each backend too (with the\n"
-            "                         URL's Host) and report where ETag, Last-Modified or\n"
-            "                         content disagree, and whether one replica's ETag gets a\n"
+            "                         URL's Host) and report where ETag, Last-Modified,\n"
+            "                         content or the gzip variant disagree, and whether one "
+            "replica's ETag gets a\n"
             "                         304 from the others; one backend is compared with the\n"
             "                         URL's own host\n"
             "      --json             machine-readable output\n"
@@ -93,7 +95,7 @@ struct exchange {
     struct nm_probe_answer raw_answer;
 };
 
-/* Where an exchange's content goes: its hash (the first GET's) and its first and last bytes. */
+/* Where an exchange's content goes: its hash and its first and last bytes. */
 struct body_sink {
     struct nm_hash_stream *hash; /* NULL: not hashed */
     struct nm_probe_body body;
@@ -122,9 +124,11 @@ static void answer_of(const struct nm_client_response *resp, int rc, struct nm_p
 }
 
 /* One request to the target on a fresh connection, so a stray 304 body cannot spoil the next
- * answer; the body goes to `sink` (NULL: discarded). Returns nm_client_perform's result. */
+ * answer; the body goes to `sink` (NULL: discarded), decoded when accept_encoding is set.
+ * Returns nm_client_perform's result. */
 static int perform(struct exchange *x, const char *method, const struct nm_http1_field *fields,
-                   size_t n, struct body_sink *sink, struct nm_client_response *resp)
+                   size_t n, const char *accept_encoding, struct body_sink *sink,
+                   struct nm_client_response *resp)
 {
     struct runner *pr = x->pr;
     struct nm_client_request req = {
@@ -137,6 +141,7 @@ static int perform(struct exchange *x, const char *method, const struct nm_http1
         .stall_timeout_s = pr->timeout_s,
         .timeout_ms = pr->timeout_s * 1000,
         .fresh_connection = true,
+        .accept_encoding = accept_encoding,
         .on_body = sink ? on_body : NULL,
         .ctx = sink,
     };
@@ -170,10 +175,32 @@ static void send_probe(void *io, enum nm_probe_via via, const char *method,
 {
     struct exchange *x = io;
     if (via != NM_PROBE_VIA_RAW) {
+        struct nm_http1_field rest[8];
+        size_t n_rest = 0;
+        char coding[64] = "";
+        /* VIA_DECODED: the Accept-Encoding line goes to libcurl, which then decodes. */
+        for (size_t i = 0; i < n; i++) {
+            if (via == NM_PROBE_VIA_DECODED &&
+                nm_slice_case_eq(fields[i].name, NM_SLICE_LIT("Accept-Encoding")))
+                snprintf(coding, sizeof(coding), "%.*s", (int)fields[i].value.len,
+                         fields[i].value.ptr);
+            else if (n_rest < sizeof(rest) / sizeof(rest[0]))
+                rest[n_rest++] = fields[i];
+        }
         struct body_sink sink = {0};
-        int rc = perform(x, method, fields, n, &sink, &x->pr->other);
+        bool hashed = nm_hash_stream_new(&sink.hash) == 0;
+        int rc = perform(x, method, rest, n_rest, coding[0] ? coding : NULL, &sink, &x->pr->other);
         answer_of(&x->pr->other, rc, out);
+        if (via == NM_PROBE_VIA_DECODED && rc == -EBADMSG && x->pr->other.status) {
+            /* The header section arrived; the content did not decode. */
+            out->status = x->pr->other.status;
+            out->n_fields = x->pr->other.n_headers;
+        }
         out->body = sink.body;
+        if (hashed) {
+            nm_hash_format_hex(nm_hash_stream_digest(sink.hash), out->hash);
+            nm_hash_stream_free(sink.hash);
+        }
         return;
     }
     if (!x->have_raw)
@@ -190,7 +217,7 @@ static int first_get(struct exchange *x, struct nm_probe_report *r)
         snprintf(x->pr->base.error, sizeof(x->pr->base.error), "%s", strerror(-rc));
         return rc;
     }
-    rc = perform(x, "GET", NULL, 0, &sink, &x->pr->base);
+    rc = perform(x, "GET", NULL, 0, NULL, &sink, &x->pr->base);
     nm_hash_format_hex(nm_hash_stream_digest(sink.hash), r->hash);
     nm_hash_stream_free(sink.hash);
     return rc;
@@ -205,7 +232,11 @@ static void check_target(struct runner *pr, struct nm_probe_report *r)
     int rc = first_get(&x, r);
     answer_of(&pr->base, rc, &base);
     nm_probe_learn(r, &base, time(NULL));
-    struct nm_probe_ctx c = {.r = r, .base = &base, .send = send_probe, .io = &x};
+    struct nm_probe_ctx c = {.r = r,
+                             .base = &base,
+                             .send = send_probe,
+                             .io = &x,
+                             .decodes = nm_client_accept_encoding()};
     for (size_t i = 0; i < nm_probes_count; i++)
         nm_probe_run(&nm_probes[i], &c);
     nm_buf_cleanup(&x.raw);
@@ -230,7 +261,7 @@ static void check_replicas(struct runner *pr, const struct nm_probe_report *repo
         struct exchange x = {.pr = pr, .r = &reports[i]};
         struct nm_http1_field inm = {NM_SLICE_LIT("If-None-Match"),
                                      nm_slice_from_cstr(reports[ref].etag)};
-        status[i] = perform(&x, "GET", &inm, 1, NULL, &pr->other) < 0 ? 0 : pr->other.status;
+        status[i] = perform(&x, "GET", &inm, 1, NULL, NULL, &pr->other) < 0 ? 0 : pr->other.status;
     }
     nm_probe_grade_revalidation(reports, n, (size_t)ref, status, out);
     free(status);

@@ -624,19 +624,27 @@ static bool varies_by_coding(const struct nm_probe_answer *a)
     return lists(a, "Vary", "Accept-Encoding");
 }
 
-/* Sends GET with Accept-Encoding: gzip; writes the answer's Content-Encoding to ce and returns
- * true when it is a 200 with one (a failed exchange is the probe's FAIL). */
+/* Sends GET with Accept-Encoding: gzip and keeps what it got in r->gzip; writes the answer's
+ * Content-Encoding to ce and returns true when it is a 200 with one (a failed exchange is the
+ * probe's FAIL). */
 static bool coded_get(const struct nm_probe *p, struct nm_probe_ctx *c, struct nm_probe_answer *a,
                       char *ce, size_t cap)
 {
+    struct nm_probe_variant *v = &c->r->gzip;
     struct nm_http1_field f = GZIP_ONLY;
     c->send(c->io, p->via, "GET", &f, 1, a);
     ce[0] = '\0';
     if (a->err) {
+        v->status = 0;
         add(c->r, p, NM_PROBE_FAIL, p->section, "Accept-Encoding: gzip: the exchange failed: %s",
             a->error);
         return false;
     }
+    v->status = a->status;
+    value_of(a, "Content-Encoding", v->coding, sizeof(v->coding));
+    value_of(a, "ETag", v->etag, sizeof(v->etag));
+    v->length = a->body_bytes;
+    snprintf(v->hash, sizeof(v->hash), "%s", a->hash);
     return a->status == 200 && value_of(a, "Content-Encoding", ce, cap);
 }
 
@@ -794,51 +802,127 @@ static void coding_if_range(const struct nm_probe *p, struct nm_probe_ctx *c)
 }
 
 /* A gzip member (RFC 1952): 1f 8b, method 8, no reserved flag; a 10-byte head, an 8-byte
- * trailer whose ISIZE is the decoded length modulo 2^32. */
-static void gzip_body(const struct nm_probe *p, struct nm_probe_report *r,
-                      const struct nm_probe_answer *a, const char *ce)
+ * trailer whose ISIZE is the decoded length modulo 2^32. Returns true with what passed in ok, or
+ * false after a miss. */
+static bool gzip_framed(const struct nm_probe *p, struct nm_probe_report *r,
+                        const struct nm_probe_answer *a, const char *ce, char *ok, size_t cap)
 {
     const struct nm_probe_body *b = &a->body;
     if (a->body_bytes < 18 || b->head_len < 4 || b->head[0] != 0x1f || b->head[1] != 0x8b ||
         b->head[2] != 8 || (b->head[3] & 0xe0)) {
         miss(r, p, "Content-Encoding: %s, but the %" PRIu64 " bytes are not a gzip member", ce,
              a->body_bytes);
-        return;
+        return false;
     }
     uint32_t isize = (uint32_t)b->tail[4] | (uint32_t)b->tail[5] << 8 | (uint32_t)b->tail[6] << 16 |
                      (uint32_t)b->tail[7] << 24;
-    if (r->coding[0] || b->tail_len != NM_PROBE_BODY_TAIL)
-        pass(r, p, "the Content-Encoding: %s content is a gzip member", ce);
-    else if (isize != (uint32_t)r->length)
+    if (r->coding[0] || b->tail_len != NM_PROBE_BODY_TAIL) {
+        snprintf(ok, cap, "the Content-Encoding: %s content is a gzip member", ce);
+    } else if (isize != (uint32_t)r->length) {
         miss(r, p,
              "the gzip member decodes to %" PRIu32 " bytes (its ISIZE), the identity content has "
              "%" PRIu64 ": another version's bytes",
              isize, r->length);
+        return false;
+    } else {
+        snprintf(ok, cap,
+                 "the gzip content is a gzip member of the identity length (%" PRIu32 " bytes)",
+                 isize);
+    }
+    return true;
+}
+
+/* Whether the content is framed as Content-Encoding ce says (§8.4.1), and a coding that
+ * Accept-Encoding: gzip did not ask for (§12.5.3). Returns true with what passed in ok, or false
+ * after a finding. */
+static bool framed(const struct nm_probe *p, struct nm_probe_report *r,
+                   const struct nm_probe_answer *a, const char *ce, char *ok, size_t cap)
+{
+    const unsigned char *h = a->body.head;
+    if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0)
+        return gzip_framed(p, r, a, ce, ok, cap);
+    if (strcasecmp(ce, "deflate") == 0) {
+        /* RFC 9110 §8.4.1.2: the zlib format (RFC 1950): method 8, a header check of 31. */
+        if (a->body.head_len >= 2 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 &&
+            ((unsigned)h[0] << 8 | h[1]) % 31 == 0) {
+            snprintf(ok, cap, "the Content-Encoding: deflate content starts a zlib stream");
+            return true;
+        }
+        miss(r, p, "Content-Encoding: deflate, but the content is not a zlib stream");
+        return false;
+    }
+    if (strcasecmp(ce, "zstd") == 0 || strcasecmp(ce, "br") == 0)
+        add(r, p, NM_PROBE_FAIL, "12.5.3",
+            "Accept-Encoding: gzip got Content-Encoding: %s, a coding it did not accept", ce);
+    return false;
+}
+
+/* The coding's name as Accept-Encoding lists it: x-gzip is gzip (§8.4.1.3). */
+static const char *coding_name(const char *ce)
+{
+    return strcasecmp(ce, "x-gzip") == 0 ? "gzip" : ce;
+}
+
+/* Whether the list ("deflate, gzip, br") names the coding. */
+static bool decodes(const char *list, const char *coding)
+{
+    size_t pos = 0;
+    struct nm_slice e;
+    if (!list)
+        return false;
+    while (nm_token_list_next(nm_slice_from_cstr(list), &pos, &e))
+        if (nm_slice_case_eq(e, nm_slice_from_cstr(coding)))
+            return true;
+    return false;
+}
+
+/* Sends Accept-Encoding: <coding> with the content decoded by the client and grades what it
+ * decodes to against the identity content's hash: a coding transforms the representation, so
+ * decoding gives back its bytes (§8.4). An identity answer has nothing to decode. */
+static void decoded(const struct nm_probe *p, struct nm_probe_ctx *c, const char *coding)
+{
+    struct nm_probe_report *r = c->r;
+    struct nm_probe_answer a;
+    char ce[64];
+    struct nm_http1_field f = LINE("Accept-Encoding", coding);
+    c->send(c->io, NM_PROBE_VIA_DECODED, "GET", &f, 1, &a);
+    bool coded = value_of(&a, "Content-Encoding", ce, sizeof(ce));
+    if (a.err == -EBADMSG && a.status == 200)
+        miss(r, p, "Content-Encoding: %s does not decode: %s", coded ? ce : coding, a.error);
+    else if (a.err)
+        add(r, p, NM_PROBE_FAIL, p->section, "Accept-Encoding: %s: the exchange failed: %s", coding,
+            a.error);
+    else if (a.status != 200 || !coded)
+        return;
+    else if (strcasecmp(coding_name(ce), coding) != 0)
+        add(r, p, NM_PROBE_FAIL, "12.5.3",
+            "Accept-Encoding: %s got Content-Encoding: %s, a coding it did not accept", coding, ce);
+    else if (strcmp(a.hash, r->hash) != 0)
+        add(r, p, NM_PROBE_FAIL, "8.4",
+            "the %s body decodes to other bytes than the identity body (a stale or wrong "
+            "variant): hash %s, the identity content's %s",
+            ce, a.hash, r->hash);
     else
-        pass(r, p, "the gzip content is a gzip member of the identity length (%" PRIu32 " bytes)",
-             isize);
+        pass(r, p, "the %s content decodes to the identity content's bytes", ce);
 }
 
 static void coding_body(const struct nm_probe *p, struct nm_probe_ctx *c)
 {
+    static const char *const more[] = {"br", "zstd"};
+    struct nm_probe_report *r = c->r;
     struct nm_probe_answer a;
-    char ce[64];
-    if (!coded_get(p, c, &a, ce, sizeof(ce)))
-        return;
-    const unsigned char *h = a.body.head;
-    if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0) {
-        gzip_body(p, c->r, &a, ce);
-    } else if (strcasecmp(ce, "deflate") == 0) {
-        /* RFC 9110 §8.4.1.2: the zlib format (RFC 1950): method 8, a header check of 31. */
-        if (a.body.head_len >= 2 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 &&
-            ((unsigned)h[0] << 8 | h[1]) % 31 == 0)
-            pass(c->r, p, "the Content-Encoding: deflate content starts a zlib stream");
+    char ce[64], ok[160];
+    /* Decoded content is compared with the first GET's, so that one must be identity. */
+    bool comparable = !r->coding[0] && r->hash[0];
+    if (coded_get(p, c, &a, ce, sizeof(ce)) && framed(p, r, &a, ce, ok, sizeof(ok))) {
+        if (comparable && decodes(c->decodes, coding_name(ce)))
+            decoded(p, c, coding_name(ce));
         else
-            miss(c->r, p, "Content-Encoding: deflate, but the content is not a zlib stream");
-    } else if (strcasecmp(ce, "zstd") == 0 || strcasecmp(ce, "br") == 0) {
-        add(c->r, p, NM_PROBE_FAIL, "12.5.3",
-            "Accept-Encoding: gzip got Content-Encoding: %s, a coding it did not accept", ce);
+            pass(r, p, "%s", ok);
     }
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        if (comparable && decodes(c->decodes, more[i]))
+            decoded(p, c, more[i]);
 }
 
 #define ROW(id, rfc, section, level, via, run)                                                     \
@@ -954,6 +1038,47 @@ static void show_replica(const struct nm_probe_report *rep, size_t what, char *o
         snprintf(out, cap, "%s", rep->etag[0] ? rep->etag : "(none)");
 }
 
+/* replicas.coding: what Accept-Encoding: gzip gets, as sent. Variants made on the fly by other
+ * library versions or levels, or a stale precompressed file on one node, give clients moved
+ * between backends other bytes under other validators. */
+static void compare_variants(const struct nm_probe_report *reports, size_t n,
+                             struct nm_probe_report *out)
+{
+    static const struct nm_probe row = REPLICA("replicas.coding", "8.8.3", NM_PROBE_FAIL);
+    const struct nm_probe_variant *first = NULL;
+    bool same_coding = true, same = true;
+    size_t asked = 0;
+    char list[1500] = "";
+    for (size_t i = 0; i < n; i++) {
+        const struct nm_probe_variant *v = &reports[i].gzip;
+        if (!reports[i].got_200 || v->status != 200)
+            continue;
+        asked++;
+        if (!first) {
+            first = v;
+        } else {
+            same_coding &= strcasecmp(first->coding, v->coding) == 0;
+            same &= strcmp(first->etag, v->etag) == 0 && first->length == v->length &&
+                    strcmp(first->hash, v->hash) == 0;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list),
+                 "%s%s: %s, ETag %s, %" PRIu64 " bytes, hash %s", list[0] ? "; " : "",
+                 source_of(&reports[i]), v->coding[0] ? v->coding : "identity",
+                 v->etag[0] ? v->etag : "(none)", v->length, v->hash);
+    }
+    if (asked < 2)
+        return;
+    if (!same_coding)
+        miss(out, &row,
+             "backends disagree on the coding of the answer to Accept-Encoding: gzip: %s", list);
+    else if (!same)
+        miss(out, &row, "backends disagree on the %s variant (Accept-Encoding: gzip): %s",
+             first->coding[0] ? first->coding : "identity", list);
+    else
+        pass(out, &row, "every backend sends the same %s variant to Accept-Encoding: gzip",
+             first->coding[0] ? first->coding : "identity");
+}
+
 bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
                                struct nm_probe_report *out)
 {
@@ -1004,6 +1129,7 @@ bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
             add(out, p, NM_PROBE_FAIL, p->section, "backends disagree on %s: %s", compared[f].label,
                 list);
     }
+    compare_variants(reports, n, out);
     return true;
 }
 

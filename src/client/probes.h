@@ -34,6 +34,15 @@ struct nm_probe_finding {
     char text[400];
 };
 
+/* What Accept-Encoding: gzip got, as received (not decoded). */
+struct nm_probe_variant {
+    int status;      /* 0: not asked, or the exchange failed */
+    char coding[64]; /* its Content-Encoding lines, "" for identity */
+    char etag[256];  /* its ETag lines, "" when absent */
+    uint64_t length; /* of its content as sent */
+    char hash[NM_HASH_HEX_LEN + 1];
+};
+
 /* One target (the URL, or the URL through one backend): what its first GET showed, which the
  * probes build on and the replica comparison reads, and the findings. */
 struct nm_probe_report {
@@ -55,8 +64,9 @@ struct nm_probe_report {
     char etag_flipped[300]; /* with etag_rc == 0: W/ added to a strong tag, taken off a weak one */
     int lm_rc;              /* nm_cachectl_date of Last-Modified */
     int64_t lm;
-    char older[NM_DATE_LEN + 1]; /* a day before Last-Modified, "" when there is no such date */
-    bool ranges;                 /* Range: bytes=0-0 got a 206 (set by the range probe) */
+    char older[NM_DATE_LEN + 1];  /* a day before Last-Modified, "" when there is no such date */
+    bool ranges;                  /* Range: bytes=0-0 got a 206 (set by the range probe) */
+    struct nm_probe_variant gzip; /* set by the coding probes, for the replica comparison */
     struct nm_probe_finding findings[NM_PROBE_MAX_FINDINGS];
     size_t n; /* findings past the cap are dropped */
 };
@@ -82,6 +92,9 @@ struct nm_probe_answer {
     size_t n_fields;
     uint64_t body_bytes;       /* content received; of a raw exchange, the bytes after the head */
     struct nm_probe_body body; /* of a VIA_PERFORM answer (all zero otherwise) */
+    /* Of a VIA_PERFORM answer, the hash of its content as sent; of a VIA_DECODED one, of its
+     * decoded content; "" otherwise. */
+    char hash[NM_HASH_HEX_LEN + 1];
 };
 
 /* Which exchange a probe grades. */
@@ -91,6 +104,9 @@ enum nm_probe_via {
     NM_PROBE_VIA_PERFORM, /* a request of its own, on a fresh connection */
     NM_PROBE_VIA_RAW,     /* the bytes of a 304 as sent (nm_client_raw); the runner sends one raw
                              request a target and gives its answer to every VIA_RAW probe */
+    NM_PROBE_VIA_DECODED, /* as VIA_PERFORM, but the Accept-Encoding line is the client's own:
+                             the content arrives decoded. A content coding that does not decode
+                             fails the exchange with -EBADMSG, keeping status and fields */
 };
 
 /* What a probe works with. */
@@ -102,6 +118,7 @@ struct nm_probe_ctx {
     void (*send)(void *io, enum nm_probe_via via, const char *method,
                  const struct nm_http1_field *fields, size_t n, struct nm_probe_answer *out);
     void *io;
+    const char *decodes; /* the codings VIA_DECODED decodes ("gzip, br"); NULL: none */
 };
 
 /* One probe: a row of the table. */
@@ -137,9 +154,10 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
 void nm_probe_run(const struct nm_probe *p, struct nm_probe_ctx *c);
 
 /* Compares the reports of one URL fetched through each backend (replicas.etag, .last-modified,
- * .content); a report whose backend is NULL is the URL's own host, named so in the findings.
- * The findings go to out. Returns false when fewer than two answered 200 (a FAIL), true when
- * the comparison was made. */
+ * .content, and .coding: the coding, ETag, length and hash of what Accept-Encoding: gzip got,
+ * among the reports whose gzip.status is 200); a report whose backend is NULL is the URL's own
+ * host, named so in the findings. The findings go to out. Returns false when fewer than two
+ * answered 200 (a FAIL), true when the comparison was made. */
 bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
                                struct nm_probe_report *out);
 

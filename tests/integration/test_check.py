@@ -105,6 +105,36 @@ class MixedCodingServer(RawServer):
                     b"" if method == "HEAD" else body)
 
 
+class WrongVariantServer(RawServer):
+    """Serves BODY as identity and, to Accept-Encoding: gzip, the given bytes as its gzip
+    variant, with its own ETag and Vary: a well-behaved server but for the variant's content."""
+
+    BODY = b"one resource, two codings\n" * 20
+
+    def __init__(self, coded):
+        super().__init__()
+        self.coded = coded
+        self.date = http_date(time.time())
+
+    def answer(self, head):
+        method, fields = parse_head(head)
+        coded = "gzip" in fields.get("accept-encoding", "")
+        tag, body = ('"w1-gz"', self.coded) if coded else ('"w1"', self.BODY)
+        common = (f"Date: {self.date}\r\nCache-Control: max-age=60\r\nVary: Accept-Encoding\r\n"
+                  f"Connection: close\r\nETag: {tag}\r\n")
+        inm = fields.get("if-none-match")
+        if inm is not None and tag in inm:
+            return f"HTTP/1.1 304 Not Modified\r\n{common}\r\n".encode()
+        coding = "Content-Encoding: gzip\r\n" if coded else ""
+        return (f"HTTP/1.1 200 OK\r\n{common}{coding}Content-Type: text/plain\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + (
+                    b"" if method == "HEAD" else body)
+
+
+def body_finding(target):
+    return [f for f in target["findings"] if f["check"] == "coding.body"]
+
+
 CODING_PROBES = ("coding.etag", "coding.vary", "coding.304", "coding.304.vary", "coding.if-range",
                  "coding.body")
 
@@ -223,6 +253,43 @@ class Replicas(CheckTestCase):
         self.assertEqual(set(r.values()), {"PASS"}, r)
         self.assertEqual(p.returncode, EXIT_OK)
 
+    def replicas_with_sidecars(self, level_a, level_b):
+        """Two `notmod serve` replicas of one file whose gzip sidecars are made at these levels,
+        both current; returns the replica findings."""
+        body = b"".join(b"line %04d of a page that replicas share\n" % i for i in range(300))
+        t0 = time.time() - 3600
+        roots = []
+        for name, level in (("r1", level_a), ("r2", level_b)):
+            root = os.path.join(self.tmp, name)
+            os.makedirs(root)
+            write_file(os.path.join(root, "v.txt"), body, mtime=t0)
+            write_file(os.path.join(root, "v.txt.gz"),
+                       gzip.compress(body, compresslevel=level, mtime=0), mtime=t0 + 10)
+            roots.append(root)
+        with NotmodServer(roots[0], ["--no-compress"]) as a, \
+                NotmodServer(roots[1], ["--no-compress"]) as b:
+            p, data = check_json("--backends", f"127.0.0.1:{a.port},127.0.0.1:{b.port}",
+                                 a.url("/v.txt"))
+        return p, data["replicas"][0]
+
+    def test_replicas_with_identical_sidecars_agree_on_the_gzip_variant(self):
+        p, rep = self.replicas_with_sidecars(9, 9)
+        r = results(rep)
+        self.assertEqual(set(r.values()), {"PASS"}, rep["findings"])
+        self.assertIn("replicas.coding", r)
+        self.assertEqual(p.returncode, EXIT_OK)
+
+    def test_replicas_with_sidecars_of_other_levels_disagree_on_the_gzip_variant(self):
+        body = b"".join(b"line %04d of a page that replicas share\n" % i for i in range(300))
+        self.assertNotEqual(gzip.compress(body, compresslevel=1, mtime=0),
+                            gzip.compress(body, compresslevel=9, mtime=0))
+        p, rep = self.replicas_with_sidecars(1, 9)
+        r = results(rep)
+        self.assertEqual(r["replicas.coding"], "FAIL", rep["findings"])
+        self.assertEqual(r["replicas.etag"], "PASS")
+        self.assertEqual(r["replicas.content"], "PASS")
+        self.assertEqual(p.returncode, EXIT_FAIL)
+
     def test_a_dead_backend_is_a_network_error(self):
         with NginxServer(self.root) as a:
             p, data = check_json("--backends", f"127.0.0.1:{a.port},127.0.0.1:{free_port()}",
@@ -278,6 +345,47 @@ class Codings(CheckTestCase):
         r = results(data["targets"][0])
         self.assertEqual(r["coding.304"], "FAIL")
         self.assertEqual(r["coding.etag"], "PASS")
+
+    def test_a_sidecar_that_decodes_to_the_identity_content_passes(self):
+        body = b"".join(b"line %04d of a sidecar\n" % i for i in range(100))
+        t0 = time.time() - 3600
+        write_file(os.path.join(self.root, "s.txt"), body, mtime=t0)
+        write_file(os.path.join(self.root, "s.txt.gz"), gzip.compress(body), mtime=t0 + 10)
+        with NotmodServer(self.root, ["--no-compress"]) as srv:
+            p, data = check_json(srv.url("/s.txt"))
+        found = body_finding(data["targets"][0])
+        self.assertEqual([f["result"] for f in found], ["PASS"], found)
+        self.assertIn("decodes to the identity content's bytes", found[0]["message"])
+        self.assertEqual(p.returncode, EXIT_OK)
+
+    def test_a_gzip_variant_of_other_bytes_fails(self):
+        other = WrongVariantServer.BODY.upper()  # same length: the ISIZE cannot tell
+        with WrongVariantServer(gzip.compress(other)) as srv:
+            p, data = check_json(srv.url("/w"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        found = body_finding(data["targets"][0])
+        self.assertEqual([f["result"] for f in found], ["FAIL"], found)
+        self.assertIn("decodes to other bytes than the identity body", found[0]["message"])
+
+    def test_a_gzip_variant_that_is_not_gzip_fails(self):
+        with WrongVariantServer(WrongVariantServer.BODY) as srv:
+            p, data = check_json(srv.url("/w"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        found = body_finding(data["targets"][0])
+        self.assertEqual([f["result"] for f in found], ["FAIL"], found)
+        self.assertIn("not a gzip member", found[0]["message"])
+
+    def test_a_well_framed_gzip_member_with_corrupt_content_does_not_decode(self):
+        gz = bytearray(gzip.compress(WrongVariantServer.BODY, mtime=0))
+        for i in range(12, len(gz) - 10):
+            gz[i] ^= 0x55
+        with WrongVariantServer(bytes(gz)) as srv:
+            p, data = check_json(srv.url("/w"))
+        self.assertEqual(p.returncode, EXIT_FAIL)
+        found = body_finding(data["targets"][0])
+        self.assertEqual([f["result"] for f in found], ["FAIL"], found)
+        self.assertIn("does not decode", found[0]["message"])
+        self.assertEqual(found[0]["section"], "8.4.1")
 
 
 class NotFoundAndRedirects(CheckTestCase):

@@ -20,6 +20,8 @@
     "Date: " D_NOW "\nETag: \"v1\"\nLast-Modified: " D_LM                                          \
     "\nCache-Control: max-age=60\nContent-Type: text/plain"
 #define NO_FINDING (-1)
+#define HASH_ID "0123456789abcdef0123456789abcdef" /* the first GET's content hash */
+#define HASH_OTHER "fedcba9876543210fedcba9876543210"
 
 /* "Name: value" lines separated by '\n' into fields borrowing from text. */
 static size_t fields_of(const char *text, struct nm_http1_field *out, size_t cap)
@@ -55,8 +57,11 @@ struct row {
     /* The answer to every send after the first, when then_status is set. */
     int then_status;
     const char *then_answer;
-    const char *bytes;    /* the answer's content (body_bytes long), or NULL */
-    const char *sent_all; /* a part of the last request's field lines, "Name: value\n"... */
+    const char *bytes;     /* the answer's content (body_bytes long), or NULL */
+    const char *sent_all;  /* a part of the last request's field lines, "Name: value\n"... */
+    const char *decodes;   /* the codings VIA_DECODED decodes, or NULL */
+    int then_err;          /* the errno of every send after the first, when then_status is set */
+    const char *then_hash; /* the hash of those answers' (decoded) content */
 };
 
 /* The canned side of one exchange. */
@@ -67,13 +72,14 @@ struct canned {
     char sent[256];
     char sent_all[1024];
     const char *method;
+    enum nm_probe_via via;
 };
 
 static void send_canned(void *io, enum nm_probe_via via, const char *method,
                         const struct nm_http1_field *fields, size_t n, struct nm_probe_answer *out)
 {
     struct canned *c = io;
-    (void)via;
+    c->via = via;
     c->n_sends++;
     c->method = method;
     if (n > 0)
@@ -85,9 +91,10 @@ static void send_canned(void *io, enum nm_probe_via via, const char *method,
                  "%.*s: %.*s\n", (int)fields[i].name.len, fields[i].name.ptr,
                  (int)fields[i].value.len, fields[i].value.ptr);
     bool then = c->n_sends > 1 && c->row->then_status;
+    int err = then && c->row->then_err ? c->row->then_err : c->row->err;
     *out = (struct nm_probe_answer){
-        .err = c->row->err,
-        .error = c->row->err ? strerror(-c->row->err) : "",
+        .err = err,
+        .error = err ? strerror(-err) : "",
         .status = then ? c->row->then_status : c->row->status,
         .reason = "",
         .fields = c->fields,
@@ -96,6 +103,8 @@ static void send_canned(void *io, enum nm_probe_via via, const char *method,
     };
     if (!then && c->row->bytes)
         nm_probe_body_feed(&out->body, c->row->bytes, c->row->body);
+    if (then && c->row->then_hash)
+        snprintf(out->hash, sizeof(out->hash), "%s", c->row->then_hash);
 }
 
 static void run_row(size_t i, const struct row *row)
@@ -118,8 +127,10 @@ static void run_row(size_t i, const struct row *row)
     cr_assert_not_null(r);
     nm_probe_learn(r, &base, NOW);
     r->ranges = row->ranges;
+    snprintf(r->hash, sizeof(r->hash), "%s", HASH_ID);
     struct canned c = {.row = row};
-    struct nm_probe_ctx ctx = {.r = r, .base = &base, .send = send_canned, .io = &c};
+    struct nm_probe_ctx ctx = {
+        .r = r, .base = &base, .send = send_canned, .io = &c, .decodes = row->decodes};
     nm_probe_run(p, &ctx);
     if (row->want == NO_FINDING) {
         cr_expect_eq(r->n, 0, "row %zu (%s): %s", i, row->id, r->n ? r->findings[0].text : "");
@@ -378,6 +389,35 @@ Test(probes, content_codings_keep_their_own_validators_and_vary)
         {"coding.body", .status = 200, .answer = "Content-Encoding: br", .body = 4, .bytes = "abcd",
          .want = F, .section = "12.5.3", .text = "did not accept"},
         {"coding.body", .status = 200, .answer = "ETag: \"v1\"", .want = NO_FINDING},
+        /* §8.4: decoded by the client, the coded content is the identity content. */
+        {"coding.body", .decodes = "deflate, gzip", .status = 200, .answer = GZ_200, .body = 30,
+         .bytes = GZ_BYTES, .then_status = 200, .then_answer = GZ_200, .then_hash = HASH_ID,
+         .want = P, .text = "gzip content decodes to the identity content's bytes",
+         .sent_all = "Accept-Encoding: gzip\n"},
+        {"coding.body", .decodes = "deflate, gzip", .status = 200, .answer = GZ_200, .body = 30,
+         .bytes = GZ_BYTES, .then_status = 200, .then_answer = GZ_200, .then_hash = HASH_OTHER,
+         .want = F, .section = "8.4", .text = "decodes to other bytes than the identity body"},
+        {"coding.body", .decodes = "deflate, gzip", .status = 200, .answer = GZ_200, .body = 30,
+         .bytes = GZ_BYTES, .then_status = 200, .then_answer = GZ_200, .then_err = -EBADMSG,
+         .want = F, .text = "Content-Encoding: gzip does not decode"},
+        {"coding.body", .decodes = "deflate, gzip", .status = 200, .answer = GZ_200, .body = 30,
+         .bytes = GZ_BYTES, .then_status = 200, .then_answer = GZ_200, .then_err = -ECONNRESET,
+         .want = F, .text = "the exchange failed"},
+        /* Not a gzip member: no decoding asked for. */
+        {"coding.body", .decodes = "gzip", .status = 200, .answer = GZ_200, .body = LEN,
+         .bytes = "0123456789", .want = F, .text = "not a gzip member"},
+        /* br and zstd are asked for on their own when the client decodes them. */
+        {"coding.body", .decodes = "gzip, br", .status = 200, .answer = "ETag: \"v1\"",
+         .then_status = 200, .then_answer = "Content-Encoding: br", .then_hash = HASH_ID, .want = P,
+         .text = "br content decodes", .sent_all = "Accept-Encoding: br\n"},
+        {"coding.body", .decodes = "zstd", .status = 200, .answer = "ETag: \"v1\"",
+         .then_status = 200, .then_answer = "Content-Encoding: zstd", .then_hash = HASH_OTHER,
+         .want = F, .section = "8.4", .text = "zstd body decodes to other bytes"},
+        {"coding.body", .decodes = "br", .status = 200, .answer = "ETag: \"v1\"",
+         .then_status = 200, .then_answer = "Content-Encoding: gzip", .want = F,
+         .section = "12.5.3", .text = "Accept-Encoding: br got Content-Encoding: gzip"},
+        {"coding.body", .decodes = "br", .status = 200, .answer = "ETag: \"v1\"",
+         .then_status = 200, .then_answer = "ETag: \"v1\"", .want = NO_FINDING},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         run_row(i, &rows[i]);
@@ -493,6 +533,55 @@ Test(probes, replicas_are_compared_on_etag_last_modified_and_content)
         cr_expect_eq(level_of(out, "replicas.content"), rows[i].content, "row %zu", i);
         free(out);
     }
+}
+
+/* A replica whose Accept-Encoding: gzip got this coding, ETag, length and hash. */
+static struct nm_probe_report replica_gzip(const char *backend, const char *coding,
+                                           const char *etag, uint64_t length, const char *hash)
+{
+    struct nm_probe_report r = replica(backend, "\"v1\"", D_LM, "aa");
+    r.gzip.status = 200;
+    snprintf(r.gzip.coding, sizeof(r.gzip.coding), "%s", coding);
+    snprintf(r.gzip.etag, sizeof(r.gzip.etag), "%s", etag);
+    r.gzip.length = length;
+    snprintf(r.gzip.hash, sizeof(r.gzip.hash), "%s", hash);
+    return r;
+}
+
+Test(probes, replicas_must_agree_on_the_gzip_variant)
+{
+    static const struct {
+        const char *coding, *etag;
+        uint64_t length;
+        const char *hash;
+        enum nm_probe_level want;
+        const char *text;
+    } rows[] = {
+        {"gzip", "\"v1-gz\"", 30, "gg", P, "the same gzip variant"},
+        {"gzip", "\"v1-gz2\"", 30, "gg", F, "disagree on the gzip variant"},
+        {"gzip", "\"v1-gz\"", 31, "hh", F, "disagree on the gzip variant"},
+        {"gzip", "\"v1-gz\"", 30, "hh", F, "disagree on the gzip variant"},
+        {"", "\"v1\"", LEN, "aa", F, "disagree on the coding"},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct nm_probe_report reports[2] = {
+            replica_gzip("a:80", "gzip", "\"v1-gz\"", 30, "gg"),
+            replica_gzip("b:80", rows[i].coding, rows[i].etag, rows[i].length, rows[i].hash)};
+        struct nm_probe_report *out = calloc(1, sizeof(*out));
+        cr_assert(nm_probe_compare_replicas(reports, 2, out));
+        cr_expect_eq(level_of(out, "replicas.coding"), rows[i].want, "row %zu", i);
+        cr_expect_not_null(strstr(out->findings[out->n - 1].text, rows[i].text), "row %zu: %s", i,
+                           out->findings[out->n - 1].text);
+        free(out);
+    }
+    /* Without two gzip answers there is nothing to compare. */
+    struct nm_probe_report reports[2] = {replica_gzip("a:80", "gzip", "\"v1-gz\"", 30, "gg"),
+                                         replica("b:80", "\"v1\"", D_LM, "aa")};
+    struct nm_probe_report *out = calloc(1, sizeof(*out));
+    cr_assert(nm_probe_compare_replicas(reports, 2, out));
+    for (size_t k = 0; k < out->n; k++)
+        cr_expect_str_neq(out->findings[k].check, "replicas.coding");
+    free(out);
 }
 
 Test(probes, one_backend_is_compared_with_the_urls_own_host)
