@@ -2,6 +2,7 @@
  * RFC 9111) sections and levels; the content codings a server keeps apart (§8.4, §8.8.3,
  * §12.5.5); the replica comparison (§8.8). */
 #include "probes.h"
+#include "probes_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,10 +30,10 @@ vadd(struct nm_probe_report *r, const struct nm_probe *p, enum nm_probe_level le
 }
 
 /* A finding at `level` resting on `section`, where the probe's own row does not say it. */
-__attribute__((format(printf, 5, 6))) static void add(struct nm_probe_report *r,
-                                                      const struct nm_probe *p,
-                                                      enum nm_probe_level level,
-                                                      const char *section, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) void nm__probe_add(struct nm_probe_report *r,
+                                                         const struct nm_probe *p,
+                                                         enum nm_probe_level level,
+                                                         const char *section, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -41,8 +42,8 @@ __attribute__((format(printf, 5, 6))) static void add(struct nm_probe_report *r,
 }
 
 /* The probe's requirement is met. */
-__attribute__((format(printf, 3, 4))) static void
-pass(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) void
+nm__probe_pass(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -51,8 +52,8 @@ pass(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
 }
 
 /* The probe's requirement is missed: a finding at its row's level. */
-__attribute__((format(printf, 3, 4))) static void
-miss(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) void
+nm__probe_miss(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -60,18 +61,18 @@ miss(struct nm_probe_report *r, const struct nm_probe *p, const char *fmt, ...)
     va_end(ap);
 }
 
-static struct nm_field field(const struct nm_probe_answer *a, const char *name,
-                             struct nm_slice *lines)
+struct nm_field nm__probe_field(const struct nm_probe_answer *a, const char *name,
+                                struct nm_slice *lines)
 {
     return nm_cachectl_field(a->fields, a->n_fields, name, lines, NM_CACHECTL_MAX_LINES);
 }
 
 /* The lines of a field joined with ", " as a C string in out ("" when absent); true when
  * present. */
-static bool value_of(const struct nm_probe_answer *a, const char *name, char *out, size_t cap)
+bool nm__probe_value_of(const struct nm_probe_answer *a, const char *name, char *out, size_t cap)
 {
     struct nm_slice l[NM_CACHECTL_MAX_LINES];
-    struct nm_field f = field(a, name, l);
+    struct nm_field f = nm__probe_field(a, name, l);
     out[0] = '\0';
     if (!f.n_lines)
         return false;
@@ -95,9 +96,9 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
     r->reachable = base->err == 0;
     r->got_200 = r->reachable && base->status == 200;
     r->length = base->body_bytes;
-    r->date_rc = nm_cachectl_date(field(base, "Date", l), now, &r->date);
-    value_of(base, "ETag", r->etag, sizeof(r->etag));
-    struct nm_field ef = field(base, "ETag", l);
+    r->date_rc = nm_cachectl_date(nm__probe_field(base, "Date", l), now, &r->date);
+    nm__probe_value_of(base, "ETag", r->etag, sizeof(r->etag));
+    struct nm_field ef = nm__probe_field(base, "ETag", l);
     struct nm_etag tag;
     r->etag_rc = -ENOENT;
     if (ef.n_lines > 0)
@@ -110,9 +111,9 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
         else
             snprintf(r->etag_flipped, sizeof(r->etag_flipped), "W/%.*s", len, tag.opaque.ptr);
     }
-    value_of(base, "Last-Modified", r->last_modified, sizeof(r->last_modified));
-    value_of(base, "Content-Encoding", r->coding, sizeof(r->coding));
-    r->lm_rc = nm_cachectl_date(field(base, "Last-Modified", l), now, &r->lm);
+    nm__probe_value_of(base, "Last-Modified", r->last_modified, sizeof(r->last_modified));
+    nm__probe_value_of(base, "Content-Encoding", r->coding, sizeof(r->coding));
+    r->lm_rc = nm_cachectl_date(nm__probe_field(base, "Last-Modified", l), now, &r->lm);
     r->older[0] = '\0';
     if (r->lm_rc == 0 && r->lm >= 86400)
         nm_date_format(r->lm - 86400, r->older);
@@ -123,7 +124,7 @@ void nm_probe_learn(struct nm_probe_report *r, const struct nm_probe_answer *bas
 static void fetch(const struct nm_probe *p, struct nm_probe_ctx *c)
 {
     if (c->base->err)
-        miss(c->r, p, "GET failed: %s", c->base->error);
+        nm__probe_miss(c->r, p, "GET failed: %s", c->base->error);
 }
 
 static void get(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -132,16 +133,18 @@ static void get(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (a->err)
         return;
     char location[512];
-    if (a->status >= 300 && a->status < 400 && value_of(a, "Location", location, sizeof(location)))
-        miss(c->r, p,
-             "GET answered %d %s with Location: %s; the probes need a URL that answers 200 "
-             "(check that one)",
-             a->status, a->reason, location);
+    if (a->status >= 300 && a->status < 400 &&
+        nm__probe_value_of(a, "Location", location, sizeof(location)))
+        nm__probe_miss(
+            c->r, p,
+            "GET answered %d %s with Location: %s; the probes need a URL that answers 200 "
+            "(check that one)",
+            a->status, a->reason, location);
     else if (a->status != 200)
-        miss(c->r, p, "GET answered %d %s; the probes need a URL that answers 200", a->status,
-             a->reason);
+        nm__probe_miss(c->r, p, "GET answered %d %s; the probes need a URL that answers 200",
+                       a->status, a->reason);
     else
-        pass(c->r, p, "GET -> 200, %" PRIu64 " bytes", a->body_bytes);
+        nm__probe_pass(c->r, p, "GET -> 200, %" PRIu64 " bytes", a->body_bytes);
 }
 
 /* The validators and caching fields of the 200 (§6.6.1, §8.8, RFC 9111 §5.2). */
@@ -149,11 +152,11 @@ static void get(const struct nm_probe *p, struct nm_probe_ctx *c)
 static void date(const struct nm_probe *p, struct nm_probe_ctx *c)
 {
     if (c->r->date_rc == -ENOENT)
-        miss(c->r, p, "no Date: an origin server with a clock must send it");
+        nm__probe_miss(c->r, p, "no Date: an origin server with a clock must send it");
     else if (c->r->date_rc < 0)
-        miss(c->r, p, "Date is not one valid HTTP-date");
+        nm__probe_miss(c->r, p, "Date is not one valid HTTP-date");
     else
-        pass(c->r, p, "Date is a valid HTTP-date");
+        nm__probe_pass(c->r, p, "Date is a valid HTTP-date");
 }
 
 static void etag(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -161,12 +164,12 @@ static void etag(const struct nm_probe *p, struct nm_probe_ctx *c)
     struct nm_probe_report *r = c->r;
     /* §8.8.3: an origin server SHOULD send an ETag; one it sends MUST be well-formed. */
     if (r->etag_rc == -ENOENT)
-        add(r, p, NM_PROBE_WARN, p->section,
-            "no ETag: clients can revalidate only by date, to the second");
+        nm__probe_add(r, p, NM_PROBE_WARN, p->section,
+                      "no ETag: clients can revalidate only by date, to the second");
     else if (r->etag_rc < 0)
-        miss(r, p, "ETag %s is not one valid entity-tag", r->etag);
+        nm__probe_miss(r, p, "ETag %s is not one valid entity-tag", r->etag);
     else
-        pass(r, p, "ETag %s is well-formed", r->etag);
+        nm__probe_pass(r, p, "ETag %s is well-formed", r->etag);
 }
 
 static void etag_strength(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -174,10 +177,11 @@ static void etag_strength(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (c->r->etag_rc != 0)
         return;
     if (c->r->strong)
-        pass(c->r, p, "strong ETag: usable with If-Match and If-Range");
+        nm__probe_pass(c->r, p, "strong ETag: usable with If-Match and If-Range");
     else
-        miss(c->r, p,
-             "weak ETag: If-Range and If-Match never match it, so resumed downloads restart");
+        nm__probe_miss(
+            c->r, p,
+            "weak ETag: If-Range and If-Match never match it, so resumed downloads restart");
 }
 
 static void last_modified(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -186,17 +190,19 @@ static void last_modified(const struct nm_probe *p, struct nm_probe_ctx *c)
     const char *lm = r->last_modified;
     char fixed[NM_DATE_LEN + 1];
     if (r->lm_rc == -ENOENT) {
-        add(r, p, NM_PROBE_WARN, p->section,
+        nm__probe_add(
+            r, p, NM_PROBE_WARN, p->section,
             "no Last-Modified: date-based clients (wget -N, If-Modified-Since) always download");
     } else if (r->lm_rc < 0) {
-        miss(r, p, "Last-Modified %s is not a valid HTTP-date", lm);
+        nm__probe_miss(r, p, "Last-Modified %s is not a valid HTTP-date", lm);
     } else {
         nm_date_format(r->lm, fixed);
         if (strcmp(fixed, lm) != 0)
-            add(r, p, NM_PROBE_WARN, "5.6.7",
+            nm__probe_add(
+                r, p, NM_PROBE_WARN, "5.6.7",
                 "Last-Modified %s is valid but not in the IMF-fixdate form senders must use", lm);
         else
-            pass(r, p, "Last-Modified %s is well-formed", lm);
+            nm__probe_pass(r, p, "Last-Modified %s is well-formed", lm);
     }
 }
 
@@ -206,9 +212,9 @@ static void last_modified_date(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (r->lm_rc != 0 || r->date_rc != 0)
         return;
     if (r->lm > r->date)
-        miss(r, p, "Last-Modified is %" PRId64 " s after Date", r->lm - r->date);
+        nm__probe_miss(r, p, "Last-Modified is %" PRId64 " s after Date", r->lm - r->date);
     else
-        pass(r, p, "Last-Modified is not after Date");
+        nm__probe_pass(r, p, "Last-Modified is not after Date");
 }
 
 static void cache_control(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -216,24 +222,24 @@ static void cache_control(const struct nm_probe *p, struct nm_probe_ctx *c)
     char buf[512];
     struct nm_slice l[NM_CACHECTL_MAX_LINES];
     struct nm_cachectl cc;
-    if (value_of(c->base, "Cache-Control", buf, sizeof(buf))) {
-        nm_cachectl_parse(field(c->base, "Cache-Control", l), &cc);
+    if (nm__probe_value_of(c->base, "Cache-Control", buf, sizeof(buf))) {
+        nm_cachectl_parse(nm__probe_field(c->base, "Cache-Control", l), &cc);
         if (cc.flags & (NM_CACHECTL_MALFORMED | NM_CACHECTL_INVALID_FRESHNESS))
-            miss(c->r, p, "Cache-Control: %s has malformed or conflicting directives", buf);
+            nm__probe_miss(c->r, p, "Cache-Control: %s has malformed or conflicting directives",
+                           buf);
         else
-            pass(c->r, p, "Cache-Control: %s", buf);
-    } else if (value_of(c->base, "Expires", buf, sizeof(buf))) {
-        add(c->r, p, NM_PROBE_PASS, "5.3", "no Cache-Control, but Expires: %s", buf);
+            nm__probe_pass(c->r, p, "Cache-Control: %s", buf);
+    } else if (nm__probe_value_of(c->base, "Expires", buf, sizeof(buf))) {
+        nm__probe_add(c->r, p, NM_PROBE_PASS, "5.3", "no Cache-Control, but Expires: %s", buf);
     } else {
-        add(c->r, p, NM_PROBE_WARN, "4.2.2",
+        nm__probe_add(
+            c->r, p, NM_PROBE_WARN, "4.2.2",
             "no Cache-Control or Expires: caches may reuse the response without asking for a "
             "tenth of its age since Last-Modified (heuristic freshness)");
     }
 }
 
 /* Conditional requests (§13.1, §13.2.2), each graded by its status. */
-
-#define LINE(name, value) ((struct nm_http1_field){NM_SLICE_LIT(name), nm_slice_from_cstr(value)})
 
 /* Sends `what` (field lines f[0..n)): `want` passes, any other status misses with `why`. */
 static void expect(const struct nm_probe *p, struct nm_probe_ctx *c, const char *what, int want,
@@ -242,11 +248,12 @@ static void expect(const struct nm_probe *p, struct nm_probe_ctx *c, const char 
     struct nm_probe_answer a;
     c->send(c->io, p->via, "GET", f, n, &a);
     if (a.err)
-        add(c->r, p, NM_PROBE_FAIL, p->section, "%s: the exchange failed: %s", what, a.error);
+        nm__probe_add(c->r, p, NM_PROBE_FAIL, p->section, "%s: the exchange failed: %s", what,
+                      a.error);
     else if (a.status == want)
-        pass(c->r, p, "%s -> %d", what, a.status);
+        nm__probe_pass(c->r, p, "%s -> %d", what, a.status);
     else
-        miss(c->r, p, "%s -> %d, expected %d: %s", what, a.status, want, why);
+        nm__probe_miss(c->r, p, "%s -> %d, expected %d: %s", what, a.status, want, why);
 }
 
 /* expect() with one field line and the row's want and why. */
@@ -353,31 +360,32 @@ static void range_answer(const struct nm_probe *p, struct nm_probe_report *r,
                          const struct nm_probe_answer *a)
 {
     char cr[512], want[64];
-    value_of(a, "Content-Range", cr, sizeof(cr));
+    nm__probe_value_of(a, "Content-Range", cr, sizeof(cr));
     if (a->status == 206) {
         snprintf(want, sizeof(want), "bytes 0-0/%" PRIu64, r->length);
         if (strcmp(cr, want) == 0 && a->body_bytes == 1)
-            pass(r, p, "Range: bytes=0-0 -> 206, %s", cr);
+            nm__probe_pass(r, p, "Range: bytes=0-0 -> 206, %s", cr);
         else
-            add(r, p, NM_PROBE_FAIL, "14.4",
-                "Range: bytes=0-0 -> 206 with Content-Range '%s' and %" PRIu64
-                " bytes; expected '%s' and 1 byte",
-                cr, a->body_bytes, want);
+            nm__probe_add(r, p, NM_PROBE_FAIL, "14.4",
+                          "Range: bytes=0-0 -> 206 with Content-Range '%s' and %" PRIu64
+                          " bytes; expected '%s' and 1 byte",
+                          cr, a->body_bytes, want);
     } else if (a->status == 200) {
-        add(r, p, NM_PROBE_WARN, p->section,
-            "Range: bytes=0-0 -> 200: ranges are not supported, downloads cannot resume");
+        nm__probe_add(r, p, NM_PROBE_WARN, p->section,
+                      "Range: bytes=0-0 -> 200: ranges are not supported, downloads cannot resume");
     } else if (a->status == 416 && r->length == 0) {
         /* An empty representation has no byte 0 (§14.1.2): 416 is the right answer. */
         if (strcmp(cr, "bytes */0") == 0)
-            add(r, p, NM_PROBE_PASS, "15.5.17",
-                "Range: bytes=0-0 of an empty representation -> 416, %s", cr);
+            nm__probe_add(r, p, NM_PROBE_PASS, "15.5.17",
+                          "Range: bytes=0-0 of an empty representation -> 416, %s", cr);
         else
-            add(r, p, NM_PROBE_FAIL, "15.5.17",
+            nm__probe_add(
+                r, p, NM_PROBE_FAIL, "15.5.17",
                 "Range: bytes=0-0 of an empty representation -> 416 with Content-Range '%s'; "
                 "expected 'bytes */0'",
                 cr);
     } else {
-        miss(r, p, "Range: bytes=0-0 -> %d", a->status);
+        nm__probe_miss(r, p, "Range: bytes=0-0 -> %d", a->status);
     }
 }
 
@@ -387,7 +395,7 @@ static void range(const struct nm_probe *p, struct nm_probe_ctx *c)
     struct nm_probe_answer a;
     c->send(c->io, p->via, "GET", &f, 1, &a);
     if (a.err) {
-        miss(c->r, p, "Range: bytes=0-0: the exchange failed: %s", a.error);
+        nm__probe_miss(c->r, p, "Range: bytes=0-0: the exchange failed: %s", a.error);
         return;
     }
     c->r->ranges = a.status == 206;
@@ -423,8 +431,8 @@ static void head_diff(const struct nm_probe_ctx *c, const struct nm_probe_answer
     size_t k = 0;
     diff[0] = '\0';
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
-        bool px = value_of(c->base, same[i], x, sizeof(x));
-        bool py = value_of(a, same[i], y, sizeof(y));
+        bool px = nm__probe_value_of(c->base, same[i], x, sizeof(x));
+        bool py = nm__probe_value_of(a, same[i], y, sizeof(y));
         if (px != py || strcmp(x, y) != 0) {
             int n = snprintf(diff + k, cap - k, "%s%s: GET '%s', HEAD '%s'", k ? "; " : "", same[i],
                              x, y);
@@ -432,7 +440,7 @@ static void head_diff(const struct nm_probe_ctx *c, const struct nm_probe_answer
                 k += (size_t)n < cap - k ? (size_t)n : cap - k - 1;
         }
     }
-    if (value_of(a, "Content-Length", y, sizeof(y))) {
+    if (nm__probe_value_of(a, "Content-Length", y, sizeof(y))) {
         snprintf(x, sizeof(x), "%" PRIu64, c->r->length);
         if (strcmp(x, y) != 0)
             snprintf(diff + k, cap - k, "%sContent-Length: HEAD '%s', GET sent %s bytes",
@@ -448,19 +456,20 @@ static void head(const struct nm_probe *p, struct nm_probe_ctx *c)
     char diff[4 * (256 + 256 + 48)];
     c->send(c->io, p->via, "HEAD", NULL, 0, &a);
     if (a.err) {
-        miss(c->r, p, "HEAD: the exchange failed: %s", a.error);
+        nm__probe_miss(c->r, p, "HEAD: the exchange failed: %s", a.error);
         return;
     }
     head_diff(c, &a, diff, sizeof(diff));
     if (a.status != 200)
-        miss(c->r, p, "HEAD -> %d, GET -> 200", a.status);
+        nm__probe_miss(c->r, p, "HEAD -> %d, GET -> 200", a.status);
     else if (a.body_bytes > 0)
-        miss(c->r, p, "HEAD answered with %" PRIu64 " bytes of content", a.body_bytes);
+        nm__probe_miss(c->r, p, "HEAD answered with %" PRIu64 " bytes of content", a.body_bytes);
     else if (diff[0])
         /* §9.3.2: the same fields SHOULD be sent; a server may leave some out. */
-        add(c->r, p, NM_PROBE_WARN, p->section, "HEAD disagrees with GET: %s", diff);
+        nm__probe_add(c->r, p, NM_PROBE_WARN, p->section, "HEAD disagrees with GET: %s", diff);
     else
-        pass(c->r, p, "HEAD agrees with GET (ETag, Last-Modified, Content-Type, Content-Length)");
+        nm__probe_pass(c->r, p,
+                       "HEAD agrees with GET (ETag, Last-Modified, Content-Type, Content-Length)");
 }
 
 /* The bytes of a 304 (§15.4.5), from one raw request with the 200's validator. */
@@ -497,21 +506,21 @@ static void shape_304(const struct nm_probe *p, struct nm_probe_ctx *c)
     struct nm_probe_answer a;
     const char *what = raw_304(p, c, &a);
     if (what && a.err)
-        miss(c->r, p, "raw %s: no readable response (%s)", what, a.error);
+        nm__probe_miss(c->r, p, "raw %s: no readable response (%s)", what, a.error);
 }
 
 static void etag_304(const struct nm_probe *p, struct nm_probe_ctx *c)
 {
     struct nm_probe_answer a;
     char had[256], has[256];
-    if (!got_304(p, c, &a) || !value_of(c->base, "ETag", had, sizeof(had)))
+    if (!got_304(p, c, &a) || !nm__probe_value_of(c->base, "ETag", had, sizeof(had)))
         return;
-    if (!value_of(&a, "ETag", has, sizeof(has)))
-        miss(c->r, p, "the 304 has no ETag; the 200 has %s", had);
+    if (!nm__probe_value_of(&a, "ETag", has, sizeof(has)))
+        nm__probe_miss(c->r, p, "the 304 has no ETag; the 200 has %s", had);
     else if (strcmp(had, has) != 0)
-        miss(c->r, p, "the 304 has ETag %s; the 200 has %s", has, had);
+        nm__probe_miss(c->r, p, "the 304 has ETag %s; the 200 has %s", has, had);
     else
-        pass(c->r, p, "the 304 carries the 200's ETag %s", has);
+        nm__probe_pass(c->r, p, "the 304 carries the 200's ETag %s", has);
 }
 
 static void fields_304(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -523,18 +532,19 @@ static void fields_304(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (!got_304(p, c, &a))
         return;
     for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++) {
-        if (!value_of(c->base, must[i], x, sizeof(x)))
+        if (!nm__probe_value_of(c->base, must[i], x, sizeof(x)))
             continue;
-        char *list = value_of(&a, must[i], x, sizeof(x)) ? kept : missing;
+        char *list = nm__probe_value_of(&a, must[i], x, sizeof(x)) ? kept : missing;
         snprintf(list + strlen(list), sizeof(missing) - strlen(list), "%s%s", list[0] ? ", " : "",
                  must[i]);
     }
     if (missing[0])
-        miss(c->r, p, "the 304 lacks %s, which the 200 sends: caches cannot update their copy",
-             missing);
+        nm__probe_miss(c->r, p,
+                       "the 304 lacks %s, which the 200 sends: caches cannot update their copy",
+                       missing);
     else
-        pass(c->r, p, "the 304 repeats the 200's %s",
-             kept[0] ? kept : "(no caching fields to repeat)");
+        nm__probe_pass(c->r, p, "the 304 repeats the 200's %s",
+                       kept[0] ? kept : "(no caching fields to repeat)");
 }
 
 static void body_304(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -543,12 +553,13 @@ static void body_304(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (!got_304(p, c, &a))
         return;
     if (a.body_bytes > 0)
-        miss(c->r, p,
-             "%" PRIu64 " bytes follow the 304's header section: a 304 has no content, and on a "
-             "kept-alive connection they corrupt the next response",
-             a.body_bytes);
+        nm__probe_miss(c->r, p,
+                       "%" PRIu64
+                       " bytes follow the 304's header section: a 304 has no content, and on a "
+                       "kept-alive connection they corrupt the next response",
+                       a.body_bytes);
     else
-        pass(c->r, p, "the 304 has no content");
+        nm__probe_pass(c->r, p, "the 304 has no content");
 }
 
 static void content_type_304(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -557,11 +568,12 @@ static void content_type_304(const struct nm_probe *p, struct nm_probe_ctx *c)
     char ct[256];
     if (!got_304(p, c, &a))
         return;
-    if (value_of(&a, "Content-Type", ct, sizeof(ct)))
-        miss(c->r, p,
-             "the 304 sends Content-Type: %s (representation metadata a 304 should not send)", ct);
+    if (nm__probe_value_of(&a, "Content-Type", ct, sizeof(ct)))
+        nm__probe_miss(
+            c->r, p,
+            "the 304 sends Content-Type: %s (representation metadata a 304 should not send)", ct);
     else
-        pass(c->r, p, "the 304 sends no Content-Type");
+        nm__probe_pass(c->r, p, "the 304 sends no Content-Type");
 }
 
 static void content_length_304(const struct nm_probe *p, struct nm_probe_ctx *c)
@@ -571,359 +583,19 @@ static void content_length_304(const struct nm_probe *p, struct nm_probe_ctx *c)
     if (!got_304(p, c, &a))
         return;
     snprintf(want, sizeof(want), "%" PRIu64, c->r->length);
-    if (!value_of(&a, "Content-Length", cl, sizeof(cl)))
-        pass(c->r, p, "the 304 sends no Content-Length");
+    if (!nm__probe_value_of(&a, "Content-Length", cl, sizeof(cl)))
+        nm__probe_pass(c->r, p, "the 304 sends no Content-Length");
     else if (strcmp(cl, want) != 0)
-        miss(c->r, p, "the 304 sends Content-Length: %s; only the 200's length (%s) is allowed", cl,
-             want);
+        nm__probe_miss(c->r, p,
+                       "the 304 sends Content-Length: %s; only the 200's length (%s) is allowed",
+                       cl, want);
     else
-        pass(c->r, p, "the 304's Content-Length equals the 200's (%s)", cl);
+        nm__probe_pass(c->r, p, "the 304's Content-Length equals the 200's (%s)", cl);
 }
 
 /* Content codings (§8.4): variants chosen by Accept-Encoding (§12.5.3) are representations of
  * their own, with their own strong validators (§8.8.1, §8.8.3), and responses that depend on
  * Accept-Encoding say so in Vary (§12.5.5). */
-
-void nm_probe_body_feed(struct nm_probe_body *b, const void *data, size_t len)
-{
-    const unsigned char *d = data;
-    size_t take = len < NM_PROBE_BODY_HEAD - b->head_len ? len : NM_PROBE_BODY_HEAD - b->head_len;
-    memcpy(b->head + b->head_len, d, take);
-    b->head_len += take;
-    if (len >= NM_PROBE_BODY_TAIL) {
-        memcpy(b->tail, d + len - NM_PROBE_BODY_TAIL, NM_PROBE_BODY_TAIL);
-        b->tail_len = NM_PROBE_BODY_TAIL;
-        return;
-    }
-    size_t keep = b->tail_len + len > NM_PROBE_BODY_TAIL ? NM_PROBE_BODY_TAIL - len : b->tail_len;
-    memmove(b->tail, b->tail + b->tail_len - keep, keep);
-    memcpy(b->tail + keep, d, len);
-    b->tail_len = keep + len;
-}
-
-#define GZIP_ONLY LINE("Accept-Encoding", "gzip")
-
-/* Whether an element of the list-valued field `name` is `token` (case-insensitive) or "*". */
-static bool lists(const struct nm_probe_answer *a, const char *name, const char *token)
-{
-    struct nm_slice l[NM_CACHECTL_MAX_LINES];
-    struct nm_field f = field(a, name, l);
-    for (size_t i = 0; i < f.n_lines; i++) {
-        size_t pos = 0;
-        struct nm_slice e;
-        while (nm_token_list_next(f.lines[i], &pos, &e))
-            if (nm_slice_case_eq(e, nm_slice_from_cstr(token)) ||
-                nm_slice_case_eq(e, NM_SLICE_LIT("*")))
-                return true;
-    }
-    return false;
-}
-
-static bool varies_by_coding(const struct nm_probe_answer *a)
-{
-    return lists(a, "Vary", "Accept-Encoding");
-}
-
-/* Sends GET with Accept-Encoding: gzip and keeps what it got in r->gzip; writes the answer's
- * Content-Encoding to ce and returns true when it is a 200 with one (a failed exchange is the
- * probe's FAIL). */
-static bool coded_get(const struct nm_probe *p, struct nm_probe_ctx *c, struct nm_probe_answer *a,
-                      char *ce, size_t cap)
-{
-    struct nm_probe_variant *v = &c->r->gzip;
-    struct nm_http1_field f = GZIP_ONLY;
-    c->send(c->io, p->via, "GET", &f, 1, a);
-    ce[0] = '\0';
-    if (a->err) {
-        v->status = 0;
-        add(c->r, p, NM_PROBE_FAIL, p->section, "Accept-Encoding: gzip: the exchange failed: %s",
-            a->error);
-        return false;
-    }
-    v->status = a->status;
-    value_of(a, "Content-Encoding", v->coding, sizeof(v->coding));
-    value_of(a, "ETag", v->etag, sizeof(v->etag));
-    v->length = a->body_bytes;
-    snprintf(v->hash, sizeof(v->hash), "%s", a->hash);
-    return a->status == 200 && value_of(a, "Content-Encoding", ce, cap);
-}
-
-/* The first GET's coding for people. */
-static const char *base_coding(const struct nm_probe_report *r)
-{
-    return r->coding[0] ? r->coding : "identity";
-}
-
-static void coding_etag(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    struct nm_probe_report *r = c->r;
-    struct nm_probe_answer a;
-    char ce[64], tag[256];
-    if (r->etag_rc != 0 || !coded_get(p, c, &a, ce, sizeof(ce)) || strcasecmp(ce, r->coding) == 0)
-        return;
-    if (!value_of(&a, "ETag", tag, sizeof(tag)))
-        pass(r, p, "the Content-Encoding: %s 200 sends no ETag, so shares none", ce);
-    else if (strcmp(tag, r->etag) != 0)
-        pass(r, p, "the %s 200 has ETag %s, the %s 200 has %s: one per representation", ce, tag,
-             base_coding(r), r->etag);
-    else if (!r->strong)
-        add(r, p, NM_PROBE_PASS, "8.8.1",
-            "the %s and %s 200s share the weak ETag %s (weak tags may name equivalent "
-            "representations)",
-            ce, base_coding(r), tag);
-    else
-        miss(r, p,
-             "the %s and %s 200s share the strong ETag %s: a strong validator names one "
-             "representation's bytes, so If-Range and If-Match would splice one coding's bytes "
-             "into the other",
-             ce, base_coding(r), tag);
-}
-
-static void coding_vary(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    struct nm_probe_report *r = c->r;
-    struct nm_probe_answer a;
-    char ce[64];
-    bool base_varies = varies_by_coding(c->base);
-    if (!coded_get(p, c, &a, ce, sizeof(ce))) {
-        if (r->coding[0] && !base_varies)
-            miss(r, p,
-                 "the 200 has Content-Encoding: %s and no Vary: Accept-Encoding: a shared "
-                 "cache would give it to clients that cannot decode it",
-                 r->coding);
-        else if (r->coding[0])
-            pass(r, p, "the Content-Encoding: %s 200 sends Vary: Accept-Encoding", r->coding);
-        return;
-    }
-    bool differ = strcasecmp(ce, r->coding) != 0;
-    if (!varies_by_coding(&a))
-        miss(r, p,
-             "the Content-Encoding: %s 200 to Accept-Encoding: gzip has no Vary: "
-             "Accept-Encoding: a shared cache would give it to clients that cannot decode it",
-             ce);
-    else if (r->coding[0] && !base_varies)
-        miss(r, p,
-             "the first GET's 200 has Content-Encoding: %s and no Vary: Accept-Encoding: a "
-             "shared cache would give it to clients that cannot decode it",
-             r->coding);
-    else if (differ && !base_varies)
-        add(r, p, NM_PROBE_WARN, p->section,
-            "the %s 200 has no Vary: Accept-Encoding, though Accept-Encoding: gzip gets %s: a "
-            "shared cache keeps one of them for every client",
-            base_coding(r), ce);
-    else
-        pass(r, p, "Vary: Accept-Encoding on the %s and %s 200s", base_coding(r), ce);
-}
-
-/* Sends Accept-Encoding: gzip with If-None-Match naming the coded 200's ETag (after the first
- * GET's, when they differ: what a cache holding both sends, RFC 9111 §4.3.1). Writes the coded
- * 200's ETag to tag and returns true when the conditional request was sent; its answer is in a. */
-static bool coded_conditional(const struct nm_probe *p, struct nm_probe_ctx *c,
-                              struct nm_probe_answer *a, char *tag, size_t cap)
-{
-    struct nm_probe_report *r = c->r;
-    char ce[64], list[600];
-    if (r->etag_rc != 0 || !coded_get(p, c, a, ce, sizeof(ce)) || !value_of(a, "ETag", tag, cap))
-        return false;
-    if (strcmp(tag, r->etag) != 0)
-        snprintf(list, sizeof(list), "%s, %s", r->etag, tag);
-    else
-        snprintf(list, sizeof(list), "%s", tag);
-    struct nm_http1_field f[] = {GZIP_ONLY, LINE("If-None-Match", list)};
-    c->send(c->io, p->via, "GET", f, 2, a);
-    if (a->err)
-        add(r, p, NM_PROBE_FAIL, p->section,
-            "Accept-Encoding: gzip + If-None-Match: the exchange failed: %s", a->error);
-    return a->err == 0;
-}
-
-static void coding_304(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    struct nm_probe_answer a;
-    char tag[256], has[256];
-    if (!coded_conditional(p, c, &a, tag, sizeof(tag)))
-        return;
-    if (a.status != 304)
-        add(c->r, p, NM_PROBE_FAIL, "13.1.2",
-            "Accept-Encoding: gzip + If-None-Match with the gzip 200's ETag %s -> %d, expected 304",
-            tag, a.status);
-    else if (!value_of(&a, "ETag", has, sizeof(has)))
-        miss(c->r, p,
-             "the 304 to Accept-Encoding: gzip has no ETag: a cache holding both codings cannot "
-             "tell which one it refreshes");
-    else if (strcmp(has, tag) != 0)
-        miss(c->r, p,
-             "the 304 to Accept-Encoding: gzip names %s, but the 200 to the same request has %s: "
-             "a cache refreshes and serves the other coding",
-             has, tag);
-    else
-        pass(c->r, p, "the 304 to Accept-Encoding: gzip names the gzip 200's ETag %s", has);
-}
-
-static void coding_304_vary(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    struct nm_probe_answer a;
-    char tag[256];
-    if (!coded_conditional(p, c, &a, tag, sizeof(tag)) || a.status != 304)
-        return;
-    if (varies_by_coding(&a))
-        pass(c->r, p, "the 304 to Accept-Encoding: gzip sends Vary: Accept-Encoding");
-    else
-        miss(c->r, p,
-             "the 304 to Accept-Encoding: gzip has no Vary: Accept-Encoding: a cache may store "
-             "the refreshed response as the one for every client");
-}
-
-static void coding_if_range(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    struct nm_probe_report *r = c->r;
-    struct nm_probe_answer a;
-    char ce[64];
-    if (!r->ranges || r->etag_rc != 0 || !r->strong || r->coding[0])
-        return;
-    struct nm_http1_field f[] = {GZIP_ONLY, LINE("Range", "bytes=0-0"), LINE("If-Range", r->etag)};
-    const char *what = "Accept-Encoding: gzip + Range + If-Range: <the identity ETag>";
-    c->send(c->io, p->via, "GET", f, 3, &a);
-    if (a.err) {
-        add(r, p, NM_PROBE_FAIL, p->section, "%s: the exchange failed: %s", what, a.error);
-        return;
-    }
-    value_of(&a, "Content-Encoding", ce, sizeof(ce));
-    if (a.status == 206 && ce[0])
-        miss(r, p,
-             "%s -> 206 with Content-Encoding: %s: a range of another representation, which a "
-             "client resuming the identity download splices into it",
-             what, ce);
-    else if (a.status == 206 || a.status == 200)
-        pass(r, p, "%s -> %d%s%s", what, a.status, ce[0] ? ", Content-Encoding: " : " identity",
-             ce);
-    else
-        miss(r, p, "%s -> %d, expected 200 or an identity 206", what, a.status);
-}
-
-/* A gzip member (RFC 1952): 1f 8b, method 8, no reserved flag; a 10-byte head, an 8-byte
- * trailer whose ISIZE is the decoded length modulo 2^32. Returns true with what passed in ok, or
- * false after a miss. */
-static bool gzip_framed(const struct nm_probe *p, struct nm_probe_report *r,
-                        const struct nm_probe_answer *a, const char *ce, char *ok, size_t cap)
-{
-    const struct nm_probe_body *b = &a->body;
-    if (a->body_bytes < 18 || b->head_len < 4 || b->head[0] != 0x1f || b->head[1] != 0x8b ||
-        b->head[2] != 8 || (b->head[3] & 0xe0)) {
-        miss(r, p, "Content-Encoding: %s, but the %" PRIu64 " bytes are not a gzip member", ce,
-             a->body_bytes);
-        return false;
-    }
-    uint32_t isize = (uint32_t)b->tail[4] | (uint32_t)b->tail[5] << 8 | (uint32_t)b->tail[6] << 16 |
-                     (uint32_t)b->tail[7] << 24;
-    if (r->coding[0] || b->tail_len != NM_PROBE_BODY_TAIL) {
-        snprintf(ok, cap, "the Content-Encoding: %s content is a gzip member", ce);
-    } else if (isize != (uint32_t)r->length) {
-        miss(r, p,
-             "the gzip member decodes to %" PRIu32 " bytes (its ISIZE), the identity content has "
-             "%" PRIu64 ": another version's bytes",
-             isize, r->length);
-        return false;
-    } else {
-        snprintf(ok, cap,
-                 "the gzip content is a gzip member of the identity length (%" PRIu32 " bytes)",
-                 isize);
-    }
-    return true;
-}
-
-/* Whether the content is framed as Content-Encoding ce says (§8.4.1), and a coding that
- * Accept-Encoding: gzip did not ask for (§12.5.3). Returns true with what passed in ok, or false
- * after a finding. */
-static bool framed(const struct nm_probe *p, struct nm_probe_report *r,
-                   const struct nm_probe_answer *a, const char *ce, char *ok, size_t cap)
-{
-    const unsigned char *h = a->body.head;
-    if (strcasecmp(ce, "gzip") == 0 || strcasecmp(ce, "x-gzip") == 0)
-        return gzip_framed(p, r, a, ce, ok, cap);
-    if (strcasecmp(ce, "deflate") == 0) {
-        /* RFC 9110 §8.4.1.2: the zlib format (RFC 1950): method 8, a header check of 31. */
-        if (a->body.head_len >= 2 && (h[0] & 0x0f) == 8 && (h[0] >> 4) <= 7 &&
-            ((unsigned)h[0] << 8 | h[1]) % 31 == 0) {
-            snprintf(ok, cap, "the Content-Encoding: deflate content starts a zlib stream");
-            return true;
-        }
-        miss(r, p, "Content-Encoding: deflate, but the content is not a zlib stream");
-        return false;
-    }
-    if (strcasecmp(ce, "zstd") == 0 || strcasecmp(ce, "br") == 0)
-        add(r, p, NM_PROBE_FAIL, "12.5.3",
-            "Accept-Encoding: gzip got Content-Encoding: %s, a coding it did not accept", ce);
-    return false;
-}
-
-/* The coding's name as Accept-Encoding lists it: x-gzip is gzip (§8.4.1.3). */
-static const char *coding_name(const char *ce)
-{
-    return strcasecmp(ce, "x-gzip") == 0 ? "gzip" : ce;
-}
-
-/* Whether the list ("deflate, gzip, br") names the coding. */
-static bool decodes(const char *list, const char *coding)
-{
-    size_t pos = 0;
-    struct nm_slice e;
-    if (!list)
-        return false;
-    while (nm_token_list_next(nm_slice_from_cstr(list), &pos, &e))
-        if (nm_slice_case_eq(e, nm_slice_from_cstr(coding)))
-            return true;
-    return false;
-}
-
-/* Sends Accept-Encoding: <coding> with the content decoded by the client and grades what it
- * decodes to against the identity content's hash: a coding transforms the representation, so
- * decoding gives back its bytes (§8.4). An identity answer has nothing to decode. */
-static void decoded(const struct nm_probe *p, struct nm_probe_ctx *c, const char *coding)
-{
-    struct nm_probe_report *r = c->r;
-    struct nm_probe_answer a;
-    char ce[64];
-    struct nm_http1_field f = LINE("Accept-Encoding", coding);
-    c->send(c->io, NM_PROBE_VIA_DECODED, "GET", &f, 1, &a);
-    bool coded = value_of(&a, "Content-Encoding", ce, sizeof(ce));
-    if (a.err == -EBADMSG && a.status == 200)
-        miss(r, p, "Content-Encoding: %s does not decode: %s", coded ? ce : coding, a.error);
-    else if (a.err)
-        add(r, p, NM_PROBE_FAIL, p->section, "Accept-Encoding: %s: the exchange failed: %s", coding,
-            a.error);
-    else if (a.status != 200 || !coded)
-        return;
-    else if (strcasecmp(coding_name(ce), coding) != 0)
-        add(r, p, NM_PROBE_FAIL, "12.5.3",
-            "Accept-Encoding: %s got Content-Encoding: %s, a coding it did not accept", coding, ce);
-    else if (strcmp(a.hash, r->hash) != 0)
-        add(r, p, NM_PROBE_FAIL, "8.4",
-            "the %s body decodes to other bytes than the identity body (a stale or wrong "
-            "variant): hash %s, the identity content's %s",
-            ce, a.hash, r->hash);
-    else
-        pass(r, p, "the %s content decodes to the identity content's bytes", ce);
-}
-
-static void coding_body(const struct nm_probe *p, struct nm_probe_ctx *c)
-{
-    static const char *const more[] = {"br", "zstd"};
-    struct nm_probe_report *r = c->r;
-    struct nm_probe_answer a;
-    char ce[64], ok[160];
-    /* Decoded content is compared with the first GET's, so that one must be identity. */
-    bool comparable = !r->coding[0] && r->hash[0];
-    if (coded_get(p, c, &a, ce, sizeof(ce)) && framed(p, r, &a, ce, ok, sizeof(ok))) {
-        if (comparable && decodes(c->decodes, coding_name(ce)))
-            decoded(p, c, coding_name(ce));
-        else
-            pass(r, p, "%s", ok);
-    }
-    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-        if (comparable && decodes(c->decodes, more[i]))
-            decoded(p, c, more[i]);
-}
 
 #define ROW(id, rfc, section, level, via, run)                                                     \
     {                                                                                              \
@@ -988,13 +660,16 @@ const struct nm_probe nm_probes[] = {
     /* §15.4.5: a server SHOULD NOT send representation metadata beyond the listed fields. */
     ROW("304.content-type", "9110", "15.4.5", NM_PROBE_WARN, NM_PROBE_VIA_RAW, content_type_304),
     ROW("304.content-length", "9110", "8.6", NM_PROBE_FAIL, NM_PROBE_VIA_RAW, content_length_304),
-    ROW("coding.etag", "9110", "8.8.3", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_etag),
-    ROW("coding.vary", "9110", "12.5.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_vary),
-    ROW("coding.304", "9110", "15.4.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_304),
+    ROW("coding.etag", "9110", "8.8.3", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, nm__probe_coding_etag),
+    ROW("coding.vary", "9110", "12.5.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM,
+        nm__probe_coding_vary),
+    ROW("coding.304", "9110", "15.4.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, nm__probe_coding_304),
     /* §12.5.5: a server SHOULD send Vary; a 304 without it leaves the stored one in place. */
-    ROW("coding.304.vary", "9110", "12.5.5", NM_PROBE_WARN, NM_PROBE_VIA_PERFORM, coding_304_vary),
-    ROW("coding.if-range", "9110", "13.1.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_if_range),
-    ROW("coding.body", "9110", "8.4.1", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, coding_body),
+    ROW("coding.304.vary", "9110", "12.5.5", NM_PROBE_WARN, NM_PROBE_VIA_PERFORM,
+        nm__probe_coding_304_vary),
+    ROW("coding.if-range", "9110", "13.1.5", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM,
+        nm__probe_coding_if_range),
+    ROW("coding.body", "9110", "8.4.1", NM_PROBE_FAIL, NM_PROBE_VIA_PERFORM, nm__probe_coding_body),
 };
 
 const size_t nm_probes_count = sizeof(nm_probes) / sizeof(nm_probes[0]);
@@ -1069,14 +744,16 @@ static void compare_variants(const struct nm_probe_report *reports, size_t n,
     if (asked < 2)
         return;
     if (!same_coding)
-        miss(out, &row,
-             "backends disagree on the coding of the answer to Accept-Encoding: gzip: %s", list);
+        nm__probe_miss(out, &row,
+                       "backends disagree on the coding of the answer to Accept-Encoding: gzip: %s",
+                       list);
     else if (!same)
-        miss(out, &row, "backends disagree on the %s variant (Accept-Encoding: gzip): %s",
-             first->coding[0] ? first->coding : "identity", list);
+        nm__probe_miss(out, &row, "backends disagree on the %s variant (Accept-Encoding: gzip): %s",
+                       first->coding[0] ? first->coding : "identity", list);
     else
-        pass(out, &row, "every backend sends the same %s variant to Accept-Encoding: gzip",
-             first->coding[0] ? first->coding : "identity");
+        nm__probe_pass(out, &row,
+                       "every backend sends the same %s variant to Accept-Encoding: gzip",
+                       first->coding[0] ? first->coding : "identity");
 }
 
 bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
@@ -1096,7 +773,7 @@ bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
     for (size_t i = 0; i < n; i++)
         ok += reports[i].got_200;
     if (ok < 2) {
-        miss(out, &answered, "fewer than two backends answered 200");
+        nm__probe_miss(out, &answered, "fewer than two backends answered 200");
         return false;
     }
     bool etags_agree = true;
@@ -1122,12 +799,12 @@ bool nm_probe_compare_replicas(const struct nm_probe_report *reports, size_t n,
         if (f == 0)
             etags_agree = agree;
         if (agree)
-            pass(out, p, "every backend sends the same %s", compared[f].label);
+            nm__probe_pass(out, p, "every backend sends the same %s", compared[f].label);
         else if (etags_agree && first[0])
-            miss(out, p, "backends disagree on %s: %s", compared[f].label, list);
+            nm__probe_miss(out, p, "backends disagree on %s: %s", compared[f].label, list);
         else
-            add(out, p, NM_PROBE_FAIL, p->section, "backends disagree on %s: %s", compared[f].label,
-                list);
+            nm__probe_add(out, p, NM_PROBE_FAIL, p->section, "backends disagree on %s: %s",
+                          compared[f].label, list);
     }
     compare_variants(reports, n, out);
     return true;
@@ -1154,8 +831,8 @@ void nm_probe_grade_revalidation(const struct nm_probe_report *reports, size_t n
         snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s -> %d",
                  list[0] ? "; " : "", source_of(&reports[i]), status[i]);
     }
-    add(out, &row, all ? NM_PROBE_PASS : NM_PROBE_FAIL, row.section,
-        "If-None-Match: %s from %s sent to the others: %s%s", reports[ref].etag,
-        source_of(&reports[ref]), list,
-        all ? "" : " (clients moved between backends download again)");
+    nm__probe_add(out, &row, all ? NM_PROBE_PASS : NM_PROBE_FAIL, row.section,
+                  "If-None-Match: %s from %s sent to the others: %s%s", reports[ref].etag,
+                  source_of(&reports[ref]), list,
+                  all ? "" : " (clients moved between backends download again)");
 }
