@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "client/probes.h"
+#include "fixture.h"
 
 #define NOW 1000000000LL /* Sun, 09 Sep 2001 01:46:40 GMT */
 #define D_NOW "Sun, 09 Sep 2001 01:46:40 GMT"
@@ -22,24 +23,6 @@
 #define NO_FINDING (-1)
 #define HASH_ID "0123456789abcdef0123456789abcdef" /* the first GET's content hash */
 #define HASH_OTHER "fedcba9876543210fedcba9876543210"
-
-/* "Name: value" lines separated by '\n' into fields borrowing from text. */
-static size_t fields_of(const char *text, struct nm_http1_field *out, size_t cap)
-{
-    size_t n = 0;
-    while (text && *text && n < cap) {
-        const char *nl = strchr(text, '\n');
-        size_t len = nl ? (size_t)(nl - text) : strlen(text);
-        const char *colon = memchr(text, ':', len);
-        cr_assert_not_null(colon, "%s", text);
-        out[n].name = nm_slice_make(text, (size_t)(colon - text));
-        out[n].value =
-            nm_slice_trim_ows(nm_slice_make(colon + 1, len - (size_t)(colon + 1 - text)));
-        n++;
-        text = nl ? nl + 1 : NULL;
-    }
-    return n;
-}
 
 struct row {
     const char *id;
