@@ -329,14 +329,18 @@ static void print_json(struct nm_probe_report *reports, size_t n, struct nm_prob
 
 static void print_table(const struct nm_probe_report *r, const char *title)
 {
-    printf("%s\n", title);
+    nm__cli_put_escaped(stdout, title);
+    printf("\n");
     printf("  %-6s %-24s %-18s %s\n", "RESULT", "CHECK", "SECTION", "FINDING");
     for (size_t i = 0; i < r->n; i++) {
         const struct nm_probe_finding *f = &r->findings[i];
         char sec[32];
         snprintf(sec, sizeof(sec), "RFC %s §%s", f->rfc, f->section);
         /* "§" is two bytes: pad one more so the columns line up on a terminal. */
-        printf("  %-6s %-24s %-19s %s\n", level_names[f->level], f->check, sec, f->text);
+        printf("  %-6s %-24s %-19s ", level_names[f->level], f->check, sec);
+        /* Findings quote reason phrases and field values the server chose. */
+        nm__cli_put_escaped(stdout, f->text);
+        printf("\n");
     }
     printf("\n");
 }

@@ -112,3 +112,36 @@ void nm__cli_duration(int64_t s, char *out, size_t cap)
     else
         snprintf(out, cap, "%" PRId64 " d", s / 86400);
 }
+
+/* The length of the well-formed UTF-8 sequence at p, other than a C1 control (U+0080-U+009F,
+ * which 8-bit terminals act on), or 0. */
+static size_t utf8_printable_len(const unsigned char *p)
+{
+    size_t n = *p >= 0xc2 && *p <= 0xdf   ? 2
+               : *p >= 0xe0 && *p <= 0xef ? 3
+               : *p >= 0xf0 && *p <= 0xf4 ? 4
+                                          : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+        return 0;
+    return n;
+}
+
+void nm__cli_put_escaped(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        size_t n = *p >= 0x80 ? utf8_printable_len(p) : 1;
+        if (*p == '\\') {
+            fputs("\\\\", out);
+        } else if (*p < 0x20 || *p == 0x7f || n == 0) {
+            fprintf(out, "\\x%02x", *p);
+            n = 1;
+        } else {
+            fwrite(p, 1, n, out);
+        }
+        p += n;
+    }
+}

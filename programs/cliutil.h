@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Exit statuses of get, check and cache, beyond NM_EXIT_OK (0), NM_EXIT_FAILURE (1: a local
  * problem, or a FAIL finding for check) and NM_EXIT_USAGE (2). */
@@ -26,6 +27,12 @@ int nm__cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts
 /* The cache directory: `opt` when given, else $XDG_CACHE_HOME/notmod, else
  * $HOME/.cache/notmod. Returns 0 or -ENOENT (no HOME) / -ENAMETOOLONG. */
 int nm__cli_cache_dir(const char *opt, char *out, size_t cap);
+
+/* Writes s to out with every control character (below 0x20, 0x7f, C1 controls), every byte
+ * outside well-formed UTF-8 and every backslash shown as a visible escape (\x1b, \\), so that
+ * bytes a server chose (reason phrases, field values) cannot drive the terminal. Used for all
+ * text-mode output carrying such bytes. */
+void nm__cli_put_escaped(FILE *out, const char *s);
 
 /* "812 B", "12.3 kB", "2.1 MB" (decimal units). */
 void nm__cli_size(uint64_t bytes, char *out, size_t cap);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -40,6 +41,7 @@ struct opts {
     bool quiet;
     long timeout_s;
     long connect_timeout_s;
+    uint64_t max_size; /* 0: no limit */
     struct nm_http1_field req[MAX_REQ_HEADERS];
     size_t n_req;
 };
@@ -79,6 +81,8 @@ static void usage(FILE *out)
         "                        3 when it is the same as before\n"
         "      --timeout SECS    give up when no byte arrives for SECS (default 30)\n"
         "      --connect-timeout SECS  (default 10)\n"
+        "      --max-size BYTES  abandon a body larger than BYTES (announced or received):\n"
+        "                        nothing is stored or written, exit 5\n"
         "  -L, --location        follow redirects (at most 10)\n"
         "      --progress / --no-progress  progress bar on stderr (default: when stderr is a\n"
         "                        terminal and the download takes over half a second)\n"
@@ -91,7 +95,8 @@ static void usage(FILE *out)
         "  2  usage: bad option or malformed URL\n"
         "  3  with --if-changed: the content did not change\n"
         "  4  network error: name resolution, connection, timeout, transfer cut short\n"
-        "  5  HTTP error: a status other than 200 or 304, or an unusable response\n"
+        "  5  HTTP error: a status other than 200 or 304, an unusable response, or a body\n"
+        "     over --max-size\n"
         "  130  interrupted\n");
 }
 
@@ -127,6 +132,17 @@ static int parse_seconds(const char *s, long *out)
     return 0;
 }
 
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v == 0)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
 static int add_header_opt(struct opts *o, const char *arg)
 {
     if (o->n_req == MAX_REQ_HEADERS) {
@@ -151,7 +167,7 @@ static int add_header_opt(struct opts *o, const char *arg)
 
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_CACHE_DIR = 256, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT };
+    enum { OPT_CACHE_DIR = 256, OPT_TIMEOUT, OPT_CONNECT_TIMEOUT, OPT_MAX_SIZE };
     *o = (struct opts){.progress = -1, .timeout_s = 30, .connect_timeout_s = 10};
     /* The flags getopt_long sets itself: it returns 0 for them. */
     const struct option longs[] = {
@@ -166,6 +182,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         {"if-changed", no_argument, &o->if_changed, 1},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+        {"max-size", required_argument, NULL, OPT_MAX_SIZE},
         {"progress", no_argument, &o->progress, 1},
         {"no-progress", no_argument, &o->progress, 0},
         {"location", no_argument, NULL, 'L'},
@@ -194,6 +211,12 @@ static int parse_opts(int argc, char **argv, struct opts *o)
         case OPT_CONNECT_TIMEOUT:
             if (parse_seconds(optarg, c == OPT_TIMEOUT ? &o->timeout_s : &o->connect_timeout_s)) {
                 fprintf(stderr, "notmod get: '%s' is not a number of seconds (1-86400)\n", optarg);
+                return -EINVAL;
+            }
+            break;
+        case OPT_MAX_SIZE:
+            if (parse_bytes(optarg, &o->max_size)) {
+                fprintf(stderr, "notmod get: --max-size '%s' is not a number of bytes\n", optarg);
                 return -EINVAL;
             }
             break;
@@ -285,6 +308,7 @@ struct run {
     char out_tmp[PATH_MAX];
     int out_fd;
     bool changed;
+    bool too_big; /* the transfer was abandoned for --max-size */
 };
 
 static int on_progress(void *ctx, uint64_t got, uint64_t total)
@@ -292,6 +316,10 @@ static int on_progress(void *ctx, uint64_t got, uint64_t total)
     struct run *r = ctx;
     if (interrupted)
         return -ECANCELED;
+    if (r->o.max_size && (got > r->o.max_size || total > r->o.max_size)) {
+        r->too_big = true;
+        return -EFBIG;
+    }
     struct progress *p = &r->progress;
     if (!p->enabled || got == 0 || since(&p->start) < 0.5 || since(&p->last) < 0.1)
         return 0;
@@ -313,10 +341,13 @@ static int perform(void *ctx, struct nm_client_request *req, struct nm_client_re
     return rc;
 }
 
+/* Messages carry reason phrases, Location and ETag values from the server: escaped whole. */
 __attribute__((format(printf, 1, 0))) static void vnote(const char *fmt, va_list ap)
 {
+    char msg[8192];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     fprintf(stderr, "notmod get: ");
-    vfprintf(stderr, fmt, ap);
+    nm__cli_put_escaped(stderr, msg);
     fprintf(stderr, "\n");
 }
 
@@ -648,7 +679,13 @@ static void note(void *ctx, const struct nm_fetch_note *n)
         break;
     case NM_FETCH_EVENT_BAD_URL:
     case NM_FETCH_EVENT_NETWORK:
-        warn(r, "%s: %s", r->url, n->resp->error);
+        if (r->too_big)
+            warn(r,
+                 "%s: the body is larger than --max-size %" PRIu64 " bytes; abandoned, nothing "
+                 "stored",
+                 r->url, r->o.max_size);
+        else
+            warn(r, "%s: %s", r->url, n->resp->error);
         break;
     case NM_FETCH_EVENT_HTTP:
         say_http_error(r, n->resp);
@@ -683,6 +720,27 @@ static void note(void *ctx, const struct nm_fetch_note *n)
     }
 }
 
+/* A cache directory another user owns or can write lets that user plant responses (and bodies)
+ * that this one would deliver as the server's: refused, like ssh refuses such a ~/.ssh. */
+static int check_cache_dir_owner(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return errno == ENOENT ? 0 : -errno; /* created by nm_store_open with mode 0700 */
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr, "notmod get: refusing cache directory %s: owned by uid %u, not by you\n",
+                dir, (unsigned)st.st_uid);
+        return -EPERM;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        fprintf(stderr,
+                "notmod get: refusing cache directory %s: writable by other users (mode %04o)\n",
+                dir, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
+}
+
 /* Checks the URL and opens the cache directory, the output and the HTTP client, before the
  * fetch. Returns 0, or the exit status of a failure (never 0). */
 static int open_run(struct run *r)
@@ -698,6 +756,8 @@ static int open_run(struct run *r)
         return NM_EXIT_USAGE;
     }
     rc = nm__cli_cache_dir(o->cache_dir, r->dir, sizeof(r->dir));
+    if (rc == 0 && check_cache_dir_owner(r->dir) == -EPERM)
+        return NM_EXIT_FAILURE;
     if (rc == 0)
         rc = nm_store_open(&r->store, r->dir);
     if (rc < 0) {
@@ -770,6 +830,8 @@ static int run_get(struct run *r)
     if (o->follow && strcmp(r->fetch.final_url, r->url) != 0)
         say(r, "final URL: %s", r->fetch.final_url);
     status = exit_of[result];
+    if (r->too_big && result == NM_FETCH_FAILED_NETWORK)
+        status = NM_EXIT_HTTP;
     if (status == NM_EXIT_OK && o->if_changed && !r->changed)
         status = NM_EXIT_UNCHANGED;
     return status;

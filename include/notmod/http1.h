@@ -135,7 +135,8 @@ void nm_http1_chunked_init_max(struct nm_http1_chunked *d, uint64_t max_bytes);
 
 /* Consumes up to len bytes. Returns the count consumed; *done is set when the last-chunk and
  * trailer section have been read (bytes after them belong to the next request, and a done
- * decoder consumes nothing more). Lines end in CRLF or a bare LF. Returns -EBADMSG (400) on
+ * decoder consumes nothing more). Framing lines end in CRLF only: a bare LF, which a proxy may
+ * read otherwise, is an error (RFC 9112 §7.1). Returns -EBADMSG (400) on
  * malformed framing (a non-hex size, a size of 2^64 or more, whitespace after the size not
  * followed by ";", control bytes, a bare CR, data not followed by a line end, more data than the
  * size line said, a trailer line that is not "name:value") and -EFBIG (413) when a size (leading

@@ -509,15 +509,14 @@ static int after_size_line(const struct nm_http1_chunked *d)
     return d->remaining ? CH_DATA : CH_TRAILER;
 }
 
-/* One byte of the rest of a chunk-ext or trailer line: field bytes (§7.1.1, §7.1.2) up to a CRLF
- * or bare LF, at most CHUNK_MAX_LINE of them. `cr` and `lf` are the states that follow a CR and
- * an LF. Returns 0, -EBADMSG or -EFBIG. */
-static int line_byte(struct nm_http1_chunked *d, unsigned char c, int cr, int lf)
+/* One byte of the rest of a chunk-ext or trailer line: field bytes (§7.1.1, §7.1.2) up to a CRLF,
+ * at most CHUNK_MAX_LINE of them. `cr` is the state that follows the CR. A bare LF is refused:
+ * a framing line a proxy may end elsewhere is a smuggling vector, so only CRLF ends one.
+ * Returns 0, -EBADMSG or -EFBIG. */
+static int line_byte(struct nm_http1_chunked *d, unsigned char c, int cr)
 {
     if (c == '\r')
         d->state = cr;
-    else if (c == '\n')
-        d->state = lf;
     else if (!is_field_byte(c))
         return -EBADMSG;
     else if (++d->line_bytes > CHUNK_MAX_LINE)
@@ -555,8 +554,6 @@ static int feed_byte(struct nm_http1_chunked *d, unsigned char c, uint64_t offse
             d->state = CH_SIZE_BWS;
         else if (c == '\r')
             d->state = CH_SIZE_LF;
-        else if (c == '\n')
-            d->state = after_size_line(d);
         else
             return -EBADMSG;
         return 0;
@@ -572,25 +569,19 @@ static int feed_byte(struct nm_http1_chunked *d, unsigned char c, uint64_t offse
             return -EFBIG;
         return 0;
     case CH_EXT:
-        rc = line_byte(d, c, CH_SIZE_LF, after_size_line(d));
+        rc = line_byte(d, c, CH_SIZE_LF);
         if (rc < 0)
             return rc;
         return 0;
     case CH_DATA_CR:
-        if (c == '\r') {
-            d->state = CH_DATA_LF;
-        } else if (c == '\n') {
-            d->state = CH_SIZE;
-            d->digits = 0;
-        } else {
+        /* RFC 9112 §7.1: chunk data ends with CRLF, never a bare LF. */
+        if (c != '\r')
             return -EBADMSG;
-        }
+        d->state = CH_DATA_LF;
         return 0;
     case CH_TRAILER:
         if (c == '\r') {
             d->state = CH_END_LF;
-        } else if (c == '\n') {
-            d->state = CH_DONE;
         } else if (nm_token_is_tchar(c)) {
             /* RFC 9112 §7.1.2: trailer lines are field lines, so no obs-fold either. */
             d->state = CH_TRAILER_NAME;
@@ -608,7 +599,7 @@ static int feed_byte(struct nm_http1_chunked *d, unsigned char c, uint64_t offse
             return -EFBIG;
         return 0;
     case CH_TRAILER_LINE:
-        rc = line_byte(d, c, CH_TRAILER_LF, CH_TRAILER);
+        rc = line_byte(d, c, CH_TRAILER_LF);
         if (rc < 0)
             return rc;
         return 0;

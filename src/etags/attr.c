@@ -58,6 +58,12 @@ int nm_attr_read(int fd, const struct nm_file_version *v, struct nm_hash128 *out
     if (nm_attr_parse(val, (size_t)n, &r) != 0 || r.size != v->size || r.mtime_ns != v->mtime_ns ||
         v->ctime_ns > r.ctime_max_ns)
         return -ENODATA;
+    /* A bound no write of ours could have produced (forged, or copied from another file) would
+     * outlive later rewrites that keep size and mtime: nm_attr_write sets it from the clock just
+     * before the write, so it lies within the allowance of the ctime that write left and of now. */
+    if (r.ctime_max_ns - v->ctime_ns > NM_ATTR_CTIME_SPREAD_NS ||
+        r.ctime_max_ns > nm_hashing_now_ns() + NM_ATTR_SLACK_NS)
+        return -ENODATA;
     *out = r.hash;
     return 0;
 }

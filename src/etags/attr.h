@@ -15,6 +15,10 @@
 /* How long after reading the clock the attribute write may set the file's ctime. */
 #define NM_ATTR_SLACK_NS 20000000LL
 
+/* How far a genuine bound may lie beyond the ctime its write left: the allowance, plus the
+ * kernel's coarse timestamp clock, which may stamp the ctime a tick before the clock we read. */
+#define NM_ATTR_CTIME_SPREAD_NS (2 * NM_ATTR_SLACK_NS)
+
 /* What the attribute records: the hash of the bytes the file had with this size and mtime, and
  * the latest ctime that file may show. Writing an attribute moves the ctime, so the value cannot
  * hold the final ctime; it holds a bound taken just before the write instead. Any later change
@@ -36,8 +40,10 @@ int nm_attr_format(const struct nm_attr_record *r, char *buf, size_t cap);
 int nm_attr_parse(const char *val, size_t len, struct nm_attr_record *out);
 
 /* Reads the attribute of an open file and returns 0 and the hash only when it records v's size
- * and mtime_ns and v's ctime is not after its bound; -ENODATA when it is absent, malformed or
- * stale; -ENOTSUP and other -errno when the filesystem cannot say. */
+ * and mtime_ns and v's ctime is not after its bound; -ENODATA when it is absent, malformed,
+ * stale, or its bound is one no write could have set (more than NM_ATTR_CTIME_SPREAD_NS past
+ * v's ctime, or more than NM_ATTR_SLACK_NS past the clock now); -ENOTSUP and other -errno when the
+ * filesystem cannot say. */
 int nm_attr_read(int fd, const struct nm_file_version *v, struct nm_hash128 *out);
 
 /* Writes the attribute for v, which must not be racy and must still be the file's version (else

@@ -74,6 +74,10 @@ int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out)
     if (h->opt.max_entries < 16)
         h->opt.max_entries = 16;
     h->walk_root_fd = -1;
+    /* Tests make every attribute write fail with this errno, as a full or broken disk would. */
+    const char *fail = getenv("NOTMOD_TEST_XATTR_ERRNO");
+    if (fail)
+        h->fail_xattr_errno = atoi(fail);
     int rc = nm__memo_init(h);
     if (rc < 0)
         goto fail_free_hashing;
@@ -137,6 +141,7 @@ void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *o
     out->from_xattr = atomic_load(&m->from_xattr);
     out->from_manifest = atomic_load(&m->from_manifest);
     out->persisted = atomic_load(&m->persisted);
+    out->persist_failed = atomic_load(&m->persist_failed);
     out->discarded = atomic_load(&m->discarded);
     out->waited_racy = atomic_load(&m->waited_racy);
     out->prehash_files = atomic_load(&m->prehash_files);

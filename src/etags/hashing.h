@@ -85,6 +85,10 @@ struct nm_hashing_options {
     uint64_t small_file_bytes; /* files up to this size are hashed from memory by their reader */
     bool persist;              /* write the attribute after hashing */
     bool low_priority;         /* nice 19 and the lowest best-effort I/O priority for the pool */
+    /* Hears, once per filesystem, that an attribute write there failed with ENOSPC, EDQUOT or
+     * EIO, after which writes there pause for a while (NULL: nobody). Called from a pool thread
+     * or a caller of nm_hashing_remember, without the hashing's lock. */
+    __attribute__((format(printf, 1, 2))) void (*warn)(const char *fmt, ...);
 };
 
 void nm_hashing_options_init(struct nm_hashing_options *o);
@@ -131,12 +135,13 @@ struct nm_hashing_stats {
     uint64_t hashed_bytes;
     uint64_t small_files; /* hashed from memory by the reader that serves them */
     uint64_t small_bytes;
-    uint64_t from_xattr;    /* versions whose hash the attribute supplied */
-    uint64_t from_manifest; /* manifest entries kept (their bytes checked or to be hashed) */
-    uint64_t persisted;     /* attributes written */
-    uint64_t discarded;     /* hashes thrown away because the file changed while hashed */
-    uint64_t waited_racy;   /* jobs that waited for their version to stop being racy */
-    uint64_t prehash_files; /* files the startup walk looked at */
+    uint64_t from_xattr;     /* versions whose hash the attribute supplied */
+    uint64_t from_manifest;  /* manifest entries kept (their bytes checked or to be hashed) */
+    uint64_t persisted;      /* attributes written */
+    uint64_t persist_failed; /* attribute writes that failed */
+    uint64_t discarded;      /* hashes thrown away because the file changed while hashed */
+    uint64_t waited_racy;    /* jobs that waited for their version to stop being racy */
+    uint64_t prehash_files;  /* files the startup walk looked at */
     bool prehash_done;
 };
 

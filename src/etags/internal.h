@@ -15,6 +15,10 @@
 
 #define NM_HASHING_MAX_NO_XATTR_DEVS 16
 
+/* How long attribute writes on a filesystem pause after one failed for want of space or with an
+ * I/O error: long enough that a full disk does not see a write per hashed file. */
+#define NM_HASHING_XATTR_BACKOFF_NS (60 * 1000000000LL)
+
 enum nm_memo_state {
     NM_MEMO_NONE = 0, /* nothing known yet (a job could not be queued): never answers */
     NM_MEMO_HASHED,
@@ -76,8 +80,14 @@ struct nm_hashing {
     atomic_bool stop;
     atomic_uint generation;
 
-    uint64_t no_xattr_devs[NM_HASHING_MAX_NO_XATTR_DEVS];
+    /* Filesystems where attribute writes failed: no more writes there before retry_at_ns
+     * (INT64_MAX when they cannot succeed: ENOTSUP, EROFS). */
+    struct {
+        uint64_t dev;
+        int64_t retry_at_ns;
+    } no_xattr_devs[NM_HASHING_MAX_NO_XATTR_DEVS];
     size_t n_no_xattr_devs;
+    int fail_xattr_errno; /* NOTMOD_TEST_XATTR_ERRNO: every attribute write fails with it */
 
     struct nm_manifest *manifest;
     bool *manifest_kept;
@@ -88,7 +98,7 @@ struct nm_hashing {
     void *walk_done_arg;
 
     _Atomic uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_xattr,
-        from_manifest, persisted, discarded, waited_racy, prehash_files;
+        from_manifest, persisted, persist_failed, discarded, waited_racy, prehash_files;
     atomic_bool prehash_done;
 };
 

@@ -4,11 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "attr.h"
@@ -279,12 +281,47 @@ const struct nm_manifest_entry *nm_manifest_find(const struct nm_manifest *m, co
 
 /* ---- the check at startup -------------------------------------------------------------------- */
 
+/* Opens an entry for reading the way a request is: resolved beneath the root (openat2
+ * RESOLVE_BENEATH; a path that leaves it is -EXDEV, even one that would come back), as an O_PATH
+ * descriptor first, reopened only when it is a regular file, so a device, a FIFO or /proc is
+ * never opened. Without openat2 (ENOSYS, or EPERM from a seccomp profile older than it) an entry
+ * that is itself a symlink is not followed, and whatever is reached is still only read when it is
+ * a regular file. Returns the descriptor, -EXDEV (or -ELOOP) for a path that leaves the root,
+ * -EINVAL for anything but a regular file, or the negative errno of the open. */
+static int open_entry(int root_fd, const char *rel)
+{
+    struct open_how how = {
+        .flags = O_PATH | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long pfd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+    if (pfd < 0 && (errno == ENOSYS || errno == EPERM))
+        pfd = openat(root_fd, rel, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    if (pfd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat((int)pfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close((int)pfd);
+        return -EINVAL;
+    }
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", (int)pfd);
+    int fd = open(link, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int err = errno;
+    close((int)pfd);
+    return fd >= 0 ? fd : -err;
+}
+
 static const char *check_entry(struct nm_hashing *h, int root_fd, const struct nm_manifest_entry *e,
                                char *why, size_t why_cap)
 {
-    int fd = openat(root_fd, e->path + 1, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = open_entry(root_fd, e->path + 1);
+    if (fd == -EXDEV || fd == -ELOOP)
+        return "leaves the root";
+    if (fd == -EINVAL)
+        return "not a regular file";
     if (fd < 0) {
-        snprintf(why, why_cap, "cannot open: %s", strerror(errno));
+        snprintf(why, why_cap, "cannot open: %s", strerror(-fd));
         return why;
     }
     struct stat st;

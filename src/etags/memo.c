@@ -3,7 +3,9 @@
 #include "memo.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "attr.h"
@@ -158,12 +160,40 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
     return 0;
 }
 
+/* Attribute writes on dev are paused (the lock is held). */
 static bool dev_has_no_xattr(struct nm_hashing *h, uint64_t dev)
 {
     for (size_t i = 0; i < h->n_no_xattr_devs; i++)
-        if (h->no_xattr_devs[i] == dev)
-            return true;
+        if (h->no_xattr_devs[i].dev == dev)
+            return nm_hashing_now_ns() < h->no_xattr_devs[i].retry_at_ns;
     return false;
+}
+
+/* After a write failed with rc, pauses writes on dev: for good when the filesystem cannot hold
+ * attributes, for NM_HASHING_XATTR_BACKOFF_NS when it is full or failing. Returns true the first
+ * time dev is paused for a fault worth a warning (the lock is held). */
+static bool pause_xattr_writes(struct nm_hashing *h, uint64_t dev, int rc)
+{
+    int64_t retry_at_ns;
+    if (rc == -ENOTSUP || rc == -EROFS)
+        retry_at_ns = INT64_MAX;
+    else if (rc == -ENOSPC || rc == -EDQUOT || rc == -EIO)
+        retry_at_ns = nm_hashing_now_ns() + NM_HASHING_XATTR_BACKOFF_NS;
+    else
+        return false;
+    for (size_t i = 0; i < h->n_no_xattr_devs; i++) {
+        if (h->no_xattr_devs[i].dev == dev) {
+            h->no_xattr_devs[i].retry_at_ns = retry_at_ns;
+            return false;
+        }
+    }
+    if (h->n_no_xattr_devs == NM_HASHING_MAX_NO_XATTR_DEVS)
+        return false;
+    h->no_xattr_devs[h->n_no_xattr_devs].dev = dev;
+    h->no_xattr_devs[h->n_no_xattr_devs].retry_at_ns = retry_at_ns;
+    h->n_no_xattr_devs++;
+    /* A tree without attributes, or mounted read-only, is a setup, not a fault. */
+    return retry_at_ns != INT64_MAX;
 }
 
 void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version *v,
@@ -190,7 +220,7 @@ void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version 
         *now_v = *v;
     if (!persist || nm_hashing_is_racy(v, nm_hashing_now_ns()))
         goto done;
-    int rc = nm_attr_write(fd, v, hash);
+    int rc = h->fail_xattr_errno ? -h->fail_xattr_errno : nm_attr_write(fd, v, hash);
     struct stat st;
     struct nm_file_version after;
     bool same = rc == 0 && fstat(fd, &st) == 0;
@@ -201,11 +231,10 @@ void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version 
     }
     if (rc == 0)
         nm__hashing_count(&h->persisted, 1);
+    else if (rc != -EAGAIN)
+        nm__hashing_count(&h->persist_failed, 1);
     pthread_mutex_lock(&h->lock);
-    if (rc == -ENOTSUP || rc == -EROFS) {
-        if (!dev_has_no_xattr(h, v->dev) && h->n_no_xattr_devs < NM_HASHING_MAX_NO_XATTR_DEVS)
-            h->no_xattr_devs[h->n_no_xattr_devs++] = v->dev;
-    }
+    bool warn = pause_xattr_writes(h, v->dev, rc);
     e = nm__memo_get(h, v->dev, v->ino);
     if (e && e->state == NM_MEMO_HASHED && nm_hashing_version_equal(&e->v, v)) {
         if (same && after.ctime_ns != v->ctime_ns) {
@@ -222,6 +251,10 @@ void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version 
     if (e)
         nm__walk_release(h, e);
     pthread_mutex_unlock(&h->lock);
+    if (warn && h->opt.warn)
+        h->opt.warn("cannot store ETags in the " NM_ATTR_NAME
+                    " attribute: %s; keeping them in memory, retrying in %lld s",
+                    strerror(-rc), NM_HASHING_XATTR_BACKOFF_NS / 1000000000LL);
     return;
 done:
     pthread_mutex_lock(&h->lock);

@@ -165,7 +165,7 @@ static void put_file(struct nm_conn *c, struct nm_file *f, uint64_t off, uint64_
 int nm_conn_reserve_input(struct nm_conn *c, size_t want, char **at)
 {
     size_t room = c->in.max_cap - c->in.len;
-    if (c->state == NM_CONN_CLOSING || room == 0)
+    if (c->state == NM_CONN_CLOSING || c->input_ended || room == 0)
         return 0;
     int rc = nm_buf_reserve(&c->in, room < want ? room : want);
     if (rc < 0)
@@ -184,6 +184,11 @@ void nm_conn_commit_input(struct nm_conn *c, size_t n)
 void nm_conn_stop_reading(struct nm_conn *c)
 {
     c->state = NM_CONN_CLOSING;
+}
+
+void nm_conn_end_input(struct nm_conn *c)
+{
+    c->input_ended = true;
 }
 
 unsigned nm_conn_count_requests(const struct nm_conn *c)
@@ -469,11 +474,17 @@ int nm_conn_process(struct nm_conn *c)
             rc = process_content(c);
         } else {
             if (c->in.len == 0)
-                return 0;
+                break;
             rc = process_head(c);
         }
-        if (rc <= 0)
+        if (rc < 0)
             return rc;
+        if (rc == 0)
+            break;
     }
+    /* Input ran out: after a half-close no more will come, so what is left is a request that
+     * cannot complete, and the connection closes once its answers are sent. */
+    if (c->input_ended)
+        c->state = NM_CONN_CLOSING;
     return 0;
 }

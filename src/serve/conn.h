@@ -50,6 +50,7 @@ struct nm_conn {
     char peer[64];
     unsigned requests; /* served on this connection */
     size_t scanned;    /* input length at the last parse that found the head incomplete */
+    bool input_ended;  /* the peer finished sending: answer what is in, then close */
 };
 
 /* The site must outlive the connection; peer (an address for the access log) is copied. */
@@ -78,9 +79,14 @@ int nm_conn_process(struct nm_conn *c);
 /* Queues an error response (408 after a header timeout, for instance) and stops reading. */
 int nm_conn_fail(struct nm_conn *c, int status, const char *why);
 
-/* Takes no more requests (the peer finished sending, or the server is stopping): what is queued
- * is still sent, then nm_conn_is_done. */
+/* Takes no more requests (the server is stopping): what is queued is still sent, then
+ * nm_conn_is_done. */
 void nm_conn_stop_reading(struct nm_conn *c);
+
+/* The peer finished sending (a half-close): the connection takes no more input, but every complete
+ * request already in is still answered, as the output queue makes room (nm_conn_process); once
+ * none is left the connection is CLOSING. Call nm_conn_process after it. */
+void nm_conn_end_input(struct nm_conn *c);
 
 /* The number of requests answered so far. */
 unsigned nm_conn_count_requests(const struct nm_conn *c);
@@ -88,8 +94,8 @@ unsigned nm_conn_count_requests(const struct nm_conn *c);
 /* True when nothing is queued and the connection is CLOSING: close it now. */
 bool nm_conn_is_done(const struct nm_conn *c);
 
-/* True when the input buffer holds part of a request head (the header timeout applies) rather than
- * nothing (the idle timeout applies). */
+/* True when part of a request is in, its head or its content (the request's deadline, the header
+ * timeout from its first byte, applies), rather than nothing (the idle timeout applies). */
 bool nm_conn_is_mid_request(const struct nm_conn *c);
 
 /* True while part of a request head is in and its end is not: a 408 is due when it takes too

@@ -176,7 +176,7 @@ static int reopen_servable(struct nm_filecache *fc, int pfd, const char *rel)
     return fd >= 0 ? fd : -err;
 }
 
-/* Opens a path relative to the root without leaving it. */
+/* Opens a path relative to the root without leaving it; a path that ends outside it is -ENOENT. */
 static int open_beneath(struct nm_filecache *fc, const char *rel)
 {
     if (fc->cfg->follow_all_symlinks) {
@@ -192,10 +192,12 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
         if (pfd >= 0)
             return reopen_servable(fc, (int)pfd, NULL);
         /* EXDEV: the path left the root on the way, by an absolute link or a "..", and may
-         * still end inside it; the check below decides. */
-        if (errno != ENOSYS && errno != EXDEV)
+         * still end inside it; the check below decides. A seccomp profile older than openat2
+         * refuses it with EPERM rather than ENOSYS: O_PATH opens fail with EPERM for no other
+         * reason, so both mean the call is not there. */
+        if (errno != ENOSYS && errno != EPERM && errno != EXDEV)
             return -errno;
-        if (errno == ENOSYS)
+        if (errno == ENOSYS || errno == EPERM)
             fc->have_openat2 = false;
     }
     /* Kernels before 5.6, or a path that left the root on the way: resolve without opening,
@@ -217,8 +219,9 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
     bool inside = strncmp(root, got, rl) == 0 &&
                   (got[rl] == '/' || got[rl] == '\0' || (rl == 1 && root[0] == '/'));
     if (!inside) {
+        /* The same answer as a missing file: nothing about the outside is revealed. */
         close(pfd);
-        return -EACCES;
+        return -ENOENT;
     }
     return reopen_servable(fc, pfd, NULL);
 }

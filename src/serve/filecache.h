@@ -90,8 +90,10 @@ void nm_filecache_free(struct nm_filecache *fc);
  * read. A pending entry takes its ETag (and a manifest's Last-Modified) once the pool's
  * generation moves and the memo has it. Resolution never leaves the root: symlinks are followed
  * only while they stay beneath it, unless the config allows all. Returns 0 and a new reference in
- * *out, or -ENOENT, -EACCES (unreadable, or a symlink out of the root: both 403), -ENOTDIR,
- * -EMFILE, -ENOMEM, -EIO.
+ * *out, or -ENOENT (also a symlink out of the root, so it answers as a missing file does),
+ * -EACCES (unreadable, not a regular file or directory, a symlink loop), -ENOTDIR, -EMFILE,
+ * -ENOMEM, -EIO. Without openat2 (ENOSYS, or EPERM from a seccomp profile that predates it) the
+ * resolved path is checked instead.
  */
 int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
 

@@ -2,10 +2,14 @@
  * (RFC 3986 §4.2), from the sorted entries nm_dir_read gives. */
 #include "listing.h"
 
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "notmod/date.h"
 #include "notmod/path.h"
@@ -112,15 +116,17 @@ static int put_head(struct nm_buf *out, const char *path)
     return rc;
 }
 
-/* One row: the name (a link when one reaches it), the size or "-" for a directory, the mtime. */
+/* One row: the name (a link when one reaches it), the size or "-" for a directory, the mtime;
+ * without st, the name alone and empty cells. */
 static int put_row(struct nm_buf *out, const char *name, const struct stat *st)
 {
-    bool is_dir = S_ISDIR(st->st_mode);
+    bool is_dir = st && S_ISDIR(st->st_mode);
     char href[3 * NAME_MAX + 4];
     make_href(name, is_dir, href);
     bool linked = href_reaches(href, is_dir, name);
     char when[NM_DATE_LEN + 1];
-    nm_date_format(st->st_mtim.tv_sec > 0 ? st->st_mtim.tv_sec : 0, when);
+    if (st)
+        nm_date_format(st->st_mtim.tv_sec > 0 ? st->st_mtim.tv_sec : 0, when);
     int rc = nm_buf_append_str(out, "<tr><td>");
     if (rc == 0 && linked) {
         /* '&' is the one markup character pchar keeps. */
@@ -131,11 +137,39 @@ static int put_row(struct nm_buf *out, const char *name, const struct stat *st)
     rc = rc ? rc : put_html_text(out, name);
     rc = rc ? rc : nm_buf_append_str(out, is_dir ? "/" : "");
     rc = rc ? rc : nm_buf_append_str(out, linked ? "</a></td>" : "</td>");
-    if (rc == 0 && is_dir)
+    if (rc == 0 && !st)
+        rc = nm_buf_append_str(out, "<td></td><td></td></tr>\n");
+    else if (rc == 0 && is_dir)
         rc = nm_buf_appendf(out, "<td>-</td><td>%s</td></tr>\n", when);
     else if (rc == 0)
         rc = nm_buf_appendf(out, "<td>%lld</td><td>%s</td></tr>\n", (long long)st->st_size, when);
     return rc;
+}
+
+/* What an entry shows, stat-ed without looking outside the directory: a symlink is followed
+ * only while it resolves beneath dir_fd (openat2 RESOLVE_BENEATH), so the size and mtime of a
+ * file out of the root are never shown. A link that leaves the directory, even to somewhere
+ * else in the root, or any link without openat2, is a plain name (*shown false). Returns false
+ * for an entry gone meanwhile. */
+static bool stat_entry(int dir_fd, const char *name, struct stat *st, bool *shown)
+{
+    if (fstatat(dir_fd, name, st, AT_SYMLINK_NOFOLLOW) != 0)
+        return false;
+    *shown = true;
+    if (!S_ISLNK(st->st_mode))
+        return true;
+    struct open_how how = {
+        .flags = O_PATH | O_CLOEXEC,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, dir_fd, name, &how, sizeof(how));
+    if (fd < 0) {
+        *shown = false;
+        return true;
+    }
+    *shown = fstat((int)fd, st) == 0;
+    close((int)fd);
+    return true;
 }
 
 int nm_listing_render(int dir_fd, const char *path, bool allow_dotfiles, struct nm_buf *out)
@@ -148,10 +182,11 @@ int nm_listing_render(int dir_fd, const char *path, bool allow_dotfiles, struct 
     for (size_t i = 0; i < d.count && rc == 0; i++) {
         const char *name = d.entries[i].name;
         struct stat st;
+        bool shown;
         if ((name[0] == '.' && !allow_dotfiles) || strlen(name) > NAME_MAX ||
-            fstatat(dir_fd, name, &st, 0) != 0)
+            !stat_entry(dir_fd, name, &st, &shown))
             continue;
-        rc = put_row(out, name, &st);
+        rc = put_row(out, name, shown ? &st : NULL);
     }
     rc = rc ? rc : nm_buf_append_str(out, "</table>\n</body></html>\n");
     nm_dir_free(&d);

@@ -10,8 +10,9 @@
 /* Appends to `out` the HTML index of the directory dir_fd names (an O_PATH descriptor will do;
  * it is only read through, never moved or closed), titled with its URL path `path` ("/", or a
  * path ending in '/'). Entries are sorted by name in byte order; names starting with '.' are left
- * out unless allow_dotfiles; each entry shows its size (files) and modification time, and is a
- * link when a request for that link reaches it. Returns 0, the negative errno of reading the
+ * out unless allow_dotfiles; each entry shows its size (files) and modification time, except a
+ * symlink that leaves the directory (nothing outside is stat-ed), and is a link when a request
+ * for that link reaches it. Returns 0, the negative errno of reading the
  * directory (-EACCES when it may not be read), -ENOMEM, or -EMSGSIZE past out's cap (out then
  * holds part of the page). */
 int nm_listing_render(int dir_fd, const char *path, bool allow_dotfiles, struct nm_buf *out);

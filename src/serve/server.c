@@ -61,6 +61,7 @@ static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
     struct nm_hashing_options o;
     nm_hashing_options_init(&o);
     o.small_file_bytes = cfg->small_file_bytes;
+    o.warn = nm_log_error;
     int rc = nm_hashing_new(&o, &s->hashing);
     if (rc < 0) {
         snprintf(err, err_cap, "cannot start the hashing threads: %s", strerror(-rc));

@@ -32,7 +32,7 @@
 struct sconn {
     int fd;
     struct nm_conn conn;
-    int64_t head_started_ms; /* first byte of an unfinished head, 0 when none */
+    int64_t request_started_ms; /* first byte of the unfinished request, 0 when none */
     int64_t last_io_ms;
     unsigned requests_seen;
     struct nm_send_tail tail;  /* the end of the current file part, read before the check */
@@ -203,7 +203,7 @@ static void accept_all(struct nm_worker *w, int lfd)
         char peer[INET6_ADDRSTRLEN];
         nm_listen_format_host(&ss, peer, sizeof(peer));
         nm_conn_init(&sc->conn, &w->site, peer);
-        sc->head_started_ms = 0;
+        sc->request_started_ms = 0;
         sc->last_io_ms = nm_worker_clock_ms();
         sc->requests_seen = 0;
         sc->tail.len = 0;
@@ -250,12 +250,13 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
     while ((room = nm_conn_reserve_input(c, READ_CHUNK, &at)) > 0) {
         ssize_t n = recv(sc->fd, at, (size_t)room, 0);
         if (n == 0) {
-            /* The peer finished sending: answer what it asked, then close. */
-            if (nm_conn_process(c) < 0 || nm_conn_front(c) == NULL) {
+            /* The peer finished sending: answer every request it sent (the output queue may
+             * hold only some of the answers now), then close. */
+            nm_conn_end_input(c);
+            if (nm_conn_process(c) < 0 || nm_conn_is_done(c)) {
                 close_conn(w, sc);
                 return INPUT_CLOSED;
             }
-            nm_conn_stop_reading(c);
             break;
         }
         if (n < 0) {
@@ -264,8 +265,8 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
             close_conn(w, sc);
             return INPUT_CLOSED;
         }
-        if (!nm_conn_is_mid_request(c) && sc->head_started_ms == 0)
-            sc->head_started_ms = t;
+        if (!nm_conn_is_mid_request(c))
+            sc->request_started_ms = t;
         nm_conn_commit_input(c, (size_t)n);
         sc->last_io_ms = t;
         got = INPUT_MOVED;
@@ -296,9 +297,13 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             close_conn(w, sc);
             return false;
         }
+        /* Each request's deadline runs from its own first byte: a request answered ends it, and
+         * the bytes of the next that came with it start the next one now. */
         if (nm_conn_count_requests(c) != sc->requests_seen) {
             sc->requests_seen = nm_conn_count_requests(c);
-            sc->head_started_ms = nm_conn_is_mid_request(c) ? t : 0;
+            sc->request_started_ms = nm_conn_is_mid_request(c) ? t : 0;
+        } else if (!nm_conn_is_mid_request(c)) {
+            sc->request_started_ms = 0;
         }
         int sent = nm_send_some(&w->send, sc->fd, c, &sc->tail, nm_worker_clock_ms());
         if (sent < 0) {
@@ -337,10 +342,11 @@ static void sweep(struct nm_worker *w, int64_t t, bool stopping)
                 close_conn(w, sc);
             continue;
         }
-        if (nm_conn_is_reading_head(c) && sc->head_started_ms &&
-            t - sc->head_started_ms > cfg->header_timeout_ms) {
-            /* A head that does not complete in time: say so, then close. */
-            nm_conn_fail(c, 408, "request head not received in time");
+        if (nm_conn_is_mid_request(c) && sc->request_started_ms &&
+            t - sc->request_started_ms > cfg->header_timeout_ms) {
+            /* A request (head and content) that does not complete in time, however steadily its
+             * bytes trickle in: say so, then close. */
+            nm_conn_fail(c, 408, "request not received in time");
             run_conn(w, sc);
             continue;
         }

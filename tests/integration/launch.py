@@ -754,6 +754,20 @@ class RedirectServer(RawServer):
                 f"\r\nETag: \"{len(path)}\"\r\n\r\n{path}").encode()
 
 
+class CannedServer(RawServer):
+    """Answers every request with the same bytes, `response`, whatever they hold (hostile reason
+    phrases and field values, trailers). Request heads are kept in `heads`."""
+
+    def __init__(self, response):
+        super().__init__()
+        self.response = response
+        self.heads = []
+
+    def answer(self, head):
+        self.heads.append(head)
+        return self.response
+
+
 # ---- clients: http.client, and raw HTTP/1.1 over sockets ----------------------------------------
 
 

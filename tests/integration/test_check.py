@@ -8,8 +8,8 @@ import shutil
 import time
 import unittest
 
-from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, RawServer,
-                    Resource, free_port, http_date, run, shared_tempdir, write_file)
+from launch import (CannedServer, EtagServer, NginxServer, NotmodServer, PythonHttpServer,
+                    RawServer, Resource, free_port, http_date, run, shared_tempdir, write_file)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_NETWORK = 0, 1, 2, 4
 
@@ -448,6 +448,20 @@ class BadInput(unittest.TestCase):
         p, data = check_json(f"http://127.0.0.1:{free_port()}/")
         self.assertEqual(p.returncode, EXIT_NETWORK)
         self.assertFalse(data["targets"][0]["reachable"])
+
+
+
+class HostileValues(unittest.TestCase):
+    def test_reason_phrases_and_etags_reach_the_terminal_escaped(self):
+        # obs-text is allowed in both; a bare 0x9b is CSI to an 8-bit terminal.
+        resp = (b"HTTP/1.1 200 O\x9b2JK\r\nETag: \"\x9b2J\"\r\n"
+                b"Last-Modified: Thu, 01 Jan 2015 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nhi")
+        with CannedServer(resp) as srv:
+            p = run(["check", "--timeout", "5", srv.url("/")], timeout=120)
+            out = p.stdout + p.stderr
+            self.assertFalse(any((b < 0x20 and b not in (0x0a, 0x09)) or 0x7f <= b <= 0x9f
+                                 for b in out.replace("§".encode(), b"")), out)
+            self.assertIn(b"\\x9b2J", p.stdout)
 
 
 if __name__ == "__main__":

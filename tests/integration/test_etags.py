@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import unittest
+import unittest.mock
 
 from launch import (http_connection, http_get, require_binary, run, serve_for_test,
                     shared_tempdir, wait_until)
@@ -218,6 +219,24 @@ class ContentETags(unittest.TestCase):
             self.assertEqual(http_get(s2.port, url)[1].get("etag"), tag, url)
         self.assertEqual(s2.stop(), 0)
         self.assertEqual(counters(s2, "at shutdown")["hashed_files"], 0)
+
+    def test_a_full_disk_keeps_tags_right_and_warns_once(self):
+        names = ["big%d.bin" % i for i in range(4)]
+        for i, name in enumerate(names):
+            self.write(name, os.urandom(SMALL + 1 + i * 1024))
+        with unittest.mock.patch.dict(os.environ, {"NOTMOD_TEST_XATTR_ERRNO": str(errno.ENOSPC)}):
+            s = self.serve()
+        done = wait_counters(s, "after prehash", 30)
+        self.assertEqual(done["hashed_files"], len(names), done)
+        self.assertEqual(done["persisted"], 0, done)
+        for name in names:
+            status, headers = http_get(s.port, "/" + name)[:2]
+            self.assertEqual(status, 200)
+            self.assertEqual(headers.get("etag"), etag_of_file(self.path(name)), name)
+        self.assertEqual(s.stop(), 0)
+        warnings = [line for line in s.stderr().splitlines() if "cannot store ETags" in line]
+        self.assertEqual(len(warnings), 1, s.stderr())
+        self.assertIn("No space left on device", warnings[0])
 
     def test_notmod_etag_write_stores_tags_the_server_then_uses(self):
         if not xattrs_supported(self.root):

@@ -11,9 +11,9 @@ import subprocess
 import time
 import unittest
 
-from launch import (EtagServer, NginxServer, NotmodServer, PythonHttpServer, RangeServer,
-                    RedirectServer, Resource, SlowServer, TruncatingServer, free_port,
-                    notmod_binary, run, shared_tempdir, write_file)
+from launch import (CannedServer, EtagServer, NginxServer, NotmodServer, PythonHttpServer,
+                    RangeServer, RedirectServer, Resource, SlowServer, TruncatingServer,
+                    free_port, notmod_binary, run, shared_tempdir, write_file)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
@@ -461,6 +461,107 @@ class BadInput(GetTestCase):
         p = run(["get", "--cache-dir", blocker, "http://127.0.0.1:1/"])
         self.assertExit(p, EXIT_FAILURE)
         self.assertIn(b"cannot use cache directory", p.stderr)
+
+
+class CacheDirectoryOwnership(GetTestCase):
+    def fetch_with_cache_mode(self, mode, owner=None):
+        os.mkdir(self.cache)
+        os.chmod(self.cache, mode)
+        if owner is not None:
+            os.chown(self.cache, owner, -1)
+        with EtagServer() as srv:
+            srv.add("/a", Resource(b"hello\n", etag='"a1"', cache_control="max-age=3600"))
+            return self.get(srv.url("/a")), srv.requests()
+
+    def test_a_cache_directory_others_can_write_is_refused(self):
+        p, reqs = self.fetch_with_cache_mode(0o777)
+        self.assertExit(p, EXIT_FAILURE)
+        self.assertIn(self.cache.encode(), p.stderr)
+        self.assertEqual(reqs, [])
+
+    @unittest.skipUnless(os.geteuid() == 0, "chown to another user needs root")
+    def test_a_cache_directory_another_user_owns_is_refused(self):
+        p, reqs = self.fetch_with_cache_mode(0o700, owner=65534)
+        self.assertExit(p, EXIT_FAILURE)
+        self.assertIn(self.cache.encode(), p.stderr)
+        self.assertEqual(reqs, [])
+
+    def test_a_private_cache_directory_is_used(self):
+        p, _ = self.fetch_with_cache_mode(0o700)
+        self.assertExit(p, EXIT_OK)
+        self.assertEqual(p.stdout, b"hello\n")
+
+
+class MaxSize(GetTestCase):
+    def test_a_body_over_max_size_is_abandoned_and_nothing_stored(self):
+        with TruncatingServer(announced=2_000_000, sent=2_000_000) as srv:
+            srv.truncate = False
+            p = self.get(srv.url("/big"), "--max-size", "1000000", "-o", self.out)
+            self.assertExit(p, EXIT_HTTP)
+            self.assertIn(b"--max-size", p.stderr)
+            self.assertFalse(os.path.exists(self.out))
+            self.assertEqual([n for n in cache_files(self.cache) if not n.startswith(".")], [])
+
+    def test_a_chunked_body_over_max_size_is_abandoned_as_received(self):
+        chunk = b"x" * 100_000
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(20))
+        resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: \"c\"\r\n"
+                b"Cache-Control: max-age=60\r\n\r\n" + body + b"0\r\n\r\n")
+        with CannedServer(resp) as srv:
+            p = self.get(srv.url("/big"), "--max-size", "1000000")
+            self.assertExit(p, EXIT_HTTP)
+            self.assertEqual(p.stdout, b"")
+            self.assertEqual([n for n in cache_files(self.cache) if not n.startswith(".")], [])
+
+    def test_a_body_within_max_size_is_delivered(self):
+        with TruncatingServer(announced=5000, sent=5000) as srv:
+            srv.truncate = False
+            p = self.get(srv.url("/small"), "--max-size", "1000000")
+            self.assertExit(p, EXIT_OK)
+            self.assertEqual(len(p.stdout), 5000)
+
+
+def has_terminal_controls(data):
+    """True when data holds a byte a terminal acts on: below 0x20 (but \\n, \\t), 0x7f, or a
+    C1 control (a bare 0x9b is CSI)."""
+    return any((b < 0x20 and b not in (0x0a, 0x09)) or 0x7f <= b <= 0x9f for b in data)
+
+
+class HostileServers(GetTestCase):
+    def test_a_trailer_field_never_acts_as_a_header_field(self):
+        # RFC 9110 §6.5.1: the trailer's max-age must not make the stale copy fresh.
+        resp = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nETag: \"t1\"\r\n"
+                b"Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nTrailer: Cache-Control\r\n\r\n"
+                b"6\r\nhello\n\r\n0\r\nCache-Control: max-age=99999999\r\n\r\n")
+        with CannedServer(resp) as srv:
+            first = self.get(srv.url("/t"), "-v")
+            self.assertExit(first, EXIT_OK)
+            self.assertEqual(first.stdout, b"hello\n")
+            second = self.get(srv.url("/t"), "-v")
+            self.assertExit(second, EXIT_OK)
+            self.assertEqual(second.stdout, b"hello\n")
+            self.assertEqual(len(srv.heads), 2, "the second run must ask the server")
+            self.assertIn(b"If-None-Match: \"t1\"", srv.heads[1])
+
+    def test_control_bytes_in_the_head_never_reach_the_terminal(self):
+        for resp in (b"HTTP/1.1 302 Moved\x1b]0;pwned\x07\r\n"
+                     b"Location: /x\x1b[2J\x7f\r\nContent-Length: 0\r\n\r\n",
+                     b"HTTP/1.1 404 Not\x1b]0;pwned\x07Found\r\nETag: \"\x1b]0;pwned\x07\"\r\n"
+                     b"Content-Length: 0\r\n\r\n"):
+            with CannedServer(resp) as srv:
+                p = self.get(srv.url("/r"), "-v")
+                self.assertNotEqual(p.returncode, EXIT_OK)
+                self.assertFalse(has_terminal_controls(p.stdout + p.stderr), p.stderr)
+
+    def test_a_c1_control_in_a_reason_phrase_and_location_is_escaped(self):
+        # obs-text is allowed in a reason phrase and a field value; 0x9b is CSI to a terminal.
+        resp = (b"HTTP/1.1 302 Moved\x9b2J\r\nLocation: /x\x9b2J\r\nContent-Length: 0\r\n\r\n")
+        with CannedServer(resp) as srv:
+            p = self.get(srv.url("/r"), "-v")
+            self.assertExit(p, EXIT_HTTP)
+            self.assertFalse(has_terminal_controls(p.stdout + p.stderr), p.stderr)
+            self.assertNotIn(b"\x9b", p.stderr)
+            self.assertIn(b"Moved\\x9b2J, Location: /x\\x9b2J", p.stderr)
 
 
 class AgainstNginx(GetTestCase):

@@ -499,6 +499,20 @@ class Http1(ServerTestCase):
         r = self.get("http://example.com/a.txt")
         self.assertEqual((r.status, r.body), (200, b"A body\n"))
 
+    def test_pipelined_requests_before_a_half_close_are_all_answered(self):
+        # More answers than the output queue holds at once: those still unread in the input
+        # when EOF arrives are answered too.
+        want = b"A body\n"
+        for _ in range(10):
+            with Conn(self.port, timeout=10) as c:
+                c.send(get_request("/a.txt") * 300)
+                c.sock.shutdown(socket.SHUT_WR)
+                for i in range(300):
+                    r = c.read_response()
+                    self.assertEqual((r.status, r.body), (200, want), "response %d" % i)
+                self.assertTrue(c.is_closed_by_peer())
+        self.assert_alive()
+
     def test_partial_head_then_close_gets_no_response_and_leaves_the_server_up(self):
         with Conn(self.port) as c:
             c.send(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n")

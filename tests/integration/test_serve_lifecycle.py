@@ -124,6 +124,53 @@ class ShortTimeouts(ServerTestCase):
 
 
 @require_binary
+class RequestDeadline(ServerTestCase):
+    SERVER_OPTIONS = ("--header-timeout", "1")
+
+    @classmethod
+    def populate(cls, site):
+        site.write("alive.txt", b"alive\n")
+
+    def test_content_trickled_in_is_cut_by_the_request_deadline(self):
+        # A byte every 0.4 s keeps the connection busy forever; the deadline covers the content.
+        with Conn(self.port, timeout=10) as c:
+            t0 = time.monotonic()
+            c.send(get_request("/alive.txt", [("Content-Length", "1000000")]))
+            status = None
+            for _ in range(25):
+                time.sleep(0.4)
+                try:
+                    c.send(b"x")
+                except OSError:
+                    break
+                if select.select([c.sock], [], [], 0)[0]:
+                    break
+            r = c.read_response()
+            elapsed = time.monotonic() - t0
+            status = r.status
+            self.assertEqual(status, 408)
+            self.assertEqual(r.header("Connection"), "close")
+        self.assertLess(elapsed, 3.0)
+        self.assert_alive()
+
+    def test_next_head_gets_its_own_deadline_after_slow_content(self):
+        with Conn(self.port, timeout=10) as c:
+            c.send(get_request("/alive.txt", [("Content-Length", "3")]))
+            for b in b"abc":
+                time.sleep(0.25)
+                c.send(bytes([b]))
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"alive\n"))
+            time.sleep(0.3)
+            head = get_request("/alive.txt")
+            c.send(head[:5])
+            time.sleep(0.3)
+            c.send(head[5:])
+            r = c.read_response()
+            self.assertEqual((r.status, r.body), (200, b"alive\n"))
+
+
+@require_binary
 class SlowReaders(ServerTestCase):
     @classmethod
     def populate(cls, site):

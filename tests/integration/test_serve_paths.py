@@ -135,12 +135,24 @@ class PathsDefault(TraversalMixin, ServerTestCase):
         r = self.get("/link-in-absolute")
         self.assertEqual((r.status, r.body), (200, INNER))
 
-    def test_symlink_to_a_file_outside_is_403(self):
-        for target in ("/link-out", "/link-out-absolute", "/dirlink-out/secret.txt"):
+    def test_symlink_to_a_file_outside_is_404_like_a_missing_one(self):
+        # The same answer whether the outside target exists or not: nothing about it is told.
+        os.symlink("../no-such-file", self.site.path("link-out-missing"))
+        for target in ("/link-out", "/link-out-absolute", "/dirlink-out/secret.txt",
+                       "/link-out-missing"):
             with self.subTest(target=target):
                 r = self.get(target)
-                self.assertEqual(r.status, 403)
+                self.assertEqual(r.status, 404)
                 self.assertNotIn(b"TOP-SECRET", r.body)
+
+    def test_listing_tells_nothing_about_a_link_out_of_the_root(self):
+        srv = self.start_server(["--list-dirs"])
+        with Conn(srv.port) as c:
+            r = c.request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertEqual(r.status, 200)
+        self.assertIn(b">link-out</a></td><td></td><td></td></tr>", r.body)
+        self.assertIn(b">link-out-absolute</a></td><td></td><td></td></tr>", r.body)
+        self.assertIn(b">link-in</a></td><td>%d</td>" % len(INNER), r.body)
 
     def test_dangling_and_looping_symlinks_do_not_serve(self):
         self.assertEqual(self.get("/dangling").status, 404)

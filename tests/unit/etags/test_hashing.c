@@ -73,3 +73,48 @@ Test(hashing, counters_format_as_one_line)
     cr_expect_eq(nm_hashing_format_stats(&st, line, 10), -ENOSPC);
     cr_expect_eq(strchr(line, '\n'), NULL);
 }
+
+static int warnings;
+
+__attribute__((format(printf, 1, 2))) static void count_warning(const char *fmt, ...)
+{
+    (void)fmt;
+    warnings++;
+}
+
+Test(hashing, a_full_disk_warns_once_and_pauses_attribute_writes)
+{
+    cr_assert_eq(setenv("NOTMOD_TEST_XATTR_ERRNO", "28", 1), 0); /* ENOSPC */
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.persist = true;
+    o.low_priority = false;
+    o.warn = count_warning;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    unsetenv("NOTMOD_TEST_XATTR_ERRNO");
+    int a = write_file("a", "abc", 3), b = write_file("b", "xyz", 3);
+    sleep_ms(NM_HASHING_RACY_NS / 1000000 + 100); /* only a settled version is persisted */
+    struct nm_file_version va, vb, now_v;
+    version_of_fd(a, &va);
+    version_of_fd(b, &vb);
+    struct nm_hash128 ha = nm_hashing_hash_bytes("abc", 3), hb = nm_hashing_hash_bytes("xyz", 3);
+    warnings = 0;
+    nm_hashing_remember(h, a, &va, ha, &now_v);
+    nm_hashing_remember(h, b, &vb, hb, &now_v);
+    struct nm_hash128 got;
+    cr_assert_eq(nm_hashing_find(h, a, &va, &got), 0);
+    cr_expect(got.hi == ha.hi && got.lo == ha.lo);
+    cr_assert_eq(nm_hashing_find(h, b, &vb, &got), 0);
+    cr_expect(got.hi == hb.hi && got.lo == hb.lo);
+    struct nm_hashing_stats st;
+    nm_hashing_get_stats(h, &st);
+    cr_expect_eq(warnings, 1);
+    cr_expect_eq(st.persist_failed, 1, "the second write waits out the back-off");
+    cr_expect_eq(st.persisted, 0);
+    char val[8];
+    cr_expect_lt(fgetxattr(a, "user.notmod.etag", val, sizeof(val)), 0);
+    nm_hashing_free(h);
+    close(a);
+    close(b);
+}

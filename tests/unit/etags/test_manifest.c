@@ -2,9 +2,13 @@
  * against the served tree at startup. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "etags/attr.h"
@@ -268,4 +272,48 @@ Test(manifest_check, a_large_file_is_never_taken_at_the_manifests_word)
     close(root);
     close(fd);
     free(data);
+}
+
+Test(manifest_check, entries_that_are_not_regular_files_beneath_the_root_are_never_opened)
+{
+    char path[128], outside[] = "/tmp/nm_manifest_out_XXXXXX";
+    int ofd = mkstemp(outside);
+    cr_assert_geq(ofd, 0);
+    cr_assert_eq(write(ofd, "hello", 5), 5);
+    close(ofd);
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0644), 0);
+    snprintf(path, sizeof(path), "%s/zero", dir);
+    cr_assert_eq(symlink("/dev/zero", path), 0);
+    snprintf(path, sizeof(path), "%s/out", dir);
+    cr_assert_eq(symlink(outside, path), 0);
+    /* A writer waits in open() until some reader opens the FIFO: it must still wait after. */
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    pid_t writer = fork();
+    cr_assert_geq(writer, 0);
+    if (writer == 0) {
+        alarm(20);
+        int fd = open(path, O_WRONLY);
+        _exit(fd >= 0 ? 0 : 1);
+    }
+    sleep_ms(100);
+    struct nm_hash128 hs = nm_hashing_hash_bytes("hello", 5);
+    struct nm_manifest *m;
+    cr_assert_eq(nm_manifest_new(&m), 0);
+    cr_assert_eq(nm_manifest_add(m, "/fifo", 0, 0, 0, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/zero", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_add(m, "/out", 5, hs.hi, hs.lo, 1000), 0);
+    cr_assert_eq(nm_manifest_sort(m), 0);
+    struct nm_hashing *h = pool(false);
+    int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    warnings = 0;
+    cr_expect_eq(nm_hashing_use_manifest(h, root, m, on_warn, NULL), 0);
+    cr_expect_eq(warnings, 3, "last: %s", last_warning);
+    int status;
+    cr_expect_eq(waitpid(writer, &status, WNOHANG), 0, "the FIFO was opened for reading");
+    kill(writer, SIGKILL);
+    waitpid(writer, &status, 0);
+    nm_hashing_free(h);
+    close(root);
+    unlink(outside);
 }

@@ -413,6 +413,23 @@ Test(conn, a_stopped_connection_takes_no_input_and_is_done_once_drained)
     cr_assert(nm_conn_is_done(&fx.conn));
 }
 
+Test(conn, requests_in_before_the_input_ended_are_all_answered_then_done)
+{
+    /* More requests than the output queue holds answers for: the rest wait in the input. */
+    for (int i = 0; i < 100; i++)
+        feed_str(&fx.conn, GET("/hello.txt"));
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHo");
+    nm_conn_end_input(&fx.conn);
+    char *at;
+    cr_assert_eq(nm_conn_reserve_input(&fx.conn, 64, &at), 0);
+    for (int i = 0; i < 100 && !nm_conn_is_done(&fx.conn); i++) {
+        cr_assert_eq(nm_conn_process(&fx.conn), 0);
+        cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    }
+    cr_assert(nm_conn_is_done(&fx.conn), "the unfinished head is never answered");
+    cr_assert_eq(count(&fx.out, "HTTP/1.1 200 OK\r\n"), 100);
+}
+
 Test(conn, gather_stops_at_the_first_part_read_from_a_file)
 {
     feed_str(&fx.conn, GET("/hello.txt") GET("/big.txt") GET("/hello.txt"));

@@ -4,10 +4,17 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -255,4 +262,79 @@ Test(filecache, a_change_after_loading_is_seen_by_the_change_check)
     nm_file_release(f);
     nm_filecache_free(fc);
     free(data);
+}
+
+Test(filecache, a_symlink_out_of_the_root_answers_as_a_missing_file)
+{
+    put("a.txt", "inside\n", 7);
+    char link[128];
+    snprintf(link, sizeof(link), "%s/link-out", dir);
+    cr_assert_eq(symlink("/etc/passwd", link), 0);
+    snprintf(link, sizeof(link), "%s/link-up-out", dir);
+    cr_assert_eq(symlink("../../etc/passwd", link), 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_expect_eq(nm_filecache_lookup(fc, "/link-out", &f), -ENOENT);
+    cr_expect_eq(nm_filecache_lookup(fc, "/link-up-out", &f), -ENOENT);
+    nm_filecache_free(fc);
+}
+
+/* Everything a child checks, as the bit it clears in its exit status. */
+enum { SECCOMP_REFUSES = 1, INSIDE_SERVED = 2, LINK_IN_SERVED = 4, LINK_OUT_REFUSED = 8 };
+
+static int lookups_in_a_child_without_openat2(void)
+{
+    /* A profile from before openat2: that one call refused with EPERM, every other allowed. */
+    struct sock_filter prog[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog fprog = {.len = sizeof(prog) / sizeof(prog[0]), .filter = prog};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0)
+        return 0xff;
+    int failed = SECCOMP_REFUSES | INSIDE_SERVED | LINK_IN_SERVED | LINK_OUT_REFUSED;
+    struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+    if (syscall(SYS_openat2, root_fd, "a.txt", &how, sizeof(how)) < 0 && errno == EPERM)
+        failed &= ~SECCOMP_REFUSES;
+    struct nm_filecache *fc;
+    if (nm_filecache_new(&cfg, mime, root_fd, &fc) != 0)
+        return 0xff;
+    struct nm_file *f;
+    if (nm_filecache_lookup(fc, "/a.txt", &f) == 0) {
+        if (f->size == 7)
+            failed &= ~INSIDE_SERVED;
+        nm_file_release(f);
+    }
+    if (nm_filecache_lookup(fc, "/link-in", &f) == 0) {
+        if (f->size == 7)
+            failed &= ~LINK_IN_SERVED;
+        nm_file_release(f);
+    }
+    if (nm_filecache_lookup(fc, "/link-out", &f) == -ENOENT)
+        failed &= ~LINK_OUT_REFUSED;
+    nm_filecache_free(fc);
+    return failed;
+}
+
+Test(filecache, openat2_refused_with_eperm_falls_back_and_still_keeps_to_the_root)
+{
+    put("a.txt", "inside\n", 7);
+    char link[128];
+    snprintf(link, sizeof(link), "%s/link-in", dir);
+    cr_assert_eq(symlink("a.txt", link), 0);
+    snprintf(link, sizeof(link), "%s/link-out", dir);
+    cr_assert_eq(symlink("/etc/passwd", link), 0);
+    /* The filter stays with the process that installs it: a child, so the runner keeps openat2. */
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0)
+        _exit(lookups_in_a_child_without_openat2());
+    int status;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status), "child died: status %d", status);
+    cr_expect_eq(WEXITSTATUS(status), 0, "checks failed in the child: 0x%x", WEXITSTATUS(status));
 }

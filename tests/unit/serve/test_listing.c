@@ -133,3 +133,21 @@ Test(listing, a_directory_that_cannot_be_read_is_its_errno)
     cr_assert_eq(nm_listing_render(fd, "/a.txt/", false, &fx.out), -ENOTDIR);
     close(fd);
 }
+
+Test(listing, a_symlink_out_of_the_directory_is_a_plain_name_without_size_or_date)
+{
+    char in[96], out[96];
+    snprintf(in, sizeof(in), "%s/link-in", fx.dir);
+    snprintf(out, sizeof(out), "%s/link-out", fx.dir);
+    cr_assert_eq(symlink("a.txt", in), 0);
+    cr_assert_eq(symlink("/etc/passwd", out), 0);
+    const char *html = render("/", false);
+    cr_expect_not_null(strstr(html, "<a href=\"./link-in\">link-in</a></td><td>5</td>"
+                                    "<td>Tue, 14 Nov 2023 22:13:20 GMT</td></tr>\n"),
+                       "a link inside shows what it names");
+    cr_expect_not_null(strstr(html, "<a href=\"./link-out\">link-out</a></td><td></td><td></td>"
+                                    "</tr>\n"),
+                       "nothing about the file outside");
+    unlink(in);
+    unlink(out);
+}
