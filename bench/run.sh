@@ -5,17 +5,7 @@
 set -euo pipefail
 runs=${1:-5}
 secs=${2:-5}
-top=$(cd "$(dirname "$0")/.." && pwd)
-notmod=${NOTMOD:-$top/build/release/notmod}
-work=$(mktemp -d)
-chmod 755 "$work" # nginx workers run as nobody
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 
 for tool in wrk nginx; do
     command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench: $tool is missing (scripts/install-deps)" >&2; exit 1; }

@@ -776,6 +776,19 @@ def http_connection(port, host="127.0.0.1", timeout=HTTP_TIMEOUT_S):
     return http.client.HTTPConnection(host, port, timeout=timeout)
 
 
+def curl_compressed(port, path, work, timeout=30):
+    """curl --compressed on 127.0.0.1:port: the decoded body and the response's head, lowercased.
+    The files curl writes go to the directory `work`."""
+    out, head = os.path.join(work, "body"), os.path.join(work, "head")
+    p = subprocess.run([tool("curl"), "-sS", "--max-time", "20", "--compressed", "-D", head,
+                        "-o", out, "http://127.0.0.1:%d%s" % (port, path)],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("curl --compressed %s: %s" % (path, p.stderr.decode(errors="replace")))
+    with open(out, "rb") as f, open(head, encoding="latin-1") as h:
+        return f.read(), h.read().lower()
+
+
 def http_get(port, path, headers=None, method="GET"):
     """One request over http.client on a fresh connection: (status, {lower-case name: value},
     body)."""

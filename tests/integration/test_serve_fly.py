@@ -5,16 +5,14 @@ made it, the same tag from every server that links the same libraries, and the l
 import gzip
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import unittest
 
-from launch import ServerTestCase, fetch, require_binary, tool
+from launch import ServerTestCase, curl_compressed, fetch, require_binary, tool
 
 SOURCE = b"".join(b"line %05d of a page compressed by the server\n" % i for i in range(2000))
 BIG_BYTES = 20 << 20
-CLIENT_TIMEOUT_S = 30
 READY_WAIT_S = 20
 
 
@@ -34,15 +32,7 @@ class OnTheFly(ServerTestCase):
         self.addCleanup(shutil.rmtree, self.work, True)
 
     def curl_compressed(self, path):
-        """curl --compressed: the decoded body and the response's head, lowercased."""
-        out, head = os.path.join(self.work, "body"), os.path.join(self.work, "head")
-        p = subprocess.run([tool("curl"), "-sS", "--max-time", "20", "--compressed", "-D", head,
-                            "-o", out, "http://127.0.0.1:%d%s" % (self.port, path)],
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=CLIENT_TIMEOUT_S)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        with open(out, "rb") as f, open(head, encoding="latin-1") as h:
-            return f.read(), h.read().lower()
+        return curl_compressed(self.port, path, self.work)
 
     def wait_for_coding(self, port, path, coding):
         """Asks until the response is coded, a bounded number of times: the first ask queues the

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 import unittest
 
-from launch import ServerTestCase, require_binary, run, tool
+from launch import ServerTestCase, curl_compressed, require_binary, run, tool
 
 T0 = 1672531200  # 2023-01-01 00:00:00 UTC
 SOURCE = b"".join(b"line %04d of a compressible page\n" % i for i in range(200))
@@ -64,15 +64,7 @@ class Variants(ServerTestCase):
         self.addCleanup(shutil.rmtree, self.work, True)
 
     def curl_compressed(self, path):
-        """curl --compressed: the decoded body and the response's head."""
-        out, head = os.path.join(self.work, "body"), os.path.join(self.work, "head")
-        p = subprocess.run([tool("curl"), "-sS", "--max-time", "20", "--compressed", "-D", head,
-                            "-o", out, "http://127.0.0.1:%d%s" % (self.port, path)],
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=CLIENT_TIMEOUT_S)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        with open(out, "rb") as f, open(head, encoding="latin-1") as h:
-            return f.read(), h.read().lower()
+        return curl_compressed(self.port, path, self.work)
 
     def test_curl_compressed_gets_the_gzip_variant_decoded_to_the_source(self):
         body, head = self.curl_compressed("/g.txt")
