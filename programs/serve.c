@@ -1,5 +1,6 @@
 /* notmod serve: parses the options into a config and runs the server. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -54,6 +55,13 @@ static const char usage_text[] =
     "  --header-timeout S      seconds for a request head to arrive (default 10; then 408)\n"
     "  --idle-timeout S        seconds an idle keep-alive connection is kept (default 60)\n"
     "  --send-timeout S        seconds a client may stop reading a response (default 60)\n"
+    "  --drain-timeout S       seconds responses in flight get at SIGTERM (default 10; each\n"
+    "                          one cut then is logged)\n"
+    "  --config FILE           read settings and per-path rules from FILE (libconfig syntax,\n"
+    "                          see docs/usage.md); options given here override it; SIGHUP\n"
+    "                          reads it again\n"
+    "  --check-config          check the settings (and --config FILE) and exit: 0 when usable,\n"
+    "                          1 with the problems as FILE:LINE: message\n"
     "  -q, --quiet             no access log, no startup line, no hashing counters\n"
     "  -h, --help              this text\n"
     "  -V, --version           the version\n";
@@ -84,6 +92,9 @@ enum {
     OPT_NO_COMPRESS,
     OPT_COMPRESS_MAX_SIZE,
     OPT_COMPRESS_CACHE,
+    OPT_DRAIN_TIMEOUT,
+    OPT_CONFIG,
+    OPT_CHECK_CONFIG,
 };
 
 static const struct option options[] = {
@@ -112,6 +123,9 @@ static const struct option options[] = {
     {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
     {"compress-max-size", required_argument, NULL, OPT_COMPRESS_MAX_SIZE},
     {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -195,48 +209,24 @@ static int pick(int opt, const char *arg, const struct choice *choices, int *out
 
 static int set_etag_mode(struct nm_config *cfg, const char *arg)
 {
-    if (strcmp(arg, "content") == 0) {
-        cfg->etag_mode = NM_ETAG_CONTENT;
-    } else if (strcmp(arg, "metadata") == 0) {
-        cfg->etag_mode = NM_ETAG_METADATA;
-    } else if (strcmp(arg, "off") == 0) {
-        cfg->etag_mode = NM_ETAG_OFF;
-    } else if (strncmp(arg, "version:", 8) == 0) {
-        cfg->etag_mode = NM_ETAG_VERSION;
-        if (nm_etag_make_version(nm_slice_from_cstr(arg + 8), cfg->etag_version,
-                                 sizeof(cfg->etag_version)) < 0)
-            return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
-                       "not '%s'",
-                       arg + 8);
-    } else {
-        return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
-    }
-    return 0;
+    if (nm_config_set_etag(cfg, arg) == 0)
+        return 0;
+    if (strncmp(arg, "version:", 8) == 0)
+        return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
+                   "not '%s'",
+                   arg + 8);
+    return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
 }
 
 /* --precompressed br,zstd,gzip (any order, each at most once) or off. */
 static int set_precompressed(struct nm_config *cfg, const char *arg)
 {
-    cfg->n_precompressed = 0;
-    if (strcmp(arg, "off") == 0)
-        return 0;
-    const char *p = arg;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        enum nm_coding c;
-        if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
-            len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
-            return bad("--precompressed wants a comma list of br, zstd, gzip, or off, not '%s'",
-                       arg);
-        for (size_t i = 0; i < cfg->n_precompressed; i++)
-            if (cfg->precompressed[i] == c)
-                return bad("--precompressed names %s twice in '%s'", nm_coding_name(c), arg);
-        cfg->precompressed[cfg->n_precompressed++] = c;
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
+    int rc = nm_config_set_precompressed(cfg, arg);
+    if (rc == -EEXIST)
+        return bad("--precompressed names a coding twice in '%s'", arg);
+    if (rc < 0)
+        return bad("--precompressed wants a comma list of br, zstd, gzip, or off, not '%s'", arg);
+    return 0;
 }
 
 static int add_cache_rule(struct nm_config *cfg, const char *arg)
@@ -277,7 +267,8 @@ static int set_amount(struct nm_config *cfg, int opt, const char *arg)
         return 0;
     case OPT_HEADER_TIMEOUT:
     case OPT_IDLE_TIMEOUT:
-    case OPT_SEND_TIMEOUT: {
+    case OPT_SEND_TIMEOUT:
+    case OPT_DRAIN_TIMEOUT: {
         if (!parse_uint(arg, 86400, &v) || v == 0)
             return bad("--%s wants seconds from 1 to 86400, not '%s'", option_name(opt), arg);
         unsigned ms = (unsigned)v * 1000;
@@ -285,6 +276,8 @@ static int set_amount(struct nm_config *cfg, int opt, const char *arg)
             cfg->header_timeout_ms = ms;
         else if (opt == OPT_IDLE_TIMEOUT)
             cfg->idle_timeout_ms = ms;
+        else if (opt == OPT_DRAIN_TIMEOUT)
+            cfg->shutdown_timeout_ms = ms;
         else
             cfg->send_timeout_ms = ms;
         return 0;
@@ -294,15 +287,20 @@ static int set_amount(struct nm_config *cfg, int opt, const char *arg)
     }
 }
 
-static int parse_args(int argc, char **argv, struct nm_config *cfg)
+/* Options over what cfg holds already (a config file's settings): a value given here replaces
+ * the file's, and the first --listen here replaces the file's list. */
+static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_only)
 {
-    bool quiet = false, log_set = false;
+    bool quiet = false, log_set = false, listen_set = false;
     long long v;
     int opt, choice;
     optind = 1;
     while ((opt = nm__cli_getopt("serve", argc, argv, "qhV", options)) != -1) {
         switch (opt) {
         case OPT_LISTEN:
+            while (!listen_set && cfg->n_listen > 0)
+                free(cfg->listen[--cfg->n_listen]);
+            listen_set = true;
             if (cfg->n_listen == NM_CONFIG_MAX_LISTEN)
                 return bad("too many --listen addresses (at most 16)");
             cfg->listen[cfg->n_listen++] = dup_or_die(optarg);
@@ -378,6 +376,11 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         case OPT_NO_COMPRESS:
             cfg->compress = opt == OPT_COMPRESS;
             break;
+        case OPT_CONFIG:
+            break; /* read before the options (read_config) */
+        case OPT_CHECK_CONFIG:
+            *check_only = true;
+            break;
         case 'q':
             quiet = true;
             break;
@@ -397,15 +400,92 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg)
         return bad("serve takes one directory, and '%s' is a second", argv[optind + 1]);
     if (cfg->etag_manifest && cfg->etag_mode != NM_ETAG_CONTENT)
         return bad("--etag-manifest needs --etag content");
-    cfg->root = dup_or_die(optind < argc ? argv[optind] : ".");
+    if (optind < argc || !cfg->root) {
+        free(cfg->root);
+        cfg->root = dup_or_die(optind < argc ? argv[optind] : ".");
+    }
     if (cfg->n_listen == 0)
         cfg->listen[cfg->n_listen++] = dup_or_die("127.0.0.1:8080");
     if (!cfg->index_name)
         cfg->index_name = dup_or_die("index.html");
-    cfg->quiet = quiet;
-    if (!log_set && !quiet)
+    cfg->quiet = cfg->quiet || quiet;
+    if (!log_set && !cfg->access_log_set && !cfg->quiet)
         cfg->access_log = dup_or_die("-");
     return 0;
+}
+
+/* The value of the last --config, or NULL: the file is read before the other options, which
+ * override it. Anything malformed is left to parse_args to name. */
+static const char *config_path(int argc, char **argv)
+{
+    const char *path = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            path = argv[i] + 9;
+    }
+    return path;
+}
+
+/* Problems go to stderr at start and --check-config, to the server's log on a reload. */
+static void print_problem(void *arg, bool is_error, const char *message)
+{
+    (void)arg;
+    fprintf(stderr, "notmod serve: %s%s\n", is_error ? "" : "warning: ", message);
+}
+
+static void log_problem(void *arg, bool is_error, const char *message)
+{
+    (void)arg;
+    nm_log_error("%s%s", is_error ? "" : "warning: ", message);
+}
+
+/* The config file, then the options. Returns 0, -1 after -h or -V, NM_EXIT_USAGE for a bad
+ * option, NM_EXIT_FAILURE for a bad file (the problems reported). */
+static int read_config(int argc, char **argv, struct nm_config *cfg, bool *check_only,
+                       nm_configfile_report_fn *report)
+{
+    const char *path = config_path(argc, argv);
+    int file_rc = path ? nm_configfile_load(cfg, path, report, NULL) : 0;
+    int rc = parse_args(argc, argv, cfg, check_only);
+    if (rc != 0)
+        return rc;
+    nm_configfile_warn_unreachable(cfg, report, NULL);
+    return file_rc < 0 ? NM_EXIT_FAILURE : 0;
+}
+
+static int argc_saved;
+static char **argv_saved;
+
+static int reload(void *arg, struct nm_config **out)
+{
+    (void)arg;
+    struct nm_config *cfg = malloc(sizeof(*cfg));
+    if (!cfg)
+        return -ENOMEM;
+    nm_config_init(cfg);
+    bool check_only = false;
+    if (read_config(argc_saved, argv_saved, cfg, &check_only, log_problem) != 0) {
+        nm_config_cleanup(cfg);
+        free(cfg);
+        return -EINVAL;
+    }
+    *out = cfg;
+    return 0;
+}
+
+/* --check-config: what a start would refuse before binding anything. */
+static int check_config(const struct nm_config *cfg)
+{
+    int fd = open(cfg->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "notmod serve: cannot serve %s: %s\n", cfg->root, strerror(errno));
+        return NM_EXIT_FAILURE;
+    }
+    close(fd);
+    printf("%s: ok\n", cfg->config_file ? cfg->config_file : "options");
+    return NM_EXIT_OK;
 }
 
 static const char *etag_mode_name(const struct nm_config *cfg)
@@ -426,8 +506,11 @@ int nm_cmd_serve(int argc, char **argv)
 {
     struct nm_config cfg;
     nm_config_init(&cfg);
-    int rc = parse_args(argc, argv, &cfg);
-    if (rc != 0) {
+    bool check_only = false;
+    int rc = read_config(argc, argv, &cfg, &check_only, print_problem);
+    if (rc == 0 && check_only)
+        rc = check_config(&cfg);
+    if (rc != 0 || check_only) {
         nm_config_cleanup(&cfg);
         return rc < 0 ? NM_EXIT_OK : rc;
     }
@@ -458,11 +541,15 @@ int nm_cmd_serve(int argc, char **argv)
                 nm_buf_appendf(&line, " (ETag: %s; If-Modified-Since: %s; Cache-Control: %s%s)\n",
                                etag_mode_name(&cfg), cfg.ims_mode == NM_IMS_EXACT ? "exact" : "rfc",
                                nm_config_cache_control(&cfg, "/", cc, sizeof(cc)),
-                               cfg.n_rules ? " unless a rule matches" : "");
+                               cfg.n_rules || cfg.n_path_rules ? " unless a rule matches" : "");
         if (lrc == 0)
             fwrite(line.ptr, 1, line.len, stderr);
         nm_buf_cleanup(&line);
     }
+    argc_saved = argc;
+    argv_saved = argv;
+    if (cfg.config_file)
+        nm_server_set_reload(srv, reload, NULL);
     rc = nm_server_run(srv);
     nm_server_free(srv);
     nm_config_cleanup(&cfg);

@@ -1,11 +1,14 @@
 /* Server settings: defaults and per-path Cache-Control selection. */
 #include "config.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "notmod/etag.h"
 #include "notmod/token.h"
 
 void nm_config_init(struct nm_config *cfg)
@@ -46,6 +49,23 @@ void nm_config_cleanup(struct nm_config *cfg)
     free(cfg->index_name);
     free(cfg->etag_manifest);
     free(cfg->access_log);
+    for (size_t i = 0; i < cfg->n_path_rules; i++) {
+        struct nm_path_rule *r = &cfg->path_rules[i];
+        free(r->match);
+        free(r->cache_control);
+        for (size_t k = 0; k < r->n_headers; k++) {
+            free(r->headers[k].name);
+            free(r->headers[k].value);
+        }
+        for (size_t k = 0; k < r->n_try_files; k++)
+            free(r->try_files[k]);
+        for (size_t k = 0; k < r->n_error_pages; k++)
+            free(r->error_pages[k].path);
+    }
+    free(cfg->path_rules);
+    for (size_t k = 0; k < cfg->n_error_pages; k++)
+        free(cfg->error_pages[k].path);
+    free(cfg->config_file);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -57,12 +77,28 @@ static bool rule_matches(const char *glob, const char *path)
     return fnmatch(glob, base ? base + 1 : path, 0) == 0;
 }
 
+bool nm_config_glob_is_reachable(const char *glob)
+{
+    return !strchr(glob, '/') || glob[0] == '/' || glob[0] == '*' || glob[0] == '?' ||
+           glob[0] == '[' || glob[0] == '\\';
+}
+
+bool nm_config_rule_matches(const struct nm_path_rule *rule, const char *path)
+{
+    if (rule->is_prefix)
+        return strncmp(path, rule->match, strlen(rule->match)) == 0;
+    return rule_matches(rule->match, path);
+}
+
 const char *nm_config_cache_control(const struct nm_config *cfg, const char *path, char *buf,
                                     size_t cap)
 {
     for (size_t i = 0; i < cfg->n_rules; i++)
         if (rule_matches(cfg->rules[i].glob, path))
             return cfg->rules[i].value;
+    for (size_t i = 0; i < cfg->n_path_rules; i++)
+        if (cfg->path_rules[i].cache_control && nm_config_rule_matches(&cfg->path_rules[i], path))
+            return cfg->path_rules[i].cache_control;
     if (cfg->max_age >= 0) {
         snprintf(buf, cap, "max-age=%lld", (long long)cfg->max_age);
         return buf;
@@ -88,4 +124,101 @@ int64_t nm_config_max_age_of(const char *cc)
         return v;
     }
     return -1;
+}
+
+int nm_config_set_etag(struct nm_config *cfg, const char *text)
+{
+    static const struct {
+        const char *word;
+        enum nm_etag_mode mode;
+    } words[] = {
+        {"content", NM_ETAG_CONTENT}, {"metadata", NM_ETAG_METADATA}, {"off", NM_ETAG_OFF}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (strcmp(text, words[i].word) == 0) {
+            cfg->etag_mode = words[i].mode;
+            return 0;
+        }
+    }
+    char tag[NM_ETAG_MAX + 1];
+    if (strncmp(text, "version:", 8) != 0 ||
+        nm_etag_make_version(nm_slice_from_cstr(text + 8), tag, sizeof(tag)) < 0)
+        return -EINVAL;
+    cfg->etag_mode = NM_ETAG_VERSION;
+    memcpy(cfg->etag_version, tag, sizeof(tag));
+    return 0;
+}
+
+int nm_config_set_precompressed(struct nm_config *cfg, const char *text)
+{
+    enum nm_coding list[NM_CODING_COUNT];
+    size_t n = 0;
+    if (strcmp(text, "off") != 0) {
+        for (const char *p = text;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            enum nm_coding c;
+            if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
+                len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
+                return -EINVAL;
+            for (size_t i = 0; i < n; i++)
+                if (list[i] == c)
+                    return -EEXIST;
+            list[n++] = c;
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    }
+    memcpy(cfg->precompressed, list, n * sizeof(list[0]));
+    cfg->n_precompressed = n;
+    return 0;
+}
+
+const char *nm_config_header_name_problem(const char *name)
+{
+    /* Fields whose value the server computes per response: one set by hand would contradict the
+     * framing (RFC 9112 §6), the validators (RFC 9110 §8.8), the coding and its Vary (§8.4,
+     * §12.5.5) or the connection's management (§7.6.1). */
+    static const char *const owned[] = {
+        "Content-Length",
+        "Transfer-Encoding",
+        "ETag",
+        "Last-Modified",
+        "Content-Encoding",
+        "Content-Type",
+        "Content-Range",
+        "Accept-Ranges",
+        "Vary",
+        "Date",
+        "Connection",
+        "Keep-Alive",
+        "Upgrade",
+        "Trailer",
+        "TE",
+        "Proxy-Connection",
+        "Allow",
+        "Location",
+        "Expires",
+        "X-Content-Type-Options",
+    };
+    if (!*name)
+        return "an empty field name";
+    for (const char *p = name; *p; p++)
+        if (!nm_token_is_tchar((unsigned char)*p))
+            return "a field name is a token (letters, digits and !#$%&'*+-.^_`|~)";
+    if (strcasecmp(name, "Cache-Control") == 0)
+        return "Cache-Control is set with cache_control, which the 304s and Expires follow";
+    for (size_t i = 0; i < sizeof(owned) / sizeof(owned[0]); i++)
+        if (strcasecmp(name, owned[i]) == 0)
+            return "the server sets this field itself";
+    return NULL;
+}
+
+bool nm_config_header_value_is_safe(const char *value)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++, n++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return false;
+    return n <= NM_HEADER_VALUE_MAX;
 }

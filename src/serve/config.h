@@ -28,6 +28,46 @@ struct nm_cache_rule {
     char *value; /* the Cache-Control value */
 };
 
+/* A response header field a path rule adds (config file `headers`). */
+struct nm_header_field {
+    char *name;
+    char *value;
+};
+
+/* An error page: a file of the tree sent as the content of an error `status`. */
+struct nm_error_page {
+    int status;
+    char *path; /* URL path of the page, starting with '/' */
+};
+
+#define NM_RULE_MAX_HEADERS 16
+#define NM_RULE_MAX_TRY 4
+#define NM_RULE_MAX_ERROR_PAGES 8
+#define NM_HEADER_VALUE_MAX 1024
+/* The fields the rules matching one path add come to at most this many bytes (names and values):
+ * a rule may not hold more, and the fields of later matching rules past it are left out. */
+#define NM_RULE_HEADER_BYTES 8192
+
+/* A per-path rule of the config file: the settings below apply to URL paths that match `match`
+ * (a glob like --cache-control's, or a prefix when is_prefix). Every matching rule contributes its
+ * fields; for the other settings the first matching rule that sets one wins. */
+struct nm_path_rule {
+    char *match;
+    bool is_prefix;
+    int line;            /* where the rule starts in the file, for messages */
+    char *cache_control; /* NULL: not set */
+    struct nm_header_field headers[NM_RULE_MAX_HEADERS];
+    size_t n_headers;
+    int variants; /* -1 not set, 0 off, 1 on: precompressed and on-the-fly variants */
+    int listing;  /* -1 not set, 0 off, 1 on: directory listings */
+    /* Tried in order when the path names nothing: "$uri" stands for the path ("$uri.html"),
+     * else an absolute path ("/app/index.html"). */
+    char *try_files[NM_RULE_MAX_TRY];
+    size_t n_try_files;
+    struct nm_error_page error_pages[NM_RULE_MAX_ERROR_PAGES];
+    size_t n_error_pages;
+};
+
 #define NM_CONFIG_MAX_LISTEN 16
 #define NM_CONFIG_MAX_RULES 64
 #define NM_CACHE_CONTROL_MAX 255 /* longest Cache-Control value a rule may set */
@@ -76,7 +116,16 @@ struct nm_config {
     unsigned header_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned send_timeout_ms;
-    unsigned shutdown_timeout_ms;
+    unsigned shutdown_timeout_ms; /* drain: responses in flight at SIGTERM get this long */
+
+    /* The config file (configfile.h): its path, its per-path rules (after the --cache-control
+     * rules, which win), and its site-wide error pages. */
+    char *config_file;
+    struct nm_path_rule *path_rules;
+    size_t n_path_rules;
+    struct nm_error_page error_pages[NM_RULE_MAX_ERROR_PAGES];
+    size_t n_error_pages;
+    bool access_log_set; /* the file said access_log (possibly "off") */
 };
 
 /* Fills the defaults: root ".", 127.0.0.1:8080 added by the caller when n_listen is 0, sidecars
@@ -86,10 +135,36 @@ void nm_config_init(struct nm_config *cfg);
 /* Frees the strings the config owns. */
 void nm_config_cleanup(struct nm_config *cfg);
 
-/* The Cache-Control value for a URL path: the first matching rule, else "max-age=N" when
+/* The Cache-Control value for a URL path: the first matching --cache-control rule, else the
+ * first matching path rule that sets cache_control, else "max-age=N" when
  * max_age is set, else "no-cache" (always revalidate, cheap with 304s). */
 const char *nm_config_cache_control(const struct nm_config *cfg, const char *path, char *buf,
                                     size_t cap);
+
+/* Sets the ETag mode from its text: content, metadata, off, or version:STRING (1 to 78 visible
+ * ASCII characters without '"'). Returns 0 or -EINVAL (cfg unchanged). */
+int nm_config_set_etag(struct nm_config *cfg, const char *text);
+
+/* Sets the precompressed codings from "br,zstd,gzip" (any order, each at most once) or "off".
+ * Returns 0, -EINVAL for a word that is not a coding, -EEXIST for a coding named twice. */
+int nm_config_set_precompressed(struct nm_config *cfg, const char *text);
+
+/* Whether a header field name may be set by a rule: a token (RFC 9110 §5.1) that is not one of
+ * the fields the server owns (framing, validators, codings, Date, Connection, ...). Returns NULL
+ * when it may, else why not. */
+const char *nm_config_header_name_problem(const char *name);
+
+/* Whether a header field value is safe to send as it is: at most NM_HEADER_VALUE_MAX bytes of
+ * visible characters, spaces and tabs (RFC 9110 §5.5: no CR, LF or NUL). */
+bool nm_config_header_value_is_safe(const char *value);
+
+/* Whether a --cache-control or match glob can match some URL path: a glob with '/' is matched
+ * against the whole path, which starts with '/', so one that starts with any other literal
+ * character (a glob like "docs/x") never matches. */
+bool nm_config_glob_is_reachable(const char *glob);
+
+/* Whether a path rule matches a URL path. */
+bool nm_config_rule_matches(const struct nm_path_rule *rule, const char *path);
 
 /* The max-age in a Cache-Control value, or -1 when it has none. */
 int64_t nm_config_max_age_of(const char *cache_control);

@@ -211,6 +211,14 @@ bool nm_conn_is_reading_head(const struct nm_conn *c)
     return c->state == NM_CONN_HEAD && c->in.len > 0;
 }
 
+uint64_t nm_conn_count_queued_content(const struct nm_conn *c)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < c->n_segs; i++)
+        n += c->segs[(c->seg_head + i) % NM_CONN_MAX_SEGS].len;
+    return n;
+}
+
 /* ---- rendering ---- */
 
 static char *copy(char *p, const void *s, size_t n)
@@ -269,36 +277,51 @@ static int queue_response(struct nm_conn *c, const struct nm_response *resp, boo
 
 /* ---- requests ---- */
 
-/* The handler's view of a parsed head: its conditional fields and Accept-Encoding, each as all of
- * its lines (RFC 9110 §5.3), in storage that lives as long as the view. */
+/* The handler's view of a parsed head: its conditional fields, Accept-Encoding and the two fields
+ * of a CORS preflight, each as all of its lines (RFC 9110 §5.3), in storage that lives as long as
+ * the view. */
+#define REQUEST_FIELDS 9 /* the struct nm_field members of struct nm_handler_request */
+
 struct handler_input {
     struct nm_handler_request req;
-    struct nm_slice lines[7][NM_HTTP1_MAX_FIELDS];
+    struct nm_slice lines[REQUEST_FIELDS][NM_HTTP1_MAX_FIELDS];
 };
 
 static void collect_request(const struct nm_http1_request *h, struct handler_input *in)
 {
-    static const struct nm_slice names[7] = {
-        NM_SLICE_INIT("if-match"),          NM_SLICE_INIT("if-none-match"),
-        NM_SLICE_INIT("if-modified-since"), NM_SLICE_INIT("if-unmodified-since"),
-        NM_SLICE_INIT("if-range"),          NM_SLICE_INIT("range"),
+    static const struct nm_slice names[REQUEST_FIELDS] = {
+        NM_SLICE_INIT("if-match"),
+        NM_SLICE_INIT("if-none-match"),
+        NM_SLICE_INIT("if-modified-since"),
+        NM_SLICE_INIT("if-unmodified-since"),
+        NM_SLICE_INIT("if-range"),
+        NM_SLICE_INIT("range"),
         NM_SLICE_INIT("accept-encoding"),
+        NM_SLICE_INIT("origin"),
+        NM_SLICE_INIT("access-control-request-method"),
     };
     struct nm_handler_request *req = &in->req;
-    struct nm_field *dst[7] = {
-        &req->if_match, &req->if_none_match, &req->if_modified_since, &req->if_unmodified_since,
-        &req->if_range, &req->range,         &req->accept_encoding,
+    struct nm_field *dst[REQUEST_FIELDS] = {
+        &req->if_match,
+        &req->if_none_match,
+        &req->if_modified_since,
+        &req->if_unmodified_since,
+        &req->if_range,
+        &req->range,
+        &req->accept_encoding,
+        &req->origin,
+        &req->access_control_request_method,
     };
     req->method = h->method;
     req->target = h->target;
-    for (int k = 0; k < 7; k++)
+    for (int k = 0; k < REQUEST_FIELDS; k++)
         *dst[k] = (struct nm_field){in->lines[k], 0};
     for (size_t i = 0; i < h->n_fields; i++) {
         struct nm_slice n = h->fields[i].name;
         char first = (char)(n.ptr[0] | 0x20);
-        if (first != 'i' && first != 'r' && first != 'a')
+        if (first != 'i' && first != 'r' && first != 'a' && first != 'o')
             continue;
-        for (int k = 0; k < 7; k++) {
+        for (int k = 0; k < REQUEST_FIELDS; k++) {
             if (nm_slice_case_eq(n, names[k])) {
                 in->lines[k][dst[k]->n_lines++] = h->fields[i].value;
                 break;
@@ -378,6 +401,11 @@ static int answer(struct nm_conn *c, struct nm_http1_request *h, size_t head_len
     }
     if (rc == 0)
         rc = queue_response(c, &resp, close, h->minor_version);
+    if (rc == 0 && resp.content_bytes > 0) {
+        snprintf(c->sending_what, sizeof(c->sending_what), "%.*s %.*s", (int)h->method_token.len,
+                 h->method_token.ptr, (int)h->target.len, h->target.ptr);
+        c->sending_total = resp.content_bytes;
+    }
     log_request(c, h, &resp);
     nm_response_cleanup(&resp);
     c->requests++;

@@ -51,6 +51,10 @@ struct nm_conn {
     unsigned requests; /* served on this connection */
     size_t scanned;    /* input length at the last parse that found the head incomplete */
     bool input_ended;  /* the peer finished sending: answer what is in, then close */
+    /* The last response queued with content: "METHOD TARGET" (cut to fit) and its content
+     * length, for the log of a response a stop cuts short. */
+    char sending_what[160];
+    uint64_t sending_total;
 };
 
 /* The site must outlive the connection; peer (an address for the access log) is copied. */
@@ -101,6 +105,9 @@ bool nm_conn_is_mid_request(const struct nm_conn *c);
 /* True while part of a request head is in and its end is not: a 408 is due when it takes too
  * long (whereas request content that stalls only closes the connection). */
 bool nm_conn_is_reading_head(const struct nm_conn *c);
+
+/* Content bytes (file parts) still queued, not sent yet. */
+uint64_t nm_conn_count_queued_content(const struct nm_conn *c);
 
 /* ---- output ---- */
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "listing.h"
 #include "log.h"
@@ -20,6 +21,16 @@
 
 static const char allow_methods[] = "GET, HEAD, OPTIONS";
 
+/* What the config file's path rules say about one URL path (config.h, struct nm_path_rule). */
+struct rule_view {
+    const struct nm_header_field *headers[2 * NM_RULE_MAX_HEADERS];
+    size_t n_headers;
+    int variants; /* -1 not said, 0 off, 1 on */
+    int listing;
+    const struct nm_path_rule *try_rule; /* the first matching rule with try_files */
+    bool cors;                           /* a matching rule sets Access-Control-Allow-Origin */
+};
+
 /* One request being answered. */
 struct answer {
     struct nm_site *site;
@@ -30,6 +41,8 @@ struct answer {
      * its Content-Encoding. NULL otherwise. */
     const struct nm_file *source;
     const char *coding;
+    const char *path; /* the normalized URL path; NULL before it is known */
+    struct rule_view rules;
 };
 
 /* Where Content-Type and Cache-Control come from: the source of a variant, else f itself. */
@@ -66,9 +79,12 @@ int nm_handler_respond_error(struct nm_response *resp, int status, const char *w
     return respond_text(resp, head_only, status, why);
 }
 
+static int respond_error_page(struct answer *a, int status);
+
 static int fail(struct answer *a, int status, const char *why)
 {
-    return respond_text(a->resp, a->head_only, status, why);
+    int rc = respond_error_page(a, status);
+    return rc <= 0 ? rc : respond_text(a->resp, a->head_only, status, why);
 }
 
 /* Representation metadata shared by 200, 206 and 304 (RFC 9110 §15.4.5 lists what a 304 keeps:
@@ -483,6 +499,8 @@ static int respond_file(struct answer *a, struct nm_file *src)
 {
     const struct nm_config *cfg = a->site->cfg;
     struct nm_file *side[NM_CODING_COUNT] = {NULL};
+    if (a->rules.variants == 0)
+        return respond_representation(a, src, NULL);
     unsigned available = find_sidecars(a, src, side);
     const enum nm_coding *pref = cfg->precompressed;
     size_t n_pref = cfg->n_precompressed;
@@ -548,6 +566,139 @@ static int respond_listing(struct answer *a, struct nm_file *dir, const char *pa
     return respond_representation(a, &view, html->ptr ? html->ptr : "");
 }
 
+/* ---- the config file's path rules ---- */
+
+static bool has_header(const struct rule_view *v, const char *name)
+{
+    for (size_t i = 0; i < v->n_headers; i++)
+        if (strcasecmp(v->headers[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Every matching rule adds the fields it sets (the first one to set a name wins); for the other
+ * settings, the first matching rule that sets one wins. */
+static void match_rules(const struct nm_config *cfg, const char *path, struct rule_view *v)
+{
+    *v = (struct rule_view){.variants = -1, .listing = -1};
+    size_t bytes = 0;
+    for (size_t i = 0; i < cfg->n_path_rules; i++) {
+        const struct nm_path_rule *r = &cfg->path_rules[i];
+        if (!nm_config_rule_matches(r, path))
+            continue;
+        for (size_t k = 0; k < r->n_headers; k++) {
+            const struct nm_header_field *h = &r->headers[k];
+            size_t len = strlen(h->name) + strlen(h->value);
+            if (v->n_headers < sizeof(v->headers) / sizeof(v->headers[0]) &&
+                bytes + len <= NM_RULE_HEADER_BYTES && !has_header(v, h->name)) {
+                v->headers[v->n_headers++] = h;
+                bytes += len;
+            }
+        }
+        if (v->variants < 0)
+            v->variants = r->variants;
+        if (v->listing < 0)
+            v->listing = r->listing;
+        if (!v->try_rule && r->n_try_files)
+            v->try_rule = r;
+    }
+    v->cors = has_header(v, "Access-Control-Allow-Origin");
+}
+
+/* The rules' fields go on every response for the path: 200, 206, errors and 304s alike (RFC 9111
+ * §4.3.4: a cache updates the fields it stored from a 304, so a changed CORS or CSP field reaches
+ * it that way). None of them is a field a 304 must leave out (§15.4.5): the config refuses
+ * those (nm_config_header_name_problem). */
+static int put_rule_headers(struct answer *a)
+{
+    int rc = 0;
+    for (size_t i = 0; i < a->rules.n_headers && rc == 0; i++)
+        rc = nm_response_add_field(a->resp, a->rules.headers[i]->name, "%s",
+                                   a->rules.headers[i]->value);
+    return rc;
+}
+
+static const char *error_page_path(const struct answer *a, int status)
+{
+    const struct nm_config *cfg = a->site->cfg;
+    for (size_t i = 0; a->path && i < cfg->n_path_rules; i++) {
+        const struct nm_path_rule *r = &cfg->path_rules[i];
+        for (size_t k = 0; k < r->n_error_pages; k++)
+            if (r->error_pages[k].status == status && nm_config_rule_matches(r, a->path))
+                return r->error_pages[k].path;
+    }
+    for (size_t k = 0; k < cfg->n_error_pages; k++)
+        if (cfg->error_pages[k].status == status)
+            return cfg->error_pages[k].path;
+    return NULL;
+}
+
+/* An error page: the file's bytes with the error's status. It is not a representation of the
+ * target (RFC 9110 §15.5: the content describes the error), so it carries no ETag and no
+ * Last-Modified and answers no precondition: a 404 stays a 404 whatever If-None-Match says, and a
+ * cache never gets a validator that would turn it into a 304 or a 200. Returns 0 when sent, 1
+ * when there is no page (none configured, not a GET or HEAD, or the page cannot be read: the
+ * plain text then), or a negative errno. */
+static int respond_error_page(struct answer *a, int status)
+{
+    const char *page = a->path && (a->req->method == NM_METHOD_GET || a->head_only)
+                           ? error_page_path(a, status)
+                           : NULL;
+    struct nm_file *f;
+    if (!page || (!a->site->cfg->allow_dotfiles && nm_path_is_hidden(page)) ||
+        nm_filecache_lookup(a->site->files, page, &f) < 0)
+        return 1;
+    if (f->is_dir) {
+        nm_file_release(f);
+        return 1;
+    }
+    a->resp->status = status;
+    int rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+    if (rc == 0)
+        rc = nm_response_add_field(a->resp, "Cache-Control", "no-cache");
+    if (rc == 0)
+        rc = nm_response_add_field(a->resp, "Content-Length", "%llu", (unsigned long long)f->size);
+    if (rc == 0 && !a->head_only && f->size > 0)
+        rc = nm_response_add_file(a->resp, f, 0, f->size);
+    nm_file_release(f);
+    return rc;
+}
+
+/* try_files: when the path names nothing, the first candidate that names a regular file is
+ * answered as itself (its own validators, so a conditional request is evaluated against it: an
+ * If-None-Match with the fallback's ETag gets a 304). "$uri" stands for the path. Returns 1 when
+ * no candidate exists. */
+static int respond_fallback(struct answer *a, const char *path)
+{
+    const struct nm_path_rule *r = a->rules.try_rule;
+    for (size_t i = 0; r && i < r->n_try_files; i++) {
+        const char *t = r->try_files[i];
+        char cand[NM_PATH_MAX + 1];
+        bool uri = strncmp(t, "$uri", 4) == 0;
+        int n = snprintf(cand, sizeof(cand), "%s%s", uri ? path : "", uri ? t + 4 : t);
+        if (n < 0 || (size_t)n >= sizeof(cand) ||
+            (!a->site->cfg->allow_dotfiles && nm_path_is_hidden(cand)))
+            continue;
+        struct nm_file *f;
+        if (nm_filecache_lookup(a->site->files, cand, &f) < 0)
+            continue;
+        int rc = f->is_dir ? 1 : respond_file(a, f);
+        nm_file_release(f);
+        if (rc <= 0)
+            return rc;
+    }
+    return 1;
+}
+
+/* RFC 9110 §9.3.7 and Fetch §3.2.2: a CORS preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered 204 with the Access-Control-* fields of the path's
+ * rules; the other fields of those rules go with them like on any response. */
+static bool is_preflight(const struct nm_handler_request *req)
+{
+    return req->method == NM_METHOD_OPTIONS && req->origin.n_lines > 0 &&
+           req->access_control_request_method.n_lines > 0;
+}
+
 /* ---- routing ---- */
 
 static int redirect_to_dir(struct answer *a, const char *path)
@@ -605,7 +756,8 @@ static int respond_directory(struct answer *a, struct nm_file *dir, const char *
         if (rc == 0)
             nm_file_release(idx);
     }
-    return cfg->list_dirs ? respond_listing(a, dir, path) : fail(a, 404, NULL);
+    bool list = a->rules.listing >= 0 ? a->rules.listing == 1 : cfg->list_dirs;
+    return list ? respond_listing(a, dir, path) : fail(a, 404, NULL);
 }
 
 static int serve_path(struct answer *a, const char *path)
@@ -618,6 +770,10 @@ static int serve_path(struct answer *a, const char *path)
     bool dir_url = path[plen - 1] == '/';
     struct nm_file *f;
     int rc = nm_filecache_lookup(site->files, path, &f);
+    if ((rc == -ENOENT || rc == -ENOTDIR) && a->rules.try_rule) {
+        rc = respond_fallback(a, path);
+        return rc <= 0 ? rc : fail(a, 404, NULL);
+    }
     if (rc < 0)
         return respond_lookup_error(a, rc);
     if (!f->is_dir)
@@ -653,15 +809,47 @@ static struct nm_slice origin_of(struct nm_slice t)
     return t;
 }
 
+/* The normalized path of the target into path[NM_PATH_MAX + 1], or the status refusing it. */
+static int path_of(struct nm_slice target, char *path, const char **why)
+{
+    target = origin_of(target);
+    if (target.ptr && target.len == 0) {
+        *why = "userinfo in the request target";
+        return 400;
+    }
+    int n = target.ptr ? nm_path_normalize(target, path, NM_PATH_MAX + 1) : 1;
+    if (!target.ptr)
+        strcpy(path, "/");
+    if (n == -ENAMETOOLONG)
+        return 414;
+    *why = "malformed path";
+    return n < 0 ? 400 : 0;
+}
+
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
                        struct nm_response *resp)
 {
-    struct answer a = {site, req, resp, req->method == NM_METHOD_HEAD, NULL, NULL};
+    struct answer a = {.site = site,
+                       .req = req,
+                       .resp = resp,
+                       .head_only = req->method == NM_METHOD_HEAD,
+                       .rules = {.variants = -1, .listing = -1}};
+    char path[NM_PATH_MAX + 1];
+    const char *why = NULL;
+    bool star = req->target.len == 1 && req->target.ptr[0] == '*';
     switch (req->method) {
     case NM_METHOD_GET:
     case NM_METHOD_HEAD:
         break;
     case NM_METHOD_OPTIONS:
+        if (is_preflight(req) && !star && site->cfg->n_path_rules &&
+            path_of(req->target, path, &why) == 0) {
+            match_rules(site->cfg, path, &a.rules);
+            if (a.rules.cors) {
+                resp->status = 204;
+                return put_rule_headers(&a);
+            }
+        }
         resp->status = 204;
         return nm_response_add_field(resp, "Allow", "%s", allow_methods);
     case NM_METHOD_OTHER:
@@ -672,20 +860,15 @@ int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *re
     }
     }
 
-    struct nm_slice target = req->target;
-    if (target.len == 1 && target.ptr[0] == '*')
+    if (star)
         return fail(&a, 400, "asterisk-form is for OPTIONS only");
-    target = origin_of(target);
-    if (target.ptr && target.len == 0)
-        return fail(&a, 400, "userinfo in the request target");
-    char path[NM_PATH_MAX + 1];
-    int n = target.ptr ? nm_path_normalize(target, path, sizeof(path)) : 1;
-    if (!target.ptr)
-        strcpy(path, "/");
-    if (n == -ENAMETOOLONG)
-        return fail(&a, 414, NULL);
-    if (n < 0)
-        return fail(&a, 400, "malformed path");
+    int status = path_of(req->target, path, &why);
+    if (status)
+        return fail(&a, status, status == 414 ? NULL : why);
     nm_site_follow_root(site);
-    return serve_path(&a, path);
+    if (site->cfg->n_path_rules)
+        match_rules(site->cfg, path, &a.rules);
+    a.path = path;
+    int rc = serve_path(&a, path);
+    return rc == 0 ? put_rule_headers(&a) : rc;
 }

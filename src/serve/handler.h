@@ -24,6 +24,9 @@ struct nm_handler_request {
     struct nm_field if_range;
     struct nm_field range;
     struct nm_field accept_encoding; /* RFC 9110 §12.5.3: which precompressed variant, if any */
+    /* Fetch §3.2.2: an OPTIONS with both is a CORS preflight. */
+    struct nm_field origin;
+    struct nm_field access_control_request_method;
 };
 
 /* Describes the response to `req` in *resp (from nm_response_init): GET and HEAD of a file (200,
@@ -41,8 +44,17 @@ struct nm_handler_request {
  * codings without a current sidecar (a sidecar wins), answered the same way with the hash of the
  * coded bytes as their strong ETag; the coding the request prefers is asked of the cache when it
  * is not ready, and meanwhile identity or a sidecar is sent. Every response for such an X carries
- * the Vary field too, from the first one on. Dot files are 404 unless cfg->allow_dotfiles. A HEAD
- * response has the fields of the GET and no content. Follows a moved root first
+ * the Vary field too, from the first one on (the last field but for the path rules' fields). The
+ * config file's path rules (cfg->path_rules, matched against the normalized path) add their
+ * header fields after all the others on every GET and HEAD response (200, 206, 304, errors),
+ * turn variants and listings on or off, answer a path that names nothing with the first of their
+ * try_files that names a file (as that file, with its validators), and replace the text of an
+ * error (not 412 or 416) of a GET or HEAD with an error page (rule's, else cfg->error_pages):
+ * the page's bytes and Content-Type with the error status, "Cache-Control: no-cache", no ETag,
+ * no Last-Modified. A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method) for
+ * a path whose rules set Access-Control-Allow-Origin is a 204 with the rules' fields and no
+ * Allow; any other OPTIONS is a 204 with Allow. Dot files are 404 unless cfg->allow_dotfiles. A
+ * HEAD response has the fields of the GET and no content. Follows a moved root first
  * (nm_site_follow_root). Returns 0, or -EMSGSIZE when the description does not fit (never for the
  * responses above); resp holds file references either way, until nm_response_cleanup. */
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,

@@ -274,6 +274,56 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
     return 0;
 }
 
+/* cfg's listen value equal to spec, or NULL. */
+static const char *spec_in(const struct nm_config *cfg, const char *spec)
+{
+    for (size_t i = 0; i < cfg->n_listen; i++)
+        if (strcmp(cfg->listen[i], spec) == 0)
+            return cfg->listen[i];
+    return NULL;
+}
+
+static bool has_spec(const struct nm_listeners *s, const char *spec)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->l[i].fds && strcmp(s->l[i].spec, spec) == 0)
+            return true;
+    return false;
+}
+
+int nm_listen_reload(struct nm_listeners *next, struct nm_listeners *prev,
+                     const struct nm_config *cfg, char *err, size_t err_cap)
+{
+    /* The new values first, bound on their own: a failure leaves prev as it was. */
+    struct nm_config fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    for (size_t i = 0; i < cfg->n_listen; i++)
+        if (!has_spec(prev, cfg->listen[i]))
+            fresh.listen[fresh.n_listen++] = cfg->listen[i];
+    int rc = nm_listen_init(next, &fresh, prev->n_workers, err, err_cap);
+    size_t moving = 0;
+    for (size_t i = 0; i < prev->n; i++)
+        moving += prev->l[i].fds && spec_in(cfg, prev->l[i].spec);
+    if (rc == 0 && next->n + moving > NM_LISTEN_MAX) {
+        snprintf(err, err_cap, "too many listening addresses (at most %d)", NM_LISTEN_MAX);
+        rc = -EINVAL;
+    }
+    if (rc < 0) {
+        nm_listen_cleanup(next);
+        return rc;
+    }
+    for (size_t i = 0; i < prev->n; i++) {
+        struct nm_listener *l = &prev->l[i];
+        const char *spec = l->fds ? spec_in(cfg, l->spec) : NULL;
+        if (!spec)
+            continue;
+        next->l[next->n] = *l;
+        next->l[next->n++].spec = spec;
+        l->fds = NULL;
+    }
+    return 0;
+}
+
 void nm_listen_cleanup(struct nm_listeners *s)
 {
     for (size_t i = 0; i < s->n; i++)

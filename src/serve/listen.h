@@ -39,6 +39,14 @@ struct nm_listeners {
 int nm_listen_init(struct nm_listeners *ls, const struct nm_config *cfg, unsigned n_workers,
                    char *err, size_t err_cap);
 
+/* A reload: fills `next` (the same number of sockets per address as prev) for cfg's listen
+ * values, which must outlive next. A value prev has too keeps its sockets, moved into next (prev
+ * keeps the entry without them, so that closing prev leaves them open), so its connections never
+ * stop being accepted; any other value is resolved and bound as nm_listen_init does. Returns 0,
+ * or a negative errno with a message in err and prev unchanged (next then holds nothing). */
+int nm_listen_reload(struct nm_listeners *next, struct nm_listeners *prev,
+                     const struct nm_config *cfg, char *err, size_t err_cap);
+
 /* Closes every socket. */
 void nm_listen_cleanup(struct nm_listeners *ls);
 

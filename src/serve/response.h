@@ -12,13 +12,14 @@
 #include "filecache.h"
 #include "notmod/slice.h"
 
-#define NM_RESPONSE_MAX_FIELDS 16
+#define NM_RESPONSE_MAX_FIELDS 48 /* the server's own and a path rule's (config.h) */
 #define NM_RESPONSE_MAX_RANGES 16 /* ranges of one multipart/byteranges response */
 /* A multipart/byteranges body: a part head and a range each, then the closing delimiter. */
 #define NM_RESPONSE_MAX_PIECES (2 * NM_RESPONSE_MAX_RANGES + 1)
 /* Field values and generated content: a Location holds an encoded path (3 * NM_PATH_MAX) and the
- * query (the request target is at most 8 KiB); the part heads of a multipart body come to 5 KiB. */
-#define NM_RESPONSE_TEXT_BYTES (24u << 10)
+ * query (the request target is at most 8 KiB); the part heads of a multipart body come to 5 KiB;
+ * the path rules' fields to 8 KiB (NM_RULE_HEADER_BYTES). */
+#define NM_RESPONSE_TEXT_BYTES (32u << 10)
 
 struct nm_response_field {
     struct nm_slice name;
@@ -58,7 +59,8 @@ void nm_response_cleanup(struct nm_response *r);
 /* The reason phrase of a status code (RFC 9110 §15), "Unknown" for one this server never sends. */
 const char *nm_response_status_phrase(int status);
 
-/* Adds a field whose value is formatted into the response's text. `name` is a static string.
+/* Adds a field whose value is formatted into the response's text. `name` is a static string, or
+ * one that outlives the response (a path rule's field name).
  * Returns 0, or -EMSGSIZE when the fields or the text are full (nothing is added). */
 __attribute__((format(printf, 3, 4))) int
 nm_response_add_field(struct nm_response *r, const char *name, const char *fmt, ...);

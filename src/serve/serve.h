@@ -4,6 +4,7 @@
 #define NOTMOD_SERVE_SERVE_H
 
 #include "config.h"
+#include "configfile.h"
 #include "conn.h"
 #include "filecache.h"
 #include "log.h"

@@ -30,6 +30,10 @@ struct nm_server {
     struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     struct nm_send_aborts aborts;
     struct nm_worker_shared shared; /* what the workers read, set up by nm_server_run */
+    nm_server_reload_fn *reload;    /* NULL: SIGHUP only reopens the log */
+    void *reload_arg;
+    struct nm_confgen_slot config; /* the current settings, from nm_server_run on */
+    bool has_config;
 };
 
 /* The access log never blocks a worker: its descriptor is non-blocking, and lines that a stalled
@@ -245,6 +249,90 @@ static void reopen_log(struct nm_server *s)
     close(fd);
 }
 
+void nm_server_set_reload(struct nm_server *s, nm_server_reload_fn *fn, void *arg)
+{
+    s->reload = fn;
+    s->reload_arg = arg;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* What the running server was built with and cannot change without a restart: the threads, the
+ * hashing and compression machinery, the log descriptor. NULL when nothing is. */
+static const char *restart_only_change(const struct nm_config *a, const struct nm_config *b)
+{
+    if (a->workers != b->workers)
+        return "workers";
+    if (a->etag_mode != b->etag_mode || strcmp(a->etag_version, b->etag_version) != 0)
+        return "etag";
+    if (!same_string(a->etag_manifest, b->etag_manifest))
+        return "etag_manifest";
+    if (a->compress != b->compress || a->compress_cache_bytes != b->compress_cache_bytes)
+        return "compress";
+    if (!same_string(a->access_log, b->access_log) || a->quiet != b->quiet)
+        return "access_log";
+    return NULL;
+}
+
+/* The addresses a reload added (in next, not moved from prev) and removed (left in prev). */
+static void log_listeners(const struct nm_listeners *next, const struct nm_listeners *prev)
+{
+    for (size_t i = 0; i < next->n; i++) {
+        bool kept = false;
+        for (size_t k = 0; k < prev->n && !kept; k++)
+            kept = !prev->l[k].fds && strcmp(prev->l[k].url, next->l[i].url) == 0;
+        if (!kept)
+            nm_log_error("listening on %s", next->l[i].url);
+    }
+    for (size_t k = 0; k < prev->n; k++)
+        if (prev->l[k].fds)
+            nm_log_error("no longer listening on %s", prev->l[k].url);
+}
+
+/* SIGHUP: the settings again, swapped in when they can be. The listening sockets of addresses
+ * the new settings keep move to the new generation; new addresses are bound here, in the main
+ * thread, before any worker sees them; removed ones are closed with the old generation, once
+ * every worker has taken them out of its epoll set. */
+static void reload_config(struct nm_server *s, struct nm_worker **workers, unsigned started)
+{
+    struct nm_config *cfg;
+    if (!s->reload || !s->has_config || s->reload(s->reload_arg, &cfg) < 0) {
+        if (s->reload)
+            nm_log_error("reload refused: the settings in use stay");
+        return;
+    }
+    struct nm_confgen *cur = s->config.current;
+    const char *what = restart_only_change(cur->cfg, cfg);
+    char err[512] = "out of memory";
+    struct nm_confgen *g = what ? NULL : nm_confgen_new(cfg, true);
+    struct nm_listeners *ls = g ? calloc(1, sizeof(*ls)) : NULL;
+    int rc = ls ? nm_listen_reload(ls, cur->listeners, cfg, err, sizeof(err)) : -ENOMEM;
+    if (rc < 0) {
+        if (what)
+            snprintf(err, sizeof(err), "%s changes only with a restart", what);
+        nm_log_error("reload refused: %s; the settings in use stay", err);
+        free(ls);
+        if (g) {
+            nm_confgen_release(g); /* frees cfg with it */
+        } else {
+            nm_config_cleanup(cfg);
+            free(cfg);
+        }
+        return;
+    }
+    log_listeners(ls, cur->listeners);
+    g->listeners = ls;
+    g->owns_listeners = true;
+    nm_confgen_slot_publish(&s->config, g);
+    for (unsigned i = 0; i < started; i++)
+        nm_worker_wake(workers[i]);
+    nm_log_error("reloaded %s (generation %llu)", cfg->config_file ? cfg->config_file : "settings",
+                 (unsigned long long)g->seq);
+}
+
 /* Sets up and starts every worker; *started counts those whose thread runs. Returns 0 or the
  * first failure (logged). */
 static int start_workers(struct nm_server *s, struct nm_worker **workers, unsigned *started)
@@ -258,6 +346,7 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .listeners = &s->listeners,
         .log_fd = s->log_fd,
         .aborts = &s->aborts,
+        .config = s->has_config ? &s->config : NULL,
     };
     atomic_init(&s->shared.stopping, false);
     for (unsigned i = 0; i < s->n_workers; i++) {
@@ -274,8 +363,9 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
     return 0;
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP reopens the access log meanwhile. */
-static void wait_for_stop(struct nm_server *s)
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the settings and reopens the access log
+ * meanwhile. */
+static void wait_for_stop(struct nm_server *s, struct nm_worker **workers, unsigned started)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -287,6 +377,7 @@ static void wait_for_stop(struct nm_server *s)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            reload_config(s, workers, started);
             reopen_log(s);
             continue;
         }
@@ -300,6 +391,17 @@ int nm_server_run(struct nm_server *s)
     if (!workers)
         return -ENOMEM;
     unsigned started = 0;
+    /* The caller's config is generation 1; it stays the caller's (not freed here). */
+    struct nm_confgen *first = nm_confgen_new((struct nm_config *)s->cfg, false);
+    if (!first) {
+        free(workers);
+        return -ENOMEM;
+    }
+    /* The server's sockets: those a reload removes are closed with this generation, the rest by
+     * nm_server_free. */
+    first->listeners = &s->listeners;
+    nm_confgen_slot_init(&s->config, first);
+    s->has_config = true;
     int rc = start_workers(s, workers, &started);
     if (rc < 0)
         atomic_store(&s->shared.stopping, true);
@@ -310,8 +412,8 @@ int nm_server_run(struct nm_server *s)
             nm_log_error("prehash not started: %s", strerror(-prc));
     }
     if (rc == 0)
-        wait_for_stop(s);
-    s->shared.stop_deadline_ms = nm_worker_clock_ms() + s->cfg->shutdown_timeout_ms;
+        wait_for_stop(s, workers, started);
+    s->shared.stop_deadline_ms = nm_worker_clock_ms() + s->config.current->cfg->shutdown_timeout_ms;
     atomic_store(&s->shared.stopping, true);
     for (unsigned i = 0; i < started; i++)
         nm_worker_wake(workers[i]);
@@ -320,6 +422,8 @@ int nm_server_run(struct nm_server *s)
     for (unsigned i = 0; i < s->n_workers; i++)
         nm_worker_free(workers[i]);
     free(workers);
+    nm_confgen_slot_cleanup(&s->config);
+    s->has_config = false;
     nm_send_aborts_flush(&s->aborts, nm_worker_clock_ms(), true);
     if (s->hashing)
         log_hashing(s, "at shutdown");

@@ -31,6 +31,22 @@ const char *nm_server_address(const struct nm_server *s, size_t i);
  * thread (nm_server_block_signals). */
 int nm_server_run(struct nm_server *s);
 
+/* Makes a new config for a reload: 0 and a heap config (from nm_config_init, filled), or a
+ * negative errno after reporting the problems itself (as FILE:LINE through nm_log_error). */
+typedef int nm_server_reload_fn(void *arg, struct nm_config **out);
+
+/* With a reload function, SIGHUP reads the settings again and swaps them in: every worker takes
+ * the new ones between requests (responses in flight finish as they were rendered), and the old
+ * ones are freed when the last worker has moved on. A config that cannot be read, or that changes
+ * what only a restart can change (workers, etag, etag_manifest, compress,
+ * compress_cache, access_log, quiet), is refused with a logged error and the old one stays.
+ * Listen addresses the new config adds are bound first (one that cannot be bound refuses the
+ * reload), those it keeps keep their sockets, and those it drops are closed once every worker
+ * has stopped watching them; each change is logged. SIGHUP reopens the access log either way.
+ * The stop's drain timeout is the current config's
+ * shutdown_timeout_ms. Call before nm_server_run. */
+void nm_server_set_reload(struct nm_server *s, nm_server_reload_fn *fn, void *arg);
+
 /* Blocks the signals nm_server_run waits for; call before starting any thread. */
 void nm_server_block_signals(void);
 

@@ -79,6 +79,21 @@ void nm_site_follow_root(struct nm_site *site)
     site->root_swaps++;
 }
 
+int nm_site_set_config(struct nm_site *site, const struct nm_config *cfg)
+{
+    struct nm_filecache *files;
+    int rc = nm_filecache_new(cfg, site->mime, site->root_fd, &files);
+    if (rc < 0)
+        return rc;
+    if (site->hashing)
+        nm_filecache_set_hashing(files, site->hashing);
+    nm_filecache_free(site->files);
+    site->files = files;
+    site->cfg = cfg;
+    site->log_enabled = cfg->access_log != NULL;
+    return 0;
+}
+
 void nm_site_set_time(struct nm_site *site, int64_t now)
 {
     if (now == site->now && site->date_line_len)

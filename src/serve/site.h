@@ -52,6 +52,12 @@ void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h);
  * trees. A root that cannot be resolved for a moment (mid-rename) keeps the current one. */
 void nm_site_follow_root(struct nm_site *site);
 
+/* A reload: the site serves with cfg from the next request on (cfg must outlive that use), in a
+ * new, empty file table over the current root, since entries keep per-path settings (their
+ * Cache-Control). Responses in flight keep the entries they hold. Returns 0, or -ENOMEM with the
+ * site unchanged. */
+int nm_site_set_config(struct nm_site *site, const struct nm_config *cfg);
+
 /* Moves the site's clock; the Date line is rendered only when the second changes. */
 void nm_site_set_time(struct nm_site *site, int64_t now);
 

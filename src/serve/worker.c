@@ -48,6 +48,7 @@ struct nm_worker {
     int epfd;
     int wake_fd;
     int listen_fds[NM_LISTEN_MAX];
+    size_t n_listen; /* of the generation the worker serves with */
     bool accepting;
     int64_t accept_resume_ms;
     struct nm_site site;
@@ -61,8 +62,9 @@ struct nm_worker {
      * epoll would not wake them again, so the loop runs them before it next waits. */
     struct sconn *again[MAX_AGAIN];
     unsigned n_again;
-    bool log_cut;         /* the last log write stopped inside a line */
-    uint64_t log_dropped; /* access-log lines dropped because the log could not take them */
+    struct nm_confgen *gen; /* the settings the site serves with; NULL without sh->config */
+    bool log_cut;           /* the last log write stopped inside a line */
+    uint64_t log_dropped;   /* access-log lines dropped because the log could not take them */
 };
 
 int64_t nm_worker_clock_ms(void)
@@ -157,7 +159,7 @@ static void set_accepting(struct nm_worker *w, bool on)
 {
     if (w->accepting == on)
         return;
-    for (size_t i = 0; i < w->sh->listeners->n; i++) {
+    for (size_t i = 0; i < w->n_listen; i++) {
         if (w->listen_fds[i] < 0)
             continue;
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN_BASE + i};
@@ -175,7 +177,7 @@ static void pause_accepting(struct nm_worker *w)
 static void accept_all(struct nm_worker *w, int lfd)
 {
     for (;;) {
-        if (w->n_active >= w->sh->cfg->max_conns) {
+        if (w->n_active >= w->site.cfg->max_conns) {
             set_accepting(w, false);
             return;
         }
@@ -327,7 +329,7 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
 
 static void sweep(struct nm_worker *w, int64_t t, bool stopping)
 {
-    const struct nm_config *cfg = w->sh->cfg;
+    const struct nm_config *cfg = w->site.cfg;
     for (struct sconn *sc = w->active, *next; sc; sc = next) {
         next = sc->next; /* sc may be closed below */
         struct nm_conn *c = &sc->conn;
@@ -368,7 +370,7 @@ static void begin_stop(struct nm_worker *w)
     set_accepting(w, false);
     /* New connections are refused from now on. The sockets belong to the server, which closes
      * them at the end, so they only stop listening here. */
-    for (size_t i = 0; i < w->sh->listeners->n; i++)
+    for (size_t i = 0; i < w->n_listen; i++)
         if (w->listen_fds[i] >= 0)
             shutdown(w->listen_fds[i], SHUT_RD);
     for (struct sconn *sc = w->active; sc; sc = sc->next)
@@ -397,6 +399,54 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
     }
 }
 
+/* A reload: move to the newest settings between requests. The responses already queued were
+ * rendered under the old ones and hold nothing of them (field values are copied into the head),
+ * so the old generation goes as soon as this worker lets it go. */
+/* This worker's sockets of a listener set. */
+static void take_listeners(struct nm_worker *w, const struct nm_listeners *ls)
+{
+    w->n_listen = ls->n;
+    for (size_t i = 0; i < ls->n; i++)
+        w->listen_fds[i] = ls->l[i].fds[w->index];
+}
+
+static void follow_config(struct nm_worker *w)
+{
+    struct nm_confgen_slot *slot = w->sh->config;
+    if (!slot || !w->gen || !nm_confgen_slot_is_newer(slot, w->gen->seq))
+        return;
+    struct nm_confgen *g = nm_confgen_slot_take(slot);
+    if (nm_site_set_config(&w->site, g->cfg) < 0) {
+        nm_confgen_release(g); /* no memory for a file table: try again at the next pass */
+        return;
+    }
+    if (g->listeners && g->listeners != w->gen->listeners) {
+        /* Out of the epoll set before the old generation can close a removed socket; a kept
+         * socket is the same descriptor, and what waits in its backlog is accepted after. */
+        bool accepting = w->accepting;
+        set_accepting(w, false);
+        take_listeners(w, g->listeners);
+        set_accepting(w, accepting);
+    }
+    nm_confgen_release(w->gen);
+    w->gen = g;
+}
+
+/* The drain's deadline passed with these responses unfinished: say what each client lost. */
+static void log_cut(struct nm_worker *w)
+{
+    for (struct sconn *sc = w->active; sc; sc = sc->next) {
+        struct nm_conn *c = &sc->conn;
+        if (!nm_conn_front(c) || sc->linger_since_ms)
+            continue;
+        uint64_t left = nm_conn_count_queued_content(c);
+        uint64_t total = c->sending_total;
+        nm_log_error("drain: cut %s to %s after %llu of %llu bytes", c->sending_what, c->peer,
+                     (unsigned long long)(left < total ? total - left : 0),
+                     (unsigned long long)total);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct nm_worker *w = arg;
@@ -413,6 +463,8 @@ static void *worker_main(void *arg)
         nm_site_set_time(&w->site, wall_seconds());
         dispatch(w, events, n, stopping);
         flush_log(w);
+        if (!stopping)
+            follow_config(w);
         t = nm_worker_clock_ms();
         if (atomic_load(&sh->stopping) && !stopping) {
             stopping = true;
@@ -424,7 +476,7 @@ static void *worker_main(void *arg)
             sweep(w, t, stopping);
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
-            if (!stopping && !w->accepting && w->n_active < sh->cfg->max_conns &&
+            if (!stopping && !w->accepting && w->n_active < w->site.cfg->max_conns &&
                 t >= w->accept_resume_ms)
                 set_accepting(w, true);
             flush_log(w);
@@ -432,6 +484,7 @@ static void *worker_main(void *arg)
         if (stopping && (w->n_active == 0 || t >= sh->stop_deadline_ms))
             break;
     }
+    log_cut(w);
     while (w->active)
         close_conn(w, w->active);
     flush_log(w);
@@ -462,9 +515,15 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev);
-    for (size_t i = 0; i < sh->listeners->n; i++)
-        w->listen_fds[i] = sh->listeners->l[i].fds[index];
-    rc = nm_site_init(&w->site, sh->cfg, sh->mime, sh->root_fd);
+    const struct nm_config *cfg = sh->cfg;
+    take_listeners(w, sh->listeners);
+    if (sh->config) {
+        w->gen = nm_confgen_slot_take(sh->config);
+        cfg = w->gen->cfg;
+        if (w->gen->listeners)
+            take_listeners(w, w->gen->listeners);
+    }
+    rc = nm_site_init(&w->site, cfg, sh->mime, sh->root_fd);
     w->has_site = true;
     if (rc < 0)
         goto fail_free;
@@ -503,6 +562,7 @@ void nm_worker_free(struct nm_worker *w)
         return;
     if (w->has_site)
         nm_site_cleanup(&w->site);
+    nm_confgen_release(w->gen);
     while (w->spare) {
         struct sconn *sc = w->spare;
         w->spare = sc->next;

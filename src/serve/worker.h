@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "confgen.h"
 #include "config.h"
 #include "etags/etags.h"
 #include "listen.h"
@@ -17,7 +18,10 @@
 /* What the workers of a server share. Read-only once they start, but for `stopping`, which the
  * server sets (after stop_deadline_ms) and every worker reads. */
 struct nm_worker_shared {
-    const struct nm_config *cfg;
+    const struct nm_config *cfg; /* the settings at start; reloads come through `config` */
+    /* The current settings: each worker moves to a newer generation between requests, at its
+     * loop's next pass (nm_worker_wake makes that now). */
+    struct nm_confgen_slot *config;
     const struct nm_mime_table *mime;
     int root_fd;
     struct nm_hashing *hashing;    /* NULL without content ETags */
@@ -45,7 +49,8 @@ int nm_worker_start(struct nm_worker *w);
 void nm_worker_wake(struct nm_worker *w);
 
 /* Waits for a started worker's thread to end: once it is stopping and its connections are gone,
- * or stop_deadline_ms has passed. */
+ * or stop_deadline_ms has passed; each response still being sent then is logged as cut (its
+ * request, the bytes sent of its total). */
 void nm_worker_join(struct nm_worker *w);
 
 /* Frees a worker whose thread never started or has been joined. NULL is a no-op. */

@@ -324,8 +324,11 @@ class NotmodServer(ServerProcess):
         binary, how = as_user(self.as_nobody)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self._spawn([binary, "serve", "--access-log", "off", "--listen", self.listen,
-                     *self.options, self.root], stdout=subprocess.PIPE, env=env, **how)
+        # Without a root (or listen), the one a --config file names is served.
+        root = [self.root] if self.root else []
+        listen = ["--listen", self.listen] if self.listen else []
+        self._spawn([binary, "serve", "--access-log", "off", *listen, *self.options, *root],
+                    stdout=subprocess.PIPE, env=env, **how)
         # Read once more after it exits: what it wrote before is in the file by then.
         wait_until(lambda: not self.is_running() or self._startup_line(), START_TIMEOUT_S, 0.02)
         line = self._startup_line()

@@ -2,6 +2,7 @@
 #include "serve/config.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,4 +98,89 @@ Test(config, an_overlong_max_age_stops_short_of_overflow)
     int64_t v = nm_config_max_age_of("max-age=99999999999999999999999999");
     cr_expect_gt(v, 0);
     cr_expect_lt(v, INT64_MAX);
+}
+
+Test(config, etag_modes_are_set_from_their_text_and_a_bad_one_changes_nothing)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(nm_config_set_etag(&cfg, "metadata"), 0);
+    cr_expect_eq(cfg.etag_mode, NM_ETAG_METADATA);
+    cr_expect_eq(nm_config_set_etag(&cfg, "version:v1.2"), 0);
+    cr_expect_eq(cfg.etag_mode, NM_ETAG_VERSION);
+    cr_expect_str_eq(cfg.etag_version, "\"v1.2\"");
+    cr_expect_eq(nm_config_set_etag(&cfg, "version:"), -EINVAL);
+    cr_expect_eq(nm_config_set_etag(&cfg, "weak"), -EINVAL);
+    cr_expect_eq(cfg.etag_mode, NM_ETAG_VERSION);
+    cr_expect_eq(nm_config_set_etag(&cfg, "off"), 0);
+    cr_expect_eq(cfg.etag_mode, NM_ETAG_OFF);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, precompressed_lists_keep_their_order_and_refuse_repeats_and_unknown_codings)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(nm_config_set_precompressed(&cfg, "zstd,gzip"), 0);
+    cr_assert_eq(cfg.n_precompressed, 2);
+    cr_expect_eq(cfg.precompressed[0], NM_CODING_ZSTD);
+    cr_expect_eq(nm_config_set_precompressed(&cfg, "br,br"), -EEXIST);
+    cr_expect_eq(nm_config_set_precompressed(&cfg, "br,identity"), -EINVAL);
+    cr_expect_eq(nm_config_set_precompressed(&cfg, "gz"), -EINVAL);
+    cr_expect_eq(cfg.n_precompressed, 2);
+    cr_expect_eq(nm_config_set_precompressed(&cfg, "off"), 0);
+    cr_expect_eq(cfg.n_precompressed, 0);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, fields_the_server_owns_and_names_that_are_not_tokens_are_refused)
+{
+    static const char *const owned[] = {"content-length", "Transfer-Encoding", "ETag",
+                                        "Last-Modified",  "Content-Encoding",  "Vary",
+                                        "DATE",           "Connection",        "Cache-Control"};
+    for (size_t i = 0; i < N_OF(owned); i++)
+        cr_expect_not_null(nm_config_header_name_problem(owned[i]), "%s", owned[i]);
+    cr_expect_not_null(nm_config_header_name_problem(""));
+    cr_expect_not_null(nm_config_header_name_problem("X Bad"));
+    cr_expect_not_null(nm_config_header_name_problem("X:Bad"));
+    cr_expect_null(nm_config_header_name_problem("Access-Control-Allow-Origin"));
+    cr_expect_null(nm_config_header_name_problem("Content-Security-Policy"));
+    cr_expect(nm_config_header_value_is_safe("default-src 'self'\tx"));
+    cr_expect_not(nm_config_header_value_is_safe("a\r\nSet-Cookie: x"));
+    cr_expect_not(nm_config_header_value_is_safe("a\x7f"));
+    char big[NM_HEADER_VALUE_MAX + 2];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    cr_expect_not(nm_config_header_value_is_safe(big));
+    big[NM_HEADER_VALUE_MAX] = '\0';
+    cr_expect(nm_config_header_value_is_safe(big));
+}
+
+Test(config, a_glob_with_a_slash_not_at_its_start_can_never_match)
+{
+    cr_expect_not(nm_config_glob_is_reachable("docs/*"));
+    cr_expect_not(nm_config_glob_is_reachable("a/b"));
+    cr_expect(nm_config_glob_is_reachable("/docs/*"));
+    cr_expect(nm_config_glob_is_reachable("*/docs/*"));
+    cr_expect(nm_config_glob_is_reachable("*.css"));
+    cr_expect(nm_config_glob_is_reachable("?docs/x"));
+}
+
+Test(config, path_rules_give_cache_control_after_the_command_lines_rules)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    add_rule(&cfg, "*.css", "max-age=1");
+    cfg.path_rules = calloc(2, sizeof(*cfg.path_rules));
+    cfg.path_rules[0] = (struct nm_path_rule){.match = strdup("/a/"), .is_prefix = true};
+    cfg.path_rules[1] =
+        (struct nm_path_rule){.match = strdup("/a/*"), .cache_control = strdup("max-age=2")};
+    cfg.n_path_rules = 2;
+    char buf[NM_CACHE_CONTROL_MAX + 1];
+    cr_expect_str_eq(nm_config_cache_control(&cfg, "/a/x.css", buf, sizeof(buf)), "max-age=1");
+    cr_expect_str_eq(nm_config_cache_control(&cfg, "/a/x.js", buf, sizeof(buf)), "max-age=2");
+    cr_expect_str_eq(nm_config_cache_control(&cfg, "/b/x.js", buf, sizeof(buf)), "no-cache");
+    cr_expect(nm_config_rule_matches(&cfg.path_rules[0], "/a/"));
+    cr_expect_not(nm_config_rule_matches(&cfg.path_rules[0], "/ab"));
+    nm_config_cleanup(&cfg);
 }

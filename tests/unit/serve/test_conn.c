@@ -196,6 +196,17 @@ Test(conn, advance_takes_the_memory_part_first_then_the_file_part)
     cr_assert_eq(fx.conn.out_sent, 0);
 }
 
+Test(conn, the_last_response_with_content_is_named_and_its_unsent_bytes_counted)
+{
+    feed_str(&fx.conn, GET("/big.txt"));
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_expect_str_eq(fx.conn.sending_what, "GET /big.txt");
+    cr_expect_eq(fx.conn.sending_total, BIG_BYTES);
+    cr_expect_eq(nm_conn_count_queued_content(&fx.conn), BIG_BYTES);
+    nm_conn_advance(&fx.conn, nm_conn_front(&fx.conn)->mem_len + 1000);
+    cr_expect_eq(nm_conn_count_queued_content(&fx.conn), BIG_BYTES - 1000);
+}
+
 Test(conn, advance_across_segments_in_one_call)
 {
     feed_str(&fx.conn, GET("/big.txt") GET("/hello.txt"));

@@ -641,3 +641,156 @@ Test(handler, small_files_and_no_compress_get_no_vary)
     cr_assert_null(field("Vary"), "over the size limit");
     drop_fly_cache(c);
 }
+
+/* ---- the config file's path rules ---------------------------------------------------------- */
+
+/* Adds a path rule to fx.cfg and returns it (freed by nm_config_cleanup). */
+static struct nm_path_rule *add_path_rule(const char *match, bool is_prefix)
+{
+    struct nm_path_rule *all =
+        realloc(fx.cfg.path_rules, (fx.cfg.n_path_rules + 1) * sizeof(*fx.cfg.path_rules));
+    cr_assert_not_null(all);
+    fx.cfg.path_rules = all;
+    struct nm_path_rule *r = &all[fx.cfg.n_path_rules++];
+    *r = (struct nm_path_rule){
+        .match = strdup(match), .is_prefix = is_prefix, .variants = -1, .listing = -1};
+    return r;
+}
+
+static void add_header(struct nm_path_rule *r, const char *name, const char *value)
+{
+    r->headers[r->n_headers++] = (struct nm_header_field){strdup(name), strdup(value)};
+}
+
+Test(handler, rule_fields_go_on_200_304_and_404_and_the_304_keeps_its_shape)
+{
+    struct nm_path_rule *r = add_path_rule("/*", false);
+    add_header(r, "Content-Security-Policy", "default-src 'self'");
+    add_header(r, "X-Release", "7");
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_expect_str_eq(field("Content-Security-Policy"), "default-src 'self'");
+    cr_expect_str_eq(field("X-Release"), "7");
+    char etag[64];
+    snprintf(etag, sizeof(etag), "%s", field("ETag"));
+    req.if_none_match = line(0, etag);
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 304);
+    cr_expect_str_eq(field_names(), "ETag|Cache-Control|Content-Security-Policy|X-Release|");
+    req = request(NM_METHOD_GET, "/missing.txt");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404);
+    cr_expect_str_eq(field("X-Release"), "7");
+}
+
+Test(handler, the_first_rule_to_set_a_field_wins_and_rules_that_do_not_match_add_nothing)
+{
+    add_header(add_path_rule("/docs/", true), "X-Who", "docs");
+    add_header(add_path_rule("*.txt", false), "X-Who", "text");
+    add_header(add_path_rule("/other/", true), "X-Other", "1");
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/a.txt");
+    respond(&req);
+    cr_expect_str_eq(field("X-Who"), "docs");
+    cr_expect_null(field("X-Other"));
+    req = request(NM_METHOD_GET, "/hello.txt");
+    respond(&req);
+    cr_expect_str_eq(field("X-Who"), "text");
+}
+
+Test(handler, a_cors_preflight_is_204_with_the_rules_fields_and_a_plain_options_gets_allow)
+{
+    struct nm_path_rule *r = add_path_rule("/docs/", true);
+    add_header(r, "Access-Control-Allow-Origin", "*");
+    add_header(r, "Access-Control-Allow-Methods", "GET, HEAD");
+    struct nm_handler_request req = request(NM_METHOD_OPTIONS, "/docs/a.txt");
+    req.origin = line(0, "https://example.com");
+    req.access_control_request_method = line(1, "GET");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 204);
+    cr_expect_str_eq(field_names(), "Access-Control-Allow-Origin|Access-Control-Allow-Methods|");
+    req.access_control_request_method = (struct nm_field){0};
+    respond(&req);
+    cr_expect_str_eq(field_names(), "Allow|");
+    req = request(NM_METHOD_OPTIONS, "/hello.txt"); /* no rule with CORS fields there */
+    req.origin = line(0, "https://example.com");
+    req.access_control_request_method = line(1, "GET");
+    respond(&req);
+    cr_expect_str_eq(field_names(), "Allow|");
+}
+
+Test(handler, try_files_answers_a_missing_path_as_the_fallback_with_its_validators)
+{
+    struct nm_path_rule *r = add_path_rule("/app/", true);
+    r->try_files[r->n_try_files++] = strdup("$uri.txt");
+    r->try_files[r->n_try_files++] = strdup("/hello.txt");
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond(&req);
+    char etag[64];
+    snprintf(etag, sizeof(etag), "%s", field("ETag"));
+    req = request(NM_METHOD_GET, "/app/some/route");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_expect_str_eq(content(), hello);
+    cr_expect_str_eq(field("ETag"), etag);
+    req.if_none_match = line(0, etag);
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 304);
+    /* $uri: the path itself with the suffix, before the next candidate. */
+    struct nm_path_rule *clean = add_path_rule("/docs/", true);
+    clean->try_files[clean->n_try_files++] = strdup("$uri.txt");
+    req = request(NM_METHOD_GET, "/docs/a");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_expect_str_eq(content(), "a\n");
+    req = request(NM_METHOD_GET, "/docs/none");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 404);
+}
+
+Test(handler, an_error_page_keeps_the_status_and_carries_no_validators)
+{
+    fx.cfg.error_pages[0] = (struct nm_error_page){404, strdup("/docs/a.txt")};
+    fx.cfg.n_error_pages = 1;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/missing");
+    req.if_none_match = line(0, "*");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 404);
+    cr_expect_str_eq(content(), "a\n");
+    cr_expect_str_eq(field_names(), "Content-Type|Cache-Control|Content-Length|");
+    req = request(NM_METHOD_HEAD, "/missing");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 404);
+    cr_expect_eq(fx.resp.content_bytes, 0);
+    /* A rule's own page comes first; a page that is missing leaves the plain text. */
+    struct nm_path_rule *r = add_path_rule("/x/", true);
+    r->error_pages[r->n_error_pages++] = (struct nm_error_page){404, strdup("/gone.html")};
+    req = request(NM_METHOD_GET, "/x/y");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 404);
+    cr_expect_str_eq(content(), "404 Not Found\n");
+}
+
+Test(handler, a_rule_turns_variants_off_and_listings_on)
+{
+    write_site_file("docs/page.html", "<p>x</p>\n", 9);
+    write_site_file("docs/page.html.gz", "not really gzip", 15);
+    struct nm_path_rule *r = add_path_rule("/docs/*", false);
+    r->variants = 0;
+    r->listing = 1;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/page.html");
+    req.accept_encoding = line(0, "gzip");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 200);
+    cr_expect_null(field("Content-Encoding"));
+    cr_expect_null(field("Vary"));
+    req = request(NM_METHOD_GET, "/docs/");
+    respond(&req);
+    cr_expect_eq(fx.resp.status, 200);
+    cr_expect(strstr(content(), "page.html") != NULL);
+    char path[128];
+    make_path(path, sizeof(path), "docs/page.html");
+    unlink(path);
+    make_path(path, sizeof(path), "docs/page.html.gz");
+    unlink(path);
+}

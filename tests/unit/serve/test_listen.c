@@ -120,3 +120,57 @@ Test(listen, hosts_are_formatted_numerically)
     nm_listen_format_host(&ss, host, sizeof(host));
     cr_assert_str_eq(host, "-");
 }
+
+/* "127.0.0.1:PORT" for a port nothing listens on now. */
+static void free_address(char *out, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    snprintf(out, cap, "127.0.0.1:%u", port_of(fd));
+    close(fd);
+}
+
+Test(listen, a_reload_keeps_the_sockets_of_kept_addresses_and_binds_new_ones)
+{
+    char kept[32], gone[32];
+    free_address(kept, sizeof(kept));
+    free_address(gone, sizeof(gone));
+    fx.cfg.listen[0] = kept;
+    fx.cfg.listen[1] = gone;
+    fx.cfg.n_listen = 2;
+    cr_assert_eq(nm_listen_init(&fx.ls, &fx.cfg, 2, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
+    int kept_fd = fx.ls.l[0].fds[1];
+    struct nm_config now;
+    nm_config_init(&now);
+    now.listen[0] = "127.0.0.1:0";
+    now.listen[1] = kept;
+    now.n_listen = 2;
+    struct nm_listeners next = {0};
+    cr_assert_eq(nm_listen_reload(&next, &fx.ls, &now, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
+    cr_assert_eq(next.n, 2);
+    cr_expect_gt(port_of(next.l[0].fds[0]), 0); /* the new address, bound anew */
+    cr_expect_eq(next.l[1].fds[1], kept_fd);    /* the kept one: the same sockets */
+    cr_expect_eq(next.l[1].spec, now.listen[1]);
+    cr_expect_null(fx.ls.l[0].fds);     /* moved out of the previous set */
+    cr_expect_not_null(fx.ls.l[1].fds); /* dropped: closed with the previous set */
+    nm_listen_cleanup(&next);
+    now.n_listen = 0;
+    nm_config_cleanup(&now);
+}
+
+Test(listen, a_reload_that_cannot_bind_leaves_the_previous_set_as_it_was)
+{
+    cr_assert_eq(listen_on("127.0.0.1:0", 1), 0, "%s", fx.err);
+    struct nm_config bad;
+    nm_config_init(&bad);
+    bad.listen[0] = "nope";
+    bad.n_listen = 1;
+    struct nm_listeners next = {0};
+    int fd = fx.ls.l[0].fds[0];
+    cr_expect_eq(nm_listen_reload(&next, &fx.ls, &bad, fx.err, sizeof(fx.err)), -EINVAL);
+    cr_expect_eq(next.n, 0);
+    cr_expect_eq(fx.ls.l[0].fds[0], fd);
+    bad.n_listen = 0;
+    nm_config_cleanup(&bad);
+}

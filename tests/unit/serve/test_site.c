@@ -98,3 +98,19 @@ Test(site, a_root_that_cannot_be_resolved_for_a_moment_is_kept)
     cr_assert_eq(fx.site.root_swaps, 0);
     cr_assert_eq(symlink("r1", fx.current), 0);
 }
+
+Test(site, a_new_config_gets_a_new_file_table_over_the_same_root)
+{
+    struct nm_filecache *files = fx.site.files;
+    struct nm_config next;
+    nm_config_init(&next);
+    next.root = strdup(fx.current);
+    next.access_log = strdup("-");
+    cr_assert_eq(nm_site_set_config(&fx.site, &next), 0);
+    cr_expect_neq(fx.site.files, files);
+    cr_expect_eq(fx.site.cfg, &next);
+    cr_expect_eq(fx.site.root_fd, fx.root_fd);
+    cr_expect(fx.site.log_enabled);
+    cr_assert_eq(nm_site_set_config(&fx.site, &fx.cfg), 0); /* back, before next goes */
+    nm_config_cleanup(&next);
+}
