@@ -27,7 +27,7 @@ void nm_config_init(struct nm_config *cfg)
     cfg->max_head_bytes = 32768;
     cfg->max_discard_bytes = 1 << 20;
     cfg->small_file_bytes = 64 * 1024;
-    cfg->max_conns = 4096;
+    cfg->max_conns = 16384;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->send_timeout_ms = 60000;
@@ -46,6 +46,9 @@ void nm_config_cleanup(struct nm_config *cfg)
     free(cfg->index_name);
     free(cfg->etag_manifest);
     free(cfg->access_log);
+    free(cfg->run_user);
+    free(cfg->run_group);
+    free(cfg->metrics_listen);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -98,3 +98,16 @@ Test(config, an_overlong_max_age_stops_short_of_overflow)
     cr_expect_gt(v, 0);
     cr_expect_lt(v, INT64_MAX);
 }
+
+Test(config, a_service_keeps_its_privileges_and_takes_16384_connections_by_default)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(cfg.max_conns, 16384u);
+    cr_expect_null(cfg.run_user);
+    cr_expect_null(cfg.run_group);
+    cfg.run_user = strdup("nobody");
+    cfg.run_group = strdup("nogroup");
+    nm_config_cleanup(&cfg); /* frees both: LeakSanitizer would say otherwise */
+    cr_expect_null(cfg.run_user);
+}
