@@ -2,7 +2,8 @@
 FUZZ_SECONDS ?= 20
 PORT ?= 8080
 
-.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench format clean
+.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench format clean \
+	install
 
 all: build
 
@@ -39,6 +40,12 @@ test: build release-check tests/browser/node_modules
 tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json | test-deps
 	cd tests/browser && npm ci --no-audit --no-fund
 	@touch $@
+
+# The release build into $(DESTDIR)$(PREFIX): bin/notmod, lib/libnotmod.{a,so}, include/notmod/,
+# lib/pkgconfig/notmod.pc, share/man/man1/, share/bash-completion/, lib/systemd/system/.
+PREFIX ?= /usr/local
+install: release
+	DESTDIR="$(DESTDIR)" cmake --install build/release --prefix "$(PREFIX)"
 
 run: release
 	./build/release/notmod serve --listen 127.0.0.1:$(PORT) examples/site

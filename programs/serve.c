@@ -62,6 +62,12 @@ static const char usage_text[] =
     "                          reads it again\n"
     "  --check-config          check the settings (and --config FILE) and exit: 0 when usable,\n"
     "                          1 with the problems as FILE:LINE: message\n"
+    "  --max-connections N     open connections, all workers together (default 16384; more\n"
+    "                          wait in the listen queue)\n"
+    "  --user USER             once listening, run as USER and its groups (started as root)\n"
+    "  --group GROUP           once listening, run as GROUP (default: USER's group)\n"
+    "  --metrics HOST:PORT     Prometheus metrics at /metrics and a live page at /status on\n"
+    "                          their own listener (numeric address; port 0 picks one)\n"
     "  -q, --quiet             no access log, no startup line, no hashing counters\n"
     "  -h, --help              this text\n"
     "  -V, --version           the version\n";
@@ -95,6 +101,10 @@ enum {
     OPT_DRAIN_TIMEOUT,
     OPT_CONFIG,
     OPT_CHECK_CONFIG,
+    OPT_MAX_CONNECTIONS,
+    OPT_USER,
+    OPT_GROUP,
+    OPT_METRICS,
 };
 
 static const struct option options[] = {
@@ -126,6 +136,10 @@ static const struct option options[] = {
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"user", required_argument, NULL, OPT_USER},
+    {"group", required_argument, NULL, OPT_GROUP},
+    {"metrics", required_argument, NULL, OPT_METRICS},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -287,6 +301,26 @@ static int set_amount(struct nm_config *cfg, int opt, const char *arg)
     }
 }
 
+/* --max-connections, --user, --group, --metrics: how the server runs as a service. */
+static int set_service_option(struct nm_config *cfg, int opt, const char *arg)
+{
+    long long v;
+    if (opt == OPT_MAX_CONNECTIONS) {
+        if (!parse_uint(arg, 1000000, &v) || v == 0)
+            return bad("--max-connections wants a number from 1 to 1000000, not '%s'", arg);
+        cfg->max_conns = (unsigned)v;
+        return 0;
+    }
+    if (!*arg)
+        return bad("--%s wants a value, not an empty one", option_name(opt));
+    char **field = opt == OPT_USER    ? &cfg->run_user
+                   : opt == OPT_GROUP ? &cfg->run_group
+                                      : &cfg->metrics_listen;
+    free(*field);
+    *field = dup_or_die(arg);
+    return 0;
+}
+
 /* Options over what cfg holds already (a config file's settings): a value given here replaces
  * the file's, and the first --listen here replaces the file's list. */
 static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_only)
@@ -380,6 +414,13 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
             break; /* read before the options (read_config) */
         case OPT_CHECK_CONFIG:
             *check_only = true;
+            break;
+        case OPT_MAX_CONNECTIONS:
+        case OPT_USER:
+        case OPT_GROUP:
+        case OPT_METRICS:
+            if (set_service_option(cfg, opt, optarg))
+                return NM_EXIT_USAGE;
             break;
         case 'q':
             quiet = true;

@@ -30,7 +30,7 @@ void nm_config_init(struct nm_config *cfg)
     cfg->max_head_bytes = 32768;
     cfg->max_discard_bytes = 1 << 20;
     cfg->small_file_bytes = 64 * 1024;
-    cfg->max_conns = 4096;
+    cfg->max_conns = 16384;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->send_timeout_ms = 60000;
@@ -66,6 +66,9 @@ void nm_config_cleanup(struct nm_config *cfg)
     for (size_t k = 0; k < cfg->n_error_pages; k++)
         free(cfg->error_pages[k].path);
     free(cfg->config_file);
+    free(cfg->run_user);
+    free(cfg->run_group);
+    free(cfg->metrics_listen);
     memset(cfg, 0, sizeof(*cfg));
 }
 

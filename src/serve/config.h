@@ -112,7 +112,7 @@ struct nm_config {
     size_t max_head_bytes;
     uint64_t max_discard_bytes; /* request content read and dropped; more is 413 */
     size_t small_file_bytes;    /* files up to this size are held in memory */
-    unsigned max_conns;         /* per worker */
+    unsigned max_conns;         /* open connections, all workers together (--max-connections) */
     unsigned header_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned send_timeout_ms;
@@ -126,10 +126,17 @@ struct nm_config {
     struct nm_error_page error_pages[NM_RULE_MAX_ERROR_PAGES];
     size_t n_error_pages;
     bool access_log_set; /* the file said access_log (possibly "off") */
+
+    /* Privileges given up once the sockets are bound (--user, --group); NULL keeps them. */
+    char *run_user;
+    char *run_group;
+    /* --metrics HOST:PORT: the Prometheus and status listener; NULL for none. */
+    char *metrics_listen;
 };
 
 /* Fills the defaults: root ".", 127.0.0.1:8080 added by the caller when n_listen is 0, sidecars
- * br, zstd, gzip in that order, compression on the fly up to 8 MiB within a 64 MiB cache. */
+ * br, zstd, gzip in that order, compression on the fly up to 8 MiB within a 64 MiB cache, at
+ * most 16384 open connections. */
 void nm_config_init(struct nm_config *cfg);
 
 /* Frees the strings the config owns. */

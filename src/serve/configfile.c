@@ -439,6 +439,15 @@ static void set_top(struct reader *r, const config_setting_t *s)
     } else if (strcmp(name, "quiet") == 0) {
         if (get_bool(r, s, &b))
             cfg->quiet = b;
+    } else if (strcmp(name, "max_connections") == 0) {
+        if (get_int(r, s, 1, 1000000, &v))
+            cfg->max_conns = (unsigned)v;
+    } else if (strcmp(name, "user") == 0) {
+        set_string(r, s, &cfg->run_user);
+    } else if (strcmp(name, "group") == 0) {
+        set_string(r, s, &cfg->run_group);
+    } else if (strcmp(name, "metrics") == 0) {
+        set_string(r, s, &cfg->metrics_listen);
     } else if (strcmp(name, "timeouts") == 0) {
         set_timeouts(r, s);
     } else if (strcmp(name, "error_pages") == 0) {

@@ -330,6 +330,21 @@ static void collect_request(const struct nm_http1_request *h, struct handler_inp
     }
 }
 
+/* The --metrics counters of one response; h is NULL when the head could not be parsed. */
+static void count_response(struct nm_conn *c, const struct nm_http1_request *h,
+                           const struct nm_response *resp)
+{
+    if (!c->site->metrics)
+        return;
+    enum nm_coding coding = NM_CODING_IDENTITY;
+    for (size_t i = 0; i < resp->n_fields; i++)
+        if (nm_slice_case_eq(resp->fields[i].name, NM_SLICE_LIT("Content-Encoding")) &&
+            nm_coding_parse(resp->fields[i].value, &coding) < 0)
+            coding = NM_CODING_IDENTITY;
+    nm_metrics_count(c->site->metrics, h ? h->method : NM_METHOD_OTHER, resp->status, coding,
+                     resp->content_bytes, resp->unsent_bytes);
+}
+
 /* h is NULL when the head could not be parsed. */
 static void log_request(struct nm_conn *c, const struct nm_http1_request *h,
                         const struct nm_response *resp)
@@ -379,6 +394,7 @@ int nm_conn_fail(struct nm_conn *c, int status, const char *why)
     if (rc == 0)
         rc = queue_response(c, &resp, true, -1);
     log_request(c, NULL, &resp);
+    count_response(c, NULL, &resp);
     nm_response_cleanup(&resp);
     return rc;
 }
@@ -407,6 +423,7 @@ static int answer(struct nm_conn *c, struct nm_http1_request *h, size_t head_len
         c->sending_total = resp.content_bytes;
     }
     log_request(c, h, &resp);
+    count_response(c, h, &resp);
     nm_response_cleanup(&resp);
     c->requests++;
     nm_buf_consume(&c->in, head_len);

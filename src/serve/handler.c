@@ -295,6 +295,7 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
     if (pr == NM_PRECOND_NOT_MODIFIED) {
         /* RFC 9110 §15.4.5: no content, no Content-Type, no Content-Length. */
         a->resp->status = 304;
+        a->resp->unsent_bytes = f->size;
         return put_validators(a, f, lm, true);
     }
     if (pr == NM_PRECOND_FAILED)

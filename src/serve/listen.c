@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "systemd.h"
+
 static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
     if (a->ss_family != b->ss_family)
@@ -223,8 +225,43 @@ static int bind_listener(struct nm_listeners *s, struct nm_listener *l)
     return 0;
 }
 
+/* The sockets systemd passed (a notmod.socket unit, systemd-socket-activate): the listeners, as
+ * they are. Returns how many, 0 when none were passed, or a negative errno (err says). */
+static int use_inherited(struct nm_listeners *s, char *err, size_t err_cap)
+{
+    int fds[NM_LISTEN_MAX];
+    int n = nm_systemd_listen_fds(fds, NM_LISTEN_MAX);
+    if (n < 0) {
+        snprintf(err, err_cap, "the sockets passed by the service manager (LISTEN_FDS): %s",
+                 n == -EINVAL ? "not all listening stream sockets, or more than 32" : strerror(-n));
+        return n;
+    }
+    for (int i = 0; i < n; i++) {
+        struct nm_listener *l = &s->l[s->n];
+        *l = (struct nm_listener){
+            .addr_len = sizeof(l->addr), .spec = "LISTEN_FDS", .inherited = true};
+        if (!(l->fds = malloc(s->n_workers * sizeof(*l->fds)))) {
+            for (int k = i; k < n; k++)
+                close(fds[k]);
+            return -ENOMEM;
+        }
+        s->n++;
+        for (unsigned k = 0; k < s->n_workers; k++)
+            l->fds[k] = fds[i];
+        getsockname(fds[i], (struct sockaddr *)&l->addr, &l->addr_len);
+        describe(l);
+    }
+    return n;
+}
+
 static void close_listener(const struct nm_listeners *s, struct nm_listener *l)
 {
+    if (l->inherited && l->fds) {
+        close(l->fds[0]);
+        free(l->fds);
+        l->fds = NULL;
+        return;
+    }
     for (unsigned i = 0; l->fds && i < s->n_workers; i++)
         if (l->fds[i] >= 0)
             close(l->fds[i]);
@@ -237,6 +274,9 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
 {
     s->n = 0;
     s->n_workers = n_workers;
+    int inherited = use_inherited(s, err, err_cap);
+    if (inherited != 0)
+        return inherited < 0 ? inherited : 0;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         int rc = add_listen(s, cfg->listen[i], err, err_cap);
         if (rc < 0)

@@ -18,6 +18,7 @@ struct nm_listener {
     const char *spec; /* the --listen value it comes from */
     bool from_name;   /* one of the addresses a host name resolved to */
     int *fds;         /* one socket per worker, owned here; fds[0] is bound first */
+    bool inherited;   /* passed by the service manager: every fds[i] is the same socket */
     char url[80];     /* "http://HOST:PORT/", numeric */
 };
 
@@ -35,7 +36,10 @@ struct nm_listeners {
  * group of such sockets, is refused. Returns 0, or a negative errno with a message in err:
  * -EADDRINUSE ("address already in use", naming the address), -EINVAL for a malformed address,
  * a name that does not exist or too many addresses, -EAGAIN when the resolver cannot answer, or
- * the errno of socket, bind or listen. Call nm_listen_cleanup in either case. */
+ * the errno of socket, bind or listen. Call nm_listen_cleanup in either case.
+ * Under socket activation (nm_systemd_listen_fds), the sockets passed replace cfg->listen: each
+ * is one listener whose workers all share it (fds[i] the same socket, inherited set), bound
+ * nothing; -EINVAL when a passed descriptor is not a listening stream socket. */
 int nm_listen_init(struct nm_listeners *ls, const struct nm_config *cfg, unsigned n_workers,
                    char *err, size_t err_cap);
 

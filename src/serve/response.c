@@ -13,6 +13,7 @@ void nm_response_init(struct nm_response *r)
     r->n_fields = 0;
     r->n_pieces = 0;
     r->content_bytes = 0;
+    r->unsent_bytes = 0;
     r->etag = nm_slice_from_cstr("");
     nm_buf_init(&r->owned, 0);
     r->text_len = 0;

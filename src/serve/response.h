@@ -45,6 +45,7 @@ struct nm_response {
     size_t n_pieces;
     uint64_t content_bytes; /* the sum of the pieces' lengths */
     struct nm_slice etag;   /* the ETag field's value, for the access log; empty when none */
+    uint64_t unsent_bytes;  /* a 304: the content a 200 would have carried (for the metrics) */
     struct nm_buf owned;    /* a generated body (a listing); freed by nm_response_cleanup */
     size_t text_len;
     char text[NM_RESPONSE_TEXT_BYTES]; /* field values and short generated content */

@@ -21,6 +21,7 @@ void nm_send_aborts_init(struct nm_send_aborts *a)
 {
     memset(a->notes, 0, sizeof(a->notes));
     atomic_init(&a->pending, 0);
+    atomic_init(&a->total, 0);
     pthread_mutex_init(&a->lock, NULL);
 }
 
@@ -53,6 +54,7 @@ static void report_abort(struct nm_send_aborts *a, const char *path, const char 
 {
     uint64_t h = hash_path(path);
     struct nm_send_abort_note *n = NULL, *spare = NULL; /* spare: a free note, else the oldest */
+    atomic_fetch_add_explicit(&a->total, 1, memory_order_relaxed);
     pthread_mutex_lock(&a->lock);
     for (size_t i = 0; i < NM_SEND_ABORT_NOTES && !n; i++) {
         struct nm_send_abort_note *o = &a->notes[i];

@@ -28,7 +28,8 @@ struct nm_send_abort_note {
 struct nm_send_aborts {
     pthread_mutex_t lock;
     struct nm_send_abort_note notes[NM_SEND_ABORT_NOTES];
-    atomic_uint pending; /* notes with a count not logged yet */
+    atomic_uint pending;         /* notes with a count not logged yet */
+    atomic_uint_least64_t total; /* every response aborted, for the metrics */
 };
 
 /* One worker's sender: the buffer tagged bodies are copied through, allocated on first use. */

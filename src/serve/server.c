@@ -16,7 +16,10 @@
 #include "etags/etags.h"
 #include "listen.h"
 #include "log.h"
+#include "privs.h"
+#include "scrape.h"
 #include "send.h"
+#include "systemd.h"
 #include "worker.h"
 
 struct nm_server {
@@ -34,6 +37,8 @@ struct nm_server {
     void *reload_arg;
     struct nm_confgen_slot config; /* the current settings, from nm_server_run on */
     bool has_config;
+    struct nm_metrics *metrics; /* --metrics: the workers' counters; NULL when off */
+    struct nm_scrape *scrape;   /* and their listener */
 };
 
 /* The access log never blocks a worker: its descriptor is non-blocking, and lines that a stalled
@@ -149,6 +154,24 @@ static void prehash_done(struct nm_hashing *h, void *arg)
     log_hashing(arg, "after prehash");
 }
 
+/* Descriptors are connections and open files: take all the kernel allows us, and say when that
+ * is fewer than --max-connections needs (one each, and some for files and the server). */
+static void raise_file_limit(const struct nm_config *cfg)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    if (lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+            getrlimit(RLIMIT_NOFILE, &lim);
+    }
+    if (lim.rlim_cur != RLIM_INFINITY && (rlim_t)cfg->max_conns + 256 > lim.rlim_cur)
+        nm_log_error("--max-connections %u is more than the open file limit (%llu) allows: "
+                     "connections past it wait (raise the hard limit: ulimit -Hn, LimitNOFILE=)",
+                     cfg->max_conns, (unsigned long long)lim.rlim_cur);
+}
+
 int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap)
 {
     struct nm_server *s = calloc(1, sizeof(*s));
@@ -184,16 +207,22 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
             goto fail;
         }
     }
-    /* Descriptors are connections and open files: take all the kernel allows us. */
-    struct rlimit lim;
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &lim);
-    }
+    raise_file_limit(cfg);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
     /* Every worker's socket is bound here, so that a port in use fails the start. */
     rc = nm_listen_init(&s->listeners, cfg, s->n_workers, err, err_cap);
+    if (rc < 0)
+        goto fail;
+    if (cfg->metrics_listen) {
+        rc = nm_metrics_new(s->n_workers, &s->metrics);
+        if (rc == 0)
+            rc = nm_scrape_bind(cfg->metrics_listen, &s->scrape, err, err_cap);
+        if (rc < 0)
+            goto fail;
+    }
+    /* Bound (port 80 needs root or a capability): root is given up before anything is served. */
+    rc = nm_privs_drop(cfg->run_user, cfg->run_group, err, err_cap);
     if (rc < 0)
         goto fail;
     *out = s;
@@ -212,6 +241,8 @@ void nm_server_free(struct nm_server *s)
 {
     if (!s)
         return;
+    nm_scrape_free(s->scrape); /* its thread reads the counters and the gauges below */
+    nm_metrics_free(s->metrics);
     nm_listen_cleanup(&s->listeners);
     nm_send_aborts_cleanup(&s->aborts);
     if (s->log_fd > STDERR_FILENO)
@@ -274,6 +305,11 @@ static const char *restart_only_change(const struct nm_config *a, const struct n
         return "compress";
     if (!same_string(a->access_log, b->access_log) || a->quiet != b->quiet)
         return "access_log";
+    /* Privileges are given up once; the metrics listener is bound at start. */
+    if (!same_string(a->run_user, b->run_user) || !same_string(a->run_group, b->run_group))
+        return "user";
+    if (!same_string(a->metrics_listen, b->metrics_listen))
+        return "metrics";
     return NULL;
 }
 
@@ -347,8 +383,10 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .log_fd = s->log_fd,
         .aborts = &s->aborts,
         .config = s->has_config ? &s->config : NULL,
+        .metrics = s->metrics,
     };
     atomic_init(&s->shared.stopping, false);
+    atomic_init(&s->shared.n_conns, 0);
     for (unsigned i = 0; i < s->n_workers; i++) {
         int rc = nm_worker_new(&s->shared, i, &workers[i]);
         if (rc < 0) {
@@ -363,8 +401,28 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
     return 0;
 }
 
+/* What a scrape reads outside the workers' counters (on the scrape thread). */
+static void gauges_of(void *arg, struct nm_metrics_gauges *g)
+{
+    struct nm_server *s = arg;
+    g->open_connections = atomic_load(&s->shared.n_conns);
+    g->aborted_bodies = atomic_load_explicit(&s->aborts.total, memory_order_relaxed);
+    if (s->hashing) {
+        struct nm_hashing_stats st;
+        nm_hashing_get_stats(s->hashing, &st);
+        g->has_hashing = true;
+        g->hashed_files = st.hashed_files;
+        g->hashed_bytes = st.hashed_bytes;
+        g->small_files = st.small_files;
+        g->small_bytes = st.small_bytes;
+        g->from_xattr = st.from_xattr;
+        g->from_manifest = st.from_manifest;
+    }
+}
+
 /* Waits for SIGTERM or SIGINT; SIGHUP reloads the settings and reopens the access log
- * meanwhile. */
+ * meanwhile. The service manager is told RELOADING=1 then READY=1 around a reload, and
+ * STOPPING=1 at the stop. */
 static void wait_for_stop(struct nm_server *s, struct nm_worker **workers, unsigned started)
 {
     sigset_t set;
@@ -377,10 +435,13 @@ static void wait_for_stop(struct nm_server *s, struct nm_worker **workers, unsig
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            nm_systemd_notify("RELOADING=1");
             reload_config(s, workers, started);
             reopen_log(s);
+            nm_systemd_notify("READY=1");
             continue;
         }
+        nm_systemd_notify("STOPPING=1");
         return;
     }
 }
@@ -411,8 +472,20 @@ int nm_server_run(struct nm_server *s)
         if (prc < 0)
             nm_log_error("prehash not started: %s", strerror(-prc));
     }
-    if (rc == 0)
+    if (rc == 0 && s->scrape) {
+        rc = nm_scrape_start(s->scrape, s->metrics, gauges_of, s);
+        if (rc < 0)
+            nm_log_error("metrics: %s", strerror(-rc));
+        else
+            nm_log_error("metrics on %smetrics, status page on %sstatus", nm_scrape_url(s->scrape),
+                         nm_scrape_url(s->scrape));
+        rc = 0;
+    }
+    if (rc == 0) {
+        /* Type=notify: listening and serving now. */
+        nm_systemd_notify("READY=1");
         wait_for_stop(s, workers, started);
+    }
     s->shared.stop_deadline_ms = nm_worker_clock_ms() + s->config.current->cfg->shutdown_timeout_ms;
     atomic_store(&s->shared.stopping, true);
     for (unsigned i = 0; i < started; i++)

@@ -17,7 +17,13 @@ struct nm_server;
  * (SO_REUSEPORT), but an address that anything else holds, even a group of such sockets, is
  * refused. Writes a message to err on failure and returns a negative errno: -ENOTDIR/-ENOENT/
  * -EACCES for the root; -EADDRINUSE ("address already in use", naming the address); -EINVAL for
- * a malformed address or a name that does not exist; -EAGAIN when the resolver cannot answer. */
+ * a malformed address or a name that does not exist; -EAGAIN when the resolver cannot answer.
+ * Sockets passed by socket activation replace the listen addresses (listen.h). With
+ * cfg->metrics_listen it binds the metrics listener too (scrape.h: -EINVAL for a malformed
+ * address). Once bound, it
+ * gives up root for cfg->run_user and cfg->run_group (privs.h; its errors as there), and it
+ * raises the soft open file limit to the hard one, warning when that is below what
+ * cfg->max_conns needs. */
 int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap);
 
 /* The i-th bound address as "http://HOST:PORT/" (numeric), or NULL past the last. */
@@ -28,7 +34,10 @@ const char *nm_server_address(const struct nm_server *s, size_t i);
  * aborted because its file changed is logged at most once per file per second; the others are
  * counted, and the count logged once the second is over. With cfg->quiet, the hashing counters
  * are not logged. The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGPIPE in every
- * thread (nm_server_block_signals). */
+ * thread (nm_server_block_signals). With --metrics, the metrics thread starts with the workers
+ * and its URL is logged ("metrics on http://HOST:PORT/metrics, ..."). Under a service manager
+ * (NOTIFY_SOCKET) it reports READY=1 once every worker runs, RELOADING=1 and READY=1 around SIGHUP,
+ * and STOPPING=1 at the stop. */
 int nm_server_run(struct nm_server *s);
 
 /* Makes a new config for a reload: 0 and a heap config (from nm_config_init, filled), or a

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "config.h"
 #include "filecache.h"
+#include "metrics.h"
 #include "mime.h"
 #include "notmod/http1.h"
 
@@ -34,6 +35,7 @@ struct nm_site {
      * share it rather than each holding one. */
     struct nm_http1_request scratch;
     uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
+    struct nm_metrics_worker *metrics; /* this worker's --metrics counters; NULL when off */
 };
 
 /* Sets up a site over an open root directory (not taken: the caller closes it after

@@ -48,7 +48,8 @@ struct nm_worker {
     int epfd;
     int wake_fd;
     int listen_fds[NM_LISTEN_MAX];
-    size_t n_listen; /* of the generation the worker serves with */
+    size_t n_listen;                      /* of the generation the worker serves with */
+    const struct nm_listeners *listeners; /* that generation's */
     bool accepting;
     int64_t accept_resume_ms;
     struct nm_site site;
@@ -146,6 +147,7 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
     if (sc->next)
         sc->next->prev = sc->prev;
     w->n_active--;
+    atomic_fetch_sub(&w->sh->n_conns, 1);
     if (w->n_spare == MAX_SPARE) {
         free(sc);
         return;
@@ -162,7 +164,9 @@ static void set_accepting(struct nm_worker *w, bool on)
     for (size_t i = 0; i < w->n_listen; i++) {
         if (w->listen_fds[i] < 0)
             continue;
-        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_LISTEN_BASE + i};
+        /* A socket every worker shares (socket activation) wakes one of them per connection. */
+        uint32_t events = EPOLLIN | (w->listeners->l[i].inherited ? EPOLLEXCLUSIVE : 0);
+        struct epoll_event ev = {.events = events, .data.u64 = TAG_LISTEN_BASE + i};
         epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, w->listen_fds[i], &ev);
     }
     w->accepting = on;
@@ -174,10 +178,19 @@ static void pause_accepting(struct nm_worker *w)
     w->accept_resume_ms = nm_worker_clock_ms() + ACCEPT_PAUSE_MS;
 }
 
+/* Takes one of the cfg->max_conns connection slots all workers share, or returns false. */
+static bool take_slot(struct nm_worker *w)
+{
+    if (atomic_fetch_add(&w->sh->n_conns, 1) < w->site.cfg->max_conns)
+        return true;
+    atomic_fetch_sub(&w->sh->n_conns, 1);
+    return false;
+}
+
 static void accept_all(struct nm_worker *w, int lfd)
 {
     for (;;) {
-        if (w->n_active >= w->site.cfg->max_conns) {
+        if (!take_slot(w)) {
             set_accepting(w, false);
             return;
         }
@@ -185,6 +198,7 @@ static void accept_all(struct nm_worker *w, int lfd)
         socklen_t len = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
+            atomic_fetch_sub(&w->sh->n_conns, 1); /* the slot goes back */
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -198,6 +212,7 @@ static void accept_all(struct nm_worker *w, int lfd)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct sconn *sc = open_conn(w, fd);
         if (!sc) {
+            atomic_fetch_sub(&w->sh->n_conns, 1);
             close(fd);
             pause_accepting(w);
             return;
@@ -371,8 +386,10 @@ static void begin_stop(struct nm_worker *w)
     /* New connections are refused from now on. The sockets belong to the server, which closes
      * them at the end, so they only stop listening here. */
     for (size_t i = 0; i < w->n_listen; i++)
-        if (w->listen_fds[i] >= 0)
+        if (w->listen_fds[i] >= 0 && !w->listeners->l[i].inherited)
             shutdown(w->listen_fds[i], SHUT_RD);
+    /* A socket the service manager passed stays listening: it is the manager's, and connections
+     * waiting in it are for the next instance. */
     for (struct sconn *sc = w->active; sc; sc = sc->next)
         nm_conn_stop_reading(&sc->conn);
 }
@@ -399,17 +416,18 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
     }
 }
 
-/* A reload: move to the newest settings between requests. The responses already queued were
- * rendered under the old ones and hold nothing of them (field values are copied into the head),
- * so the old generation goes as soon as this worker lets it go. */
 /* This worker's sockets of a listener set. */
 static void take_listeners(struct nm_worker *w, const struct nm_listeners *ls)
 {
+    w->listeners = ls;
     w->n_listen = ls->n;
     for (size_t i = 0; i < ls->n; i++)
         w->listen_fds[i] = ls->l[i].fds[w->index];
 }
 
+/* A reload: move to the newest settings between requests. The responses already queued were
+ * rendered under the old ones and hold nothing of them (field values are copied into the head),
+ * so the old generation goes as soon as this worker lets it go. */
 static void follow_config(struct nm_worker *w)
 {
     struct nm_confgen_slot *slot = w->sh->config;
@@ -476,7 +494,7 @@ static void *worker_main(void *arg)
             sweep(w, t, stopping);
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
-            if (!stopping && !w->accepting && w->n_active < w->site.cfg->max_conns &&
+            if (!stopping && !w->accepting && atomic_load(&sh->n_conns) < w->site.cfg->max_conns &&
                 t >= w->accept_resume_ms)
                 set_accepting(w, true);
             flush_log(w);
@@ -531,6 +549,7 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
     if (sh->hashing)
         nm_site_set_hashing(&w->site, sh->hashing);
     w->site.fly = sh->fly;
+    w->site.metrics = nm_metrics_worker(sh->metrics, index);
     *out = w;
     return 0;
 

@@ -11,12 +11,13 @@
 #include "config.h"
 #include "etags/etags.h"
 #include "listen.h"
+#include "metrics.h"
 #include "mime.h"
 #include "send.h"
 #include "variants/variants.h"
 
 /* What the workers of a server share. Read-only once they start, but for `stopping`, which the
- * server sets (after stop_deadline_ms) and every worker reads. */
+ * server sets (after stop_deadline_ms) and every worker reads, and the n_conns count. */
 struct nm_worker_shared {
     const struct nm_config *cfg; /* the settings at start; reloads come through `config` */
     /* The current settings: each worker moves to a newer generation between requests, at its
@@ -31,6 +32,10 @@ struct nm_worker_shared {
     struct nm_send_aborts *aborts;
     atomic_bool stopping;
     int64_t stop_deadline_ms; /* responses in flight are given until then */
+    /* Open connections of all the workers, at most cfg->max_conns: a worker takes a slot before
+     * it accepts and gives it back when the connection closes. */
+    atomic_uint n_conns;
+    struct nm_metrics *metrics; /* --metrics counters, one set per worker; NULL when off */
 };
 
 struct nm_worker;

@@ -313,22 +313,31 @@ class NotmodServer(ServerProcess):
     pipe); the host and port come from its startup line on stderr. With as_nobody it runs as
     nobody from a copy of the binary that every user can reach."""
 
-    def __init__(self, root, options=(), listen="127.0.0.1:0", as_nobody=False):
+    def __init__(self, root, options=(), listen="127.0.0.1:0", as_nobody=False, env=None):
         super().__init__(root)
         self.options = list(options)
         self.listen = listen
         self.as_nobody = as_nobody
+        self.env = dict(env or {})
         self.startup_line = ""
+
+    def argv(self, binary):
+        """The command line: notmod serve with the options, as a subclass may wrap it."""
+        # Without a root (or listen), the one a --config file names is served.
+        root = [self.root] if self.root else []
+        listen = ["--listen", self.listen] if self.listen else []
+        return [binary, "serve", "--access-log", "off", *listen, *self.options, *root]
+
+    def before_startup_line(self):
+        """What must happen before the server prints its startup line: nothing here."""
 
     def start(self):
         binary, how = as_user(self.as_nobody)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        # Without a root (or listen), the one a --config file names is served.
-        root = [self.root] if self.root else []
-        listen = ["--listen", self.listen] if self.listen else []
-        self._spawn([binary, "serve", "--access-log", "off", *listen, *self.options, *root],
-                    stdout=subprocess.PIPE, env=env, **how)
+        env.update(self.env)
+        self._spawn(self.argv(binary), stdout=subprocess.PIPE, env=env, **how)
+        self.before_startup_line()
         # Read once more after it exits: what it wrote before is in the file by then.
         wait_until(lambda: not self.is_running() or self._startup_line(), START_TIMEOUT_S, 0.02)
         line = self._startup_line()
@@ -364,6 +373,38 @@ class NotmodServer(ServerProcess):
         if status != 0:
             raise AssertionError("notmod serve exited with %r; stderr:\n%s"
                                  % (status, self.stderr()[-4000:]))
+
+
+class SocketActivatedServer(NotmodServer):
+    """`notmod serve` started by systemd-socket-activate on 127.0.0.1:port, as a notmod.socket
+    unit would start it: the listening socket is passed (LISTEN_FDS), and notmod, exec'd in the
+    activator's place at the first connection, has the activator's pid. Only the variables in env
+    reach it (the activator passes on no other). A port taken meanwhile is retried with another."""
+
+    def __init__(self, root, options=(), env=None):
+        super().__init__(root, options, listen=None, env=env)
+        self.port = None
+
+    def argv(self, binary):
+        passed = ["-E", "ASAN_OPTIONS"]
+        for name in self.env:
+            passed += ["-E", name]
+        return [tool("systemd-socket-activate"), "-l", "127.0.0.1:%d" % self.port, *passed,
+                binary, "serve", "--access-log", "off", *self.options, self.root]
+
+    def before_startup_line(self):
+        # The first connection starts notmod.
+        self._wait_port("systemd-socket-activate")
+
+    def start(self):
+        for attempt in range(5):
+            self.port = free_port()
+            try:
+                return super().start()
+            except RuntimeError:
+                if attempt == 4 or "Address already in use" not in self._err_text:
+                    raise
+        return self
 
 
 def serve_for_test(testcase, root, options=(), as_nobody=False, checked=True):

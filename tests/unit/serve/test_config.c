@@ -184,3 +184,16 @@ Test(config, path_rules_give_cache_control_after_the_command_lines_rules)
     cr_expect_not(nm_config_rule_matches(&cfg.path_rules[0], "/ab"));
     nm_config_cleanup(&cfg);
 }
+
+Test(config, a_service_keeps_its_privileges_and_takes_16384_connections_by_default)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(cfg.max_conns, 16384u);
+    cr_expect_null(cfg.run_user);
+    cr_expect_null(cfg.run_group);
+    cfg.run_user = strdup("nobody");
+    cfg.run_group = strdup("nogroup");
+    nm_config_cleanup(&cfg); /* frees both: LeakSanitizer would say otherwise */
+    cr_expect_null(cfg.run_user);
+}
