@@ -46,10 +46,10 @@ static uint16_t get_port(const struct sockaddr_storage *a)
 /* Adds an address of spec, unless a listener has it already: a name listed twice in /etc/hosts,
  * or given both as a name and as a number. Port 0 asks for a port of its own, so it is only
  * the same within one spec. */
-static int add_address(struct nm_listeners *s, const char *spec, bool from_name, const void *addr,
-                       socklen_t len, char *err, size_t err_cap)
+static int add_address(struct nm_listeners *s, const char *spec, size_t index, bool from_name,
+                       const void *addr, socklen_t len, char *err, size_t err_cap)
 {
-    struct nm_listener l = {.addr_len = len, .spec = spec, .from_name = from_name};
+    struct nm_listener l = {.addr_len = len, .spec = spec, .index = index, .from_name = from_name};
     memcpy(&l.addr, addr, len);
     for (size_t i = 0; i < s->n; i++)
         if (same_address(&s->l[i].addr, &l.addr) &&
@@ -66,7 +66,8 @@ static int add_address(struct nm_listeners *s, const char *spec, bool from_name,
 
 /* Adds the addresses of one --listen value, HOST:PORT or [IPv6]:PORT: a numeric host as it is,
  * an empty one as 0.0.0.0, and a host name as every address it resolves to. */
-static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_t err_cap)
+static int add_listen(struct nm_listeners *s, const char *spec, size_t index, char *err,
+                      size_t err_cap)
 {
     char host[256];
     const char *port;
@@ -94,9 +95,9 @@ static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_
     struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
     struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p)};
     if (!bracketed && inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4.sin_addr) == 1)
-        return add_address(s, spec, false, &in4, sizeof(in4), err, err_cap);
+        return add_address(s, spec, index, false, &in4, sizeof(in4), err, err_cap);
     if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1)
-        return add_address(s, spec, false, &in6, sizeof(in6), err, err_cap);
+        return add_address(s, spec, index, false, &in6, sizeof(in6), err, err_cap);
     if (bracketed)
         goto invalid;
 
@@ -126,7 +127,7 @@ static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_
         struct sockaddr_storage ss;
         memcpy(&ss, a->ai_addr, a->ai_addrlen);
         set_port(&ss, (uint16_t)p);
-        rc = add_address(s, spec, true, &ss, a->ai_addrlen, err, err_cap);
+        rc = add_address(s, spec, index, true, &ss, a->ai_addrlen, err, err_cap);
     }
     freeaddrinfo(res);
     return rc;
@@ -192,13 +193,12 @@ void nm_listen_format_host(const struct sockaddr_storage *ss, char *out, size_t 
         snprintf(out, cap, "-");
 }
 
-static void describe(struct nm_listener *l)
+static void describe(struct nm_listener *l, bool tls)
 {
     char host[INET6_ADDRSTRLEN];
     nm_listen_format_host(&l->addr, host, sizeof(host));
-    snprintf(l->url, sizeof(l->url),
-             l->addr.ss_family == AF_INET ? "http://%s:%u/" : "http://[%s]:%u/", host,
-             get_port(&l->addr));
+    snprintf(l->url, sizeof(l->url), l->addr.ss_family == AF_INET ? "%s://%s:%u/" : "%s://[%s]:%u/",
+             tls ? "https" : "http", host, get_port(&l->addr));
 }
 
 /* Binds every socket of l, one per worker. Port 0 takes the port the kernel chose for the first
@@ -238,7 +238,7 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
     s->n = 0;
     s->n_workers = n_workers;
     for (size_t i = 0; i < cfg->n_listen; i++) {
-        int rc = add_listen(s, cfg->listen[i], err, err_cap);
+        int rc = add_listen(s, cfg->listen[i], i, err, err_cap);
         if (rc < 0)
             return rc;
     }
@@ -261,14 +261,14 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
         }
         if (rc < 0) {
             char name[INET6_ADDRSTRLEN + 8] = "";
-            describe(l);
+            describe(l, false);
             if (l->from_name)
                 snprintf(name, sizeof(name), " (%.*s)", (int)strlen(l->url) - 8, l->url + 7);
             snprintf(err, err_cap, "cannot listen on %s%s: %s", l->spec, name,
                      rc == -EADDRINUSE ? "address already in use" : strerror(-rc));
             return rc;
         }
-        describe(l);
+        describe(l, cfg->tls_cert[l->index] != NULL);
         i++;
     }
     return 0;

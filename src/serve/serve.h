@@ -6,6 +6,7 @@
 #include "config.h"
 #include "conn.h"
 #include "filecache.h"
+#include "h2.h"
 #include "log.h"
 #include "mime.h"
 #include "server.h"

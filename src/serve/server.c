@@ -17,6 +17,7 @@
 #include "listen.h"
 #include "log.h"
 #include "send.h"
+#include "tls.h"
 #include "worker.h"
 
 struct nm_server {
@@ -29,6 +30,7 @@ struct nm_server {
     struct nm_hashing *hashing;    /* content ETags: memo, pool, manifest; NULL in other modes */
     struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     struct nm_send_aborts aborts;
+    struct nm_tls *tls;             /* NULL without a TLS listener */
     struct nm_worker_shared shared; /* what the workers read, set up by nm_server_run */
 };
 
@@ -186,6 +188,9 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         lim.rlim_cur = lim.rlim_max;
         setrlimit(RLIMIT_NOFILE, &lim);
     }
+    rc = nm_tls_new(cfg, &s->tls, err, err_cap);
+    if (rc < 0)
+        goto fail;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
     /* Every worker's socket is bound here, so that a port in use fails the start. */
@@ -209,6 +214,7 @@ void nm_server_free(struct nm_server *s)
     if (!s)
         return;
     nm_listen_cleanup(&s->listeners);
+    nm_tls_free(s->tls);
     nm_send_aborts_cleanup(&s->aborts);
     if (s->log_fd > STDERR_FILENO)
         close(s->log_fd);
@@ -256,6 +262,7 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .hashing = s->hashing,
         .fly = s->fly,
         .listeners = &s->listeners,
+        .tls = s->tls,
         .log_fd = s->log_fd,
         .aborts = &s->aborts,
     };
@@ -274,7 +281,8 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
     return 0;
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP reopens the access log meanwhile. */
+/* Waits for SIGTERM or SIGINT; SIGHUP reopens the access log and re-reads the TLS certificates
+ * meanwhile. */
 static void wait_for_stop(struct nm_server *s)
 {
     sigset_t set;
@@ -288,6 +296,8 @@ static void wait_for_stop(struct nm_server *s)
             continue;
         if (sig == SIGHUP) {
             reopen_log(s);
+            if (s->tls)
+                nm_tls_reload(s->tls);
             continue;
         }
         return;
