@@ -19,11 +19,18 @@
 static const char usage_text[] =
     "usage: notmod serve [OPTIONS] [DIR]\n"
     "\n"
-    "Serves DIR (default .) over HTTP/1.1 with exact validators and conditional requests.\n"
+    "Serves DIR (default .) over HTTP/1.1, and HTTP/2 over TLS or with --h2c, with exact\n"
+    "validators and conditional requests.\n"
     "\n"
     "  --listen HOST:PORT      listen here (repeatable; IPv6 as [::1]:8080; port 0 picks one;\n"
     "                          a host name means every address it resolves to)\n"
     "                          default 127.0.0.1:8080\n"
+    "  --tls-cert FILE         TLS on the --listen before it, with this PEM certificate chain\n"
+    "  --tls-key FILE          and this PEM private key (both needed; TLS 1.2 and 1.3, ALPN h2\n"
+    "                          and http/1.1; SIGHUP re-reads them)\n"
+    "  --tls HOST=CERT,KEY     the certificate for clients asking for HOST by SNI (repeatable;\n"
+    "                          *.example.com for one label below; the listener's own otherwise)\n"
+    "  --h2c                   cleartext listeners also take HTTP/2 with prior knowledge\n"
     "  --workers N             worker threads (default: one per CPU)\n"
     "  --etag MODE             content (hash of the bytes, default), metadata (size + mtime),\n"
     "                          version:STRING (a build id), or off\n"
@@ -49,7 +56,9 @@ static const char usage_text[] =
     "  --index NAME            directory index file (default index.html; '' for none)\n"
     "  --list-dirs             list directories that have no index file\n"
     "  --dotfiles deny|allow   serve names starting with '.' (default deny: 404)\n"
-    "  --follow-symlinks M     inside (default: only links that stay in DIR) or all\n"
+    "  --follow-symlinks M     inside (default: only links that stay in DIR) or all\n";
+/* The rest of the help (one string would pass the 4095 bytes C requires compilers to take). */
+static const char usage_text_more[] =
     "  --access-log DEST       a file, - for stdout (default), or off\n"
     "  --log-format F          combined (default) or json\n"
     "  --header-timeout S      seconds for a request head to arrive (default 10; then 408)\n"
@@ -105,6 +114,10 @@ enum {
     OPT_USER,
     OPT_GROUP,
     OPT_METRICS,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS,
+    OPT_H2C,
 };
 
 static const struct option options[] = {
@@ -140,6 +153,10 @@ static const struct option options[] = {
     {"user", required_argument, NULL, OPT_USER},
     {"group", required_argument, NULL, OPT_GROUP},
     {"metrics", required_argument, NULL, OPT_METRICS},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"tls", required_argument, NULL, OPT_TLS},
+    {"h2c", no_argument, NULL, OPT_H2C},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -258,6 +275,59 @@ static int add_cache_rule(struct nm_config *cfg, const char *arg)
     r->value = dup_or_die(eq + 1);
     if (!r->glob)
         return bad("out of memory");
+    return 0;
+}
+
+/* --tls-cert and --tls-key belong to the --listen before them. */
+static int set_tls_file(struct nm_config *cfg, int opt, const char *arg)
+{
+    if (cfg->n_listen == 0)
+        return bad("--%s must follow the --listen it applies to", option_name(opt));
+    char **slot =
+        opt == OPT_TLS_CERT ? &cfg->tls_cert[cfg->n_listen - 1] : &cfg->tls_key[cfg->n_listen - 1];
+    if (*slot)
+        return bad("--%s given twice for --listen %s", option_name(opt),
+                   cfg->listen[cfg->n_listen - 1]);
+    if (!*arg)
+        return bad("--%s wants a file name", option_name(opt));
+    *slot = dup_or_die(arg);
+    return 0;
+}
+
+/* --tls HOST=CERT,KEY (the key is after the last comma). */
+static int add_tls_name(struct nm_config *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    const char *comma = eq ? strrchr(eq, ',') : NULL;
+    if (!eq || eq == arg || !comma || comma == eq + 1 || !comma[1])
+        return bad("--tls wants HOST=CERT,KEY, not '%s'", arg);
+    for (const char *p = arg; p < eq; p++)
+        if (*p <= ' ' || *p == '/' || *p == 0x7f)
+            return bad("--tls wants a host name before '=', not '%.*s'", (int)(eq - arg), arg);
+    if (cfg->n_tls_names == NM_CONFIG_MAX_TLS_NAMES)
+        return bad("too many --tls names (at most %d)", NM_CONFIG_MAX_TLS_NAMES);
+    struct nm_tls_name *n = &cfg->tls_names[cfg->n_tls_names++];
+    n->host = strndup(arg, (size_t)(eq - arg));
+    n->cert = strndup(eq + 1, (size_t)(comma - eq - 1));
+    n->key = dup_or_die(comma + 1);
+    if (!n->host || !n->cert)
+        return bad("out of memory");
+    return 0;
+}
+
+/* Every TLS listener has both files, and SNI names have a TLS listener to serve them on. */
+static int check_tls(const struct nm_config *cfg)
+{
+    bool any = false;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+        if (!cfg->tls_cert[i] != !cfg->tls_key[i])
+            return bad("--listen %s has --%s without --%s", cfg->listen[i],
+                       cfg->tls_cert[i] ? "tls-cert" : "tls-key",
+                       cfg->tls_cert[i] ? "tls-key" : "tls-cert");
+        any |= cfg->tls_cert[i] != NULL;
+    }
+    if (cfg->n_tls_names && !any)
+        return bad("--tls needs a TLS listener (--listen ADDR --tls-cert FILE --tls-key FILE)");
     return 0;
 }
 
@@ -422,11 +492,24 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
             if (set_service_option(cfg, opt, optarg))
                 return NM_EXIT_USAGE;
             break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY:
+            if (set_tls_file(cfg, opt, optarg))
+                return NM_EXIT_USAGE;
+            break;
+        case OPT_TLS:
+            if (add_tls_name(cfg, optarg))
+                return NM_EXIT_USAGE;
+            break;
+        case OPT_H2C:
+            cfg->h2c = true;
+            break;
         case 'q':
             quiet = true;
             break;
         case 'h':
             fputs(usage_text, stdout);
+            fputs(usage_text_more, stdout);
             return -1;
         case 'V':
             printf("notmod %s\n", NM_VERSION);
@@ -441,6 +524,8 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
         return bad("serve takes one directory, and '%s' is a second", argv[optind + 1]);
     if (cfg->etag_manifest && cfg->etag_mode != NM_ETAG_CONTENT)
         return bad("--etag-manifest needs --etag content");
+    if (check_tls(cfg))
+        return NM_EXIT_USAGE;
     if (optind < argc || !cfg->root) {
         free(cfg->root);
         cfg->root = dup_or_die(optind < argc ? argv[optind] : ".");

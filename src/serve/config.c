@@ -40,8 +40,16 @@ void nm_config_init(struct nm_config *cfg)
 void nm_config_cleanup(struct nm_config *cfg)
 {
     free(cfg->root);
-    for (size_t i = 0; i < cfg->n_listen; i++)
+    for (size_t i = 0; i < cfg->n_listen; i++) {
         free(cfg->listen[i]);
+        free(cfg->tls_cert[i]);
+        free(cfg->tls_key[i]);
+    }
+    for (size_t i = 0; i < cfg->n_tls_names; i++) {
+        free(cfg->tls_names[i].host);
+        free(cfg->tls_names[i].cert);
+        free(cfg->tls_names[i].key);
+    }
     for (size_t i = 0; i < cfg->n_rules; i++) {
         free(cfg->rules[i].glob);
         free(cfg->rules[i].value);

@@ -70,12 +70,26 @@ struct nm_path_rule {
 
 #define NM_CONFIG_MAX_LISTEN 16
 #define NM_CONFIG_MAX_RULES 64
-#define NM_CACHE_CONTROL_MAX 255 /* longest Cache-Control value a rule may set */
+#define NM_CACHE_CONTROL_MAX 255   /* longest Cache-Control value a rule may set */
+#define NM_CONFIG_MAX_TLS_NAMES 32 /* --tls HOST=CERT,KEY certificates chosen by SNI */
+
+/* --tls HOST=CERT,KEY: the certificate for clients that ask for HOST (SNI, RFC 6066 §3). */
+struct nm_tls_name {
+    char *host; /* a DNS name, or "*.example.com" for the names one label below */
+    char *cert; /* PEM certificate chain file */
+    char *key;  /* PEM private key file */
+};
 
 struct nm_config {
     char *root; /* directory served */
     char *listen[NM_CONFIG_MAX_LISTEN];
     size_t n_listen;
+    /* --tls-cert/--tls-key of listen[i]: both NULL for a cleartext listener. */
+    char *tls_cert[NM_CONFIG_MAX_LISTEN];
+    char *tls_key[NM_CONFIG_MAX_LISTEN];
+    struct nm_tls_name tls_names[NM_CONFIG_MAX_TLS_NAMES];
+    size_t n_tls_names;
+    bool h2c; /* cleartext listeners take HTTP/2 with prior knowledge (RFC 9113 §3.3) too */
     unsigned workers; /* 0: one per CPU */
 
     enum nm_etag_mode etag_mode;

@@ -277,52 +277,30 @@ static int queue_response(struct nm_conn *c, const struct nm_response *resp, boo
 
 /* ---- requests ---- */
 
-/* The handler's view of a parsed head: its conditional fields, Accept-Encoding and the two fields
- * of a CORS preflight, each as all of its lines (RFC 9110 §5.3), in storage that lives as long as
- * the view. */
-#define REQUEST_FIELDS 9 /* the struct nm_field members of struct nm_handler_request */
-
+/* The handler's view of a parsed head: the fields it reads, each as all of its lines (RFC 9110
+ * §5.3), in storage that lives as long as the view. */
 struct handler_input {
     struct nm_handler_request req;
-    struct nm_slice lines[REQUEST_FIELDS][NM_HTTP1_MAX_FIELDS];
+    struct nm_slice lines[NM_HANDLER_FIELDS][NM_HTTP1_MAX_FIELDS];
 };
 
 static void collect_request(const struct nm_http1_request *h, struct handler_input *in)
 {
-    static const struct nm_slice names[REQUEST_FIELDS] = {
-        NM_SLICE_INIT("if-match"),
-        NM_SLICE_INIT("if-none-match"),
-        NM_SLICE_INIT("if-modified-since"),
-        NM_SLICE_INIT("if-unmodified-since"),
-        NM_SLICE_INIT("if-range"),
-        NM_SLICE_INIT("range"),
-        NM_SLICE_INIT("accept-encoding"),
-        NM_SLICE_INIT("origin"),
-        NM_SLICE_INIT("access-control-request-method"),
-    };
     struct nm_handler_request *req = &in->req;
-    struct nm_field *dst[REQUEST_FIELDS] = {
-        &req->if_match,
-        &req->if_none_match,
-        &req->if_modified_since,
-        &req->if_unmodified_since,
-        &req->if_range,
-        &req->range,
-        &req->accept_encoding,
-        &req->origin,
-        &req->access_control_request_method,
-    };
+    struct nm_field *dst[NM_HANDLER_FIELDS];
+    for (size_t k = 0; k < NM_HANDLER_FIELDS; k++) {
+        dst[k] = nm_handler_request_field(req, k);
+        *dst[k] = (struct nm_field){in->lines[k], 0};
+    }
     req->method = h->method;
     req->target = h->target;
-    for (int k = 0; k < REQUEST_FIELDS; k++)
-        *dst[k] = (struct nm_field){in->lines[k], 0};
     for (size_t i = 0; i < h->n_fields; i++) {
         struct nm_slice n = h->fields[i].name;
         char first = (char)(n.ptr[0] | 0x20);
         if (first != 'i' && first != 'r' && first != 'a' && first != 'o')
-            continue;
-        for (int k = 0; k < REQUEST_FIELDS; k++) {
-            if (nm_slice_case_eq(n, names[k])) {
+            continue; /* none of the handler's fields: a cheap first test */
+        for (size_t k = 0; k < NM_HANDLER_FIELDS; k++) {
+            if (nm_slice_case_eq(n, nm_handler_field_names[k])) {
                 in->lines[k][dst[k]->n_lines++] = h->fields[i].value;
                 break;
             }
@@ -334,15 +312,8 @@ static void collect_request(const struct nm_http1_request *h, struct handler_inp
 static void count_response(struct nm_conn *c, const struct nm_http1_request *h,
                            const struct nm_response *resp)
 {
-    if (!c->site->metrics)
-        return;
-    enum nm_coding coding = NM_CODING_IDENTITY;
-    for (size_t i = 0; i < resp->n_fields; i++)
-        if (nm_slice_case_eq(resp->fields[i].name, NM_SLICE_LIT("Content-Encoding")) &&
-            nm_coding_parse(resp->fields[i].value, &coding) < 0)
-            coding = NM_CODING_IDENTITY;
-    nm_metrics_count(c->site->metrics, h ? h->method : NM_METHOD_OTHER, resp->status, coding,
-                     resp->content_bytes, resp->unsent_bytes);
+    nm_metrics_count(c->site->metrics, h ? h->method : NM_METHOD_OTHER, resp->status,
+                     nm_response_coding(resp), resp->content_bytes, resp->unsent_bytes);
 }
 
 /* h is NULL when the head could not be parsed. */

@@ -3,6 +3,7 @@
 #include "handler.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,6 +826,34 @@ static int path_of(struct nm_slice target, char *path, const char **why)
         return 414;
     *why = "malformed path";
     return n < 0 ? 400 : 0;
+}
+
+const struct nm_slice nm_handler_field_names[NM_HANDLER_FIELDS] = {
+    NM_SLICE_INIT("if-match"),
+    NM_SLICE_INIT("if-none-match"),
+    NM_SLICE_INIT("if-modified-since"),
+    NM_SLICE_INIT("if-unmodified-since"),
+    NM_SLICE_INIT("if-range"),
+    NM_SLICE_INIT("range"),
+    NM_SLICE_INIT("accept-encoding"),
+    NM_SLICE_INIT("origin"),
+    NM_SLICE_INIT("access-control-request-method"),
+};
+
+struct nm_field *nm_handler_request_field(struct nm_handler_request *req, size_t i)
+{
+    static const size_t at[NM_HANDLER_FIELDS] = {
+        offsetof(struct nm_handler_request, if_match),
+        offsetof(struct nm_handler_request, if_none_match),
+        offsetof(struct nm_handler_request, if_modified_since),
+        offsetof(struct nm_handler_request, if_unmodified_since),
+        offsetof(struct nm_handler_request, if_range),
+        offsetof(struct nm_handler_request, range),
+        offsetof(struct nm_handler_request, accept_encoding),
+        offsetof(struct nm_handler_request, origin),
+        offsetof(struct nm_handler_request, access_control_request_method),
+    };
+    return (struct nm_field *)((char *)req + at[i]);
 }
 
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,

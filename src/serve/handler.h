@@ -29,6 +29,15 @@ struct nm_handler_request {
     struct nm_field access_control_request_method;
 };
 
+/* The fields of a request the handler reads, however the framing carried them: their names in
+ * lower case (as HTTP/2 sends them; HTTP/1.1 compares without case), the i-th stored in
+ * nm_handler_request_field(req, i). */
+#define NM_HANDLER_FIELDS 9
+extern const struct nm_slice nm_handler_field_names[NM_HANDLER_FIELDS];
+
+/* The field of req named nm_handler_field_names[i], i < NM_HANDLER_FIELDS. */
+struct nm_field *nm_handler_request_field(struct nm_handler_request *req, size_t i);
+
 /* Describes the response to `req` in *resp (from nm_response_init): GET and HEAD of a file (200,
  * 206, 304, 412, 416), of a directory (its index file, a listing, or 404), a redirect (301) from a
  * directory's path without its slash, OPTIONS (204), 405 for other known methods and 501 for

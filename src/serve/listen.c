@@ -48,10 +48,10 @@ static uint16_t get_port(const struct sockaddr_storage *a)
 /* Adds an address of spec, unless a listener has it already: a name listed twice in /etc/hosts,
  * or given both as a name and as a number. Port 0 asks for a port of its own, so it is only
  * the same within one spec. */
-static int add_address(struct nm_listeners *s, const char *spec, bool from_name, const void *addr,
-                       socklen_t len, char *err, size_t err_cap)
+static int add_address(struct nm_listeners *s, const char *spec, size_t index, bool from_name,
+                       const void *addr, socklen_t len, char *err, size_t err_cap)
 {
-    struct nm_listener l = {.addr_len = len, .spec = spec, .from_name = from_name};
+    struct nm_listener l = {.addr_len = len, .spec = spec, .index = index, .from_name = from_name};
     memcpy(&l.addr, addr, len);
     for (size_t i = 0; i < s->n; i++)
         if (same_address(&s->l[i].addr, &l.addr) &&
@@ -68,7 +68,8 @@ static int add_address(struct nm_listeners *s, const char *spec, bool from_name,
 
 /* Adds the addresses of one --listen value, HOST:PORT or [IPv6]:PORT: a numeric host as it is,
  * an empty one as 0.0.0.0, and a host name as every address it resolves to. */
-static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_t err_cap)
+static int add_listen(struct nm_listeners *s, const char *spec, size_t index, char *err,
+                      size_t err_cap)
 {
     char host[256];
     const char *port;
@@ -96,9 +97,9 @@ static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_
     struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
     struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p)};
     if (!bracketed && inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4.sin_addr) == 1)
-        return add_address(s, spec, false, &in4, sizeof(in4), err, err_cap);
+        return add_address(s, spec, index, false, &in4, sizeof(in4), err, err_cap);
     if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1)
-        return add_address(s, spec, false, &in6, sizeof(in6), err, err_cap);
+        return add_address(s, spec, index, false, &in6, sizeof(in6), err, err_cap);
     if (bracketed)
         goto invalid;
 
@@ -128,7 +129,7 @@ static int add_listen(struct nm_listeners *s, const char *spec, char *err, size_
         struct sockaddr_storage ss;
         memcpy(&ss, a->ai_addr, a->ai_addrlen);
         set_port(&ss, (uint16_t)p);
-        rc = add_address(s, spec, true, &ss, a->ai_addrlen, err, err_cap);
+        rc = add_address(s, spec, index, true, &ss, a->ai_addrlen, err, err_cap);
     }
     freeaddrinfo(res);
     return rc;
@@ -194,13 +195,12 @@ void nm_listen_format_host(const struct sockaddr_storage *ss, char *out, size_t 
         snprintf(out, cap, "-");
 }
 
-static void describe(struct nm_listener *l)
+static void describe(struct nm_listener *l, bool tls)
 {
     char host[INET6_ADDRSTRLEN];
     nm_listen_format_host(&l->addr, host, sizeof(host));
-    snprintf(l->url, sizeof(l->url),
-             l->addr.ss_family == AF_INET ? "http://%s:%u/" : "http://[%s]:%u/", host,
-             get_port(&l->addr));
+    snprintf(l->url, sizeof(l->url), l->addr.ss_family == AF_INET ? "%s://%s:%u/" : "%s://[%s]:%u/",
+             tls ? "https" : "http", host, get_port(&l->addr));
 }
 
 /* Binds every socket of l, one per worker. Port 0 takes the port the kernel chose for the first
@@ -226,8 +226,10 @@ static int bind_listener(struct nm_listeners *s, struct nm_listener *l)
 }
 
 /* The sockets systemd passed (a notmod.socket unit, systemd-socket-activate): the listeners, as
- * they are. Returns how many, 0 when none were passed, or a negative errno (err says). */
-static int use_inherited(struct nm_listeners *s, char *err, size_t err_cap)
+ * they are, the i-th with the TLS files of the i-th --listen when it has them. Returns how many, 0
+ * when none were passed, or a negative errno (err says). */
+static int use_inherited(struct nm_listeners *s, const struct nm_config *cfg, char *err,
+                         size_t err_cap)
 {
     int fds[NM_LISTEN_MAX];
     int n = nm_systemd_listen_fds(fds, NM_LISTEN_MAX);
@@ -238,8 +240,10 @@ static int use_inherited(struct nm_listeners *s, char *err, size_t err_cap)
     }
     for (int i = 0; i < n; i++) {
         struct nm_listener *l = &s->l[s->n];
-        *l = (struct nm_listener){
-            .addr_len = sizeof(l->addr), .spec = "LISTEN_FDS", .inherited = true};
+        *l = (struct nm_listener){.addr_len = sizeof(l->addr),
+                                  .spec = "LISTEN_FDS",
+                                  .index = (size_t)i,
+                                  .inherited = true};
         if (!(l->fds = malloc(s->n_workers * sizeof(*l->fds)))) {
             for (int k = i; k < n; k++)
                 close(fds[k]);
@@ -249,7 +253,7 @@ static int use_inherited(struct nm_listeners *s, char *err, size_t err_cap)
         for (unsigned k = 0; k < s->n_workers; k++)
             l->fds[k] = fds[i];
         getsockname(fds[i], (struct sockaddr *)&l->addr, &l->addr_len);
-        describe(l);
+        describe(l, i < NM_CONFIG_MAX_LISTEN && cfg->tls_cert[i] != NULL);
     }
     return n;
 }
@@ -274,11 +278,11 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
 {
     s->n = 0;
     s->n_workers = n_workers;
-    int inherited = use_inherited(s, err, err_cap);
+    int inherited = use_inherited(s, cfg, err, err_cap);
     if (inherited != 0)
         return inherited < 0 ? inherited : 0;
     for (size_t i = 0; i < cfg->n_listen; i++) {
-        int rc = add_listen(s, cfg->listen[i], err, err_cap);
+        int rc = add_listen(s, cfg->listen[i], i, err, err_cap);
         if (rc < 0)
             return rc;
     }
@@ -301,14 +305,14 @@ int nm_listen_init(struct nm_listeners *s, const struct nm_config *cfg, unsigned
         }
         if (rc < 0) {
             char name[INET6_ADDRSTRLEN + 8] = "";
-            describe(l);
+            describe(l, false);
             if (l->from_name)
                 snprintf(name, sizeof(name), " (%.*s)", (int)strlen(l->url) - 8, l->url + 7);
             snprintf(err, err_cap, "cannot listen on %s%s: %s", l->spec, name,
                      rc == -EADDRINUSE ? "address already in use" : strerror(-rc));
             return rc;
         }
-        describe(l);
+        describe(l, cfg->tls_cert[l->index] != NULL);
         i++;
     }
     return 0;

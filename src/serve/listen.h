@@ -16,10 +16,11 @@ struct nm_listener {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     const char *spec; /* the --listen value it comes from */
+    size_t index;     /* that value's place in cfg->listen (and cfg->tls_cert) */
     bool from_name;   /* one of the addresses a host name resolved to */
     int *fds;         /* one socket per worker, owned here; fds[0] is bound first */
     bool inherited;   /* passed by the service manager: every fds[i] is the same socket */
-    char url[80];     /* "http://HOST:PORT/", numeric */
+    char url[80];     /* "http://HOST:PORT/", numeric; "https://" for a TLS listener */
 };
 
 struct nm_listeners {

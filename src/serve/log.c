@@ -121,7 +121,8 @@ int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
             if (rc == 0)
                 rc = put_escaped(out, e->target);
             if (rc == 0)
-                rc = nm_buf_appendf(out, " HTTP/1.%d", e->minor_version);
+                rc = nm_buf_appendf(out, " HTTP/%d.%d", e->major_version == 2 ? 2 : 1,
+                                    e->minor_version);
         } else if (rc == 0) {
             rc = nm_buf_append(out, "-", 1);
         }

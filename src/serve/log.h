@@ -14,6 +14,7 @@ struct nm_log_entry {
     int64_t time; /* seconds since the epoch */
     struct nm_slice method;
     struct nm_slice target;
+    int major_version; /* 2 for HTTP/2 ("HTTP/2.0"), else HTTP/1.x */
     int minor_version; /* -1 when the request line was not understood */
     int status;
     uint64_t bytes; /* body bytes of the response */

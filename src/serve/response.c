@@ -27,6 +27,16 @@ void nm_response_cleanup(struct nm_response *r)
     nm_response_init(r);
 }
 
+enum nm_coding nm_response_coding(const struct nm_response *r)
+{
+    enum nm_coding coding = NM_CODING_IDENTITY;
+    for (size_t i = 0; i < r->n_fields; i++)
+        if (nm_slice_case_eq(r->fields[i].name, NM_SLICE_LIT("Content-Encoding")) &&
+            nm_coding_parse(r->fields[i].value, &coding) < 0)
+            coding = NM_CODING_IDENTITY;
+    return coding;
+}
+
 const char *nm_response_status_phrase(int status)
 {
     switch (status) {

@@ -10,6 +10,7 @@
 
 #include "base/base.h"
 #include "filecache.h"
+#include "notmod/coding.h"
 #include "notmod/slice.h"
 
 #define NM_RESPONSE_MAX_FIELDS 48 /* the server's own and a path rule's (config.h) */
@@ -56,6 +57,9 @@ void nm_response_init(struct nm_response *r);
 
 /* Releases the file references of the pieces and the owned body; the response is empty after. */
 void nm_response_cleanup(struct nm_response *r);
+
+/* The content coding its Content-Encoding field names, identity when it has none. */
+enum nm_coding nm_response_coding(const struct nm_response *r);
 
 /* The reason phrase of a status code (RFC 9110 §15), "Unknown" for one this server never sends. */
 const char *nm_response_status_phrase(int status);

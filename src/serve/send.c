@@ -11,9 +11,11 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "tls.h"
 
 #define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_file_part */
 #define ABORT_REPORT_MS 1000    /* at most one line per file in this time */
+#define TLS_COPY_CHUNK (4 * NM_TLS_RECORD_BYTES) /* a file read per this many records over TLS */
 
 /* ---- aborted responses ---- */
 
@@ -128,15 +130,49 @@ static enum step sent(struct nm_conn *c, ssize_t n)
     return STEP_SENT;
 }
 
+static bool has_copy_buf(struct nm_send *s)
+{
+    return s->copy_buf || (s->copy_buf = aligned_alloc(4096, COPY_CHUNK)) != NULL;
+}
+
+/* Over TLS, heads and small bodies are copied together into one record rather than sealed one
+ * small record each; a piece of a record's size or more is sealed where it is. The bytes chosen
+ * depend only on the front of the queue, which stays put until it is sent, so the retry after a
+ * full socket presents the same bytes (nm_tls_write). */
+static enum step send_memory_tls(struct nm_send *s, struct nm_tls_conn *tls, struct nm_conn *c,
+                                 const struct iovec *iov, size_t n_iov)
+{
+    if (iov[0].iov_len >= NM_TLS_RECORD_BYTES)
+        return sent(c, nm_tls_write(tls, iov[0].iov_base, iov[0].iov_len));
+    if (!has_copy_buf(s))
+        return STEP_DROP;
+    size_t len = 0;
+    for (size_t i = 0; i < n_iov && len < NM_TLS_RECORD_BYTES; i++) {
+        size_t n =
+            iov[i].iov_len < NM_TLS_RECORD_BYTES - len ? iov[i].iov_len : NM_TLS_RECORD_BYTES - len;
+        memcpy(s->copy_buf + len, iov[i].iov_base, n);
+        len += n;
+    }
+    return sent(c, nm_tls_write(tls, s->copy_buf, len));
+}
+
 /* Heads and bodies held in memory, of as many queued responses as there are, leave in one
  * sendmsg, up to the first part that must be read from a file. */
-static enum step send_memory(int fd, struct nm_conn *c)
+static enum step send_memory(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c)
 {
     struct iovec iov[2 * NM_CONN_MAX_SEGS];
     bool file_follows;
     size_t n_iov = nm_conn_gather(c, iov, sizeof(iov) / sizeof(iov[0]), &file_follows);
+    if (tls)
+        return send_memory_tls(s, tls, c, iov, n_iov);
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n_iov};
     return sent(c, sendmsg(fd, &msg, MSG_NOSIGNAL | (file_follows ? MSG_MORE : 0)));
+}
+
+/* Bytes out of memory into the connection: the socket, or TLS. */
+static ssize_t put(int fd, struct nm_tls_conn *tls, const char *p, size_t n)
+{
+    return tls ? nm_tls_write(tls, p, n) : send(fd, p, n, MSG_NOSIGNAL);
 }
 
 static enum step abort_response(struct nm_send *s, const struct nm_conn_seg *g, const char *what,
@@ -147,19 +183,29 @@ static enum step abort_response(struct nm_send *s, const struct nm_conn_seg *g, 
 }
 
 /* The body of a tagged file part before its tail, copied: pread into the copy buffer, then send. */
-static enum step send_copied(struct nm_send *s, int fd, struct nm_conn *c,
+static enum step send_copied(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
                              const struct nm_conn_seg *g, int64_t now_ms)
 {
-    if (!s->copy_buf && !(s->copy_buf = aligned_alloc(4096, COPY_CHUNK)))
+    if (!has_copy_buf(s))
         return STEP_DROP;
-    uint64_t want = g->len - NM_SEND_TAIL_BYTES;
-    ssize_t r =
-        pread(g->file->fd, s->copy_buf, want > COPY_CHUNK ? COPY_CHUNK : want, (off_t)g->off);
+    uint64_t want = g->len - NM_SEND_TAIL_BYTES, chunk = tls ? TLS_COPY_CHUNK : COPY_CHUNK;
+    ssize_t r = pread(g->file->fd, s->copy_buf, want > chunk ? chunk : want, (off_t)g->off);
     if (r < 0 && errno == EINTR)
         return STEP_AGAIN;
     if (r <= 0)
         return abort_response(s, g, "shrank", now_ms);
-    return sent(c, send(fd, s->copy_buf, (size_t)r, MSG_NOSIGNAL));
+    if (!tls)
+        return sent(c, send(fd, s->copy_buf, (size_t)r, MSG_NOSIGNAL));
+    /* A record per write: the records of one read go while the socket takes them. What was read
+     * but not sent is read again next time, from the same offset: the bytes a retry presents. */
+    for (size_t done = 0; done < (size_t)r;) {
+        ssize_t n = nm_tls_write(tls, s->copy_buf + done, (size_t)r - done);
+        if (n < 0)
+            return done ? STEP_SENT : sent(c, n);
+        nm_conn_advance(c, (uint64_t)n);
+        done += (size_t)n;
+    }
+    return STEP_SENT;
 }
 
 /* The body of an untagged file part before its tail, spliced by sendfile. */
@@ -176,7 +222,7 @@ static enum step send_spliced(struct nm_send *s, int fd, struct nm_conn *c,
 
 /* The last NM_SEND_TAIL_BYTES of a file part (or all of a shorter one): read whole, then the file
  * checked, then sent from the copy. */
-static enum step send_tail(struct nm_send *s, int fd, struct nm_conn *c,
+static enum step send_tail(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
                            const struct nm_conn_seg *g, struct nm_send_tail *tail, int64_t now_ms)
 {
     if (!tail->len) {
@@ -194,7 +240,7 @@ static enum step send_tail(struct nm_send *s, int fd, struct nm_conn *c,
         tail->len = len;
     }
     size_t left = (size_t)g->len;
-    ssize_t n = send(fd, tail->bytes + (tail->len - left), left, MSG_NOSIGNAL);
+    ssize_t n = put(fd, tls, tail->bytes + (tail->len - left), left);
     if (n >= 0 && (size_t)n == left)
         tail->len = 0;
     return sent(c, n);
@@ -206,25 +252,28 @@ static enum step send_tail(struct nm_send *s, int fd, struct nm_conn *c,
  * buffers keep referring to the page cache until the peer has the bytes, so a later write could
  * still change bytes already "sent". Every byte sent is thus copied before the check: a change
  * made before the check is seen, one made after cannot reach the client. A change aborts the
- * response: the client sees a short transfer and caches nothing. Untagged bodies go by sendfile. */
-static enum step send_file_part(struct nm_send *s, int fd, struct nm_conn *c,
-                                struct nm_send_tail *tail, int64_t now_ms)
+ * response: the client sees a short transfer and caches nothing. Untagged bodies go by sendfile.
+ * Over TLS every file part is copied (read, then sealed into records: the record holds its own
+ * copy of the bytes), with the same tail rule: nothing is spliced, so the invariant is the same. */
+static enum step send_file_part(struct nm_send *s, int fd, struct nm_tls_conn *tls,
+                                struct nm_conn *c, struct nm_send_tail *tail, int64_t now_ms)
 {
     const struct nm_conn_seg *g = nm_conn_front(c);
     if (g->len > NM_SEND_TAIL_BYTES && !tail->len)
-        return g->file->has_etag ? send_copied(s, fd, c, g, now_ms)
-                                 : send_spliced(s, fd, c, g, now_ms);
-    return send_tail(s, fd, c, g, tail, now_ms);
+        return g->file->has_etag || tls ? send_copied(s, fd, tls, c, g, now_ms)
+                                        : send_spliced(s, fd, c, g, now_ms);
+    return send_tail(s, fd, tls, c, g, tail, now_ms);
 }
 
-int nm_send_some(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_tail *tail,
-                 int64_t now_ms)
+int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
+                 struct nm_send_tail *tail, int64_t now_ms)
 {
     int progress = 0;
     const struct nm_conn_seg *g;
     while ((g = nm_conn_front(c)) != NULL) {
-        enum step st = g->mem_len || (g->data && g->len) ? send_memory(fd, c)
-                                                         : send_file_part(s, fd, c, tail, now_ms);
+        enum step st = g->mem_len || (g->data && g->len)
+                           ? send_memory(s, fd, tls, c)
+                           : send_file_part(s, fd, tls, c, tail, now_ms);
         if (st == STEP_DROP)
             return -1;
         if (st == STEP_BLOCKED)

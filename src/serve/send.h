@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "tls.h"
 
 #define NM_SEND_TAIL_BYTES 256 /* the last bytes of a file part: read, then checked, then sent */
 #define NM_SEND_ABORT_NOTES 64 /* files whose aborted responses are being counted */
@@ -54,13 +55,14 @@ void nm_send_aborts_flush(struct nm_send_aborts *a, int64_t now_ms, bool all);
 void nm_send_init(struct nm_send *s, struct nm_send_aborts *aborts);
 void nm_send_cleanup(struct nm_send *s);
 
-/* Sends c's queued output into the non-blocking socket fd until it is gone or the socket is full,
- * advancing the queue by what left. `tail` belongs to the connection and is empty at its start.
- * A file that shrank or changed under a part aborts the response: logged (one line per file per
- * second; the others counted, see nm_send_aborts_flush, with now_ms the time they count from).
+/* Sends c's queued output into the non-blocking socket fd (through tls when it is not NULL: heads
+ * and small bodies coalesced into records, file parts copied) until it is gone or the socket is
+ * full, advancing the queue by what left. `tail` belongs to the connection and is empty at its
+ * start. A file that shrank or changed under a part aborts the response: logged (one line per file
+ * per second; the others counted, see nm_send_aborts_flush, with now_ms the time they count from).
  * Returns 1 when bytes left, 0 when blocked or empty, -1 when the connection must be dropped
  * (a socket error, an aborted response, no memory for the copy buffer). */
-int nm_send_some(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_tail *tail,
-                 int64_t now_ms);
+int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
+                 struct nm_send_tail *tail, int64_t now_ms);
 
 #endif

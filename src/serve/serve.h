@@ -7,6 +7,7 @@
 #include "configfile.h"
 #include "conn.h"
 #include "filecache.h"
+#include "h2.h"
 #include "log.h"
 #include "mime.h"
 #include "server.h"

@@ -20,6 +20,7 @@
 #include "scrape.h"
 #include "send.h"
 #include "systemd.h"
+#include "tls.h"
 #include "worker.h"
 
 struct nm_server {
@@ -32,6 +33,7 @@ struct nm_server {
     struct nm_hashing *hashing;    /* content ETags: memo, pool, manifest; NULL in other modes */
     struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     struct nm_send_aborts aborts;
+    struct nm_tls *tls;             /* NULL without a TLS listener */
     struct nm_worker_shared shared; /* what the workers read, set up by nm_server_run */
     nm_server_reload_fn *reload;    /* NULL: SIGHUP only reopens the log */
     void *reload_arg;
@@ -208,6 +210,9 @@ int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err
         }
     }
     raise_file_limit(cfg);
+    rc = nm_tls_new(cfg, &s->tls, err, err_cap);
+    if (rc < 0)
+        goto fail;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     s->n_workers = cfg->workers ? cfg->workers : (unsigned)(cpus > 0 ? cpus : 1);
     /* Every worker's socket is bound here, so that a port in use fails the start. */
@@ -244,6 +249,7 @@ void nm_server_free(struct nm_server *s)
     nm_scrape_free(s->scrape); /* its thread reads the counters and the gauges below */
     nm_metrics_free(s->metrics);
     nm_listen_cleanup(&s->listeners);
+    nm_tls_free(s->tls);
     nm_send_aborts_cleanup(&s->aborts);
     if (s->log_fd > STDERR_FILENO)
         close(s->log_fd);
@@ -305,6 +311,23 @@ static const char *restart_only_change(const struct nm_config *a, const struct n
         return "compress";
     if (!same_string(a->access_log, b->access_log) || a->quiet != b->quiet)
         return "access_log";
+    /* The TLS contexts are made at start for the listeners then (a SIGHUP re-reads their files). */
+    bool tls = a->n_tls_names || b->n_tls_names;
+    for (size_t i = 0; i < NM_CONFIG_MAX_LISTEN; i++) {
+        tls = tls || a->tls_cert[i] || b->tls_cert[i];
+        if (!same_string(a->tls_cert[i], b->tls_cert[i]) ||
+            !same_string(a->tls_key[i], b->tls_key[i]))
+            return "tls";
+    }
+    if (a->n_tls_names != b->n_tls_names)
+        return "tls";
+    if (a->h2c != b->h2c)
+        return "h2c";
+    if (tls && a->n_listen != b->n_listen)
+        return "listen (beside TLS listeners)";
+    for (size_t i = 0; tls && i < a->n_listen; i++)
+        if (strcmp(a->listen[i], b->listen[i]) != 0)
+            return "listen (beside TLS listeners)";
     /* Privileges are given up once; the metrics listener is bound at start. */
     if (!same_string(a->run_user, b->run_user) || !same_string(a->run_group, b->run_group))
         return "user";
@@ -380,6 +403,7 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .hashing = s->hashing,
         .fly = s->fly,
         .listeners = &s->listeners,
+        .tls = s->tls,
         .log_fd = s->log_fd,
         .aborts = &s->aborts,
         .config = s->has_config ? &s->config : NULL,
@@ -420,9 +444,9 @@ static void gauges_of(void *arg, struct nm_metrics_gauges *g)
     }
 }
 
-/* Waits for SIGTERM or SIGINT; SIGHUP reloads the settings and reopens the access log
- * meanwhile. The service manager is told RELOADING=1 then READY=1 around a reload, and
- * STOPPING=1 at the stop. */
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the settings, reopens the access log and re-reads
+ * the TLS certificates meanwhile. The service manager is told RELOADING=1 then READY=1 around a
+ * reload, and STOPPING=1 at the stop. */
 static void wait_for_stop(struct nm_server *s, struct nm_worker **workers, unsigned started)
 {
     sigset_t set;
@@ -438,6 +462,8 @@ static void wait_for_stop(struct nm_server *s, struct nm_worker **workers, unsig
             nm_systemd_notify("RELOADING=1");
             reload_config(s, workers, started);
             reopen_log(s);
+            if (s->tls)
+                nm_tls_reload(s->tls);
             nm_systemd_notify("READY=1");
             continue;
         }

@@ -17,20 +17,22 @@ struct nm_server;
  * (SO_REUSEPORT), but an address that anything else holds, even a group of such sockets, is
  * refused. Writes a message to err on failure and returns a negative errno: -ENOTDIR/-ENOENT/
  * -EACCES for the root; -EADDRINUSE ("address already in use", naming the address); -EINVAL for
- * a malformed address or a name that does not exist; -EAGAIN when the resolver cannot answer.
+ * a malformed address or a name that does not exist; -EBADMSG for a TLS certificate or key that
+ * cannot be loaded (the message names the file); -EAGAIN when the resolver cannot answer.
  * Sockets passed by socket activation replace the listen addresses (listen.h). With
  * cfg->metrics_listen it binds the metrics listener too (scrape.h: -EINVAL for a malformed
- * address). Once bound, it
- * gives up root for cfg->run_user and cfg->run_group (privs.h; its errors as there), and it
- * raises the soft open file limit to the hard one, warning when that is below what
- * cfg->max_conns needs. */
+ * address). Once bound, it gives up root for cfg->run_user and cfg->run_group (privs.h; its
+ * errors as there), and it raises the soft open file limit to the hard one, warning when that
+ * is below what cfg->max_conns needs. */
 int nm_server_new(const struct nm_config *cfg, struct nm_server **out, char *err, size_t err_cap);
 
 /* The i-th bound address as "http://HOST:PORT/" (numeric), or NULL past the last. */
 const char *nm_server_address(const struct nm_server *s, size_t i);
 
 /* Runs the workers until SIGTERM or SIGINT (then stops accepting, lets in-flight responses finish
- * within cfg->shutdown_timeout_ms, and returns 0). SIGHUP reopens the access log. A response
+ * within cfg->shutdown_timeout_ms, and returns 0). SIGHUP reopens the access log and re-reads the
+ * TLS certificates and keys (tls.h: new handshakes use them, open connections keep theirs, a file
+ * that fails keeps its previous version with a logged error). A response
  * aborted because its file changed is logged at most once per file per second; the others are
  * counted, and the count logged once the second is over. With cfg->quiet, the hashing counters
  * are not logged. The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGPIPE in every

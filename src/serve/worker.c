@@ -14,8 +14,10 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "h2.h"
 #include "log.h"
 #include "site.h"
+#include "tls.h"
 
 #define READ_CHUNK 16384
 #define TICK_MS 250
@@ -24,13 +26,27 @@
 #define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
 #define ACCEPT_PAUSE_MS 500 /* out of descriptors or memory: accepting waits this long */
+#define H2_READS 4          /* reads of READ_CHUNK an HTTP/2 connection gets per round */
+#define H2_WRITES 64        /* writes an HTTP/2 connection gets per round */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
+/* What a connection is doing before it carries requests. */
+enum phase {
+    PHASE_HTTP = 0,  /* HTTP/1.1 in `conn`, or HTTP/2 in `h2` */
+    PHASE_HANDSHAKE, /* the TLS handshake */
+    PHASE_SNIFF,     /* cleartext with --h2c: the first bytes tell HTTP/2's preface from HTTP/1.1 */
+};
+
 struct sconn {
     int fd;
+    uint8_t phase;           /* enum phase */
+    bool h2_input_over;      /* HTTP/2: the peer stopped sending or broke the protocol */
+    bool h2_output_blocked;  /* HTTP/2: the socket took less than there was to send */
+    struct nm_tls_conn *tls; /* NULL on a cleartext connection */
+    struct nm_h2 *h2;        /* the HTTP/2 machine, else NULL and `conn` is the HTTP/1.1 one */
     struct nm_conn conn;
     int64_t request_started_ms; /* first byte of the unfinished request, 0 when none */
     int64_t last_io_ms;
@@ -64,6 +80,7 @@ struct nm_worker {
     struct sconn *again[MAX_AGAIN];
     unsigned n_again;
     struct nm_confgen *gen; /* the settings the site serves with; NULL without sh->config */
+    char h2_in[READ_CHUNK]; /* what HTTP/2 connections read, handed to their machine at once */
     bool log_cut;           /* the last log write stopped inside a line */
     uint64_t log_dropped;   /* access-log lines dropped because the log could not take them */
 };
@@ -138,7 +155,13 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
     }
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
     close(sc->fd);
-    nm_conn_cleanup(&sc->conn);
+    if (sc->h2)
+        nm_h2_free(sc->h2);
+    else
+        nm_conn_cleanup(&sc->conn);
+    nm_tls_conn_free(sc->tls);
+    sc->h2 = NULL;
+    sc->tls = NULL;
     sc->fd = -1;
     if (sc->prev)
         sc->prev->next = sc->next;
@@ -187,8 +210,32 @@ static bool take_slot(struct nm_worker *w)
     return false;
 }
 
-static void accept_all(struct nm_worker *w, int lfd)
+/* A new connection on listener li starts with the TLS handshake on a TLS listener, with a look at
+ * its first bytes on a cleartext one with --h2c, and as HTTP/1.1 otherwise. Both beginnings are
+ * bound by the header timeout from the accept. */
+static bool begin_conn(struct nm_worker *w, struct sconn *sc, size_t li, int64_t t)
 {
+    size_t index = w->listeners->l[li].index;
+    sc->phase = PHASE_HTTP;
+    sc->h2_input_over = false;
+    sc->h2_output_blocked = false;
+    sc->tls = NULL;
+    sc->h2 = NULL;
+    if (nm_tls_listens(w->sh->tls, index)) {
+        if (nm_tls_conn_new(w->sh->tls, index, sc->fd, &sc->tls) < 0)
+            return false;
+        sc->phase = PHASE_HANDSHAKE;
+        sc->request_started_ms = t;
+    } else if (w->site.cfg->h2c) {
+        sc->phase = PHASE_SNIFF;
+        sc->request_started_ms = t;
+    }
+    return true;
+}
+
+static void accept_all(struct nm_worker *w, size_t li)
+{
+    int lfd = w->listen_fds[li];
     for (;;) {
         if (!take_slot(w)) {
             set_accepting(w, false);
@@ -226,6 +273,11 @@ static void accept_all(struct nm_worker *w, int lfd)
         sc->tail.len = 0;
         sc->linger_since_ms = 0;
         sc->again = false;
+        if (!begin_conn(w, sc, li, sc->last_io_ms)) {
+            close_conn(w, sc);
+            pause_accepting(w);
+            return;
+        }
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
                                  .data.ptr = sc};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -265,7 +317,8 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
     char *at;
     int room;
     while ((room = nm_conn_reserve_input(c, READ_CHUNK, &at)) > 0) {
-        ssize_t n = recv(sc->fd, at, (size_t)room, 0);
+        ssize_t n =
+            sc->tls ? nm_tls_read(sc->tls, at, (size_t)room) : recv(sc->fd, at, (size_t)room, 0);
         if (n == 0) {
             /* The peer finished sending: answer every request it sent (the output queue may
              * hold only some of the answers now), then close. */
@@ -291,6 +344,173 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
     return got;
 }
 
+/* Edge-triggered epoll would not wake a connection that stopped with work left: it is run again
+ * before the loop next waits. */
+static void run_later(struct nm_worker *w, struct sconn *sc)
+{
+    if (!sc->again && w->n_again < MAX_AGAIN) {
+        sc->again = true;
+        w->again[w->n_again++] = sc;
+    }
+}
+
+/* Output done: close_notify over TLS, the write side shut, then lingering. */
+static bool finish_conn(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    if (sc->tls)
+        nm_tls_close(sc->tls);
+    shutdown(sc->fd, SHUT_WR);
+    sc->linger_since_ms = t;
+    return linger(w, sc);
+}
+
+static void peer_of(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+        ss.ss_family = AF_UNSPEC;
+    nm_listen_format_host(&ss, out, cap);
+}
+
+/* The connection speaks HTTP/2 from now on: its HTTP/1.1 machine, still empty, gives way. */
+static bool start_h2(struct nm_worker *w, struct sconn *sc)
+{
+    char peer[INET6_ADDRSTRLEN];
+    peer_of(sc->fd, peer, sizeof(peer));
+    if (nm_h2_new(&w->site, peer, &sc->h2) < 0) {
+        sc->h2 = NULL;
+        close_conn(w, sc);
+        return false;
+    }
+    nm_conn_cleanup(&sc->conn);
+    sc->phase = PHASE_HTTP;
+    sc->request_started_ms = 0;
+    return true;
+}
+
+/* What a beginning connection did. */
+enum begun {
+    BEGUN_WAIT,   /* waits for the socket */
+    BEGUN_READY,  /* carries requests now */
+    BEGUN_CLOSED, /* gone */
+};
+
+/* The TLS handshake (non-blocking: each call goes as far as the socket lets it), or the look at a
+ * cleartext connection's first bytes with --h2c (RFC 9113 §3.3: prior knowledge; a peek, so that
+ * HTTP/1.1 reads them as usual). */
+static enum begun begin_http(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    if (sc->phase == PHASE_HANDSHAKE) {
+        int rc = nm_tls_handshake(sc->tls);
+        if (rc == 0)
+            return BEGUN_WAIT;
+        if (rc < 0) {
+            close_conn(w, sc);
+            return BEGUN_CLOSED;
+        }
+        sc->last_io_ms = t;
+        if (nm_tls_is_h2(sc->tls))
+            return start_h2(w, sc) ? BEGUN_READY : BEGUN_CLOSED;
+        sc->phase = PHASE_HTTP;
+        sc->request_started_ms = 0;
+        return BEGUN_READY;
+    }
+    char first[NM_H2_PREFACE_LEN];
+    ssize_t n = recv(sc->fd, first, sizeof(first), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return BEGUN_WAIT;
+    if (n > 0 && nm_h2_may_be_preface(first, (size_t)n)) {
+        if (n < NM_H2_PREFACE_LEN)
+            return BEGUN_WAIT; /* the rest of the preface wakes the connection again */
+        return start_h2(w, sc) ? BEGUN_READY : BEGUN_CLOSED;
+    }
+    sc->phase = PHASE_HTTP; /* HTTP/1.1, or an end or error its reading meets */
+    sc->request_started_ms = 0;
+    return BEGUN_READY;
+}
+
+/* Reads what the peer sent into the HTTP/2 machine, a few chunks a round. Returns 1 when bytes
+ * came in, 0 when none, -1 when the connection is closed. */
+static int read_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    int got = 0;
+    for (int k = 0; k < H2_READS && !sc->h2_input_over; k++) {
+        ssize_t n = sc->tls ? nm_tls_read(sc->tls, w->h2_in, sizeof(w->h2_in))
+                            : recv(sc->fd, w->h2_in, sizeof(w->h2_in), 0);
+        if (n == 0) {
+            /* The peer sends no more: the streams it opened are still answered. */
+            sc->h2_input_over = true;
+            nm_h2_stop(sc->h2);
+            return 1;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            close_conn(w, sc);
+            return -1;
+        }
+        sc->last_io_ms = t;
+        got = 1;
+        if (nm_h2_receive(sc->h2, w->h2_in, (size_t)n) < 0)
+            sc->h2_input_over = true; /* a GOAWAY is queued: send it, then close */
+    }
+    return got;
+}
+
+/* Sends what the HTTP/2 machine has. Returns 1 when bytes left, 0 when none, -1 to drop. */
+static int send_h2(struct sconn *sc)
+{
+    int progress = 0;
+    sc->h2_output_blocked = false;
+    for (int k = 0; k < H2_WRITES; k++) {
+        const char *data;
+        size_t len;
+        if (nm_h2_output(sc->h2, &data, &len) < 0)
+            return -1;
+        if (len == 0)
+            break;
+        ssize_t n =
+            sc->tls ? nm_tls_write(sc->tls, data, len) : send(sc->fd, data, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return -1;
+            sc->h2_output_blocked = true;
+            break;
+        }
+        nm_h2_advance(sc->h2, (size_t)n);
+        progress = 1;
+    }
+    return progress;
+}
+
+static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    for (int rounds = 0;; rounds++) {
+        if (rounds == MAX_ROUNDS) {
+            run_later(w, sc);
+            break;
+        }
+        int in = read_h2(w, sc, t);
+        if (in < 0)
+            return false;
+        int out = send_h2(sc);
+        if (out < 0) {
+            close_conn(w, sc);
+            return false;
+        }
+        if (out > 0)
+            sc->last_io_ms = t;
+        if (nm_h2_is_done(sc->h2))
+            return finish_conn(w, sc, t);
+        /* Decrypted bytes left inside TLS raise no epoll edge: read them now. */
+        bool pending = sc->tls && !sc->h2_input_over && nm_tls_has_pending(sc->tls);
+        if (!in && !out && !pending)
+            break;
+    }
+    return true;
+}
+
 /* Reads, processes and sends until nothing moves. Returns false when the connection is closed. */
 static bool run_conn(struct nm_worker *w, struct sconn *sc)
 {
@@ -298,12 +518,16 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
     int64_t t = nm_worker_clock_ms();
     if (sc->linger_since_ms)
         return linger(w, sc);
+    if (sc->phase != PHASE_HTTP) {
+        enum begun b = begin_http(w, sc, t);
+        if (b != BEGUN_READY)
+            return b == BEGUN_WAIT;
+    }
+    if (sc->h2)
+        return run_h2(w, sc, t);
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
-            if (!sc->again && w->n_again < MAX_AGAIN) {
-                sc->again = true;
-                w->again[w->n_again++] = sc;
-            }
+            run_later(w, sc);
             break;
         }
         enum input in = read_input(w, sc, t);
@@ -322,7 +546,7 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         } else if (!nm_conn_is_mid_request(c)) {
             sc->request_started_ms = 0;
         }
-        int sent = nm_send_some(&w->send, sc->fd, c, &sc->tail, nm_worker_clock_ms());
+        int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->tail, nm_worker_clock_ms());
         if (sent < 0) {
             close_conn(w, sc);
             return false;
@@ -331,11 +555,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             sc->last_io_ms = t;
             moved = true;
         }
-        if (nm_conn_is_done(c)) {
-            shutdown(sc->fd, SHUT_WR);
-            sc->linger_since_ms = t;
-            return linger(w, sc);
-        }
+        if (nm_conn_is_done(c))
+            return finish_conn(w, sc, t);
         if (!moved)
             break;
     }
@@ -350,6 +571,22 @@ static void sweep(struct nm_worker *w, int64_t t, bool stopping)
         struct nm_conn *c = &sc->conn;
         if (sc->linger_since_ms) {
             if (stopping || t - sc->linger_since_ms > LINGER_MS)
+                close_conn(w, sc);
+            continue;
+        }
+        if (sc->phase != PHASE_HTTP) {
+            /* A handshake, or a first line, however slow, within the header timeout. */
+            if (stopping || t - sc->request_started_ms > cfg->header_timeout_ms)
+                close_conn(w, sc);
+            continue;
+        }
+        if (sc->h2) {
+            /* Open streams: the peer owes a request, or reads a response, within its timeout. */
+            bool busy = nm_h2_is_busy(sc->h2);
+            unsigned limit = !busy                   ? cfg->idle_timeout_ms
+                             : sc->h2_output_blocked ? cfg->send_timeout_ms
+                                                     : cfg->header_timeout_ms;
+            if ((stopping && !busy) || t - sc->last_io_ms > limit)
                 close_conn(w, sc);
             continue;
         }
@@ -384,14 +621,23 @@ static void begin_stop(struct nm_worker *w)
 {
     set_accepting(w, false);
     /* New connections are refused from now on. The sockets belong to the server, which closes
-     * them at the end, so they only stop listening here. */
+     * them at the end, so they only stop listening here; a socket the service manager passed
+     * stays listening: it is the manager's, and connections waiting in it are for the next
+     * instance. */
     for (size_t i = 0; i < w->n_listen; i++)
         if (w->listen_fds[i] >= 0 && !w->listeners->l[i].inherited)
             shutdown(w->listen_fds[i], SHUT_RD);
-    /* A socket the service manager passed stays listening: it is the manager's, and connections
-     * waiting in it are for the next instance. */
-    for (struct sconn *sc = w->active; sc; sc = sc->next)
-        nm_conn_stop_reading(&sc->conn);
+    for (struct sconn *sc = w->active, *next; sc; sc = next) {
+        next = sc->next; /* sc may be closed below */
+        if (sc->h2) {
+            /* A GOAWAY (RFC 9113 §6.8), sent now: the sweep that follows closes the idle. */
+            nm_h2_stop(sc->h2);
+            if (!sc->linger_since_ms)
+                run_conn(w, sc);
+        } else {
+            nm_conn_stop_reading(&sc->conn);
+        }
+    }
 }
 
 static void dispatch(struct nm_worker *w, const struct epoll_event *events, int n, bool stopping)
@@ -404,7 +650,7 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             (void)r;
         } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_LISTEN_MAX) {
             if (!stopping)
-                accept_all(w, w->listen_fds[tag - TAG_LISTEN_BASE]);
+                accept_all(w, (size_t)(tag - TAG_LISTEN_BASE));
         } else {
             run_conn(w, events[i].data.ptr);
         }

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "mime.h"
 #include "send.h"
+#include "tls.h"
 #include "variants/variants.h"
 
 /* What the workers of a server share. Read-only once they start, but for `stopping`, which the
@@ -28,7 +29,8 @@ struct nm_worker_shared {
     struct nm_hashing *hashing;    /* NULL without content ETags */
     struct nm_variants_cache *fly; /* variants made on the fly; NULL when off */
     const struct nm_listeners *listeners;
-    int log_fd; /* the access log, or -1; reopening swaps the file under this number */
+    struct nm_tls *tls; /* the TLS listeners' certificates; NULL when none speaks TLS */
+    int log_fd;         /* the access log, or -1; reopening swaps the file under this number */
     struct nm_send_aborts *aborts;
     atomic_bool stopping;
     int64_t stop_deadline_ms; /* responses in flight are given until then */

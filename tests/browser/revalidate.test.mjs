@@ -1,11 +1,16 @@
 // Chromium loads the example site from notmod serve, then comes back: every unchanged file must
 // be revalidated with a conditional request and answered 304 with no body, and a changed file
 // must arrive whole with its new ETag; a precompressed stylesheet keeps its variant's own
-// ETag and Vary through the revalidation. The server's JSON access log is the witness.
-import { test, before, after } from "node:test";
+// ETag and Vary through the revalidation. The server's JSON access log is the witness. All of it
+// runs twice: over cleartext HTTP/1.1, and over TLS with HTTP/2, with a certificate from a test
+// CA made by the openssl CLI, which Chromium trusts by its key (--ignore-certificate-errors-spki-
+// list), so that it caches as it would for a real site (it caches nothing from a site whose
+// certificate it rejects).
+import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createHash, createPublicKey } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -16,14 +21,45 @@ const notmod = process.env.NOTMOD;
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const assets = ["/", "/css/site.css", "/js/site.js", "/img/logo.svg"];
 
+function openssl(...args) {
+  const r = spawnSync("openssl", args, { encoding: "utf8" });
+  assert.equal(r.status, 0, `openssl ${args[0]}: ${r.stderr}`);
+}
+
+// A test CA and a certificate for 127.0.0.1 and localhost signed by it, in dir. Returns the
+// files and the base64 SHA-256 of the certificate key's SubjectPublicKeyInfo.
+function makeCertificate(dir) {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  const f = (name) => join(dir, name);
+  openssl("req", "-x509", ...ec, "-keyout", f("ca.key"), "-out", f("ca.pem"), "-days", "2",
+          "-subj", "/CN=notmod browser test CA");
+  openssl("req", ...ec, "-keyout", f("site.key"), "-out", f("site.csr"), "-subj", "/CN=localhost");
+  writeFileSync(f("site.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  openssl("x509", "-req", "-in", f("site.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
+          "-set_serial", "1001", "-days", "2", "-extfile", f("site.ext"), "-out", f("site.pem"));
+  const spki = createPublicKey(readFileSync(f("site.key"))).export({ type: "spki", format: "der" });
+  return { cert: f("site.pem"), key: f("site.key"),
+           spki: createHash("sha256").update(spki).digest("base64") };
+}
+
+// What changes between the two runs: how notmod listens, how Chromium trusts it, the protocol.
+const modes = [
+  // Chromium leaves nextHopProtocol empty on a cleartext origin: only HTTP/2 is checked.
+  { name: "HTTP/1.1 over cleartext", tls: false, protocol: null },
+  { name: "HTTP/2 over TLS", tls: true, protocol: "h2" },
+];
+
+for (const mode of modes) describe(mode.name, () => {
+
 let site, log, server, browser, base;
 
-function startServer() {
+function startServer(tlsFiles) {
   return new Promise((resolve, reject) => {
     // The startup line is on stderr (stdout carries the access log); stderr is passed on.
     // Variants made on the fly would appear between two visits (identity first, then a
     // compressed variant under its own tag, a correct 200); here only sidecars make variants.
-    const p = spawn(notmod, ["serve", "--listen", "127.0.0.1:0", "--access-log", log,
+    const tlsArgs = tlsFiles ? ["--tls-cert", tlsFiles.cert, "--tls-key", tlsFiles.key] : [];
+    const p = spawn(notmod, ["serve", "--listen", "127.0.0.1:0", ...tlsArgs, "--access-log", log,
                              "--log-format", "json", "--no-compress", site],
                     { stdio: ["ignore", "ignore", "pipe"] });
     const timer = setTimeout(() => reject(new Error("notmod serve printed no startup line")), 15000);
@@ -31,7 +67,7 @@ function startServer() {
     p.stderr.on("data", (chunk) => {
       process.stderr.write(chunk);
       out += chunk;
-      const m = out.match(/http:\/\/127\.0\.0\.1:(\d+)\//);
+      const m = out.match(/https?:\/\/127\.0\.0\.1:(\d+)\//);
       if (m) {
         clearTimeout(timer);
         resolve({ proc: p, url: m[0] });
@@ -68,17 +104,30 @@ before(async () => {
   site = mkdtempSync(join(tmpdir(), "notmod-browser-"));
   cpSync(join(here, "..", "..", "examples", "site"), join(site, "www"), { recursive: true });
   log = join(site, "access.log");
+  const tlsFiles = mode.tls ? makeCertificate(site) : null;
   site = join(site, "www");
   writeFileSync(log, "");
-  const s = await startServer();
+  const s = await startServer(tlsFiles);
   server = s.proc;
   base = s.url;
+  const trust = tlsFiles ? [`--ignore-certificate-errors-spki-list=${tlsFiles.spki}`] : [];
   browser = await chromium.launch({
     executablePath: browserPath,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           ...trust],
   });
 });
+
+// The protocol Chromium used for the page and each of its subresources.
+async function assertProtocol(page) {
+  if (!mode.protocol) return;
+  const used = await page.evaluate(() =>
+    performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+      .map((e) => [new URL(e.name).pathname, e.nextHopProtocol]));
+  assert.ok(used.length >= assets.length, `only ${used.length} timing entries`);
+  for (const [path, protocol] of used) assert.equal(protocol, mode.protocol, `${path} went over ${protocol}`);
+}
 
 after(async () => {
   if (browser) await browser.close();
@@ -92,6 +141,7 @@ test("a return visit revalidates every file and gets 304s without bodies", async
   await page.goto(base, { waitUntil: "load" });
   const first = await logSince(mark, assets.length);
   for (const e of first.lines) assert.equal(e.status, 200, `${e.target} on the first visit`);
+  await assertProtocol(page);
 
   await page.goto(base, { waitUntil: "load" });
   const second = byPath((await logSince(first.total, assets.length)).lines);
@@ -104,6 +154,7 @@ test("a return visit revalidates every file and gets 304s without bodies", async
   }
   // The page still renders from the revalidated copies.
   assert.equal(await page.textContent("h1"), "Has it changed since you got it?");
+  await assertProtocol(page);
 });
 
 test("a changed file is downloaded again under its new ETag while the others stay 304", async () => {
@@ -176,4 +227,6 @@ test("a precompressed stylesheet arrives compressed, then revalidates with 304 a
   assert.equal(last.headers.etag, got.etag);
   const color = await page.evaluate(() => getComputedStyle(document.querySelector("h1")).color);
   assert.equal(color, "rgb(12, 120, 48)");
+});
+
 });

@@ -7,8 +7,10 @@ bounded in time; every loop is bounded in count. Python standard library only.
 """
 
 import atexit
+import base64
 import calendar
 import email.utils
+import hashlib
 import http.client
 import http.server
 import os
@@ -31,8 +33,9 @@ IO_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 30.0
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior")
 
-_STARTUP = re.compile(r"^notmod: serving (.+) on (http://\S+?)(?:, http://\S+?)* \(")
-_ADDRESS = re.compile(r"http://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)/")
+_STARTUP = re.compile(r"^notmod: serving (.+) on (https?://\S+?)(?:, https?://\S+?)* \(")
+_ADDRESS = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)/")
+_ADDRESSES = re.compile(r"(https?)://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)/")
 
 
 # ---- binaries and commands ----------------------------------------------------------------------
@@ -95,6 +98,56 @@ def run(args, env=None, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL, as_nobo
     binary, how = as_user(as_nobody)
     return subprocess.run([binary, *args], capture_output=True, env=full_env, timeout=timeout,
                           stdin=stdin, text=text, **how)
+
+
+# ---- a test certificate authority ----------------------------------------------------------------
+
+
+class TestCA:
+    """A certificate authority made with the openssl CLI in a new temporary directory, and the
+    server certificates it signs (P-256 keys, mode 0600). Nothing is downloaded; remove with
+    cleanup()."""
+
+    def __init__(self):
+        self.openssl = tool("openssl")
+        self.dir = tempfile.mkdtemp(prefix="notmod-ca-")
+        self.cert = os.path.join(self.dir, "ca.pem")
+        self._key = os.path.join(self.dir, "ca.key")
+        self._serial = 0
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-nodes", "-keyout", self._key, "-out", self.cert, "-days", "2",
+                      "-subj", "/CN=notmod test CA")
+
+    def _openssl(self, *args):
+        r = subprocess.run([self.openssl, *args], capture_output=True, timeout=RUN_TIMEOUT_S)
+        if r.returncode != 0:
+            raise AssertionError("openssl %s failed: %s" % (args[0], r.stderr.decode()[-2000:]))
+        return r.stdout
+
+    def issue(self, name, hosts=(), stem=None):
+        """A certificate for CN=name and subjectAltName DNS:name plus hosts (IP addresses as
+        IP:...), signed by the CA. Returns (cert path, key path); stem names the files."""
+        self._serial += 1
+        stem = os.path.join(self.dir, stem or "%s-%d" % (name, self._serial))
+        key, csr, ext = stem + ".key", stem + ".csr", stem + ".ext"
+        self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", "/CN=%s" % name)
+        os.chmod(key, 0o600)
+        alt = ["DNS:%s" % name] + [h if h.startswith("IP:") else "DNS:" + h for h in hosts]
+        write_file(ext, ("subjectAltName=%s\n" % ",".join(alt)).encode())
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self._key,
+                      "-set_serial", str(1000 + self._serial), "-days", "2", "-extfile", ext,
+                      "-out", stem + ".pem")
+        return stem + ".pem", key
+
+    def spki_sha256(self, key):
+        """The base64 SHA-256 of the public key of key (what Chromium's
+        --ignore-certificate-errors-spki-list takes)."""
+        der = self._openssl("pkey", "-in", key, "-pubout", "-outform", "DER")
+        return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- files, dates and waits ---------------------------------------------------------------------
@@ -350,6 +403,9 @@ class NotmodServer(ServerProcess):
         self.startup_line = line
         self.host = a.group(1).strip("[]")
         self.port = int(a.group(2))
+        # Every listener, in order: (scheme, host, port).
+        self.addresses = [(m.group(1), m.group(2).strip("[]"), int(m.group(3)))
+                          for m in _ADDRESSES.finditer(line.split(" (ETag:")[0])]
         return self
 
     def _startup_line(self):

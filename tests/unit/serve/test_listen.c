@@ -61,6 +61,22 @@ Test(listen, port_zero_is_one_port_for_every_workers_socket)
     cr_assert_str_eq(l->url, url);
 }
 
+Test(listen, a_tls_listener_is_described_as_https_and_knows_its_listen_index)
+{
+    static char plain[] = "127.0.0.1:0", tls[] = "127.0.0.1:0"; /* two values, two listeners */
+    fx.cfg.listen[0] = plain;
+    fx.cfg.listen[1] = tls;
+    fx.cfg.tls_cert[1] = "cert.pem"; /* only looked at, never opened here */
+    fx.cfg.n_listen = 2;
+    cr_assert_eq(nm_listen_init(&fx.ls, &fx.cfg, 1, fx.err, sizeof(fx.err)), 0, "%s", fx.err);
+    fx.cfg.tls_cert[1] = NULL;
+    cr_assert_eq(fx.ls.n, 2);
+    cr_assert_eq(fx.ls.l[0].index, 0);
+    cr_assert_eq(fx.ls.l[1].index, 1);
+    cr_assert(strncmp(fx.ls.l[0].url, "http://127.0.0.1:", 17) == 0, "%s", fx.ls.l[0].url);
+    cr_assert(strncmp(fx.ls.l[1].url, "https://127.0.0.1:", 18) == 0, "%s", fx.ls.l[1].url);
+}
+
 Test(listen, malformed_addresses_are_einval_with_a_message)
 {
     static const char *const bad[] = {"nope",    "127.0.0.1:",     "127.0.0.1:65536",

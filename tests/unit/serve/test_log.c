@@ -42,6 +42,16 @@ Test(log, combined_line_has_the_fields_nginx_and_apache_write)
                 "\"http://example.com/\" \"curl/7.88.1\"\n");
 }
 
+Test(log, an_http2_request_is_logged_as_http_2_0)
+{
+    struct nm_log_entry e = entry();
+    e.major_version = 2;
+    e.minor_version = 0;
+    expect_line(NM_LOG_COMBINED, &e,
+                "127.0.0.1 - - [05/Dec/2024:00:00:00 +0000] \"GET /app.css HTTP/2.0\" 304 0 "
+                "\"http://example.com/\" \"curl/7.88.1\"\n");
+}
+
 Test(log, combined_escapes_quotes_backslashes_controls_and_high_bytes)
 {
     struct nm_log_entry e = entry();

@@ -112,7 +112,7 @@ static void receive(void)
 static int send_all(void)
 {
     for (int i = 0; i < 100000; i++) {
-        int rc = nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0);
+        int rc = nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0);
         receive();
         if (rc < 0 || nm_conn_front(&fx.conn) == NULL)
             return rc;
@@ -155,7 +155,7 @@ Test(send, pipelined_heads_leave_in_one_call)
     request("HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
             "HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
             "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
-    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0), 1);
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0), 1);
     cr_assert_null(nm_conn_front(&fx.conn), "everything left at once");
     receive();
     size_t n = 0;
@@ -179,5 +179,5 @@ Test(send, a_file_changed_before_its_end_leaves_aborts_the_response)
 
 Test(send, nothing_queued_is_nothing_sent)
 {
-    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], &fx.conn, &fx.tail, 0), 0);
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0), 0);
 }
