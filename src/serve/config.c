@@ -45,6 +45,7 @@ void nm_config_cleanup(struct nm_config *cfg)
     }
     free(cfg->index_name);
     free(cfg->etag_manifest);
+    free(cfg->etag_store_dir);
     free(cfg->access_log);
     memset(cfg, 0, sizeof(*cfg));
 }
