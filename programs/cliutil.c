@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* The long option argv names (without "--" and "=VALUE"), or NULL when it names none. */
 static const struct option *long_named(const struct option *longopts, const char *arg, size_t len)
@@ -81,6 +83,37 @@ int nm__cli_cache_dir(const char *opt, char *out, size_t cap)
     else
         return -ENOENT;
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int nm__cli_etag_store_dir(char *out, size_t cap)
+{
+    const char *systemd = getenv("CACHE_DIRECTORY");
+    int n;
+    if (systemd && systemd[0] == '/')
+        n = snprintf(out, cap, "%.*s", (int)strcspn(systemd, ":"), systemd);
+    else if (geteuid() == 0)
+        n = snprintf(out, cap, "/var/cache/notmod");
+    else
+        return nm__cli_cache_dir(NULL, out, cap);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int nm__cli_refuse_shared_dir(const char *cmd, const char *what, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (st.st_uid != geteuid()) {
+        fprintf(stderr, "notmod %s: refusing %s %s: owned by uid %u, not by you\n", cmd, what, dir,
+                (unsigned)st.st_uid);
+        return -EPERM;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+        fprintf(stderr, "notmod %s: refusing %s %s: writable by other users (mode %04o)\n", cmd,
+                what, dir, (unsigned)(st.st_mode & 07777));
+        return -EPERM;
+    }
+    return 0;
 }
 
 void nm__cli_size(uint64_t bytes, char *out, size_t cap)

@@ -28,6 +28,17 @@ int nm__cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts
  * $HOME/.cache/notmod. Returns 0 or -ENOENT (no HOME) / -ENAMETOOLONG. */
 int nm__cli_cache_dir(const char *opt, char *out, size_t cap);
 
+/* The directory of the ETag store `notmod serve` uses by default: $CACHE_DIRECTORY (the first
+ * one systemd's CacheDirectory= names), else /var/cache/notmod for root, else
+ * nm__cli_cache_dir's. Returns 0 or -ENOENT (no HOME) / -ENAMETOOLONG. */
+int nm__cli_etag_store_dir(char *out, size_t cap);
+
+/* A private directory (a cache) that another user owns or can write lets that user plant what
+ * this one would trust: refused, like ssh refuses such a ~/.ssh. A missing dir is fine (it is
+ * made with mode 0700). Prints "notmod CMD: refusing WHAT DIR: ..." and returns -EPERM when
+ * refused; returns 0, or another -errno of stat. */
+int nm__cli_refuse_shared_dir(const char *cmd, const char *what, const char *dir);
+
 /* Writes s to out with every control character (below 0x20, 0x7f, C1 controls), every byte
  * outside well-formed UTF-8 and every backslash shown as a visible escape (\x1b, \\), so that
  * bytes a server chose (reason phrases, field values) cannot drive the terminal. Used for all

@@ -720,27 +720,6 @@ static void note(void *ctx, const struct nm_fetch_note *n)
     }
 }
 
-/* A cache directory another user owns or can write lets that user plant responses (and bodies)
- * that this one would deliver as the server's: refused, like ssh refuses such a ~/.ssh. */
-static int check_cache_dir_owner(const char *dir)
-{
-    struct stat st;
-    if (stat(dir, &st) < 0)
-        return errno == ENOENT ? 0 : -errno; /* created by nm_store_open with mode 0700 */
-    if (st.st_uid != geteuid()) {
-        fprintf(stderr, "notmod get: refusing cache directory %s: owned by uid %u, not by you\n",
-                dir, (unsigned)st.st_uid);
-        return -EPERM;
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-        fprintf(stderr,
-                "notmod get: refusing cache directory %s: writable by other users (mode %04o)\n",
-                dir, (unsigned)(st.st_mode & 07777));
-        return -EPERM;
-    }
-    return 0;
-}
-
 /* Checks the URL and opens the cache directory, the output and the HTTP client, before the
  * fetch. Returns 0, or the exit status of a failure (never 0). */
 static int open_run(struct run *r)
@@ -756,7 +735,7 @@ static int open_run(struct run *r)
         return NM_EXIT_USAGE;
     }
     rc = nm__cli_cache_dir(o->cache_dir, r->dir, sizeof(r->dir));
-    if (rc == 0 && check_cache_dir_owner(r->dir) == -EPERM)
+    if (rc == 0 && nm__cli_refuse_shared_dir("get", "cache directory", r->dir) == -EPERM)
         return NM_EXIT_FAILURE;
     if (rc == 0)
         rc = nm_store_open(&r->store, r->dir);

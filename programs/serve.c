@@ -36,6 +36,11 @@ static const char usage_text[] =
     "                          version:STRING (a build id), or off\n"
     "  --etag-manifest FILE    content ETags and Last-Modified from a manifest written by\n"
     "                          'notmod etag --manifest' (entries that do not match are ignored)\n"
+    "  --etag-store WHERE      where content hashes are kept across restarts: a directory\n"
+    "                          (default $CACHE_DIRECTORY from systemd, /var/cache/notmod as\n"
+    "                          root, else $XDG_CACHE_HOME/notmod or ~/.cache/notmod), xattr\n"
+    "                          (the user.notmod.etag attribute: writes into DIR), or off\n"
+    "                          (memory only)\n"
     "  --prehash, --no-prehash hash the tree in the background at startup (default on)\n"
     "  --hash-threshold BYTES  hash larger files on background threads, serving them without\n"
     "                          an ETag until done (default 1048576)\n"
@@ -118,6 +123,7 @@ enum {
     OPT_TLS_KEY,
     OPT_TLS,
     OPT_H2C,
+    OPT_ETAG_STORE,
 };
 
 static const struct option options[] = {
@@ -138,6 +144,7 @@ static const struct option options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
     {"send-timeout", required_argument, NULL, OPT_SEND_TIMEOUT},
     {"etag-manifest", required_argument, NULL, OPT_ETAG_MANIFEST},
+    {"etag-store", required_argument, NULL, OPT_ETAG_STORE},
     {"prehash", no_argument, NULL, OPT_PREHASH},
     {"no-prehash", no_argument, NULL, OPT_NO_PREHASH},
     {"hash-threshold", required_argument, NULL, OPT_HASH_THRESHOLD},
@@ -468,6 +475,10 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
             free(cfg->etag_manifest);
             cfg->etag_manifest = dup_or_die(optarg);
             break;
+        case OPT_ETAG_STORE:
+            if (nm_config_set_etag_store(cfg, optarg) == -EINVAL)
+                return bad("--etag-store wants a directory, xattr or off");
+            break;
         case OPT_PREHASH:
         case OPT_NO_PREHASH:
             cfg->prehash = opt == OPT_PREHASH;
@@ -614,6 +625,43 @@ static int check_config(const struct nm_config *cfg)
     return NM_EXIT_OK;
 }
 
+/* The ETag store's directory: the one given, or the default one, checked and made. Refuses one
+ * another user owns or can write; a default one that cannot be made leaves hashes in memory
+ * with a warning (no HOME, a read-only home), a given one is an error. Returns 0 or an exit
+ * status. */
+static int prepare_etag_store(struct nm_config *cfg)
+{
+    if (cfg->etag_mode != NM_ETAG_CONTENT || cfg->etag_store != NM_ETAG_STORE_DIR)
+        return 0;
+    bool given = cfg->etag_store_dir != NULL;
+    char dir[PATH_MAX];
+    int rc = 0;
+    if (!given) {
+        rc = nm__cli_etag_store_dir(dir, sizeof(dir));
+        if (rc == 0)
+            cfg->etag_store_dir = dup_or_die(dir);
+    }
+    if (rc == 0 && nm__cli_refuse_shared_dir("serve", "ETag store", cfg->etag_store_dir) == -EPERM)
+        return NM_EXIT_FAILURE;
+    if (rc == 0)
+        rc = nm_dir_make_private(cfg->etag_store_dir);
+    if (rc == 0)
+        return 0;
+    if (given) {
+        fprintf(stderr, "notmod serve: cannot use ETag store %s: %s\n", cfg->etag_store_dir,
+                strerror(-rc));
+        return NM_EXIT_FAILURE;
+    }
+    fprintf(stderr,
+            "notmod serve: no ETag store (%s: %s); hashes are kept in memory only (set "
+            "--etag-store DIR)\n",
+            cfg->etag_store_dir ? cfg->etag_store_dir : "no HOME", strerror(-rc));
+    free(cfg->etag_store_dir);
+    cfg->etag_store_dir = NULL;
+    cfg->etag_store = NM_ETAG_STORE_OFF;
+    return 0;
+}
+
 static const char *etag_mode_name(const struct nm_config *cfg)
 {
     switch (cfg->etag_mode) {
@@ -639,6 +687,11 @@ int nm_cmd_serve(int argc, char **argv)
     if (rc != 0 || check_only) {
         nm_config_cleanup(&cfg);
         return rc < 0 ? NM_EXIT_OK : rc;
+    }
+    rc = prepare_etag_store(&cfg);
+    if (rc != 0) {
+        nm_config_cleanup(&cfg);
+        return rc;
     }
     nm_server_block_signals();
     struct nm_server *srv;

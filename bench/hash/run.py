@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(os.path.dirname(HERE))
 XATTR = "user.notmod.etag"
 RACY_S = 2.2
+STORE = []  # the ETag store directory the servers use, set by main()
 
 
 def evict(path):
@@ -46,8 +47,13 @@ def evict(path):
 
 
 def drop_xattr(path):
+    """Forgets path's hash: its attribute (notmod etag --write) and the servers' ETag store."""
     try:
         os.removexattr(path, XATTR)
+    except OSError:
+        pass
+    try:
+        os.unlink(os.path.join(STORE[0], "etag-store"))
     except OSError:
         pass
 
@@ -68,7 +74,8 @@ class Server:
         self.t0 = time.monotonic()
         self.err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [notmod, "serve", "--access-log", "off", "--listen", "127.0.0.1:0", *options, root],
+            [notmod, "serve", "--access-log", "off", "--listen", "127.0.0.1:0",
+             "--etag-store", STORE[0], *options, root],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.err)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline().decode() if ready else ""
@@ -239,6 +246,7 @@ def main():
     ap.add_argument("--skip", default="", help="comma list of: speed,ttfb,tree")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="notmod-bench-hash-", dir=a.work)
+    STORE.append(os.path.join(work, "etag-store"))
     skip = set(filter(None, a.skip.split(",")))
     try:
         print("## Content hashing\n")

@@ -1,4 +1,4 @@
-/* Sorted directory listings. */
+/* Sorted directory listings, and the private directories of the on-disk caches. */
 #include "dir.h"
 
 #include <dirent.h>
@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Entries point into `names` only once reading is done: until then they hold offsets, because
@@ -109,4 +110,30 @@ void nm_dir_free(struct nm_dir *d)
     free(d->entries);
     free(d->names);
     *d = (struct nm_dir){0};
+}
+
+int nm_dir_make_private(const char *path)
+{
+    char tmp[PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        char saved = tmp[i];
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -errno;
+        tmp[i] = saved;
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode))
+        return -ENOTDIR;
+    if (access(path, W_OK | X_OK) != 0)
+        return -errno;
+    return 0;
 }

@@ -1,5 +1,6 @@
 /* Reading a directory: its entry names, sorted, with the type readdir reports, so that every
- * listing and walk sees a directory in the same order. */
+ * listing and walk sees a directory in the same order; and making the private directories the
+ * on-disk caches live in. */
 #ifndef NOTMOD_DIR_H
 #define NOTMOD_DIR_H
 
@@ -26,5 +27,10 @@ int nm_dir_read(int dir_fd, size_t max_entries, struct nm_dir *out);
 
 /* Frees what nm_dir_read gave; *d is empty afterwards. A zeroed nm_dir is a no-op. */
 void nm_dir_free(struct nm_dir *d);
+
+/* Makes path a directory, creating it and its missing parents with mode 0700, and checks that
+ * this process may write in it. Returns 0, -ENOTDIR when path names something else,
+ * -ENAMETOOLONG, or the negative errno of mkdir, stat or access (-EACCES, -EROFS ...). */
+int nm_dir_make_private(const char *path);
 
 #endif

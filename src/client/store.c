@@ -29,35 +29,9 @@
 
 #define META_MAGIC "notmod-cache 1"
 
-static int mkdirs(const char *path)
-{
-    char tmp[PATH_MAX];
-    size_t len = strlen(path);
-    if (len == 0 || len >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    memcpy(tmp, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0')
-            continue;
-        char saved = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -errno;
-        tmp[i] = saved;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -errno;
-    if (!S_ISDIR(st.st_mode))
-        return -ENOTDIR;
-    if (access(path, W_OK | X_OK) != 0)
-        return -errno;
-    return 0;
-}
-
 int nm_store_open(struct nm_store *s, const char *dir)
 {
-    int rc = mkdirs(dir);
+    int rc = nm_dir_make_private(dir);
     if (rc < 0)
         return rc;
     char *copy = strdup(dir);

@@ -3,7 +3,9 @@
 #ifndef NOTMOD_ETAGS_ETAGS_H
 #define NOTMOD_ETAGS_ETAGS_H
 
+#include "attr.h"
 #include "hashing.h"
 #include "manifest.h"
+#include "store.h"
 
 #endif

@@ -63,6 +63,10 @@ void nm_hashing_options_init(struct nm_hashing_options *o)
     o->small_file_bytes = 64 * 1024;
     o->persist = true;
     o->low_priority = true;
+    o->store_dir = NULL;
+    o->store_records = NM_ETAG_STORE_DEFAULT_RECORDS;
+    o->root_dev = 0;
+    o->root_ino = 0;
 }
 
 int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out)
@@ -78,9 +82,19 @@ int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out)
     const char *fail = getenv("NOTMOD_TEST_XATTR_ERRNO");
     if (fail)
         h->fail_xattr_errno = atoi(fail);
-    int rc = nm__memo_init(h);
+    /* And every store write with this one. */
+    fail = getenv("NOTMOD_TEST_STORE_ERRNO");
+    if (fail)
+        h->fail_store_errno = atoi(fail);
+    int rc = 0;
+    if (o->store_dir) {
+        rc = nm_etag_store_open(o->store_dir, o->store_records, &h->store);
+        if (rc < 0)
+            goto fail_free_hashing;
+    }
+    rc = nm__memo_init(h);
     if (rc < 0)
-        goto fail_free_hashing;
+        goto fail_close_store;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->work, NULL);
     pthread_cond_init(&h->space, NULL);
@@ -92,6 +106,8 @@ int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out)
     *out = h;
     return 0;
 
+fail_close_store:
+    nm_etag_store_free(h->store);
 fail_free_hashing:
     free(h);
     return rc;
@@ -112,6 +128,7 @@ void nm_hashing_free(struct nm_hashing *h)
     nm__memo_cleanup(h);
     nm_manifest_free(h->manifest);
     free(h->manifest_kept);
+    nm_etag_store_free(h->store);
     pthread_cond_destroy(&h->space);
     pthread_cond_destroy(&h->work);
     pthread_mutex_destroy(&h->lock);
@@ -139,6 +156,7 @@ void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *o
     out->small_files = atomic_load(&m->small_files);
     out->small_bytes = atomic_load(&m->small_bytes);
     out->from_xattr = atomic_load(&m->from_xattr);
+    out->from_store = atomic_load(&m->from_store);
     out->from_manifest = atomic_load(&m->from_manifest);
     out->persisted = atomic_load(&m->persisted);
     out->persist_failed = atomic_load(&m->persist_failed);
@@ -152,12 +170,13 @@ int nm_hashing_format_stats(const struct nm_hashing_stats *s, char *buf, size_t 
 {
     int n = snprintf(buf, cap,
                      "hashed_files=%llu hashed_bytes=%llu small_files=%llu small_bytes=%llu "
-                     "from_xattr=%llu from_manifest=%llu persisted=%llu discarded=%llu "
-                     "waited_racy=%llu prehash_files=%llu",
+                     "from_xattr=%llu from_store=%llu from_manifest=%llu persisted=%llu "
+                     "persist_failed=%llu discarded=%llu waited_racy=%llu prehash_files=%llu",
                      (unsigned long long)s->hashed_files, (unsigned long long)s->hashed_bytes,
                      (unsigned long long)s->small_files, (unsigned long long)s->small_bytes,
-                     (unsigned long long)s->from_xattr, (unsigned long long)s->from_manifest,
-                     (unsigned long long)s->persisted, (unsigned long long)s->discarded,
+                     (unsigned long long)s->from_xattr, (unsigned long long)s->from_store,
+                     (unsigned long long)s->from_manifest, (unsigned long long)s->persisted,
+                     (unsigned long long)s->persist_failed, (unsigned long long)s->discarded,
                      (unsigned long long)s->waited_racy, (unsigned long long)s->prehash_files);
     return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }

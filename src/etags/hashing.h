@@ -1,6 +1,7 @@
 /* Content hashes for ETags: XXH3-128 of a file's bytes, paid once per file version. A
  * process-wide memo keyed by (dev, ino) and checked by (size, mtime_ns, ctime_ns), the
- * user.notmod.etag extended attribute across restarts (attr.h), a deploy manifest (manifest.h),
+ * ETag store outside the tree across restarts (store.h), the user.notmod.etag extended attribute
+ * stamped at deploy time and written only when asked (attr.h), a deploy manifest (manifest.h),
  * and a small pool of low-priority threads so that no event loop ever waits for a hash. Format:
  * docs/etags.md. The object's functions live by concern: hashing.c (versions, creation,
  * counters, one file on its own), memo.c (lookups, persistence), pool.c, walk.c, manifest.c. */
@@ -60,6 +61,7 @@ enum nm_hash_source {
     NM_HASH_HASHED = 0, /* read and hashed in this process */
     NM_HASH_XATTR,
     NM_HASH_MANIFEST,
+    NM_HASH_STORE,
 };
 
 /* One file on its own, without memo or pool, as `notmod etag` does it. */
@@ -83,11 +85,19 @@ struct nm_hashing_options {
     unsigned threads;          /* hashing threads; 0 hashes nothing in the background */
     size_t max_entries;        /* memo capacity; the oldest finished entries go first */
     uint64_t small_file_bytes; /* files up to this size are hashed from memory by their reader */
-    bool persist;              /* write the attribute after hashing */
+    bool persist;              /* write the attribute after hashing (into the served tree) */
     bool low_priority;         /* nice 19 and the lowest best-effort I/O priority for the pool */
+    /* The ETag store (store.h) in this directory, which must exist, holding store_records
+     * records, its keys naming the served root (root_dev, root_ino): hashes are read from it
+     * and written to it after hashing, instead of the attribute (persist is then ignored).
+     * NULL: no store. */
+    const char *store_dir;
+    size_t store_records;
+    uint64_t root_dev, root_ino;
     /* Hears, once per filesystem, that an attribute write there failed with ENOSPC, EDQUOT or
-     * EIO, after which writes there pause for a while (NULL: nobody). Called from a pool thread
-     * or a caller of nm_hashing_remember, without the hashing's lock. */
+     * EIO, after which writes there pause for a while, and once per process that a store write
+     * failed, after which store writes pause (NULL: nobody). Called from a pool thread or a
+     * caller of nm_hashing_remember, without the hashing's lock. */
     __attribute__((format(printf, 1, 2))) void (*warn)(const char *fmt, ...);
 };
 
@@ -95,21 +105,23 @@ void nm_hashing_options_init(struct nm_hashing_options *o);
 
 struct nm_hashing;
 
-/* Creates the memo and, with threads > 0, starts the pool. Returns 0 or -errno. */
+/* Creates the memo, opens the store (its errors are returned as they are: -EACCES, -EROFS ...)
+ * and, with threads > 0, starts the pool. Returns 0 or -errno. */
 int nm_hashing_new(const struct nm_hashing_options *o, struct nm_hashing **out);
 
 /* Stops the pool and the prehash walk (a hash in progress is abandoned at its next chunk), joins
  * the threads and frees everything. NULL is a no-op. */
 void nm_hashing_free(struct nm_hashing *h);
 
-/* Looks for v's hash: in the memo, then (with fd >= 0) in fd's attribute, which then enters the
- * memo. Returns 0 and *out, or -ENOENT. Thread-safe; takes the memo lock once. */
+/* Looks for v's hash: in the memo, then (with fd >= 0, fd being the file at version v) in the
+ * store and in fd's attribute; one found outside the memo enters it. Returns 0 and *out, or
+ * -ENOENT. Thread-safe. */
 int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                     struct nm_hash128 *out);
 
 /* Records a hash the caller computed from fd while fd was at version v (v not racy), persists it
- * when the options say so, and returns the version the file has afterwards (its ctime moves
- * when the attribute is written) in *now_v, which may be NULL. */
+ * in the store or the attribute when the options say so, and returns the version the file has
+ * afterwards (its ctime moves when the attribute is written) in *now_v, which may be NULL. */
 void nm_hashing_remember(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                          struct nm_hash128 hash, struct nm_file_version *now_v);
 
@@ -136,9 +148,10 @@ struct nm_hashing_stats {
     uint64_t small_files; /* hashed from memory by the reader that serves them */
     uint64_t small_bytes;
     uint64_t from_xattr;     /* versions whose hash the attribute supplied */
+    uint64_t from_store;     /* versions whose hash the store supplied */
     uint64_t from_manifest;  /* manifest entries kept (their bytes checked or to be hashed) */
-    uint64_t persisted;      /* attributes written */
-    uint64_t persist_failed; /* attribute writes that failed */
+    uint64_t persisted;      /* store records or attributes written */
+    uint64_t persist_failed; /* store or attribute writes that failed */
     uint64_t discarded;      /* hashes thrown away because the file changed while hashed */
     uint64_t waited_racy;    /* jobs that waited for their version to stop being racy */
     uint64_t prehash_files;  /* files the startup walk looked at */

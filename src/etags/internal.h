@@ -12,11 +12,12 @@
 
 #include "hashing.h"
 #include "manifest.h"
+#include "store.h"
 
 #define NM_HASHING_MAX_NO_XATTR_DEVS 16
 
-/* How long attribute writes on a filesystem pause after one failed for want of space or with an
- * I/O error: long enough that a full disk does not see a write per hashed file. */
+/* How long attribute writes on a filesystem, or store writes, pause after one failed for want of
+ * space or with an I/O error: long enough that a full disk does not see a write per hashed file. */
 #define NM_HASHING_XATTR_BACKOFF_NS (60 * 1000000000LL)
 
 enum nm_memo_state {
@@ -89,6 +90,11 @@ struct nm_hashing {
     size_t n_no_xattr_devs;
     int fail_xattr_errno; /* NOTMOD_TEST_XATTR_ERRNO: every attribute write fails with it */
 
+    struct nm_etag_store *store; /* NULL without one */
+    int64_t store_retry_at_ns;   /* no store writes before this (INT64_MAX: never again) */
+    bool store_warned;           /* a failed store write was reported */
+    int fail_store_errno;        /* NOTMOD_TEST_STORE_ERRNO: every store write fails with it */
+
     struct nm_manifest *manifest;
     bool *manifest_kept;
 
@@ -97,7 +103,7 @@ struct nm_hashing {
     void (*walk_done)(struct nm_hashing *h, void *arg);
     void *walk_done_arg;
 
-    _Atomic uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_xattr,
+    _Atomic uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_xattr, from_store,
         from_manifest, persisted, persist_failed, discarded, waited_racy, prehash_files;
     atomic_bool prehash_done;
 };

@@ -13,8 +13,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "attr.h"
 #include "internal.h"
+#include "memo.h"
 #include "notmod/date.h"
 #include "notmod/etag.h"
 #include "notmod/path.h"
@@ -350,11 +350,13 @@ static const char *check_entry(struct nm_hashing *h, int root_fd, const struct n
         goto out;
     }
     /* A large file is never taken at the manifest's word: a same-size rewrite that kept the
-     * mtime would then go out under the old tag. Its hash comes from the attribute (written
-     * from its bytes, checked against this version) or from the pool; the manifest's
+     * mtime would then go out under the old tag. Its hash comes from the store or the attribute
+     * (written from its bytes, checked against this version) or from the pool; the manifest's
      * Last-Modified applies once that hash equals the manifest's (nm_hashing_manifest_...). */
     struct nm_hash128 x;
-    if (nm_attr_read(fd, &v, &x) == 0 && (x.hi != e->hash_hi || x.lo != e->hash_lo))
+    enum nm_hash_source source;
+    if (nm__persisted_find(h, fd, &v, &x, &source) == 0 &&
+        (x.hi != e->hash_hi || x.lo != e->hash_lo))
         bad = "content differs from the manifest's ETag";
 out:
     close(fd);

@@ -1,5 +1,5 @@
 /* The memo of hashes by file, and what reads and writes it: lookups, publishing a hash and
- * persisting it in the attribute, and the change check of responses in progress. */
+ * persisting it in the store or the attribute, and the change check of responses in progress. */
 #include "memo.h"
 
 #include <errno.h>
@@ -131,6 +131,31 @@ static void publish(struct nm_memo_entry *e, const struct nm_file_version *v,
     e->has_prev_ctime = false;
 }
 
+static void store_key_of(const struct nm_hashing *h, const struct nm_file_version *v,
+                         struct nm_etag_store_key *k)
+{
+    *k = (struct nm_etag_store_key){h->opt.root_dev, h->opt.root_ino, v->dev,     v->ino,
+                                    v->size,         v->mtime_ns,     v->ctime_ns};
+}
+
+int nm__persisted_find(struct nm_hashing *h, int fd, const struct nm_file_version *v,
+                       struct nm_hash128 *out, enum nm_hash_source *source)
+{
+    struct nm_etag_store_key k;
+    store_key_of(h, v, &k);
+    if (fd < 0) /* the caller asks the memo only */
+        return -ENOENT;
+    if (h->store && nm_etag_store_get(h->store, &k, out) == 0) {
+        *source = NM_HASH_STORE;
+        return 0;
+    }
+    if (nm_attr_read(fd, v, out) == 0) {
+        *source = NM_HASH_XATTR;
+        return 0;
+    }
+    return -ENOENT;
+}
+
 int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                     struct nm_hash128 *out)
 {
@@ -142,18 +167,17 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
         return 0;
     }
     pthread_mutex_unlock(&h->lock);
-    if (fd < 0)
-        return -ENOENT;
     struct nm_hash128 x;
-    if (nm_attr_read(fd, v, &x) != 0)
+    enum nm_hash_source source;
+    if (nm__persisted_find(h, fd, v, &x, &source) != 0)
         return -ENOENT;
-    nm__hashing_count(&h->from_xattr, 1);
+    nm__hashing_count(source == NM_HASH_STORE ? &h->from_store : &h->from_xattr, 1);
     pthread_mutex_lock(&h->lock);
     e = nm__memo_put(h, v);
     /* A job queued for this version finds the entry settled and skips the work. */
     if (e && (e->state != NM_MEMO_PENDING || nm_hashing_version_equal(&e->v, v))) {
         nm__walk_release(h, e);
-        publish(e, v, NM_HASH_XATTR, x);
+        publish(e, v, source, x);
     }
     pthread_mutex_unlock(&h->lock);
     *out = x;
@@ -196,6 +220,44 @@ static bool pause_xattr_writes(struct nm_hashing *h, uint64_t dev, int rc)
     return retry_at_ns != INT64_MAX;
 }
 
+/* Writes v's record to the store, unless v is racy or writes are paused. A failed write pauses
+ * them: for good when the store cannot be written at all, for NM_HASHING_XATTR_BACKOFF_NS when it
+ * is full or failing; the first failure is reported, later ones only counted. */
+static void store_write(struct nm_hashing *h, const struct nm_file_version *v,
+                        struct nm_hash128 hash)
+{
+    int64_t now = nm_hashing_now_ns();
+    pthread_mutex_lock(&h->lock);
+    bool paused = now < h->store_retry_at_ns;
+    pthread_mutex_unlock(&h->lock);
+    if (paused || nm_hashing_is_racy(v, now))
+        return;
+    struct nm_etag_store_key k;
+    store_key_of(h, v, &k);
+    int rc = h->fail_store_errno ? -h->fail_store_errno : nm_etag_store_put(h->store, &k, hash);
+    if (rc == 0) {
+        nm__hashing_count(&h->persisted, 1);
+        return;
+    }
+    nm__hashing_count(&h->persist_failed, 1);
+    bool transient = rc == -ENOSPC || rc == -EDQUOT || rc == -EIO;
+    pthread_mutex_lock(&h->lock);
+    h->store_retry_at_ns =
+        transient ? nm_hashing_now_ns() + NM_HASHING_XATTR_BACKOFF_NS : INT64_MAX;
+    bool warn = !h->store_warned;
+    h->store_warned = true;
+    pthread_mutex_unlock(&h->lock);
+    if (warn && h->opt.warn) {
+        if (transient)
+            h->opt.warn("cannot store ETags in the ETag store: %s; keeping them in memory, "
+                        "retrying in %lld s",
+                        strerror(-rc), NM_HASHING_XATTR_BACKOFF_NS / 1000000000LL);
+        else
+            h->opt.warn("cannot store ETags in the ETag store: %s; keeping them in memory",
+                        strerror(-rc));
+    }
+}
+
 void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                      struct nm_hash128 hash, bool only_if_pending, struct nm_file_version *now_v)
 {
@@ -209,6 +271,17 @@ void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version 
     }
     if (!e)
         e = nm__memo_put(h, v);
+    if (h->store) {
+        if (e) {
+            publish(e, v, NM_HASH_HASHED, hash);
+            e->job = NULL;
+        }
+        pthread_mutex_unlock(&h->lock);
+        if (now_v)
+            *now_v = *v;
+        store_write(h, v, hash);
+        goto done;
+    }
     bool persist = h->opt.persist && !dev_has_no_xattr(h, v->dev);
     if (e) {
         publish(e, v, NM_HASH_HASHED, hash);

@@ -29,10 +29,16 @@ void nm__memo_unlink(struct nm_hashing *h, struct nm_memo_entry *e);
 /* True when e describes v: the same version, or v is the version before our attribute write. */
 bool nm__memo_describes(const struct nm_memo_entry *e, const struct nm_file_version *v);
 
+/* v's hash from the store, else from fd's attribute, and where it came from. Returns 0, or
+ * -ENOENT (always when fd < 0). Takes no lock. */
+int nm__persisted_find(struct nm_hashing *h, int fd, const struct nm_file_version *v,
+                       struct nm_hash128 *out, enum nm_hash_source *source);
+
 /* Publishes a hash of v computed from fd and writes the attribute when the options say so and v
- * is not racy; the entry then follows the ctime the write made, and that version goes to *now_v
- * (which may be NULL; v when nothing was written). With only_if_pending, a hash whose entry no
- * longer waits for v is counted as discarded and dropped. Takes the lock itself. */
+ * is not racy (or writes the store record instead when there is a store); the entry then follows
+ * the ctime the write made, and that version goes to *now_v (which may be NULL; v when nothing was
+ * written). With only_if_pending, a hash whose entry no longer waits for v is counted as discarded
+ * and dropped. Takes the lock itself. */
 void nm__memo_settle(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                      struct nm_hash128 hash, bool only_if_pending, struct nm_file_version *now_v);
 

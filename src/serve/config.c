@@ -56,6 +56,7 @@ void nm_config_cleanup(struct nm_config *cfg)
     }
     free(cfg->index_name);
     free(cfg->etag_manifest);
+    free(cfg->etag_store_dir);
     free(cfg->access_log);
     for (size_t i = 0; i < cfg->n_path_rules; i++) {
         struct nm_path_rule *r = &cfg->path_rules[i];
@@ -135,6 +136,21 @@ int64_t nm_config_max_age_of(const char *cc)
         return v;
     }
     return -1;
+}
+
+int nm_config_set_etag_store(struct nm_config *cfg, const char *text)
+{
+    if (!*text)
+        return -EINVAL;
+    char *dir = NULL;
+    if (strcmp(text, "xattr") != 0 && strcmp(text, "off") != 0 && !(dir = strdup(text)))
+        return -ENOMEM;
+    free(cfg->etag_store_dir);
+    cfg->etag_store_dir = dir;
+    cfg->etag_store = dir                          ? NM_ETAG_STORE_DIR
+                      : strcmp(text, "xattr") == 0 ? NM_ETAG_STORE_XATTR
+                                                   : NM_ETAG_STORE_OFF;
+    return 0;
 }
 
 int nm_config_set_etag(struct nm_config *cfg, const char *text)

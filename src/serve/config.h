@@ -17,6 +17,13 @@ enum nm_etag_mode {
     NM_ETAG_OFF,
 };
 
+/* Where computed content hashes are remembered across restarts. */
+enum nm_etag_store_mode {
+    NM_ETAG_STORE_DIR = 0, /* the ETag store in etag_store_dir (none when it is NULL) */
+    NM_ETAG_STORE_XATTR,   /* the user.notmod.etag attribute of each file: writes into the tree */
+    NM_ETAG_STORE_OFF,     /* nowhere: hashes are kept in memory only */
+};
+
 enum nm_log_format {
     NM_LOG_COMBINED = 0,
     NM_LOG_JSON,
@@ -95,8 +102,10 @@ struct nm_config {
     enum nm_etag_mode etag_mode;
     char etag_version[NM_ETAG_MAX + 1]; /* the quoted tag for NM_ETAG_VERSION */
     char *etag_manifest;                /* manifest path (content mode), NULL for none */
-    bool prehash;                       /* hash the tree in the background at startup */
-    uint64_t hash_threshold_bytes;      /* larger files are hashed off the event loop */
+    enum nm_etag_store_mode etag_store;
+    char *etag_store_dir;          /* an existing private directory, for NM_ETAG_STORE_DIR */
+    bool prehash;                  /* hash the tree in the background at startup */
+    uint64_t hash_threshold_bytes; /* larger files are hashed off the event loop */
     enum nm_ims_mode ims_mode;
     /* Precompressed sidecars (x.br, x.zst, x.gz) served as variants of x, in the server's order
      * of preference (RFC 9110 §12.5.3 ties); none when n_precompressed is 0. */
@@ -165,6 +174,10 @@ const char *nm_config_cache_control(const struct nm_config *cfg, const char *pat
 /* Sets the ETag mode from its text: content, metadata, off, or version:STRING (1 to 78 visible
  * ASCII characters without '"'). Returns 0 or -EINVAL (cfg unchanged). */
 int nm_config_set_etag(struct nm_config *cfg, const char *text);
+
+/* Sets where content hashes are remembered from "xattr", "off" or a directory. Returns 0,
+ * -EINVAL for an empty text, or -ENOMEM. */
+int nm_config_set_etag_store(struct nm_config *cfg, const char *text);
 
 /* Sets the precompressed codings from "br,zstd,gzip" (any order, each at most once) or "off".
  * Returns 0, -EINVAL for a word that is not a coding, -EEXIST for a coding named twice. */

@@ -381,6 +381,10 @@ static void set_top(struct reader *r, const config_setting_t *s)
                 "etag wants \"content\", \"metadata\", \"version:STRING\" (1 to 78 visible "
                 "characters without '\"') or \"off\", not \"%s\"",
                 t);
+    } else if (strcmp(name, "etag_store") == 0) {
+        const char *t = get_string(r, s);
+        if (t && nm_config_set_etag_store(cfg, t) < 0)
+            say(r, true, s, "etag_store wants a directory, \"xattr\" or \"off\"");
     } else if (strcmp(name, "etag_manifest") == 0) {
         set_string(r, s, &cfg->etag_manifest);
     } else if (strcmp(name, "prehash") == 0) {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "etags/etags.h"
@@ -73,11 +74,22 @@ static int setup_hashing(struct nm_server *s, char *err, size_t err_cap)
     nm_hashing_options_init(&o);
     o.small_file_bytes = cfg->small_file_bytes;
     o.warn = nm_log_error;
-    int rc = nm_hashing_new(&o, &s->hashing);
-    if (rc < 0) {
-        snprintf(err, err_cap, "cannot start the hashing threads: %s", strerror(-rc));
-        return rc;
+    /* The served tree is written only when the operator asks for attributes. */
+    o.persist = cfg->etag_store == NM_ETAG_STORE_XATTR;
+    struct stat root_st;
+    if (cfg->etag_store == NM_ETAG_STORE_DIR && cfg->etag_store_dir &&
+        fstat(s->root_fd, &root_st) == 0) {
+        o.store_dir = cfg->etag_store_dir;
+        o.root_dev = (uint64_t)root_st.st_dev;
+        o.root_ino = (uint64_t)root_st.st_ino;
     }
+    int rc = nm_hashing_new(&o, &s->hashing);
+    if (rc < 0 && o.store_dir)
+        snprintf(err, err_cap, "cannot open the ETag store in %s: %s", o.store_dir, strerror(-rc));
+    else if (rc < 0)
+        snprintf(err, err_cap, "cannot start the hashing threads: %s", strerror(-rc));
+    if (rc < 0)
+        return rc;
     if (!cfg->etag_manifest)
         return 0;
     FILE *f = fopen(cfg->etag_manifest, "rb");

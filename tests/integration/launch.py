@@ -89,10 +89,12 @@ def as_user(as_nobody):
 
 def run(args, env=None, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL, as_nobody=False,
         text=False):
-    """Runs notmod with args, without XDG_CACHE_HOME unless env sets it; returns the
+    """Runs notmod with args, without XDG_CACHE_HOME unless env sets it, and with the test
+    process's ETag store as the default one of `notmod serve` (CACHE_DIRECTORY); returns the
     CompletedProcess (stdout and stderr as bytes, or str with text)."""
     full_env = dict(os.environ)
     full_env.pop("XDG_CACHE_HOME", None)
+    full_env["CACHE_DIRECTORY"] = etag_store_for_tests()
     if env:
         full_env.update(env)
     binary, how = as_user(as_nobody)
@@ -361,17 +363,34 @@ class ServerProcess(Listener):
         self.stop()
 
 
+_etag_store = []  # the ETag store every server of this process shares, made once
+
+
+def etag_store_for_tests():
+    """A private ETag store directory for this test process (removed at exit), so that servers
+    the tests start never use the caller's own cache, and restarts find what they stored."""
+    if not _etag_store:
+        d = tempfile.mkdtemp(prefix="notmod-etag-store-")
+        atexit.register(shutil.rmtree, d, True)
+        _etag_store.append(d)
+    return _etag_store[0]
+
+
 class NotmodServer(ServerProcess):
     """`notmod serve` on listen with the access log off unless options turn it on (to stdout, a
     pipe); the host and port come from its startup line on stderr. With as_nobody it runs as
-    nobody from a copy of the binary that every user can reach."""
+    nobody from a copy of the binary that every user can reach. The ETag store is
+    etag_store_for_tests() (off for nobody, which cannot use it) unless options or defaults say
+    otherwise: with defaults, the server's own default applies (env may set CACHE_DIRECTORY)."""
 
-    def __init__(self, root, options=(), listen="127.0.0.1:0", as_nobody=False, env=None):
+    def __init__(self, root, options=(), listen="127.0.0.1:0", as_nobody=False, env=None,
+                 defaults=False):
         super().__init__(root)
         self.options = list(options)
         self.listen = listen
         self.as_nobody = as_nobody
         self.env = dict(env or {})
+        self.defaults = defaults
         self.startup_line = ""
 
     def argv(self, binary):
@@ -379,7 +398,14 @@ class NotmodServer(ServerProcess):
         # Without a root (or listen), the one a --config file names is served.
         root = [self.root] if self.root else []
         listen = ["--listen", self.listen] if self.listen else []
-        return [binary, "serve", "--access-log", "off", *listen, *self.options, *root]
+        return [binary, "serve", "--access-log", "off", *listen, *self.store_options(),
+                *self.options, *root]
+
+    def store_options(self):
+        """A private ETag store (none as nobody), unless the test wants the server's defaults."""
+        if self.defaults:
+            return []
+        return ["--etag-store", "off" if self.as_nobody else etag_store_for_tests()]
 
     def before_startup_line(self):
         """What must happen before the server prints its startup line: nothing here."""
@@ -446,7 +472,8 @@ class SocketActivatedServer(NotmodServer):
         for name in self.env:
             passed += ["-E", name]
         return [tool("systemd-socket-activate"), "-l", "127.0.0.1:%d" % self.port, *passed,
-                binary, "serve", "--access-log", "off", *self.options, self.root]
+                binary, "serve", "--access-log", "off", *self.store_options(), *self.options,
+                self.root]
 
     def before_startup_line(self):
         # The first connection starts notmod.
@@ -463,10 +490,11 @@ class SocketActivatedServer(NotmodServer):
         return self
 
 
-def serve_for_test(testcase, root, options=(), as_nobody=False, checked=True):
+def serve_for_test(testcase, root, options=(), as_nobody=False, checked=True, env=None,
+                   defaults=False):
     """notmod serve over root for one test, stopped at its cleanup: with stop_checked(), or with
-    stop() when not checked."""
-    srv = NotmodServer(root, options, as_nobody=as_nobody).start()
+    stop() when not checked. env and defaults as for NotmodServer."""
+    srv = NotmodServer(root, options, as_nobody=as_nobody, env=env, defaults=defaults).start()
     testcase.addCleanup(srv.stop_checked if checked else srv.stop)
     return srv
 

@@ -15,14 +15,15 @@ import os
 import random
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
 import unittest
 import unittest.mock
 
-from launch import (http_connection, http_get, require_binary, run, serve_for_test,
-                    shared_tempdir, wait_until)
+from launch import (NotmodServer, http_connection, http_get, require_binary, run,
+                    serve_for_test, shared_tempdir, wait_until)
 
 RACY_S = 2.2  # a file changed less than 2 s ago is not hashed from disk yet
 SMALL = 64 * 1024  # files up to this size are held in memory by the server
@@ -139,8 +140,16 @@ class ContentETags(unittest.TestCase):
         write_in_place(p, data)
         return p
 
-    def serve(self, *options, as_nobody=False):
-        return serve_for_test(self, self.root, options, as_nobody=as_nobody, checked=False)
+    def serve(self, *options, as_nobody=False, env=None, defaults=False):
+        return serve_for_test(self, self.root, options, as_nobody=as_nobody, checked=False,
+                              env=env, defaults=defaults)
+
+    def fresh_store(self):
+        """A directory (not made yet) for the server's default ETag store, as systemd's
+        CacheDirectory= gives it (CACHE_DIRECTORY), removed after the test."""
+        parent = tempfile.mkdtemp(prefix="notmod-store-")
+        self.addCleanup(shutil.rmtree, parent, True)
+        return os.path.join(parent, "notmod")
 
     def test_the_tag_is_what_notmod_etag_prints_for_the_bytes(self):
         self.write("a.txt", b"hello\n")
@@ -192,15 +201,12 @@ class ContentETags(unittest.TestCase):
         # A cache holding the old tag revalidates after the rollback.
         self.assertEqual(http_get(s.port, "/big.bin", {"If-None-Match": tags[0][1]})[0], 304)
 
-    def test_a_restart_over_a_persisted_tree_hashes_nothing(self):
-        if not xattrs_supported(self.root):
-            self.skipTest("%s has no user extended attributes: hashes stay in memory"
-                          % self.root)
+    def restart_hashes_nothing(self, options, env, source):
         names = ["big%d.bin" % i for i in range(6)]
         for i, name in enumerate(names):
             self.write("d%d/%s" % (i % 2, name), os.urandom(SMALL + 1 + i * 100 * 1024))
         self.write("small.txt", b"small\n")
-        s = self.serve()
+        s = self.serve(*options, env=env, defaults=True)
         first = wait_counters(s, "after prehash", 30)
         self.assertEqual(first["hashed_files"], len(names), first)
         self.assertEqual(first["persisted"], len(names), first)
@@ -211,24 +217,93 @@ class ContentETags(unittest.TestCase):
             self.assertEqual(tags[url], etag_of_file(self.path(url[1:])))
         self.assertEqual(s.stop(), 0)
 
-        s2 = self.serve()
+        s2 = self.serve(*options, env=env, defaults=True)
         again = wait_counters(s2, "after prehash", 30)
         self.assertEqual(again["hashed_files"], 0, again)
-        self.assertEqual(again["from_xattr"], len(names), again)
+        self.assertEqual(again[source], len(names), again)
         for url, tag in tags.items():
             self.assertEqual(http_get(s2.port, url)[1].get("etag"), tag, url)
         self.assertEqual(s2.stop(), 0)
         self.assertEqual(counters(s2, "at shutdown")["hashed_files"], 0)
 
-    def test_a_full_disk_keeps_tags_right_and_warns_once(self):
+    def test_a_restart_over_a_persisted_tree_hashes_nothing(self):
+        # The default: the ETag store outside the tree, which needs no attributes.
+        self.restart_hashes_nothing((), {"CACHE_DIRECTORY": self.fresh_store()}, "from_store")
+
+    def test_a_restart_with_etag_store_xattr_hashes_nothing(self):
+        if not xattrs_supported(self.root):
+            self.skipTest("%s has no user extended attributes: hashes stay in memory"
+                          % self.root)
+        self.restart_hashes_nothing(("--etag-store", "xattr"),
+                                    {"CACHE_DIRECTORY": self.fresh_store()}, "from_xattr")
+
+    def test_serving_with_defaults_leaves_the_tree_untouched(self):
+        for i in range(4):
+            self.write("d/big%d.bin" % i, os.urandom(SMALL + 1 + i * 300 * 1024))
+        self.write("small.txt", b"small\n")
+        self.write("d/mid.bin", os.urandom(SMALL // 2))
+        time.sleep(RACY_S)  # settled files: the server would persist their hashes
+
+        def snapshot():
+            found = {}
+            for dirpath, dirnames, filenames in os.walk(self.root):
+                for name in dirnames + filenames:
+                    p = os.path.join(dirpath, name)
+                    st = os.stat(p)
+                    found[p] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                sorted(os.listxattr(p)))
+            st = os.stat(self.root)
+            found[self.root] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns,
+                                sorted(os.listxattr(self.root)))
+            return found
+
+        before = snapshot()
+        store = self.fresh_store()
+        for _ in range(2):  # a first start hashes and stores, a restart reads the store
+            s = self.serve(env={"CACHE_DIRECTORY": store}, defaults=True)
+            done = wait_counters(s, "after prehash", 30)
+            for i in range(4):
+                status, headers = http_get(s.port, "/d/big%d.bin" % i)[:2]
+                self.assertEqual(status, 200)
+                self.assertEqual(headers.get("etag"),
+                                 etag_of_file(self.path("d/big%d.bin" % i)))
+            self.assertEqual(s.stop(), 0)
+        self.assertEqual(snapshot(), before)
+        self.assertEqual(done["hashed_files"], 0, done)
+        self.assertEqual(done["from_store"], 4, done)
+        self.assertEqual(os.stat(store).st_mode & 0o777, 0o700)
+        self.assertTrue(os.path.isfile(os.path.join(store, "etag-store")))
+
+    def test_an_etag_store_others_can_write_is_refused(self):
+        self.write("big.bin", os.urandom(SMALL + 1))
+        store = self.fresh_store()
+        os.mkdir(store)
+        os.chmod(store, 0o777)
+        # The last --etag-store wins: a directory after xattr is the store, and is checked.
+        for options, env in ((("--etag-store", "xattr", "--etag-store", store), None),
+                             ((), {"CACHE_DIRECTORY": store})):
+            argv = ["serve", "--listen", "127.0.0.1:0", *options, self.root]
+            p = run(argv, env=env, timeout=30)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("notmod serve: refusing ETag store %s: writable by other users "
+                          "(mode 0777)" % store, p.stderr.decode())
+        os.chmod(store, 0o700)
+        s = self.serve("--etag-store", store)
+        self.assertEqual(http_get(s.port, "/big.bin")[0], 200)
+        self.assertEqual(s.stop(), 0)
+
+    def write_failures_keep_tags_right_and_warn_once(self, options, seam, err, message):
         names = ["big%d.bin" % i for i in range(4)]
         for i, name in enumerate(names):
             self.write(name, os.urandom(SMALL + 1 + i * 1024))
-        with unittest.mock.patch.dict(os.environ, {"NOTMOD_TEST_XATTR_ERRNO": str(errno.ENOSPC)}):
-            s = self.serve()
+        time.sleep(RACY_S)  # settled: every hash is one the server tries to persist
+        env = {seam: str(err), "CACHE_DIRECTORY": self.fresh_store()}
+        s = self.serve(*options, env=env, defaults=True)
         done = wait_counters(s, "after prehash", 30)
         self.assertEqual(done["hashed_files"], len(names), done)
         self.assertEqual(done["persisted"], 0, done)
+        # The first failure pauses writes: at most one per pool thread got through before.
+        self.assertIn(done["persist_failed"], (1, 2), done)
         for name in names:
             status, headers = http_get(s.port, "/" + name)[:2]
             self.assertEqual(status, 200)
@@ -236,7 +311,20 @@ class ContentETags(unittest.TestCase):
         self.assertEqual(s.stop(), 0)
         warnings = [line for line in s.stderr().splitlines() if "cannot store ETags" in line]
         self.assertEqual(len(warnings), 1, s.stderr())
-        self.assertIn("No space left on device", warnings[0])
+        self.assertIn(message, warnings[0])
+
+    def test_a_full_disk_keeps_tags_right_and_warns_once(self):
+        self.write_failures_keep_tags_right_and_warn_once(
+            ("--etag-store", "xattr"), "NOTMOD_TEST_XATTR_ERRNO", errno.ENOSPC,
+            "No space left on device")
+
+    def test_failing_store_writes_keep_tags_right_and_warn_once(self):
+        for err, message in ((errno.ENOSPC, "No space left on device"),
+                             (errno.EROFS, "Read-only file system"),
+                             (errno.EIO, "Input/output error")):
+            with self.subTest(errno=errno.errorcode[err]):
+                self.write_failures_keep_tags_right_and_warn_once(
+                    (), "NOTMOD_TEST_STORE_ERRNO", err, "ETag store: " + message)
 
     def test_notmod_etag_write_stores_tags_the_server_then_uses(self):
         if not xattrs_supported(self.root):
@@ -247,9 +335,12 @@ class ContentETags(unittest.TestCase):
         self.assertIn("1 stored", err)
         self.assertTrue(os.getxattr(p, "user.notmod.etag").startswith(b"1 %d " % (2 << 20)))
         tag = out.split(" ", 1)[0]
+        stamped = (os.stat(p).st_ctime_ns, os.getxattr(p, "user.notmod.etag"))
         s = self.serve("--no-prehash", "--hash-threshold", "0")
         self.assertEqual(http_get(s.port, "/big.bin")[1].get("etag"), tag)
         self.assertEqual(s.stop(), 0)
+        # Read, never written again: the file's ctime and attribute are as the deploy left them.
+        self.assertEqual((os.stat(p).st_ctime_ns, os.getxattr(p, "user.notmod.etag")), stamped)
         done = counters(s, "at shutdown")
         self.assertEqual((done["hashed_files"], done["from_xattr"]), (0, 1), done)
         # Printing again reads the attribute; --rehash does the work and agrees.
@@ -533,6 +624,105 @@ class ContentETags(unittest.TestCase):
         h = http_get(s.port, "/m.txt")[1]
         self.assertNotIn("etag", h)
         self.assertIn("last-modified", h)
+
+
+def store_records(path):
+    """(whole records, records that fail their checksum) in an ETag store file (docs/etags.md)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    whole = torn = 0
+    for off in range(128, len(data) - 127, 128):
+        rec = data[off:off + 128]
+        if rec == bytes(128):
+            continue
+        if _xxh3_128 is None:
+            whole += rec[:4] == b"NMET"
+            continue
+        h = _xxh3_128(rec[:120], 120)
+        if rec[120:] == h.high64.to_bytes(8, "little") and rec[:4] == b"NMET":
+            whole += 1
+        else:
+            torn += 1
+    return whole, torn
+
+
+@require_binary
+class StoreCrashes(unittest.TestCase):
+    """The ETag store survives a server killed (SIGKILL) again and again while its pool hashes
+    hundreds of large files and writes their records: a later server serves every file under
+    the hash of its bytes, whatever the store holds, a record with damaged bytes included."""
+
+    FILES = 400
+    KILLS = 12
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="notmod-crash-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+        parent = tempfile.mkdtemp(prefix="notmod-store-")
+        self.addCleanup(shutil.rmtree, parent, True)
+        self.store = os.path.join(parent, "notmod")
+        self.tags = {}
+        rng = random.Random(14)
+        for i in range(self.FILES):
+            data = rng.randbytes(SMALL + 1 + rng.randrange(96 * 1024))
+            write_file_at = os.path.join(self.root, "f%03d.bin" % i)
+            with open(write_file_at, "wb") as f:
+                f.write(data)
+            self.tags["/f%03d.bin" % i] = '"%s"' % content_tag(data)
+        time.sleep(RACY_S)  # settled: every hash is stored
+
+    def serve(self):
+        return NotmodServer(self.root, ("--etag-store", self.store)).start()
+
+    def test_killed_while_writing_records_the_store_never_gives_a_wrong_tag(self):
+        rng = random.Random(1405)
+        path = os.path.join(self.store, "etag-store")
+        kills = killed_with_new_records = 0
+        previous = 0
+        for _ in range(self.KILLS):
+            s = self.serve()
+            time.sleep(rng.uniform(0.05, 0.6))
+            s.signal(signal.SIGKILL)
+            s.wait(10)
+            s.stop()
+            kills += 1
+            whole, torn = store_records(path)
+            killed_with_new_records += whole > previous and whole < self.FILES
+            previous = whole
+        stored, torn = store_records(path)
+        # Damage some records as a crash or a bad disk could (a flipped bit in a hash): they
+        # must read as misses, never as tags.
+        damaged = 0
+        with open(path, "r+b") as f:
+            data = bytearray(f.read())
+            for off in range(128, len(data) - 127, 128):
+                if data[off:off + 4] == b"NMET" and damaged < 10:
+                    data[off + 70] ^= 0x01
+                    damaged += 1
+            f.seek(0)
+            f.write(data)
+        s = self.serve()
+        done = wait_counters(s, "after prehash", 120)
+        mismatches = []
+        conn = http_connection(s.port)
+        for url, tag in self.tags.items():
+            conn.request("GET", url)
+            r = conn.getresponse()
+            body = r.read()
+            served = r.getheader("etag")
+            if r.status != 200 or served != tag or '"%s"' % content_tag(body) != tag:
+                mismatches.append((url, r.status, served, tag))
+        conn.close()
+        self.assertEqual(s.stop(), 0)
+        print("\nstore crash test: %d kills (%d with records written), %d whole records and "
+              "%d torn after them, %d damaged on purpose, final start: hashed_files=%d "
+              "from_store=%d, %d mismatches" % (kills, killed_with_new_records, stored, torn,
+                                                 damaged, done["hashed_files"],
+                                                 done["from_store"], len(mismatches)))
+        self.assertEqual(mismatches, [])
+        self.assertEqual(done["hashed_files"] + done["from_store"], self.FILES, done)
+        self.assertGreaterEqual(done["hashed_files"], damaged, done)
+        self.assertGreater(done["from_store"], 0, done)
 
 
 @require_binary

@@ -14,7 +14,7 @@ import time
 import unittest
 
 from launch import (NOTMOD, Conn, NotmodServer, ServerTestCase, Site, fetch, get_request,
-                    require_binary, run, wait_until)
+                    etag_store_for_tests, require_binary, run, wait_until)
 
 HEADER_TIMEOUT_S = 10.0
 BIG_BYTES = 64 << 20
@@ -757,7 +757,8 @@ class CommandLine(unittest.TestCase):
                                       *(["-q"] if quiet else ["--access-log", "off"]),
                                       self.site.root],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE,
+                                     env=dict(os.environ, CACHE_DIRECTORY=etag_store_for_tests()))
                 try:
                     time.sleep(1.0)
                     p.send_signal(signal.SIGTERM)

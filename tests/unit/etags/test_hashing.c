@@ -68,8 +68,8 @@ Test(hashing, counters_format_as_one_line)
     char line[512];
     cr_assert_gt(nm_hashing_format_stats(&st, line, sizeof(line)), 0);
     cr_expect_str_eq(line, "hashed_files=2 hashed_bytes=300 small_files=0 small_bytes=0 "
-                           "from_xattr=5 from_manifest=0 persisted=0 discarded=0 waited_racy=0 "
-                           "prehash_files=0");
+                           "from_xattr=5 from_store=0 from_manifest=0 persisted=0 "
+                           "persist_failed=0 discarded=0 waited_racy=0 prehash_files=0");
     cr_expect_eq(nm_hashing_format_stats(&st, line, 10), -ENOSPC);
     cr_expect_eq(strchr(line, '\n'), NULL);
 }

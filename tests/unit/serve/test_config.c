@@ -197,3 +197,20 @@ Test(config, a_service_keeps_its_privileges_and_takes_16384_connections_by_defau
     nm_config_cleanup(&cfg); /* frees both: LeakSanitizer would say otherwise */
     cr_expect_null(cfg.run_user);
 }
+
+Test(config, the_etag_store_is_a_directory_xattr_or_off_and_never_empty)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_DIR);
+    cr_expect_eq(nm_config_set_etag_store(&cfg, "/var/cache/x"), 0);
+    cr_expect_str_eq(cfg.etag_store_dir, "/var/cache/x");
+    cr_expect_eq(nm_config_set_etag_store(&cfg, "xattr"), 0);
+    cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_XATTR);
+    cr_expect_null(cfg.etag_store_dir);
+    cr_expect_eq(nm_config_set_etag_store(&cfg, ""), -EINVAL);
+    cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_XATTR);
+    cr_expect_eq(nm_config_set_etag_store(&cfg, "off"), 0);
+    cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_OFF);
+    nm_config_cleanup(&cfg);
+}
