@@ -140,6 +140,19 @@ static bool same_version(const struct nm_file *f, const struct stat *st)
            f->mtime_ns == ts_ns(st->st_mtim) && f->ctime_ns == ts_ns(st->st_ctim);
 }
 
+/* A file renamed over (or deleted) while open: the unlink moved its ctime, not its bytes. With no
+ * link left no path reaches it; a write through a descriptor opened before would move the mtime
+ * to the clock, which cannot equal the mtime of a version whose ctime settled more than the racy
+ * window ago (docs/etags.md, "Racy versions"). A deploy that renames files into place must not
+ * cut short the responses sending the files it replaces. */
+static bool only_unlinked(const struct nm_file *f, const struct stat *st,
+                          const struct nm_file_version *was)
+{
+    return st->st_nlink == 0 && f->dev == st->st_dev && f->ino == st->st_ino &&
+           f->size == (uint64_t)st->st_size && f->mtime_ns == ts_ns(st->st_mtim) &&
+           !nm_hashing_is_racy(was, nm_hashing_now_ns());
+}
+
 bool nm_file_is_unchanged(const struct nm_file *f)
 {
     struct stat st;
@@ -147,11 +160,13 @@ bool nm_file_is_unchanged(const struct nm_file *f)
         return false;
     if (same_version(f, &st))
         return true;
-    if (!f->hashing)
-        return false;
     struct nm_file_version was = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
                                   f->ctime_ns},
                            now;
+    if (only_unlinked(f, &st, &was))
+        return true;
+    if (!f->hashing)
+        return false;
     nm_hashing_version_of(&st, &now);
     return nm_hashing_is_own_change(f->hashing, &was, &now);
 }

@@ -103,8 +103,10 @@ struct nm_file *nm_file_acquire(struct nm_file *f);
 void nm_file_release(struct nm_file *f);
 
 /* True when the open file still has the size, mtime and ctime it had when it was hashed, or
- * differs only by the ctime this process's own attribute write moved: a response that is sending
- * it checks this after reading its last bytes and before they leave. */
+ * differs only by the ctime this process's own attribute write moved, or only by the ctime its
+ * unlink moved (no link left: renamed over or deleted) when that version had settled (was not
+ * racy): a response that is sending it checks this after reading its last bytes and before they
+ * leave. */
 bool nm_file_is_unchanged(const struct nm_file *f);
 
 /* Counters, for the server's log and tests: lookups, hits, files and bytes hashed by this

@@ -1,6 +1,7 @@
 """The servers and commands the integration tests run, and the clients that talk to them:
-`notmod serve`, nginx, HAProxy and python3 -m http.server as processes on 127.0.0.1, stdlib and
-raw-socket servers in threads, notmod's other commands, raw HTTP/1.1 and http.client clients.
+`notmod serve`, nginx (serving files, as a shared cache, as a TLS terminator), Varnish, HAProxy
+and python3 -m http.server as processes on 127.0.0.1, stdlib and raw-socket servers in threads,
+notmod's other commands, raw HTTP/1.1 and http.client clients (over TLS too).
 
 The binary comes from the NOTMOD environment variable. Every socket, subprocess and wait here is
 bounded in time; every loop is bounded in count. Python standard library only.
@@ -18,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -27,6 +29,7 @@ import unittest
 NOTMOD = os.environ.get("NOTMOD", "")
 NOBODY = 65534
 START_TIMEOUT_S = 20.0
+VARNISH_START_TIMEOUT_S = 90.0  # cc compiles the VCL first
 STOP_TIMEOUT_S = 20.0
 RUN_TIMEOUT_S = 60
 IO_TIMEOUT_S = 10.0
@@ -253,6 +256,26 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+_LOG_REQUEST = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3}) ')
+
+
+def log_size(path):
+    """The size of a log file now (0 before it exists): where the lines still to come start."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def access_log_requests(path, offset=0):
+    """(method, path, status) of each request an access log in the Combined format (notmod's
+    and nginx's default) holds from byte offset on."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("latin-1")
+    return [(m.group(1), m.group(2), int(m.group(3))) for m in _LOG_REQUEST.finditer(text)]
 
 
 # ---- servers in processes -----------------------------------------------------------------------
@@ -511,10 +534,15 @@ class PythonHttpServer(ServerProcess):
 
 
 class NginxServer(ServerProcess):
-    """Debian's nginx serving a directory, with its pid, logs and temp paths in a temp dir."""
+    """Debian's nginx serving a directory, with its pid, logs and temp paths in a temp dir. Its
+    access log (combined format) is access_log(); `extra` is added to the server block (say
+    `expires 1s;`). Subclasses that serve no directory override server_conf()."""
 
-    def start(self):
-        nginx = tool("nginx")
+    def __init__(self, root=None, extra=""):
+        super().__init__(root)
+        self.extra = extra
+
+    def open_root_to_workers(self):
         # Started as root, nginx runs its workers as nobody: the served tree and nginx's own
         # temp paths must be open to them, whatever the umask and the modes above the test's
         # directories.
@@ -526,6 +554,23 @@ class NginxServer(ServerProcess):
         if not is_reachable_by_others(self.root):
             raise AssertionError("nginx's workers cannot reach %s: make it with "
                                  "launch.shared_tempdir" % self.root)
+
+    def server_conf(self, t):
+        """The http-level configuration after the temp paths: here one server of self.root."""
+        return f"""    server {{
+        listen {self.host}:{self.port};
+        root {self.root};
+        {self.extra}
+    }}
+"""
+
+    def access_log(self):
+        return os.path.join(self.tmp, "access.log")
+
+    def start(self):
+        nginx = tool("nginx")
+        if self.root is not None:
+            self.open_root_to_workers()
         self.tmp = t = shared_tempdir("nm-nginx-")
         self.port = free_port()
         os.makedirs(os.path.join(t, "logs"))
@@ -534,7 +579,7 @@ class NginxServer(ServerProcess):
             f.write(f"""worker_processes 1;
 pid {t}/nginx.pid;
 error_log {t}/error.log;
-events {{ worker_connections 64; }}
+events {{ worker_connections 256; }}
 http {{
     access_log {t}/access.log;
     client_body_temp_path {t}/body;
@@ -543,11 +588,7 @@ http {{
     uwsgi_temp_path {t}/uwsgi;
     scgi_temp_path {t}/scgi;
     types {{ text/plain txt; application/octet-stream bin; }}
-    server {{
-        listen {self.host}:{self.port};
-        root {self.root};
-    }}
-}}
+{self.server_conf(t)}}}
 """)
         self._spawn([nginx, "-p", t, "-c", conf, "-g", "daemon off;"], stdout=subprocess.DEVNULL)
         self._wait_port("nginx")
@@ -562,8 +603,105 @@ http {{
         return self.stderr() + "\nerror.log:\n" + log[-4000:]
 
 
+def recipe(name):
+    """The text of a configuration file of deploy/ (the recipes docs/deploy.md shows)."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(top, "deploy", name), encoding="utf-8") as f:
+        return f.read()
+
+
+def with_backend_ports(text, pattern, ports):
+    """text with the port of each backend line matching pattern (one group: the port) replaced
+    by ports, in order; an AssertionError unless there are exactly len(ports) such lines."""
+    found = list(re.finditer(pattern, text))
+    if len(found) != len(ports):
+        raise AssertionError("%d backend lines match %r, %d ports given"
+                             % (len(found), pattern, len(ports)))
+    out, last = [], 0
+    for m, port in zip(found, ports):
+        out += [text[last:m.start(1)], str(port)]
+        last = m.end(1)
+    return "".join(out) + text[last:]
+
+
+class NginxCacheServer(NginxServer):
+    """nginx as a shared cache (proxy_cache, proxy_cache_revalidate) round robin over servers on
+    127.0.0.1 ports: deploy/nginx/cache.conf with the ports, listen address and cache path of the
+    test."""
+
+    def __init__(self, backend_ports):
+        super().__init__()
+        self.backend_ports = list(backend_ports)
+
+    def server_conf(self, t):
+        text = with_backend_ports(recipe("nginx/cache.conf"), r"server 127\.0\.0\.1:(\d+);",
+                                  self.backend_ports)
+        text = re.sub(r"listen 127\.0\.0\.1:\d+;", "listen %s:%d;" % (self.host, self.port),
+                      text)
+        return text.replace("/var/cache/nginx/notmod", os.path.join(t, "cache"))
+
+
+class NginxTlsServer(NginxServer):
+    """nginx terminating TLS and balancing round robin over servers on 127.0.0.1 ports:
+    deploy/nginx/tls.conf with the test's addresses and a self-signed certificate for 127.0.0.1,
+    made by openssl at start; cafile() is that certificate, for the client to verify."""
+
+    def __init__(self, backend_ports):
+        super().__init__()
+        self.backend_ports = list(backend_ports)
+
+    def cafile(self):
+        return os.path.join(self.tmp, "cert.pem")
+
+    def server_conf(self, t):
+        cert, key = os.path.join(t, "cert.pem"), os.path.join(t, "key.pem")
+        p = subprocess.run([tool("openssl"), "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                            "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                            key, "-out", cert], capture_output=True, timeout=RUN_TIMEOUT_S)
+        if p.returncode != 0:
+            raise AssertionError("openssl req: %s" % p.stderr.decode(errors="replace"))
+        text = with_backend_ports(recipe("nginx/tls.conf"), r"server 127\.0\.0\.1:(\d+);",
+                                  self.backend_ports)
+        text = re.sub(r"listen 127\.0\.0\.1:\d+ ssl;", "listen %s:%d ssl;"
+                      % (self.host, self.port), text)
+        return text.replace("/etc/ssl/notmod/cert.pem", cert).replace(
+            "/etc/ssl/notmod/key.pem", key)
+
+
+class VarnishServer(ServerProcess):
+    """Debian's varnishd in the foreground on 127.0.0.1, its working directory (-n) in a temp
+    dir, with deploy/varnish/notmod.vcl whose backends' ports are replaced by backend_ports, and
+    the parameters `params` (say ["http_gzip_support=off"])."""
+
+    def __init__(self, backend_ports, params=(), vcl="varnish/notmod.vcl"):
+        super().__init__()
+        self.backend_ports = list(backend_ports)
+        self.params = list(params)
+        self.vcl = vcl
+
+    def start(self):
+        varnishd = tool("varnishd")
+        self.tmp = tempfile.mkdtemp(prefix="nm-varnish-")
+        self.port = free_port()
+        vcl = os.path.join(self.tmp, "notmod.vcl")
+        with open(vcl, "w") as f:
+            f.write(with_backend_ports(recipe(self.vcl), r'\.port = "(\d+)";',
+                                       self.backend_ports))
+        argv = [varnishd, "-F", "-j", "none", "-n", os.path.join(self.tmp, "n"),
+                "-a", "%s:%d" % (self.host, self.port), "-f", vcl, "-s", "malloc,64m",
+                "-T", "none"]
+        for p in self.params:
+            argv += ["-p", p]
+        self._spawn(argv, stdout=subprocess.DEVNULL)
+        # The VCL is compiled by cc before the port opens: allow a loaded machine its time.
+        self._wait_port("varnishd", timeout=VARNISH_START_TIMEOUT_S)
+        return self
+
+
 class HaproxyServer(ServerProcess):
-    """HAProxy on 127.0.0.1 balancing HTTP round robin over servers on 127.0.0.1 ports."""
+    """HAProxy on 127.0.0.1 balancing HTTP round robin over servers on 127.0.0.1 ports:
+    deploy/haproxy/notmod.cfg with the test's listen address and one server line a port."""
 
     def __init__(self, backend_ports):
         super().__init__()
@@ -573,15 +711,13 @@ class HaproxyServer(ServerProcess):
         haproxy = tool("haproxy")
         self.tmp = tempfile.mkdtemp(prefix="nm-haproxy-")
         self.port = free_port()
+        text = re.sub(r"(?m)^    server .*\n", "", recipe("haproxy/notmod.cfg"))
+        text = re.sub(r"bind 127\.0\.0\.1:\d+", "bind %s:%d" % (self.host, self.port), text)
+        text += "".join("    server n%d 127.0.0.1:%d\n" % (i + 1, port)
+                        for i, port in enumerate(self.backend_ports))
         cfg = os.path.join(self.tmp, "haproxy.cfg")
         with open(cfg, "w") as f:
-            f.write("global\n    maxconn 256\n"
-                    "defaults\n    mode http\n    timeout connect 2s\n"
-                    "    timeout client 10s\n    timeout server 10s\n"
-                    "frontend fe\n    bind %s:%d\n    default_backend nodes\n"
-                    "backend nodes\n    balance roundrobin\n" % (self.host, self.port))
-            for i, port in enumerate(self.backend_ports):
-                f.write("    server n%d 127.0.0.1:%d\n" % (i, port))
+            f.write(text)
         self._spawn([haproxy, "-db", "-f", cfg], stdout=subprocess.DEVNULL)
         self._wait_port("haproxy")
         return self
@@ -902,6 +1038,18 @@ class CannedServer(RawServer):
 def http_connection(port, host="127.0.0.1", timeout=HTTP_TIMEOUT_S):
     """An http.client connection, for a test that keeps one alive over several requests."""
     return http.client.HTTPConnection(host, port, timeout=timeout)
+
+
+def https_get(port, path, cafile, headers=None):
+    """http_get over TLS to 127.0.0.1, the server's certificate checked against cafile."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S, context=ctx)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
 
 
 def curl_compressed(port, path, work, timeout=30):

@@ -246,6 +246,55 @@ Test(filecache, metadata_and_version_modes_need_no_hash)
     nm_filecache_free(fc);
 }
 
+Test(filecache, a_settled_file_renamed_over_while_open_is_still_unchanged)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 5);
+    put("old", data, n);
+    sleep_ms(2100); /* past the racy window */
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/old", &f), 0);
+    /* A writer that kept a descriptor, to change the bytes once no path reaches them. */
+    char path[128], next[128];
+    snprintf(path, sizeof(path), "%s/old", dir);
+    snprintf(next, sizeof(next), "%s/next", dir);
+    int wfd = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(wfd, 0);
+    put("next", "new release\n", 12);
+    cr_assert_eq(rename(next, path), 0); /* as a deploy renames a file into place */
+    struct stat st;
+    cr_assert_eq(fstat(f->fd, &st), 0);
+    cr_assert_eq(st.st_nlink, 0);
+    cr_expect(nm_file_is_unchanged(f), "an unlink moves the ctime, not the bytes");
+    data[0] ^= 1;
+    cr_assert_eq(pwrite(wfd, data, 1, 0), 1);
+    close(wfd);
+    cr_expect_not(nm_file_is_unchanged(f), "a write after the unlink moves the mtime");
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    free(data);
+}
+
+Test(filecache, a_racy_file_renamed_over_while_open_counts_as_changed)
+{
+    put("old", "version A\n", 10);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/old", &f), 0);
+    char path[128], next[128];
+    snprintf(path, sizeof(path), "%s/old", dir);
+    snprintf(next, sizeof(next), "%s/next", dir);
+    put("next", "version B\n", 10);
+    cr_assert_eq(rename(next, path), 0);
+    /* Written less than 2 s ago, its mtime may not have moved with a later write. */
+    cr_expect_not(nm_file_is_unchanged(f));
+    nm_file_release(f);
+    nm_filecache_free(fc);
+}
+
 Test(filecache, a_change_after_loading_is_seen_by_the_change_check)
 {
     size_t n = 300 * 1024;
