@@ -2,7 +2,7 @@
 FUZZ_SECONDS ?= 20
 PORT ?= 8080
 
-.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench format clean
+.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench soak format clean
 
 all: build
 
@@ -52,6 +52,13 @@ fuzz: test-deps
 
 bench: release bench-deps
 	bench/run.sh
+
+# Ten minutes of mixed load against the release build while a writer changes the files
+# (tests/soak/soak.py; a one-minute version runs in make test). SOAK_SECONDS changes the length.
+SOAK_SECONDS ?= 600
+soak: release
+	nice -n 10 python3 tests/soak/soak.py --binary build/release/notmod --seconds $(SOAK_SECONDS) \
+		--json build/soak.json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -147,6 +147,11 @@ bool nm_file_is_unchanged(const struct nm_file *f)
         return false;
     if (same_version(f, &st))
         return true;
+    /* Deleted, or replaced by a rename: dropping the last name moves the ctime and nothing else.
+     * With no name left, no writer can open it any more; the bytes open here are the version. */
+    if (st.st_nlink == 0 && f->dev == st.st_dev && f->ino == st.st_ino &&
+        f->size == (uint64_t)st.st_size && f->mtime_ns == ts_ns(st.st_mtim))
+        return true;
     if (!f->hashing)
         return false;
     struct nm_file_version was = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
@@ -501,8 +506,9 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
 
     struct nm_file *nf;
     int rc = load(fc, path, &nf);
-    if (rc == -EMFILE || rc == -ENFILE) {
-        /* Give descriptors back from the coldest entries and try once more. */
+    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+        /* Give descriptors (or the memory of files held in it) back from the coldest entries
+         * and try once more: under a memory limit the table shrinks rather than failing. */
         for (int i = 0; i < 64 && fc->lru_tail; i++)
             table_remove(fc, fc->lru_tail);
         rc = load(fc, path, &nf);

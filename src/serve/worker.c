@@ -23,7 +23,9 @@
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 #define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
-#define ACCEPT_PAUSE_MS 500 /* out of descriptors or memory: accepting waits this long */
+#define ACCEPT_PAUSE_MS 500  /* out of descriptors or memory: accepting waits this long */
+#define LOG_REPORT_MS 10000  /* lost access-log lines are reported at most this often */
+#define BUDGET_WARN_MS 60000 /* the descriptor bound is reported at most this often */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
@@ -50,6 +52,7 @@ struct nm_worker {
     int listen_fds[NM_LISTEN_MAX];
     bool accepting;
     int64_t accept_resume_ms;
+    int64_t budget_warned_ms; /* when the descriptor bound was last reported */
     struct nm_site site;
     bool has_site;
     struct nm_send send;
@@ -61,8 +64,10 @@ struct nm_worker {
      * epoll would not wake them again, so the loop runs them before it next waits. */
     struct sconn *again[MAX_AGAIN];
     unsigned n_again;
-    bool log_cut;         /* the last log write stopped inside a line */
-    uint64_t log_dropped; /* access-log lines dropped because the log could not take them */
+    bool log_cut;            /* the last log write stopped inside a line */
+    uint64_t log_dropped;    /* access-log lines dropped because the log could not take them */
+    uint64_t log_reported;   /* of those and the site's, how many the error log has told */
+    int64_t log_reported_ms; /* when it last told */
 };
 
 int64_t nm_worker_clock_ms(void)
@@ -104,6 +109,21 @@ static void flush_log(struct nm_worker *w)
     b->len = 0;
 }
 
+/* Tells the error log how many access-log lines were lost since it last did (a stalled log, or
+ * a buffer that could not take a line), at most every LOG_REPORT_MS, and at the end. */
+static void report_log_drops(struct nm_worker *w, int64_t t, bool final)
+{
+    uint64_t total = w->log_dropped + w->site.log_dropped;
+    if (total == w->log_reported || (!final && t - w->log_reported_ms < LOG_REPORT_MS))
+        return;
+    nm_log_error("access log: %llu lines dropped by worker %u (%llu since it started): the log "
+                 "could not keep up",
+                 (unsigned long long)(total - w->log_reported), w->index,
+                 (unsigned long long)total);
+    w->log_reported = total;
+    w->log_reported_ms = t;
+}
+
 /* ---- connections ---- */
 
 static struct sconn *open_conn(struct nm_worker *w, int fd)
@@ -122,6 +142,7 @@ static struct sconn *open_conn(struct nm_worker *w, int fd)
         w->active->prev = sc;
     w->active = sc;
     w->n_active++;
+    atomic_fetch_add(&w->sh->open_conns, 1);
     return sc;
 }
 
@@ -144,6 +165,7 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
     if (sc->next)
         sc->next->prev = sc->prev;
     w->n_active--;
+    atomic_fetch_sub(&w->sh->open_conns, 1);
     if (w->n_spare == MAX_SPARE) {
         free(sc);
         return;
@@ -172,11 +194,37 @@ static void pause_accepting(struct nm_worker *w)
     w->accept_resume_ms = nm_worker_clock_ms() + ACCEPT_PAUSE_MS;
 }
 
+/* Whether one more connection fits: this worker's cap, and the descriptors all workers'
+ * connections may take, so that a file can still be opened for the connections already open. */
+static bool has_room_for_conn(struct nm_worker *w)
+{
+    const struct nm_worker_shared *sh = w->sh;
+    return w->n_active < sh->cfg->max_conns &&
+           (!sh->max_open_conns || atomic_load(&sh->open_conns) < sh->max_open_conns);
+}
+
+/* Stops accepting at the descriptor bound: new connections wait in the listen backlog, and the
+ * tick resumes once one has closed (no accept is tried meanwhile, so nothing spins). */
+static void pause_at_budget(struct nm_worker *w)
+{
+    set_accepting(w, false);
+    int64_t t = nm_worker_clock_ms();
+    if (t - w->budget_warned_ms >= BUDGET_WARN_MS) {
+        w->budget_warned_ms = t;
+        nm_log_error("%u connections hold the descriptors RLIMIT_NOFILE leaves for them: new "
+                     "ones wait until some close",
+                     w->sh->max_open_conns);
+    }
+}
+
 static void accept_all(struct nm_worker *w, int lfd)
 {
     for (;;) {
-        if (w->n_active >= w->sh->cfg->max_conns) {
-            set_accepting(w, false);
+        if (!has_room_for_conn(w)) {
+            if (w->n_active >= w->sh->cfg->max_conns)
+                set_accepting(w, false);
+            else
+                pause_at_budget(w);
             return;
         }
         struct sockaddr_storage ss;
@@ -271,7 +319,22 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
         sc->last_io_ms = t;
         got = INPUT_MOVED;
     }
+    if (room < 0) {
+        /* No memory for the input buffer: the request could never be read, so the connection
+         * closes now rather than waiting for its timeout (the client may try again). */
+        close_conn(w, sc);
+        return INPUT_CLOSED;
+    }
     return got;
+}
+
+/* Puts sc on the list of connections run again before the loop next waits. */
+static void run_again(struct nm_worker *w, struct sconn *sc)
+{
+    if (!sc->again && w->n_again < MAX_AGAIN) {
+        sc->again = true;
+        w->again[w->n_again++] = sc;
+    }
 }
 
 /* Reads, processes and sends until nothing moves. Returns false when the connection is closed. */
@@ -281,12 +344,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
     int64_t t = nm_worker_clock_ms();
     if (sc->linger_since_ms)
         return linger(w, sc);
+    w->site.listing_renders_left = 1;
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
-            if (!sc->again && w->n_again < MAX_AGAIN) {
-                sc->again = true;
-                w->again[w->n_again++] = sc;
-            }
+            run_again(w, sc);
             break;
         }
         enum input in = read_input(w, sc, t);
@@ -297,6 +358,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             close_conn(w, sc);
             return false;
         }
+        if (w->site.log.len > w->site.log.max_cap / 2)
+            flush_log(w); /* many requests in one pass: write before the buffer is full */
         /* Each request's deadline runs from its own first byte: a request answered ends it, and
          * the bytes of the next that came with it start the next one now. */
         if (nm_conn_count_requests(c) != sc->requests_seen) {
@@ -318,6 +381,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             shutdown(sc->fd, SHUT_WR);
             sc->linger_since_ms = t;
             return linger(w, sc);
+        }
+        if (w->site.listing_renders_left == 0) {
+            run_again(w, sc); /* it rendered a listing: its next requests wait for the others */
+            break;
         }
         if (!moved)
             break;
@@ -390,8 +457,14 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             run_conn(w, events[i].data.ptr);
         }
     }
-    for (unsigned k = w->n_again; k > 0 && w->n_again > 0; k--) {
-        struct sconn *sc = w->again[--w->n_again];
+    /* The connections waiting at the start of this round each run once, in order: one that
+     * stops again waits for the next round rather than running ahead of the others. */
+    struct sconn *waiting[MAX_AGAIN];
+    unsigned n_waiting = w->n_again;
+    memcpy(waiting, w->again, n_waiting * sizeof(waiting[0]));
+    w->n_again = 0;
+    for (unsigned k = 0; k < n_waiting; k++) {
+        struct sconn *sc = waiting[k]; /* a run closes only its own connection */
         sc->again = false;
         run_conn(w, sc);
     }
@@ -424,8 +497,8 @@ static void *worker_main(void *arg)
             sweep(w, t, stopping);
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
-            if (!stopping && !w->accepting && w->n_active < sh->cfg->max_conns &&
-                t >= w->accept_resume_ms)
+            report_log_drops(w, t, false);
+            if (!stopping && !w->accepting && has_room_for_conn(w) && t >= w->accept_resume_ms)
                 set_accepting(w, true);
             flush_log(w);
         }
@@ -435,9 +508,7 @@ static void *worker_main(void *arg)
     while (w->active)
         close_conn(w, w->active);
     flush_log(w);
-    if (w->log_dropped)
-        nm_log_error("access log: %llu lines dropped by worker %u: the log could not keep up",
-                     (unsigned long long)w->log_dropped, w->index);
+    report_log_drops(w, nm_worker_clock_ms(), true);
     return NULL;
 }
 

@@ -27,6 +27,11 @@ struct nm_worker_shared {
     struct nm_send_aborts *aborts;
     atomic_bool stopping;
     int64_t stop_deadline_ms; /* responses in flight are given until then */
+    /* Descriptors: connections of all workers together stay under max_open_conns (0: no bound),
+     * so that the descriptors left under RLIMIT_NOFILE stay free for files, the logs and the
+     * hashing pool. open_conns counts them; accepting pauses while it is at the bound. */
+    unsigned max_open_conns;
+    atomic_uint open_conns;
 };
 
 struct nm_worker;
