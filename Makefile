@@ -2,8 +2,8 @@
 FUZZ_SECONDS ?= 20
 PORT ?= 8080
 
-.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench format clean \
-	install
+.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench soak format \
+	clean install
 
 all: build
 
@@ -59,6 +59,13 @@ fuzz: test-deps
 
 bench: release bench-deps
 	bench/run.sh
+
+# Ten minutes of mixed load against the release build while a writer changes the files
+# (tests/soak/soak.py; a one-minute version runs in make test). SOAK_SECONDS changes the length.
+SOAK_SECONDS ?= 600
+soak: release
+	nice -n 10 python3 tests/soak/soak.py --binary build/release/notmod --seconds $(SOAK_SECONDS) \
+		--json build/soak.json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "notmod/token.h"
@@ -503,6 +504,41 @@ static void remove_file(struct nm_store *s, const char *name)
         unlink(path);
 }
 
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* What a run killed mid-write leaves (the store's writes are temporary file and rename, so never
+ * a damaged entry): temporary files, and a body renamed into place whose metadata was never
+ * written. Removed when untouched for STALE_SECONDS: a live download writes its spool far more
+ * often (the transport gives up after 30 s without bytes), and a body waits for its metadata
+ * only the moment between two renames. Bodies are those of `key` other than `keep`. */
+#define STALE_SECONDS 600
+
+static void remove_leftovers(struct nm_store *s, const char *key, const char *keep)
+{
+    DIR *d = opendir(s->dir);
+    if (!d)
+        return;
+    time_t now = time(NULL);
+    size_t key_len = strlen(key);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *n = de->d_name;
+        bool tmp =
+            has_suffix(n, ".tmp") && (strncmp(n, "spool-", 6) == 0 || strncmp(n, "meta-", 5) == 0);
+        bool body = has_suffix(n, ".body") && strncmp(n, key, key_len) == 0 && n[key_len] == '-' &&
+                    strcmp(n, keep) != 0;
+        struct stat st;
+        if ((tmp || body) && fstatat(dirfd(d), n, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && now - st.st_mtime > STALE_SECONDS)
+            unlinkat(dirfd(d), n, 0);
+    }
+    closedir(d);
+}
+
 int nm_store_commit(struct nm_store *s, struct nm_store_entry *e, struct nm_store_spool *sp)
 {
     char key[NM_STORE_HASH_LEN + 1], body[NM_STORE_NAME_MAX], from[PATH_MAX], to[PATH_MAX];
@@ -556,6 +592,7 @@ int nm_store_commit(struct nm_store *s, struct nm_store_entry *e, struct nm_stor
     sp->name[0] = '\0';
     if (old_body[0] && strcmp(old_body, body) != 0)
         remove_file(s, old_body);
+    remove_leftovers(s, key, body);
     return 0;
 }
 
@@ -580,12 +617,6 @@ int nm_store_remove(struct nm_store *s, const char *url)
     nm_store_entry_cleanup(e);
     free(e);
     return rc;
-}
-
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 int nm_store_foreach(struct nm_store *s,

@@ -88,9 +88,10 @@ void nm_store_spool_discard(struct nm_store *s, struct nm_store_spool *sp);
 
 /* Makes a finished spool the body of a new entry for e->url: the spool becomes a new body file,
  * e's body fields are set from it, the metadata is written to a temporary file and renamed over
- * the old one, and then the previous entry's body file (if any) is deleted. Returns 0 with the
- * spool consumed, or a negative errno with the previous entry intact and the spool left as it
- * was. Header values with CR, LF or NUL are refused (-EINVAL). */
+ * the old one, and then the previous entry's body file (if any) is deleted, with what runs killed
+ * mid-write left behind untouched for 10 minutes: temporary files, and bodies of this URL that
+ * no metadata names. Returns 0 with the spool consumed, or a negative errno with the previous entry
+ * intact and the spool left as it was. Header values with CR, LF or NUL are refused (-EINVAL). */
 int nm_store_commit(struct nm_store *s, struct nm_store_entry *e, struct nm_store_spool *sp);
 
 /* Rewrites e's metadata (freshening after a 304), atomically; the body file is kept. */

@@ -338,7 +338,8 @@ static void log_request(struct nm_conn *c, const struct nm_http1_request *h,
         e.referer = nm_http1_find(h, NM_SLICE_LIT("referer"));
         e.user_agent = nm_http1_find(h, NM_SLICE_LIT("user-agent"));
     }
-    nm_log_format_access(&site->log, site->cfg->log_format, &e);
+    if (nm_log_format_access(&site->log, site->cfg->log_format, &e) < 0)
+        site->log_dropped++; /* the buffer is full: counted and reported, never silent */
 }
 
 static bool queue_has_room(const struct nm_conn *c)
@@ -485,6 +486,8 @@ int nm_conn_process(struct nm_conn *c)
     while (c->state != NM_CONN_CLOSING) {
         if (!queue_has_room(c))
             return 0;
+        if (c->site->listing_renders_left == 0)
+            return 0; /* this pass's expensive answer is made: the others' turn (site.h) */
         int rc;
         if (c->state == NM_CONN_CONTENT || c->state == NM_CONN_CHUNKED) {
             rc = process_content(c);

@@ -516,8 +516,9 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
 
     struct nm_file *nf;
     int rc = load(fc, path, &nf);
-    if (rc == -EMFILE || rc == -ENFILE) {
-        /* Give descriptors back from the coldest entries and try once more. */
+    if (rc == -EMFILE || rc == -ENFILE || rc == -ENOMEM) {
+        /* Give descriptors (or the memory of files held in it) back from the coldest entries
+         * and try once more: under a memory limit the table shrinks rather than failing. */
         for (int i = 0; i < 64 && fc->lru_tail; i++)
             table_remove(fc, fc->lru_tail);
         rc = load(fc, path, &nf);

@@ -92,8 +92,10 @@ void nm_filecache_free(struct nm_filecache *fc);
  * only while they stay beneath it, unless the config allows all. Returns 0 and a new reference in
  * *out, or -ENOENT (also a symlink out of the root, so it answers as a missing file does),
  * -EACCES (unreadable, not a regular file or directory, a symlink loop), -ENOTDIR, -EMFILE,
- * -ENOMEM, -EIO. Without openat2 (ENOSYS, or EPERM from a seccomp profile that predates it) the
- * resolved path is checked instead.
+ * -ENOMEM, -EIO. On -EMFILE, -ENFILE or -ENOMEM the coldest entries (up to 64) are let go and
+ * the load is tried once more, so the table shrinks under a descriptor or memory limit. Without
+ * openat2 (ENOSYS, or EPERM from a seccomp profile that predates it) the resolved path is checked
+ * instead.
  */
 int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
 

@@ -540,32 +540,68 @@ static int respond_file(struct answer *a, struct nm_file *src)
 
 /* ---- directories ---- */
 
-static int respond_listing(struct answer *a, struct nm_file *dir, const char *path)
+/* A listing's page as a file held in memory (its own fd -1, data the HTML), made from the
+ * directory's entry: nothing of the entry's that its release would close or free is kept. */
+static int render_page(struct answer *a, struct nm_file *dir, const char *path,
+                       struct nm_file **out)
 {
-    struct nm_buf *html = &a->resp->owned;
-    nm_buf_init(html, LISTING_MAX_BYTES);
-    int rc = nm_listing_render(dir->fd, path, a->site->cfg->allow_dotfiles, html);
-    if (rc < 0) {
-        nm_buf_cleanup(html);
-        return fail(a, rc == -EACCES ? 403 : 500, "cannot list directory");
+    struct nm_buf html;
+    nm_buf_init(&html, LISTING_MAX_BYTES);
+    int rc = nm_listing_render(dir->fd, path, a->site->cfg->allow_dotfiles, &html);
+    struct nm_file *view = rc < 0 ? NULL : malloc(sizeof(*view));
+    if (!view) {
+        nm_buf_cleanup(&html);
+        return rc < 0 ? rc : -ENOMEM;
     }
+    *view = *dir;
+    view->refs = 1;
+    view->path = NULL;
+    view->chain = view->lru_prev = view->lru_next = NULL;
+    view->in_table = false;
+    view->fd = -1;
+    view->hashing = NULL;
+    for (int c = 0; c < NM_CODING_COUNT; c++)
+        view->fly[c] = NULL;
+    view->fly_entry = NULL;
+    view->size = html.len;
+    view->data = html.ptr; /* the page's now: nm_file_release frees it */
+    view->content_type = "text/html; charset=utf-8";
+    view->has_last_modified = false;
+    view->has_etag = a->site->cfg->etag_mode != NM_ETAG_OFF;
+    snprintf(view->cache_control, sizeof(view->cache_control), "no-cache");
+    view->max_age = -1;
     /* The validator describes the entries as listed, not the directory's mtime, which does not
      * change when a listed file's size or mtime does. */
-    struct nm_file view = *dir;
-    view.size = html->len;
-    view.data = NULL;
-    view.content_type = "text/html; charset=utf-8";
-    view.has_last_modified = false;
-    view.has_etag = a->site->cfg->etag_mode != NM_ETAG_OFF;
-    snprintf(view.cache_control, sizeof(view.cache_control), "no-cache");
-    view.max_age = -1;
-    if (view.has_etag) {
-        struct nm_hash128 h = nm_hash_bytes(html->ptr, html->len);
-        int n = nm_etag_make_hash128(h.hi, h.lo, view.etag_text, sizeof(view.etag_text));
-        view.etag.opaque = nm_slice_make(view.etag_text, n > 0 ? (size_t)n : 0);
-        view.etag.weak = false;
+    if (view->has_etag) {
+        struct nm_hash128 h = nm_hash_bytes(html.ptr, html.len);
+        int n = nm_etag_make_hash128(h.hi, h.lo, view->etag_text, sizeof(view->etag_text));
+        view->etag.opaque = nm_slice_make(view->etag_text, n > 0 ? (size_t)n : 0);
+        view->etag.weak = false;
     }
-    return respond_representation(a, &view, html->ptr ? html->ptr : "");
+    *out = view;
+    return 0;
+}
+
+/* A listing: the page the worker keeps for this directory version when there is one (a HEAD or
+ * a 304 then costs no directory read), else rendered, kept, and counted against the renders the
+ * connection may do in this pass of the loop. */
+static int respond_listing(struct answer *a, struct nm_file *dir, const char *path)
+{
+    struct nm_site *site = a->site;
+    struct nm_file *page =
+        site->listings ? nm_listing_cache_find(site->listings, dir, path, site->now) : NULL;
+    if (!page) {
+        int rc = render_page(a, dir, path, &page);
+        if (site->listing_renders_left > 0)
+            site->listing_renders_left--;
+        if (rc < 0)
+            return fail(a, rc == -EACCES ? 403 : 500, "cannot list directory");
+        if (site->listings)
+            nm_listing_cache_put(site->listings, dir, path, page, site->now);
+    }
+    int rc = respond_representation(a, page, NULL);
+    nm_file_release(page);
+    return rc;
 }
 
 /* ---- the config file's path rules ---- */
@@ -731,6 +767,7 @@ static int respond_lookup_error(struct answer *a, int err)
         return fail(a, 403, NULL);
     case -EMFILE:
     case -ENFILE:
+    case -ENOMEM: /* out of descriptors or memory for now: the client may try again */
     case -EAGAIN: {
         int rc = fail(a, 503, "try again");
         return rc ? rc : nm_response_add_field(a->resp, "Retry-After", "1");

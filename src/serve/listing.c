@@ -2,10 +2,12 @@
  * (RFC 3986 §4.2), from the sorted entries nm_dir_read gives. */
 #include "listing.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -191,4 +193,117 @@ int nm_listing_render(int dir_fd, const char *path, bool allow_dotfiles, struct 
     rc = rc ? rc : nm_buf_append_str(out, "</table>\n</body></html>\n");
     nm_dir_free(&d);
     return rc;
+}
+
+/* ---- the cache of pages ---- */
+
+struct page_slot {
+    struct nm_file *page; /* NULL when the slot is free */
+    char *path;
+    dev_t dev;
+    ino_t ino;
+    int64_t mtime_ns, ctime_ns;
+    int64_t made;  /* the second it was made in */
+    uint64_t used; /* lc->clock when last found or put */
+};
+
+struct nm_listing_cache {
+    size_t max_bytes;
+    size_t bytes;
+    uint64_t clock;
+    struct page_slot slots[NM_LISTING_CACHE_MAX];
+};
+
+int nm_listing_cache_new(size_t max_bytes, struct nm_listing_cache **out)
+{
+    struct nm_listing_cache *lc = calloc(1, sizeof(*lc));
+    if (!lc)
+        return -ENOMEM;
+    lc->max_bytes = max_bytes;
+    *out = lc;
+    return 0;
+}
+
+static void drop_slot(struct nm_listing_cache *lc, struct page_slot *s)
+{
+    lc->bytes -= s->page->size;
+    nm_file_release(s->page);
+    free(s->path);
+    *s = (struct page_slot){0};
+}
+
+void nm_listing_cache_free(struct nm_listing_cache *lc)
+{
+    if (!lc)
+        return;
+    for (size_t i = 0; i < NM_LISTING_CACHE_MAX; i++)
+        if (lc->slots[i].page)
+            drop_slot(lc, &lc->slots[i]);
+    free(lc);
+}
+
+static bool slot_is_for(const struct page_slot *s, const struct nm_file *dir, const char *path)
+{
+    return s->page && s->dev == dir->dev && s->ino == dir->ino && strcmp(s->path, path) == 0;
+}
+
+struct nm_file *nm_listing_cache_find(struct nm_listing_cache *lc, const struct nm_file *dir,
+                                      const char *path, int64_t now)
+{
+    for (size_t i = 0; i < NM_LISTING_CACHE_MAX; i++) {
+        struct page_slot *s = &lc->slots[i];
+        if (!slot_is_for(s, dir, path))
+            continue;
+        if (s->mtime_ns != dir->mtime_ns || s->ctime_ns != dir->ctime_ns || s->made != now) {
+            drop_slot(lc, s);
+            return NULL;
+        }
+        s->used = ++lc->clock;
+        return nm_file_acquire(s->page);
+    }
+    return NULL;
+}
+
+void nm_listing_cache_put(struct nm_listing_cache *lc, const struct nm_file *dir, const char *path,
+                          struct nm_file *page, int64_t now)
+{
+    if (page->size > lc->max_bytes)
+        return;
+    for (size_t i = 0; i < NM_LISTING_CACHE_MAX; i++)
+        if (lc->slots[i].page && strcmp(lc->slots[i].path, path) == 0)
+            drop_slot(lc, &lc->slots[i]);
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    struct page_slot *free_slot = NULL;
+    for (;;) {
+        struct page_slot *oldest = NULL;
+        free_slot = NULL;
+        for (size_t i = 0; i < NM_LISTING_CACHE_MAX; i++) {
+            struct page_slot *s = &lc->slots[i];
+            if (!s->page)
+                free_slot = free_slot ? free_slot : s;
+            else if (!oldest || s->used < oldest->used)
+                oldest = s;
+        }
+        if (free_slot && lc->bytes + page->size <= lc->max_bytes)
+            break;
+        drop_slot(lc, oldest); /* something is kept, or the page would fit */
+    }
+    *free_slot = (struct page_slot){
+        .page = nm_file_acquire(page),
+        .path = copy,
+        .dev = dir->dev,
+        .ino = dir->ino,
+        .mtime_ns = dir->mtime_ns,
+        .ctime_ns = dir->ctime_ns,
+        .made = now,
+        .used = ++lc->clock,
+    };
+    lc->bytes += page->size;
+}
+
+size_t nm_listing_cache_bytes(const struct nm_listing_cache *lc)
+{
+    return lc->bytes;
 }

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -9,21 +10,29 @@
 
 #include "notmod/json.h"
 
-/* Combined format: '"', '\\', controls and bytes >= 0x7F as \xHH, as nginx and Apache do. */
+/* The marks of a cut field: text the escaping never writes (a lone backslash in Combined, an
+ * escaped U+2026 where valid UTF-8 is written as it is in JSON), so a field that ends with its
+ * mark was cut, whatever the client sent. */
+#define CUT_COMBINED "\\..."
+#define CUT_JSON "\\u2026"
+
+/* Combined format: '"', '\\', controls and bytes >= 0x7F as \xHH, as nginx and Apache do. At most
+ * NM_LOG_FIELD_MAX bytes of escaped text; a longer field ends with the CUT_COMBINED mark. */
 static int put_escaped(struct nm_buf *out, struct nm_slice s)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t written = 0;
     for (size_t i = 0; i < s.len; i++) {
         unsigned char c = (unsigned char)s.ptr[i];
-        int rc;
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-            char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
-            rc = nm_buf_append(out, esc, sizeof(esc));
-        } else {
-            rc = nm_buf_append(out, &s.ptr[i], 1);
-        }
+        bool escape = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+        size_t n = escape ? 4 : 1;
+        if (written + n > NM_LOG_FIELD_MAX)
+            return nm_buf_append_str(out, CUT_COMBINED);
+        char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+        int rc = escape ? nm_buf_append(out, esc, n) : nm_buf_append(out, &s.ptr[i], 1);
         if (rc < 0)
             return rc;
+        written += n;
     }
     return 0;
 }
@@ -31,14 +40,24 @@ static int put_escaped(struct nm_buf *out, struct nm_slice s)
 static int put_json_string(struct nm_buf *out, struct nm_slice s)
 {
     int rc = nm_buf_append(out, "\"", 1);
+    size_t written = 0;
     while (rc == 0 && s.len > 0) {
         /* Room for a piece at a time: a long field does not reserve six times its length. */
         size_t want = s.len * NM_JSON_ESCAPE_MAX;
-        rc = nm_buf_reserve(out, want < 512 ? want : 512);
+        size_t room = NM_LOG_FIELD_MAX - written;
+        want = want < 512 ? want : 512;
+        want = want < room ? want : room;
+        if (want < NM_JSON_ESCAPE_MAX) {
+            rc = nm_buf_append_str(out, CUT_JSON);
+            break;
+        }
+        rc = nm_buf_reserve(out, want);
         if (rc < 0)
             break;
         size_t used;
-        out->len += nm_json_escape(s, out->ptr + out->len, out->cap - out->len, &used);
+        size_t n = nm_json_escape(s, out->ptr + out->len, want, &used);
+        out->len += n;
+        written += n;
         s.ptr += used;
         s.len -= used;
     }

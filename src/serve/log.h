@@ -23,10 +23,17 @@ struct nm_log_entry {
     struct nm_slice etag;
 };
 
+/* Escaped text kept of one field of an access-log line (client bytes can grow 4-6 times when
+ * escaped): a line stays under 16 KiB whatever the request held. */
+#define NM_LOG_FIELD_MAX 2048
+
 /* Appends one line. In Combined format, '"', '\\', controls and bytes >= 0x7F are written as
  * \xHH; in JSON, strings are written by nm_json_escape: valid UTF-8 as it is, controls escaped,
- * and each byte that is not UTF-8 as \udcHH (PEP 383 surrogateescape, reversible). Returns 0 or
- * a buffer error (the line is then not written at all). */
+ * and each byte that is not UTF-8 as \udcHH (PEP 383 surrogateescape, reversible). Each field
+ * keeps at most NM_LOG_FIELD_MAX bytes of escaped text, never splitting an escape; a field cut
+ * there ends with a mark the escaping never writes: a backslash and three dots in Combined
+ * format, the escape \u2026 in JSON. Returns 0 or a buffer error (the line is then not written
+ * at all; the caller counts it). */
 int nm_log_format_access(struct nm_buf *out, enum nm_log_format format,
                          const struct nm_log_entry *e);
 

@@ -2,11 +2,14 @@
  * log, the listeners, the workers; signals (stop, log reopening) and a graceful stop. */
 #include "server.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,6 +407,43 @@ static void reload_config(struct nm_server *s, struct nm_worker **workers, unsig
                  (unsigned long long)g->seq);
 }
 
+/* Descriptors open now: the entries of /proc/self/fd but the one listing them, or, without
+ * /proc, the lowest free number (a lower bound). */
+static unsigned count_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0)
+            return 3;
+        close(fd);
+        return (unsigned)fd;
+    }
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n > 0 ? n - 1 : 0;
+}
+
+/* How many connections all workers may hold together: what RLIMIT_NOFILE leaves once the
+ * descriptors open now and each worker's own two (epoll, wake) are counted, less a reserve for
+ * the files requests open, the logs, the hashing pool and the compressor (1/16 of the limit,
+ * at least 16, at most 1024). Accepting every descriptor the limit allows would leave none to
+ * open a file with: the connections already open would get 503s. At least one connection. */
+static unsigned conn_budget(unsigned n_workers)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY)
+        return 0;
+    uint64_t limit = lim.rlim_cur;
+    uint64_t reserve = limit / 16 < 16 ? 16 : limit / 16 > 1024 ? 1024 : limit / 16;
+    uint64_t used = count_open_fds() + 2ull * n_workers + reserve;
+    if (limit <= used)
+        return 1;
+    return limit - used > UINT_MAX ? UINT_MAX : (unsigned)(limit - used);
+}
+
 /* Sets up and starts every worker; *started counts those whose thread runs. Returns 0 or the
  * first failure (logged). */
 static int start_workers(struct nm_server *s, struct nm_worker **workers, unsigned *started)
@@ -420,6 +460,7 @@ static int start_workers(struct nm_server *s, struct nm_worker **workers, unsign
         .aborts = &s->aborts,
         .config = s->has_config ? &s->config : NULL,
         .metrics = s->metrics,
+        .max_open_conns = conn_budget(s->n_workers),
     };
     atomic_init(&s->shared.stopping, false);
     atomic_init(&s->shared.n_conns, 0);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -10,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "listing.h"
 #include "notmod/date.h"
 
 #define LOG_MAX_BYTES (1u << 20)
+#define LISTINGS_MAX_BYTES (16u << 20) /* listing pages a worker keeps */
 
 int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
                  const struct nm_mime_table *mime, int root_fd)
@@ -33,12 +36,17 @@ int nm_site_init(struct nm_site *site, const struct nm_config *cfg,
         (ssize_t)sizeof(site->boundary_key))
         site->boundary_key = (uint64_t)(uintptr_t)site ^ (uint64_t)time(NULL);
     nm_site_set_time(site, 0);
+    site->listing_renders_left = UINT_MAX;
+    if (nm_listing_cache_new(LISTINGS_MAX_BYTES, &site->listings) < 0)
+        site->listings = NULL; /* listings are then rendered for every request, as they can */
     return nm_filecache_new(cfg, mime, root_fd, &site->files);
 }
 
 void nm_site_cleanup(struct nm_site *site)
 {
     nm_filecache_free(site->files);
+    nm_listing_cache_free(site->listings);
+    site->listings = NULL;
     nm_buf_cleanup(&site->log);
     site->files = NULL;
     if (site->own_root_fd >= 0)

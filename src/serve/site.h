@@ -15,6 +15,8 @@
 #include "mime.h"
 #include "notmod/http1.h"
 
+struct nm_listing_cache;
+
 struct nm_site {
     const struct nm_config *cfg;
     const struct nm_mime_table *mime;
@@ -31,11 +33,19 @@ struct nm_site {
     size_t date_line_len;
     struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
     bool log_enabled;
+    uint64_t log_dropped; /* lines that did not fit in `log`; the worker reports them */
     /* The HTTP/1.1 head being handled: one at a time per worker, so the connections of a worker
      * share it rather than each holding one. */
     struct nm_http1_request scratch;
     uint64_t boundary_key; /* keys multipart boundaries; random at init, tests may fix it */
     struct nm_metrics_worker *metrics; /* this worker's --metrics counters; NULL when off */
+    /* Listing pages made once per directory version (listing.h); NULL when they cannot be kept.
+     * A listing rendered (not found there) takes one of listing_renders_left, and a connection
+     * handles no further request while it is 0: the worker sets it to 1 before it runs a
+     * connection, so one render is what a connection gets per pass of the loop. UINT_MAX (no
+     * bound) after nm_site_init. */
+    struct nm_listing_cache *listings;
+    unsigned listing_renders_left;
 };
 
 /* Sets up a site over an open root directory (not taken: the caller closes it after

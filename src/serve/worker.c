@@ -25,9 +25,11 @@
 #define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
 #define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
-#define ACCEPT_PAUSE_MS 500 /* out of descriptors or memory: accepting waits this long */
-#define H2_READS 4          /* reads of READ_CHUNK an HTTP/2 connection gets per round */
-#define H2_WRITES 64        /* writes an HTTP/2 connection gets per round */
+#define ACCEPT_PAUSE_MS 500  /* out of descriptors or memory: accepting waits this long */
+#define LOG_REPORT_MS 10000  /* lost access-log lines are reported at most this often */
+#define BUDGET_WARN_MS 60000 /* the descriptor bound is reported at most this often */
+#define H2_READS 4           /* reads of READ_CHUNK an HTTP/2 connection gets per round */
+#define H2_WRITES 64         /* writes an HTTP/2 connection gets per round */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
@@ -68,6 +70,7 @@ struct nm_worker {
     const struct nm_listeners *listeners; /* that generation's */
     bool accepting;
     int64_t accept_resume_ms;
+    int64_t budget_warned_ms; /* when the descriptor bound was last reported */
     struct nm_site site;
     bool has_site;
     struct nm_send send;
@@ -79,10 +82,12 @@ struct nm_worker {
      * epoll would not wake them again, so the loop runs them before it next waits. */
     struct sconn *again[MAX_AGAIN];
     unsigned n_again;
-    struct nm_confgen *gen; /* the settings the site serves with; NULL without sh->config */
-    char h2_in[READ_CHUNK]; /* what HTTP/2 connections read, handed to their machine at once */
-    bool log_cut;           /* the last log write stopped inside a line */
-    uint64_t log_dropped;   /* access-log lines dropped because the log could not take them */
+    struct nm_confgen *gen;  /* the settings the site serves with; NULL without sh->config */
+    char h2_in[READ_CHUNK];  /* what HTTP/2 connections read, handed to their machine at once */
+    bool log_cut;            /* the last log write stopped inside a line */
+    uint64_t log_dropped;    /* access-log lines dropped because the log could not take them */
+    uint64_t log_reported;   /* of those and the site's, how many the error log has told */
+    int64_t log_reported_ms; /* when it last told */
 };
 
 int64_t nm_worker_clock_ms(void)
@@ -122,6 +127,21 @@ static void flush_log(struct nm_worker *w)
             w->log_dropped += b->ptr[i] == '\n';
     }
     b->len = 0;
+}
+
+/* Tells the error log how many access-log lines were lost since it last did (a stalled log, or
+ * a buffer that could not take a line), at most every LOG_REPORT_MS, and at the end. */
+static void report_log_drops(struct nm_worker *w, int64_t t, bool final)
+{
+    uint64_t total = w->log_dropped + w->site.log_dropped;
+    if (total == w->log_reported || (!final && t - w->log_reported_ms < LOG_REPORT_MS))
+        return;
+    nm_log_error("access log: %llu lines dropped by worker %u (%llu since it started): the log "
+                 "could not keep up",
+                 (unsigned long long)(total - w->log_reported), w->index,
+                 (unsigned long long)total);
+    w->log_reported = total;
+    w->log_reported_ms = t;
 }
 
 /* ---- connections ---- */
@@ -201,13 +221,36 @@ static void pause_accepting(struct nm_worker *w)
     w->accept_resume_ms = nm_worker_clock_ms() + ACCEPT_PAUSE_MS;
 }
 
-/* Takes one of the cfg->max_conns connection slots all workers share, or returns false. */
+/* How many connections all workers may hold together: cfg->max_conns, and no more than the
+ * descriptors RLIMIT_NOFILE leaves for them, so that a file can still be opened for the
+ * connections already open. */
+static unsigned conn_cap(const struct nm_worker *w)
+{
+    unsigned cap = w->site.cfg->max_conns, fds = w->sh->max_open_conns;
+    return fds && fds < cap ? fds : cap;
+}
+
+/* Takes one of the connection slots all workers share, or returns false. */
 static bool take_slot(struct nm_worker *w)
 {
-    if (atomic_fetch_add(&w->sh->n_conns, 1) < w->site.cfg->max_conns)
+    if (atomic_fetch_add(&w->sh->n_conns, 1) < conn_cap(w))
         return true;
     atomic_fetch_sub(&w->sh->n_conns, 1);
     return false;
+}
+
+/* Stops accepting at the descriptor bound: new connections wait in the listen backlog, and the
+ * tick resumes once one has closed (no accept is tried meanwhile, so nothing spins). */
+static void pause_at_budget(struct nm_worker *w)
+{
+    set_accepting(w, false);
+    int64_t t = nm_worker_clock_ms();
+    if (t - w->budget_warned_ms >= BUDGET_WARN_MS) {
+        w->budget_warned_ms = t;
+        nm_log_error("%u connections hold the descriptors RLIMIT_NOFILE leaves for them: new "
+                     "ones wait until some close",
+                     w->sh->max_open_conns);
+    }
 }
 
 /* A new connection on listener li starts with the TLS handshake on a TLS listener, with a look at
@@ -238,7 +281,10 @@ static void accept_all(struct nm_worker *w, size_t li)
     int lfd = w->listen_fds[li];
     for (;;) {
         if (!take_slot(w)) {
-            set_accepting(w, false);
+            if (conn_cap(w) < w->site.cfg->max_conns)
+                pause_at_budget(w);
+            else
+                set_accepting(w, false);
             return;
         }
         struct sockaddr_storage ss;
@@ -341,12 +387,17 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
         sc->last_io_ms = t;
         got = INPUT_MOVED;
     }
+    if (room < 0) {
+        /* No memory for the input buffer: the request could never be read, so the connection
+         * closes now rather than waiting for its timeout (the client may try again). */
+        close_conn(w, sc);
+        return INPUT_CLOSED;
+    }
     return got;
 }
 
-/* Edge-triggered epoll would not wake a connection that stopped with work left: it is run again
- * before the loop next waits. */
-static void run_later(struct nm_worker *w, struct sconn *sc)
+/* Puts sc on the list of connections run again before the loop next waits. */
+static void run_again(struct nm_worker *w, struct sconn *sc)
 {
     if (!sc->again && w->n_again < MAX_AGAIN) {
         sc->again = true;
@@ -488,7 +539,7 @@ static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
 {
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
-            run_later(w, sc);
+            run_again(w, sc);
             break;
         }
         int in = read_h2(w, sc, t);
@@ -525,9 +576,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
     }
     if (sc->h2)
         return run_h2(w, sc, t);
+    w->site.listing_renders_left = 1;
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
-            run_later(w, sc);
+            run_again(w, sc);
             break;
         }
         enum input in = read_input(w, sc, t);
@@ -538,6 +590,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             close_conn(w, sc);
             return false;
         }
+        if (w->site.log.len > w->site.log.max_cap / 2)
+            flush_log(w); /* many requests in one pass: write before the buffer is full */
         /* Each request's deadline runs from its own first byte: a request answered ends it, and
          * the bytes of the next that came with it start the next one now. */
         if (nm_conn_count_requests(c) != sc->requests_seen) {
@@ -557,6 +611,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         }
         if (nm_conn_is_done(c))
             return finish_conn(w, sc, t);
+        if (w->site.listing_renders_left == 0) {
+            run_again(w, sc); /* it rendered a listing: its next requests wait for the others */
+            break;
+        }
         if (!moved)
             break;
     }
@@ -655,8 +713,14 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             run_conn(w, events[i].data.ptr);
         }
     }
-    for (unsigned k = w->n_again; k > 0 && w->n_again > 0; k--) {
-        struct sconn *sc = w->again[--w->n_again];
+    /* The connections waiting at the start of this round each run once, in order: one that
+     * stops again waits for the next round rather than running ahead of the others. */
+    struct sconn *waiting[MAX_AGAIN];
+    unsigned n_waiting = w->n_again;
+    memcpy(waiting, w->again, n_waiting * sizeof(waiting[0]));
+    w->n_again = 0;
+    for (unsigned k = 0; k < n_waiting; k++) {
+        struct sconn *sc = waiting[k]; /* a run closes only its own connection */
         sc->again = false;
         run_conn(w, sc);
     }
@@ -740,7 +804,8 @@ static void *worker_main(void *arg)
             sweep(w, t, stopping);
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
-            if (!stopping && !w->accepting && atomic_load(&sh->n_conns) < w->site.cfg->max_conns &&
+            report_log_drops(w, t, false);
+            if (!stopping && !w->accepting && atomic_load(&sh->n_conns) < conn_cap(w) &&
                 t >= w->accept_resume_ms)
                 set_accepting(w, true);
             flush_log(w);
@@ -752,9 +817,7 @@ static void *worker_main(void *arg)
     while (w->active)
         close_conn(w, w->active);
     flush_log(w);
-    if (w->log_dropped)
-        nm_log_error("access log: %llu lines dropped by worker %u: the log could not keep up",
-                     (unsigned long long)w->log_dropped, w->index);
+    report_log_drops(w, nm_worker_clock_ms(), true);
     return NULL;
 }
 

@@ -34,9 +34,12 @@ struct nm_worker_shared {
     struct nm_send_aborts *aborts;
     atomic_bool stopping;
     int64_t stop_deadline_ms; /* responses in flight are given until then */
-    /* Open connections of all the workers, at most cfg->max_conns: a worker takes a slot before
-     * it accepts and gives it back when the connection closes. */
+    /* Open connections of all the workers, at most cfg->max_conns and at most max_open_conns (0:
+     * no such bound), so that the descriptors left under RLIMIT_NOFILE stay free for files, the
+     * logs and the hashing pool: a worker takes a slot before it accepts and gives it back when
+     * the connection closes; accepting pauses while none is free. */
     atomic_uint n_conns;
+    unsigned max_open_conns;
     struct nm_metrics *metrics; /* --metrics counters, one set per worker; NULL when off */
 };
 

@@ -278,6 +278,27 @@ def access_log_requests(path, offset=0):
     return [(m.group(1), m.group(2), int(m.group(3))) for m in _LOG_REQUEST.finditer(text)]
 
 
+# ---- a process's resources, from /proc ---------------------------------------------------------
+
+
+def process_cpu_seconds(pid):
+    """User plus system CPU time the process has used, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_rss_bytes(pid):
+    """The process's resident set, in bytes."""
+    with open("/proc/%d/statm" % pid) as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def process_fd_count(pid):
+    """How many descriptors the process has open."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 # ---- servers in processes -----------------------------------------------------------------------
 
 
@@ -404,16 +425,20 @@ class NotmodServer(ServerProcess):
     pipe); the host and port come from its startup line on stderr. With as_nobody it runs as
     nobody from a copy of the binary that every user can reach. The ETag store is
     etag_store_for_tests() (off for nobody, which cannot use it) unless options or defaults say
-    otherwise: with defaults, the server's own default applies (env may set CACHE_DIRECTORY)."""
+    otherwise: with defaults, the server's own default applies (env may set CACHE_DIRECTORY).
+    preexec runs in the child before it starts (resource limits); binary replaces NOTMOD (the
+    release build, for instance)."""
 
     def __init__(self, root, options=(), listen="127.0.0.1:0", as_nobody=False, env=None,
-                 defaults=False):
+                 defaults=False, preexec=None, binary=None):
         super().__init__(root)
         self.options = list(options)
         self.listen = listen
         self.as_nobody = as_nobody
         self.env = dict(env or {})
         self.defaults = defaults
+        self.preexec = preexec
+        self.binary = binary
         self.startup_line = ""
 
     def argv(self, binary):
@@ -435,6 +460,10 @@ class NotmodServer(ServerProcess):
 
     def start(self):
         binary, how = as_user(self.as_nobody)
+        if self.binary:
+            binary = self.binary
+        if self.preexec:
+            how = dict(how, preexec_fn=self.preexec)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         env.update(self.env)
@@ -964,6 +993,47 @@ class SlowServer(TruncatingServer):
             if self.stop.is_set():
                 break
             conn.sendall(b"s" * self.chunk)
+            time.sleep(self.pause)
+
+
+class VersionedServer(RawServer):
+    """Serves `versions[path]`, a list of bodies, turning to the next version of a path on every
+    second request: a 200 streamed in `chunks` pieces with `pause` seconds between them under the
+    ETag tag_of(body), or a 304 when If-None-Match names the version being served."""
+
+    def __init__(self, versions, chunks=8, pause=0.004):
+        super().__init__()
+        self.versions = versions
+        self.chunks, self.pause = chunks, pause
+        self.counts = dict((path, 0) for path in versions)
+
+    @staticmethod
+    def tag_of(body):
+        return '"%s"' % hashlib.sha256(body).hexdigest()[:20]
+
+    def serve(self, conn, head):
+        lines = head.decode("latin-1").split("\r\n")
+        path = lines[0].split(" ")[1]
+        if path not in self.versions:
+            conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            return
+        n = self.counts[path]
+        self.counts[path] = n + 1
+        body = self.versions[path][(n // 2) % len(self.versions[path])]
+        tag = self.tag_of(body)
+        inm = [l.split(":", 1)[1].strip() for l in lines[1:]
+               if l.lower().startswith("if-none-match:")]
+        fields = "ETag: %s\r\nCache-Control: no-cache\r\n" % tag
+        if inm and inm[0] == tag:
+            conn.sendall(("HTTP/1.1 304 Not Modified\r\n%s\r\n" % fields).encode())
+            return
+        conn.sendall(("HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n"
+                      % (len(body), fields)).encode())
+        step = max(1, len(body) // self.chunks)
+        for i in range(0, len(body), step):
+            if self.stop.is_set():
+                break
+            conn.sendall(body[i:i + step])
             time.sleep(self.pause)
 
 

@@ -2,8 +2,10 @@
 revalidation and 304s, RFC 9111 freshness, Vary, §4.3.4 freshening, a server that disappears
 mid-transfer, and bad input."""
 import gzip
+import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -13,7 +15,7 @@ import unittest
 
 from launch import (CannedServer, EtagServer, NginxServer, NotmodServer, PythonHttpServer,
                     RangeServer, RedirectServer, Resource, SlowServer, TruncatingServer,
-                    free_port, notmod_binary, run, shared_tempdir, write_file)
+                    VersionedServer, free_port, notmod_binary, run, shared_tempdir, write_file)
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_UNCHANGED, EXIT_NETWORK, EXIT_HTTP = 0, 1, 2, 3, 4, 5
 BIG = os.urandom(2_100_000)
@@ -645,6 +647,90 @@ class AgainstNotmodServe(GetTestCase):
             self.assertEqual(self.read(self.out), source)
             p = self.get(url, "--no-heuristic")
             self.assertEqual(p.stdout, source)
+
+
+class KilledMidWriteTest(GetTestCase):
+    """notmod get killed with SIGKILL at random points while it downloads and stores (200 kills,
+    0-50 ms after it starts, against a server that alternates versions and streams them slowly):
+    every entry left behind is a whole old or new version, its metadata and body agree, and
+    later runs work."""
+
+    KILLS = 200
+
+    def entries(self):
+        """url -> (ETag, body) of each entry, read from the cache's own files: the metadata's
+        body line names the body file, its length and hash."""
+        out = {}
+        for name in os.listdir(self.cache):
+            if not name.endswith(".meta"):
+                continue
+            with open(os.path.join(self.cache, name), "rb") as f:
+                meta = f.read().decode("latin-1")
+            url = re.search(r"^url (.*)$", meta, re.M).group(1)
+            body_name, length, _ = re.search(r"^body (\S+) (\d+) (\S+)$", meta, re.M).groups()
+            tag = re.search(r"^header ETag: (.*)$", meta, re.M | re.I).group(1)
+            with open(os.path.join(self.cache, body_name), "rb") as f:
+                body = f.read()
+            self.assertEqual(len(body), int(length), url)
+            out[url] = (tag, body)
+        return out
+
+    def check_entries(self, versions, srv):
+        for url, (tag, body) in self.entries().items():
+            path = url[len(srv.url("/")) - 1:]
+            self.assertIn(body, versions[path], "%s: a body that is no version" % url)
+            self.assertEqual(tag, VersionedServer.tag_of(body), "%s: a mix of versions" % url)
+
+    def test_kills_mid_write_leave_whole_entries(self):
+        rng = random.Random(15)
+        versions = dict(("/f%d" % i, [os.urandom(200_000 + 1000 * i + 7 * k) for k in range(2)])
+                        for i in range(3))
+        kinds = {"killed": 0, "finished": 0}
+        with VersionedServer(versions) as srv:
+            # A whole run of each first: the old versions, and how long a run takes, so that the
+            # kills land all along it (start-up, transfer, the writes of the entry).
+            t0 = time.monotonic()
+            for path in sorted(versions):
+                self.assertExit(self.get(srv.url(path), "-o", self.out), EXIT_OK)
+            whole = (time.monotonic() - t0) / len(versions)
+            # Bounded in time too: on a loaded machine a sanitizer build's run takes a second.
+            deadline = time.monotonic() + 75  # the server thread stops accepting at 120 s
+            for k in range(self.KILLS):
+                if time.monotonic() > deadline:
+                    break
+                url = srv.url(rng.choice(sorted(versions)))
+                proc = subprocess.Popen([notmod_binary(), "get", "--cache-dir", self.cache,
+                                         "--no-progress", "-o", self.out, url],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(rng.uniform(0, whole * 1.2))
+                proc.kill()
+                kinds["finished" if proc.wait(10) == 0 else "killed"] += 1
+                if k % 20 == 19:
+                    self.check_entries(versions, srv)
+            self.check_entries(versions, srv)
+            self.assertGreaterEqual(kinds["killed"], 20, kinds)
+            # What the kills left besides the entries, made older than the 10 minutes after
+            # which a later run's commit removes it.
+            left_by_kills = [n for n in os.listdir(self.cache) if not n.endswith(".meta")]
+            old = time.time() - 3600
+            for n in left_by_kills:
+                os.utime(os.path.join(self.cache, n), (old, old))
+            # Later runs work, and each leaves the version the server sent, whole.
+            for path in sorted(versions):
+                p = self.get(srv.url(path), "-o", self.out, "--reload")
+                self.assertExit(p, EXIT_OK)
+                self.assertIn(self.read(self.out), versions[path])
+            self.check_entries(versions, srv)
+            self.assertEqual(len(self.entries()), len(versions))
+            listing = run(["cache", "list", "--cache-dir", self.cache])
+            self.assertExit(listing, EXIT_OK)
+            self.assertNotIn(b"corrupt", listing.stdout)
+        left = [n for n in os.listdir(self.cache) if not n.endswith(".meta")]
+        print("\nget killed: %d kills over runs of %.0f ms, %d runs finished first; %d files "
+              "besides the %d entries' metadata, %d once later runs cleaned up"
+              % (kinds["killed"], whole * 1000, kinds["finished"], len(left_by_kills),
+                 len(versions), len(left)))
+        self.assertEqual(len(left), len(versions), left)  # one body each
 
 
 if __name__ == "__main__":

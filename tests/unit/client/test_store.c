@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/store.h"
@@ -263,4 +264,54 @@ Test(store, opening_a_file_as_the_directory_fails_cleanly)
     fclose(f);
     struct nm_store s2;
     cr_assert_eq(nm_store_open(&s2, path), -ENOTDIR);
+}
+
+/* A file in the cache directory, its mtime age_s seconds ago. */
+static void leave(const char *name, int age_s)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/a/b/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, "left", 4), 4);
+    close(fd);
+    struct timespec ts[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+static bool exists(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/a/b/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+Test(store, a_commit_removes_what_killed_runs_left_untouched_for_ten_minutes)
+{
+    put(URL, "body one", "\"v1\"");
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    char key[NM_STORE_HASH_LEN + 1], orphan[NM_STORE_NAME_MAX], fresh[NM_STORE_NAME_MAX];
+    snprintf(key, sizeof(key), "%.*s", NM_STORE_HASH_LEN, entry->body_name);
+    snprintf(orphan, sizeof(orphan), "%s-00000000000000aa.body", key);
+    snprintf(fresh, sizeof(fresh), "%s-00000000000000bb.body", key);
+    leave("spool-old123.tmp", 3600);
+    leave("meta-old123.tmp", 3600);
+    leave(orphan, 3600);
+    leave("spool-new123.tmp", 5); /* a download in progress */
+    leave(fresh, 5);              /* about to get its metadata */
+    leave("0123456789abcdef0123456789abcdef-00000000000000cc.body", 3600); /* another URL's */
+    leave("notes.txt", 3600);
+    put(URL, "body two", "\"v2\"");
+    cr_expect_not(exists("spool-old123.tmp"));
+    cr_expect_not(exists("meta-old123.tmp"));
+    cr_expect_not(exists(orphan));
+    cr_expect(exists("spool-new123.tmp"));
+    cr_expect(exists(fresh));
+    cr_expect(exists("0123456789abcdef0123456789abcdef-00000000000000cc.body"));
+    cr_expect(exists("notes.txt"));
+    nm_store_entry_cleanup(entry);
+    cr_assert_eq(nm_store_load(&store, URL, entry), 0);
+    char body[64];
+    read_body(body, sizeof(body));
+    cr_assert_str_eq(body, "body two");
 }

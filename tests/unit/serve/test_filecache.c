@@ -387,3 +387,71 @@ Test(filecache, openat2_refused_with_eperm_falls_back_and_still_keeps_to_the_roo
     cr_assert(WIFEXITED(status), "child died: status %d", status);
     cr_expect_eq(WEXITSTATUS(status), 0, "checks failed in the child: 0x%x", WEXITSTATUS(status));
 }
+
+Test(filecache, a_file_deleted_or_renamed_over_after_loading_is_still_its_version)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 5);
+    put("gone", data, n);
+    put("over", data, n);
+    put("new", data, 10);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *gone, *over;
+    cr_assert_eq(nm_filecache_lookup(fc, "/gone", &gone), 0);
+    cr_assert_eq(nm_filecache_lookup(fc, "/over", &over), 0);
+    struct timespec pause = {0, 20 * 1000 * 1000}; /* the ctime moves on the next clock tick */
+    nanosleep(&pause, NULL);
+    cr_assert_eq(unlinkat(root_fd, "gone", 0), 0);
+    cr_assert_eq(renameat(root_fd, "new", root_fd, "over"), 0);
+    cr_expect(nm_file_is_unchanged(gone));
+    cr_expect(nm_file_is_unchanged(over));
+    nm_file_release(gone);
+    nm_file_release(over);
+    nm_filecache_free(fc);
+    free(data);
+}
+
+Test(filecache, a_file_written_after_its_last_name_is_gone_is_a_change)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 6);
+    put("w", data, n);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/w", dir);
+    int wfd = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(wfd, 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/w", &f), 0);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    cr_assert_eq(unlinkat(root_fd, "w", 0), 0);
+    cr_assert_eq(pwrite(wfd, "x", 1, 0), 1);
+    cr_expect_not(nm_file_is_unchanged(f));
+    close(wfd);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    free(data);
+}
+
+Test(filecache, a_file_that_loses_one_of_two_names_is_a_change)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 7);
+    put("a", data, n);
+    cr_assert_eq(linkat(root_fd, "a", root_fd, "b", 0), 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/a", &f), 0);
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    /* Still reachable by a name, so a writer can still open it: the moved ctime counts. */
+    cr_assert_eq(unlinkat(root_fd, "a", 0), 0);
+    cr_expect_not(nm_file_is_unchanged(f));
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    free(data);
+}

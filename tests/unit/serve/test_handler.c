@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,9 +387,27 @@ Test(handler, a_directory_without_index_is_404_unless_listed)
     cr_assert_str_eq(field("Cache-Control"), "no-cache");
     cr_assert_str_eq(field("Content-Type"), "text/html; charset=utf-8");
     cr_assert_eq(fx.resp.n_pieces, 1);
-    cr_assert_null(fx.resp.pieces[0].file, "the listing's bytes, owned by the response");
-    cr_assert_eq(fx.resp.pieces[0].bytes, fx.resp.owned.ptr);
+    const struct nm_file *page = fx.resp.pieces[0].file;
+    cr_assert_not_null(page, "the listing's page, shared by reference, not copied");
+    cr_assert_eq(page->fd, -1);
+    cr_assert_not_null(page->data);
     cr_assert_not_null(strstr(content(), "<a href=\"./a.txt\">a.txt</a>"));
+}
+
+Test(handler, a_listing_is_rendered_once_per_directory_version_and_second)
+{
+    fx.cfg.list_dirs = true;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/docs/");
+    respond(&req);
+    cr_assert_eq(fx.resp.status, 200);
+    const struct nm_file *first = fx.resp.pieces[0].file;
+    cr_assert_not_null(first);
+    struct nm_handler_request head = request(NM_METHOD_HEAD, "/docs/");
+    respond(&head);
+    cr_assert_eq(fx.resp.status, 200);
+    respond(&req);
+    cr_assert_eq(fx.resp.pieces[0].file, first, "the same page, not a new render");
+    cr_assert_eq(fx.site.listing_renders_left, UINT_MAX - 1, "one render counted");
 }
 
 Test(handler, a_listing_revalidates_by_its_tag)

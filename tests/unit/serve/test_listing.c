@@ -151,3 +151,67 @@ Test(listing, a_symlink_out_of_the_directory_is_a_plain_name_without_size_or_dat
     unlink(in);
     unlink(out);
 }
+
+/* A page as the handler makes one: held in memory, one reference, size bytes. */
+static struct nm_file *page_of(size_t size)
+{
+    struct nm_file *p = calloc(1, sizeof(*p));
+    cr_assert_not_null(p);
+    p->refs = 1;
+    p->fd = -1;
+    p->size = size;
+    p->data = calloc(1, size ? size : 1);
+    return p;
+}
+
+Test(listing_cache, a_page_is_found_for_its_path_version_and_second_only)
+{
+    struct nm_listing_cache *lc;
+    cr_assert_eq(nm_listing_cache_new(1 << 20, &lc), 0);
+    struct nm_file dir = {.dev = 1, .ino = 2, .mtime_ns = 3, .ctime_ns = 4};
+    struct nm_file *page = page_of(100);
+    nm_listing_cache_put(lc, &dir, "/d/", page, 50);
+    struct nm_file *got = nm_listing_cache_find(lc, &dir, "/d/", 50);
+    cr_expect_eq(got, page);
+    nm_file_release(got);
+    cr_expect_null(nm_listing_cache_find(lc, &dir, "/other/", 50));
+    struct nm_file moved = dir;
+    moved.mtime_ns = 5;
+    cr_expect_null(nm_listing_cache_find(lc, &moved, "/d/", 50), "a new directory version");
+    nm_listing_cache_put(lc, &dir, "/d/", page, 50);
+    cr_expect_null(nm_listing_cache_find(lc, &dir, "/d/", 51), "a later second");
+    cr_expect_eq(nm_listing_cache_bytes(lc), 0);
+    cr_expect_eq(page->refs, 1, "the cache let its references go");
+    nm_file_release(page);
+    nm_listing_cache_free(lc);
+}
+
+Test(listing_cache, pages_stay_within_the_byte_budget_least_recently_used_first)
+{
+    struct nm_listing_cache *lc;
+    cr_assert_eq(nm_listing_cache_new(1000, &lc), 0);
+    struct nm_file dir = {.dev = 1, .ino = 2};
+    const char *paths[] = {"/a/", "/b/", "/c/"};
+    struct nm_file *pages[3];
+    for (int i = 0; i < 3; i++) {
+        pages[i] = page_of(400);
+        if (i == 2)
+            nm_file_release(nm_listing_cache_find(lc, &dir, "/a/", 7)); /* /a/ used last */
+        nm_listing_cache_put(lc, &dir, paths[i], pages[i], 7);
+        cr_expect_leq(nm_listing_cache_bytes(lc), 1000);
+    }
+    struct nm_file *a = nm_listing_cache_find(lc, &dir, "/a/", 7);
+    cr_expect_eq(a, pages[0]);
+    cr_expect_null(nm_listing_cache_find(lc, &dir, "/b/", 7), "/b/ went first");
+    nm_file_release(a);
+    struct nm_file *huge = page_of(2000);
+    nm_listing_cache_put(lc, &dir, "/huge/", huge, 7);
+    cr_expect_null(nm_listing_cache_find(lc, &dir, "/huge/", 7), "larger than the budget");
+    cr_expect_eq(huge->refs, 1);
+    nm_listing_cache_free(lc);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(pages[i]->refs, 1, "a page outlives the cache while it is held");
+        nm_file_release(pages[i]);
+    }
+    nm_file_release(huge);
+}

@@ -101,6 +101,91 @@ Test(log, a_line_that_does_not_fit_leaves_the_buffer_as_it_was)
     nm_buf_cleanup(&b);
 }
 
+/* Formats e into a fresh buffer; the caller frees b. */
+static void format_into(struct nm_buf *b, enum nm_log_format format, const struct nm_log_entry *e)
+{
+    nm_buf_init(b, 1 << 20);
+    cr_assert_eq(nm_log_format_access(b, format, e), 0);
+}
+
+/* The text between the n-th pair of double quotes that a field opens (1-based) in a line. */
+static struct nm_slice quoted_field(const struct nm_buf *b, int n)
+{
+    const char *p = b->ptr, *end = b->ptr + b->len;
+    for (int i = 1;; i++) {
+        const char *open = memchr(p, '"', (size_t)(end - p));
+        cr_assert_not_null(open);
+        const char *close = memchr(open + 1, '"', (size_t)(end - open - 1));
+        cr_assert_not_null(close);
+        if (i == n)
+            return nm_slice_make(open + 1, (size_t)(close - open - 1));
+        p = close + 1;
+    }
+}
+
+static bool ends_with(struct nm_slice s, const char *tail)
+{
+    size_t n = strlen(tail);
+    return s.len >= n && memcmp(s.ptr + s.len - n, tail, n) == 0;
+}
+
+Test(log, a_combined_field_keeps_at_most_the_field_cap_and_ends_with_the_cut_mark)
+{
+    static char ua[32768];
+    memset(ua, 0xff, sizeof(ua)); /* 4 bytes each once escaped */
+    struct nm_log_entry e = entry();
+    e.user_agent = nm_slice_make(ua, sizeof(ua));
+    e.referer = nm_slice_make(ua, 100);
+    struct nm_buf b;
+    format_into(&b, NM_LOG_COMBINED, &e);
+    struct nm_slice got = quoted_field(&b, 3); /* request line, referer, user agent */
+    cr_expect_leq(got.len, NM_LOG_FIELD_MAX + 4);
+    cr_expect_geq(got.len, NM_LOG_FIELD_MAX - 4);
+    cr_expect(ends_with(got, "\\..."), "%.*s", (int)got.len, got.ptr);
+    cr_expect_eq(memcmp(got.ptr, "\\xff", 4), 0);
+    cr_expect_eq((got.len - 4) % 4, 0, "an escape was split: %zu", got.len);
+    struct nm_slice referer = quoted_field(&b, 2);
+    cr_expect_eq(referer.len, 400, "a short field is whole and unmarked");
+    cr_expect_eq(b.ptr[b.len - 1], '\n');
+    nm_buf_cleanup(&b);
+}
+
+Test(log, a_json_field_keeps_at_most_the_field_cap_and_ends_with_the_escaped_ellipsis)
+{
+    static char ua[32768];
+    memset(ua, 0xff, sizeof(ua)); /* 6 bytes each once escaped */
+    struct nm_log_entry e = entry();
+    e.user_agent = nm_slice_make(ua, sizeof(ua));
+    struct nm_buf b;
+    format_into(&b, NM_LOG_JSON, &e);
+    const char *key = "\"user_agent\":\"";
+    const char *at = memmem(b.ptr, b.len, key, strlen(key));
+    cr_assert_not_null(at);
+    at += strlen(key);
+    const char *close = memchr(at, '"', (size_t)(b.ptr + b.len - at));
+    cr_assert_not_null(close);
+    struct nm_slice got = nm_slice_make(at, (size_t)(close - at));
+    cr_expect_leq(got.len, NM_LOG_FIELD_MAX + 6);
+    cr_expect(ends_with(got, "\\u2026"), "%.*s", (int)got.len, got.ptr);
+    cr_expect_eq((got.len - 6) % 6, 0, "an escape was split: %zu", got.len);
+    cr_expect_eq(memcmp(b.ptr + b.len - 2, "}\n", 2), 0);
+    nm_buf_cleanup(&b);
+}
+
+Test(log, a_line_of_capped_fields_fits_many_times_in_the_worker_buffer)
+{
+    static char big[8192];
+    memset(big, 0xff, sizeof(big));
+    struct nm_log_entry e = entry();
+    e.target = e.referer = e.user_agent = e.method = e.etag = nm_slice_make(big, sizeof(big));
+    for (int f = 0; f < 2; f++) {
+        struct nm_buf b;
+        format_into(&b, f ? NM_LOG_JSON : NM_LOG_COMBINED, &e);
+        cr_expect_lt(b.len, 16384, "%zu bytes", b.len);
+        nm_buf_cleanup(&b);
+    }
+}
+
 static size_t capture_error(const char *message, char *out, size_t cap)
 {
     FILE *tmp = tmpfile();
