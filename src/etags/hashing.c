@@ -155,6 +155,7 @@ void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *o
     out->hashed_bytes = atomic_load(&m->hashed_bytes);
     out->small_files = atomic_load(&m->small_files);
     out->small_bytes = atomic_load(&m->small_bytes);
+    out->from_memo = atomic_load(&m->from_memo);
     out->from_xattr = atomic_load(&m->from_xattr);
     out->from_store = atomic_load(&m->from_store);
     out->from_manifest = atomic_load(&m->from_manifest);
@@ -164,6 +165,9 @@ void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *o
     out->waited_racy = atomic_load(&m->waited_racy);
     out->prehash_files = atomic_load(&m->prehash_files);
     out->prehash_done = atomic_load(&m->prehash_done);
+    pthread_mutex_lock(&m->lock);
+    out->queued = m->demand.n + m->background.n + m->delayed.n;
+    pthread_mutex_unlock(&m->lock);
 }
 
 int nm_hashing_format_stats(const struct nm_hashing_stats *s, char *buf, size_t cap)

@@ -147,6 +147,7 @@ struct nm_hashing_stats {
     uint64_t hashed_bytes;
     uint64_t small_files; /* hashed from memory by the reader that serves them */
     uint64_t small_bytes;
+    uint64_t from_memo;      /* versions found hashed in memory (nm_hashing_find) */
     uint64_t from_xattr;     /* versions whose hash the attribute supplied */
     uint64_t from_store;     /* versions whose hash the store supplied */
     uint64_t from_manifest;  /* manifest entries kept (their bytes checked or to be hashed) */
@@ -156,6 +157,7 @@ struct nm_hashing_stats {
     uint64_t waited_racy;    /* jobs that waited for their version to stop being racy */
     uint64_t prehash_files;  /* files the startup walk looked at */
     bool prehash_done;
+    uint64_t queued; /* jobs waiting to be hashed now (demand, background and delayed) */
 };
 
 void nm_hashing_get_stats(const struct nm_hashing *h, struct nm_hashing_stats *out);

@@ -103,8 +103,8 @@ struct nm_hashing {
     void (*walk_done)(struct nm_hashing *h, void *arg);
     void *walk_done_arg;
 
-    _Atomic uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_xattr, from_store,
-        from_manifest, persisted, persist_failed, discarded, waited_racy, prehash_files;
+    _Atomic uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_memo, from_xattr,
+        from_store, from_manifest, persisted, persist_failed, discarded, waited_racy, prehash_files;
     atomic_bool prehash_done;
 };
 

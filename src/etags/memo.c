@@ -164,6 +164,7 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
     if (e && e->state == NM_MEMO_HASHED && nm__memo_describes(e, v)) {
         *out = e->hash;
         pthread_mutex_unlock(&h->lock);
+        nm__hashing_count(&h->from_memo, 1);
         return 0;
     }
     pthread_mutex_unlock(&h->lock);

@@ -127,17 +127,26 @@ int nm_metrics_format(const struct nm_metrics *m, const struct nm_metrics_gauges
                     "File versions by where their content hash came from.");
         if (rc == 0)
             rc = nm_buf_appendf(out,
+                                "notmod_etag_sources_total{source=\"memory\"} %" PRIu64 "\n"
+                                "notmod_etag_sources_total{source=\"store\"} %" PRIu64 "\n"
                                 "notmod_etag_sources_total{source=\"attribute\"} %" PRIu64 "\n"
                                 "notmod_etag_sources_total{source=\"manifest\"} %" PRIu64 "\n"
                                 "notmod_etag_sources_total{source=\"hashed\"} %" PRIu64 "\n"
                                 "notmod_etag_sources_total{source=\"hashed_in_memory\"} %" PRIu64
                                 "\n",
-                                g->from_xattr, g->from_manifest, g->hashed_files, g->small_files);
+                                g->from_memo, g->from_store, g->from_xattr, g->from_manifest,
+                                g->hashed_files, g->small_files);
         if (rc == 0)
             rc = series(out, "notmod_hashed_bytes_total", "counter", "Bytes read to hash them.");
         if (rc == 0)
             rc = nm_buf_appendf(out, "notmod_hashed_bytes_total %" PRIu64 "\n",
                                 g->hashed_bytes + g->small_bytes);
+        if (rc == 0)
+            rc = series(out, "notmod_hashing_queue_length", "gauge",
+                        "Files waiting to be hashed off the event loop.");
+        if (rc == 0)
+            rc =
+                nm_buf_appendf(out, "notmod_hashing_queue_length %" PRIu64 "\n", g->hashing_queued);
     }
     return rc;
 }

@@ -30,7 +30,8 @@ struct nm_metrics_gauges {
     uint64_t open_connections;
     uint64_t aborted_bodies; /* responses cut because their file changed while sent */
     bool has_hashing;        /* content ETags: the fields below are set */
-    uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_xattr, from_manifest;
+    uint64_t hashed_files, hashed_bytes, small_files, small_bytes, from_memo, from_xattr,
+        from_store, from_manifest, hashing_queued;
 };
 
 /* Counters for n_workers workers, all zero. Returns 0 or -ENOMEM. */
@@ -51,8 +52,9 @@ void nm_metrics_count(struct nm_metrics_worker *w, enum nm_method method, int st
  *   notmod_requests_total{method,code}, notmod_response_bytes_total,
  *   notmod_not_modified_total, notmod_not_modified_saved_bytes_total,
  *   notmod_responses_by_coding_total{coding}, notmod_open_connections,
- *   notmod_aborted_bodies_total, and with hashing notmod_etag_sources_total{source} (attribute,
- *   manifest, hashed, hashed_in_memory) and notmod_hashed_bytes_total.
+ *   notmod_aborted_bodies_total, and with hashing notmod_etag_sources_total{source} (memory,
+ *   store, attribute, manifest, hashed, hashed_in_memory), notmod_hashed_bytes_total and
+ *   notmod_hashing_queue_length.
  * Returns 0 or the buffer's error. */
 int nm_metrics_format(const struct nm_metrics *m, const struct nm_metrics_gauges *g,
                       struct nm_buf *out);

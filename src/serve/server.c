@@ -492,6 +492,9 @@ static void gauges_of(void *arg, struct nm_metrics_gauges *g)
         g->hashed_bytes = st.hashed_bytes;
         g->small_files = st.small_files;
         g->small_bytes = st.small_bytes;
+        g->from_memo = st.from_memo;
+        g->from_store = st.from_store;
+        g->hashing_queued = st.queued;
         g->from_xattr = st.from_xattr;
         g->from_manifest = st.from_manifest;
     }

@@ -118,3 +118,27 @@ Test(hashing, a_full_disk_warns_once_and_pauses_attribute_writes)
     close(a);
     close(b);
 }
+
+Test(hashing, a_version_found_in_memory_is_counted_as_such_and_nothing_is_queued)
+{
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.low_priority = false;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    int a = write_file("m", "abc", 3);
+    struct nm_file_version va, now_v;
+    version_of_fd(a, &va);
+    struct nm_hash128 ha = nm_hashing_hash_bytes("abc", 3), got;
+    nm_hashing_remember(h, a, &va, ha, &now_v);
+    struct nm_hashing_stats st;
+    nm_hashing_get_stats(h, &st);
+    cr_expect_eq(st.from_memo, 0);
+    cr_assert_eq(nm_hashing_find(h, a, &va, &got), 0);
+    cr_assert_eq(nm_hashing_find(h, a, &va, &got), 0);
+    nm_hashing_get_stats(h, &st);
+    cr_expect_eq(st.from_memo, 2);
+    cr_expect_eq(st.queued, 0);
+    nm_hashing_free(h);
+    close(a);
+}

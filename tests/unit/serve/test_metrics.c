@@ -61,16 +61,22 @@ Test(metrics, every_series_has_help_and_type_and_hashing_sources_come_from_the_g
                                   .hashed_bytes = 1000,
                                   .small_files = 5,
                                   .small_bytes = 50,
+                                  .from_memo = 11,
+                                  .from_store = 3,
                                   .from_xattr = 7,
-                                  .from_manifest = 1};
+                                  .from_manifest = 1,
+                                  .hashing_queued = 4};
     struct nm_buf b;
     const char *t = scrape(m, &g, &b);
     expect_line(t, "notmod_requests_total{method=\"GET\",code=\"599\"} 1"); /* out of range */
+    expect_line(t, "notmod_etag_sources_total{source=\"memory\"} 11");
+    expect_line(t, "notmod_etag_sources_total{source=\"store\"} 3");
     expect_line(t, "notmod_etag_sources_total{source=\"attribute\"} 7");
     expect_line(t, "notmod_etag_sources_total{source=\"manifest\"} 1");
     expect_line(t, "notmod_etag_sources_total{source=\"hashed\"} 2");
     expect_line(t, "notmod_etag_sources_total{source=\"hashed_in_memory\"} 5");
     expect_line(t, "notmod_hashed_bytes_total 1050");
+    expect_line(t, "notmod_hashing_queue_length 4");
     /* Every sample's metric has its # TYPE line before it. */
     for (const char *p = t; *p; p = strchr(p, '\n') + 1) {
         if (*p != '#') {
