@@ -137,23 +137,13 @@ static const char *option_name(int val)
     return "?";
 }
 
+/* An amount up to max: digits only (nm_parse_u64). */
 static bool parse_uint(const char *s, long long max, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < 0 || v > max)
+    uint64_t v;
+    if (nm_parse_u64(s, (uint64_t)max, &v) != 0)
         return false;
-    *out = v;
-    return true;
-}
-
-/* A header value we write verbatim must not carry controls: no response splitting. */
-static bool is_safe_value(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
+    *out = (long long)v;
     return true;
 }
 
@@ -195,66 +185,42 @@ static int pick(int opt, const char *arg, const struct choice *choices, int *out
 
 static int set_etag_mode(struct nm_config *cfg, const char *arg)
 {
-    if (strcmp(arg, "content") == 0) {
-        cfg->etag_mode = NM_ETAG_CONTENT;
-    } else if (strcmp(arg, "metadata") == 0) {
-        cfg->etag_mode = NM_ETAG_METADATA;
-    } else if (strcmp(arg, "off") == 0) {
-        cfg->etag_mode = NM_ETAG_OFF;
-    } else if (strncmp(arg, "version:", 8) == 0) {
-        cfg->etag_mode = NM_ETAG_VERSION;
-        if (nm_etag_make_version(nm_slice_from_cstr(arg + 8), cfg->etag_version,
-                                 sizeof(cfg->etag_version)) < 0)
-            return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
-                       "not '%s'",
-                       arg + 8);
-    } else {
+    int rc = nm_config_set_etag_mode(cfg, arg);
+    if (rc == -ERANGE)
+        return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
+                   "not '%s'",
+                   arg + 8);
+    if (rc < 0)
         return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
-    }
     return 0;
 }
 
 /* --precompressed br,zstd,gzip (any order, each at most once) or off. */
 static int set_precompressed(struct nm_config *cfg, const char *arg)
 {
-    cfg->n_precompressed = 0;
-    if (strcmp(arg, "off") == 0)
-        return 0;
-    const char *p = arg;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        enum nm_coding c;
-        if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
-            len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
-            return bad("--precompressed wants a comma list of br, zstd, gzip, or off, not '%s'",
-                       arg);
-        for (size_t i = 0; i < cfg->n_precompressed; i++)
-            if (cfg->precompressed[i] == c)
-                return bad("--precompressed names %s twice in '%s'", nm_coding_name(c), arg);
-        cfg->precompressed[cfg->n_precompressed++] = c;
-        if (!comma)
-            return 0;
-        p = comma + 1;
-    }
+    int rc = nm_config_set_precompressed(cfg, arg);
+    if (rc == -EEXIST)
+        return bad("--precompressed names a coding twice in '%s'", arg);
+    if (rc < 0)
+        return bad("--precompressed wants a comma list of br, zstd, gzip, or off, not '%s'", arg);
+    return 0;
 }
 
 static int add_cache_rule(struct nm_config *cfg, const char *arg)
 {
-    const char *eq = strchr(arg, '=');
-    if (!eq || eq == arg || !eq[1] || !is_safe_value(eq + 1))
-        return bad("--cache-control wants GLOB=VALUE, not '%s'", arg);
-    if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
+    switch (nm_config_add_cache_rule(cfg, arg)) {
+    case 0:
+        return 0;
+    case -EMSGSIZE:
         return bad("--cache-control value longer than %d bytes: '%s'", NM_CACHE_CONTROL_MAX,
-                   eq + 1);
-    if (cfg->n_rules == NM_CONFIG_MAX_RULES)
-        return bad("too many --cache-control rules (at most 64)");
-    struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];
-    r->glob = strndup(arg, (size_t)(eq - arg));
-    r->value = dup_or_die(eq + 1);
-    if (!r->glob)
+                   strchr(arg, '=') + 1);
+    case -ENOSPC:
+        return bad("too many --cache-control rules (at most %d)", NM_CONFIG_MAX_RULES);
+    case -ENOMEM:
         return bad("out of memory");
-    return 0;
+    default:
+        return bad("--cache-control wants GLOB=VALUE, not '%s'", arg);
+    }
 }
 
 /* The options that take an amount: bytes or seconds. Returns 0, or the usage exit status (said)

@@ -86,6 +86,23 @@ void nm_config_init(struct nm_config *cfg);
 /* Frees the strings the config owns. */
 void nm_config_cleanup(struct nm_config *cfg);
 
+/* Option values, parsed into cfg (nothing changes on failure).
+ * --cache-control GLOB=VALUE: a non-empty glob, '=', a non-empty value without control
+ * characters (it is written verbatim into responses). Returns 0, -EINVAL for another form,
+ * -EMSGSIZE for a value over NM_CACHE_CONTROL_MAX bytes, -ENOSPC past NM_CONFIG_MAX_RULES
+ * rules, or -ENOMEM. */
+int nm_config_add_cache_rule(struct nm_config *cfg, const char *arg);
+
+/* --etag content, metadata, off or version:STRING. Returns 0, -EINVAL for another word, or
+ * -ERANGE for a STRING that nm_etag_make_version refuses (1 to 78 visible ASCII characters,
+ * no '"'). */
+int nm_config_set_etag_mode(struct nm_config *cfg, const char *arg);
+
+/* --precompressed: a comma list of br, zstd, gzip (the codings' names, each at most once, in
+ * the server's order of preference) or "off". Returns 0, -EINVAL for another form, or -EEXIST
+ * for a coding named twice. */
+int nm_config_set_precompressed(struct nm_config *cfg, const char *arg);
+
 /* The Cache-Control value for a URL path: the first matching rule, else "max-age=N" when
  * max_age is set, else "no-cache" (always revalidate, cheap with 304s). */
 const char *nm_config_cache_control(const struct nm_config *cfg, const char *path, char *buf,

@@ -6,8 +6,10 @@
 #include "config.h"
 #include "conn.h"
 #include "filecache.h"
+#include "listen.h"
 #include "log.h"
 #include "mime.h"
+#include "send.h"
 #include "server.h"
 #include "site.h"
 
