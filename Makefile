@@ -1,9 +1,9 @@
-# The front door: make run, make test, make build, make fuzz.
+# The front door: make run, make test, make build, make fuzz (make fuzz-long for a campaign).
 FUZZ_SECONDS ?= 20
 PORT ?= 8080
 
-.PHONY: all deps test-deps bench-deps build release release-check test run fuzz bench soak format \
-	clean install
+.PHONY: all deps test-deps bench-deps build release release-check tsan test run fuzz fuzz-long bench \
+	soak format clean install
 
 all: build
 
@@ -31,9 +31,17 @@ release-check: test-deps
 	cmake --preset release-check >/dev/null
 	cmake --build --preset release-check
 
+# The server's integration suites (conditional, lifecycle, variants, fly, etags) under ThreadSanitizer:
+# workers, the hashing pool, the memo, the access log and the variants cache are shared by threads.
+tsan: test-deps
+	cmake --preset tsan >/dev/null
+	cmake --build --preset tsan
+	ctest --preset tsan
+
 test: build release-check tests/browser/node_modules
 	ctest --preset dev
 	ctest --preset release-check
+	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory fuzz
 
 # playwright-core for the Chromium tests, at the version package-lock.json pins.
@@ -56,6 +64,10 @@ fuzz: test-deps
 		cmake --preset fuzz >/dev/null && cmake --build --preset fuzz && \
 		scripts/fuzz-run build/fuzz $(FUZZ_SECONDS); \
 	else echo "fuzz: clang's libFuzzer is not installed; corpora were replayed by ctest"; fi
+
+# Ten minutes per target (docs/testing.md): FUZZ_SECONDS=N make fuzz for another length.
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=600
 
 bench: release bench-deps
 	bench/run.sh

@@ -1,6 +1,8 @@
 /* Fuzzes the HTTP/1.1 request-head parser and the chunked decoder: slices stay inside the input,
  * results are deterministic, no proper prefix of a head parses, and the decoder never consumes
- * more than it was given nor depends on how its input is split. */
+ * more than it was given nor depends on how its input is split. Each input is parsed under small
+ * limits (reached by short inputs) and under the server's defaults (an 8 KiB target, a 32 KiB
+ * head: scripts/fuzz-run gives this target a -max_len beyond them). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,7 +13,11 @@
 #include "notmod/http1.h"
 #include "notmod/token.h"
 
-static const struct nm_http1_limits limits = {.max_target_bytes = 128, .max_head_bytes = 1024};
+static const struct nm_http1_limits small_limits = {.max_target_bytes = 128,
+                                                    .max_head_bytes = 1024};
+/* The defaults of src/serve/config.c. */
+static const struct nm_http1_limits server_limits = {.max_target_bytes = 8192,
+                                                     .max_head_bytes = 32768};
 
 static void check(bool ok)
 {
@@ -44,14 +50,15 @@ static void check_inside(struct nm_slice s, const char *buf, size_t head)
     check(s.ptr >= buf && s.len <= head && (size_t)(s.ptr - buf) <= head - s.len);
 }
 
-static void check_request(const struct nm_http1_request *r, const char *buf, size_t head)
+static void check_request(const struct nm_http1_request *r, const char *buf, size_t head,
+                          const struct nm_http1_limits *limits)
 {
     check(r->method_token.len > 0);
     check_inside(r->method_token, buf, head);
     for (size_t i = 0; i < r->method_token.len; i++)
         check(nm_token_is_tchar((unsigned char)r->method_token.ptr[i]));
     check(r->method == nm_method_from_token(r->method_token));
-    check(r->target.len > 0 && r->target.len <= limits.max_target_bytes);
+    check(r->target.len > 0 && r->target.len <= limits->max_target_bytes);
     check_inside(r->target, buf, head);
     for (size_t i = 0; i < r->target.len; i++) {
         unsigned char c = (unsigned char)r->target.ptr[i];
@@ -137,27 +144,29 @@ static void check_chunked(const char *buf, size_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Checks one parse of buf under `limits`; `prefix_step` spaces the proper prefixes tried (1: all
+ * of them; larger for long heads, whose every prefix would cost a quadratic time). */
+static void check_limits(const char *buf, size_t size, const struct nm_http1_limits *limits,
+                         size_t prefix_step)
 {
-    const char *buf = (const char *)data;
     static struct nm_http1_request r1, r2, rp;
     const char *reason = NULL;
 
-    int rc = nm_http1_parse_request(buf, size, &limits, &r1, &reason);
+    int rc = nm_http1_parse_request(buf, size, limits, &r1, &reason);
     if (rc < 0) {
         check(is_request_error(rc));
         check(reason != NULL && reason[0] != '\0');
     } else if (rc == 0) {
-        check(size < limits.max_head_bytes);
+        check(size < limits->max_head_bytes);
     } else {
-        check((size_t)rc <= size && (size_t)rc <= limits.max_head_bytes);
+        check((size_t)rc <= size && (size_t)rc <= limits->max_head_bytes);
         check(buf[rc - 1] == '\n');
-        check_request(&r1, buf, (size_t)rc);
+        check_request(&r1, buf, (size_t)rc, limits);
     }
 
     /* Determinism: no hidden state between calls. */
     const char *reason2 = NULL;
-    int again = nm_http1_parse_request(buf, size, &limits, &r2, &reason2);
+    int again = nm_http1_parse_request(buf, size, limits, &r2, &reason2);
     check(again == rc);
     if (rc < 0)
         check(reason2 == reason);
@@ -165,17 +174,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(same_request(&r1, &r2));
 
     if (rc <= 0)
-        return 0;
+        return;
 
     /* The head is self-delimiting: exactly its bytes give the same parse, and no shorter prefix
-     * parses at all. */
-    again = nm_http1_parse_request(buf, (size_t)rc, &limits, &r2, &reason2);
+     * parses at all (the last bytes before the end are always among those tried). */
+    again = nm_http1_parse_request(buf, (size_t)rc, limits, &r2, &reason2);
     check(again == rc);
     check(same_request(&r1, &r2));
-    for (size_t k = 0; k < (size_t)rc; k++)
-        check(nm_http1_parse_request(buf, k, &limits, &rp, &reason2) <= 0);
+    for (size_t k = 0; k<(size_t)rc; k += (size_t)rc - k> 8 ? prefix_step : 1)
+        check(nm_http1_parse_request(buf, k, limits, &rp, &reason2) <= 0);
 
-    if (r1.chunked)
+    if (r1.chunked && limits == &small_limits)
         check_chunked(buf + rc, size - (size_t)rc);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *buf = (const char *)data;
+    check_limits(buf, size, &small_limits, 1);
+    check_limits(buf, size, &server_limits, size / 256 + 1);
     return 0;
 }

@@ -349,24 +349,13 @@ static void print_table(const struct nm_probe_report *r, const char *title)
  * more than once. Returns 0, or -EINVAL when the value is malformed or there are too many. */
 static int parse_backends(struct opts *o, const char *arg)
 {
-    size_t len = strlen(arg), before = o->n_backends;
+    size_t len = strlen(arg);
     if (len >= sizeof(o->backends_buf) - o->backends_used)
         return -EINVAL;
     char *copy = o->backends_buf + o->backends_used;
     memcpy(copy, arg, len + 1);
     o->backends_used += len + 1;
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *colon = strrchr(t, ':');
-        char *end;
-        if (!colon || colon == t)
-            return -EINVAL;
-        long port = strtol(colon + 1, &end, 10);
-        if (*end || port <= 0 || port > 65535 || o->n_backends == MAX_BACKENDS)
-            return -EINVAL;
-        o->backends[o->n_backends++] = t;
-    }
-    return o->n_backends > before ? 0 : -EINVAL;
+    return nm_client_parse_backends(copy, o->backends, MAX_BACKENDS, &o->n_backends);
 }
 
 /* Returns 0 to go on, 1 after --help, or -EINVAL after saying what is wrong. */

@@ -100,44 +100,19 @@ static void usage(FILE *out)
         "  130  interrupted\n");
 }
 
-static int parse_header_opt(const char *arg, struct nm_http1_field *h)
-{
-    const char *colon = strchr(arg, ':');
-    if (!colon || colon == arg)
-        return -EINVAL;
-    for (const char *p = arg; p < colon; p++)
-        if (!nm_token_is_tchar((unsigned char)*p))
-            return -EINVAL;
-    for (const char *p = colon + 1; *p; p++)
-        if (*p == '\r' || *p == '\n')
-            return -EINVAL;
-    h->name = nm_slice_make(arg, (size_t)(colon - arg));
-    h->value = nm_slice_trim_ows(nm_slice_from_cstr(colon + 1));
-    static const char *const managed[] = {"If-None-Match",       "If-Modified-Since", "If-Match",
-                                          "If-Unmodified-Since", "If-Range",          "Range"};
-    for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++)
-        if (nm_slice_case_eq(h->name, nm_slice_from_cstr(managed[i])))
-            return -EPERM;
-    return 0;
-}
-
 static int parse_seconds(const char *s, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0 || v > 86400)
+    uint64_t v;
+    if (nm_parse_u64(s, 86400, &v) != 0 || v == 0)
         return -EINVAL;
-    *out = v;
+    *out = (long)v;
     return 0;
 }
 
 static int parse_bytes(const char *s, uint64_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || v == 0)
+    uint64_t v;
+    if (nm_parse_u64(s, UINT64_MAX, &v) != 0 || v == 0)
         return -EINVAL;
     *out = v;
     return 0;
@@ -149,7 +124,7 @@ static int add_header_opt(struct opts *o, const char *arg)
         fprintf(stderr, "notmod get: at most %d -H options\n", MAX_REQ_HEADERS);
         return -EINVAL;
     }
-    int rc = parse_header_opt(arg, &o->req[o->n_req]);
+    int rc = nm_client_parse_header_option(arg, &o->req[o->n_req]);
     if (rc == -EPERM) {
         fprintf(stderr,
                 "notmod get: -H '%s': conditional and Range headers are sent by notmod get "

@@ -189,23 +189,13 @@ static const char *option_name(int val)
     return "?";
 }
 
+/* An amount up to max: digits only (nm_parse_u64). */
 static bool parse_uint(const char *s, long long max, long long *out)
 {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || errno || v < 0 || v > max)
+    uint64_t v;
+    if (nm_parse_u64(s, (uint64_t)max, &v) != 0)
         return false;
-    *out = v;
-    return true;
-}
-
-/* A header value we write verbatim must not carry controls: no response splitting. */
-static bool is_safe_value(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
+    *out = (long long)v;
     return true;
 }
 
@@ -247,13 +237,14 @@ static int pick(int opt, const char *arg, const struct choice *choices, int *out
 
 static int set_etag_mode(struct nm_config *cfg, const char *arg)
 {
-    if (nm_config_set_etag(cfg, arg) == 0)
-        return 0;
-    if (strncmp(arg, "version:", 8) == 0)
+    int rc = nm_config_set_etag_mode(cfg, arg);
+    if (rc == -ERANGE)
         return bad("--etag version:STRING wants 1 to 78 visible ASCII characters without '\"', "
                    "not '%s'",
                    arg + 8);
-    return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
+    if (rc < 0)
+        return bad("--etag wants content, metadata, version:STRING or off, not '%s'", arg);
+    return 0;
 }
 
 /* --precompressed br,zstd,gzip (any order, each at most once) or off. */
@@ -269,20 +260,19 @@ static int set_precompressed(struct nm_config *cfg, const char *arg)
 
 static int add_cache_rule(struct nm_config *cfg, const char *arg)
 {
-    const char *eq = strchr(arg, '=');
-    if (!eq || eq == arg || !eq[1] || !is_safe_value(eq + 1))
-        return bad("--cache-control wants GLOB=VALUE, not '%s'", arg);
-    if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
+    switch (nm_config_add_cache_rule(cfg, arg)) {
+    case 0:
+        return 0;
+    case -EMSGSIZE:
         return bad("--cache-control value longer than %d bytes: '%s'", NM_CACHE_CONTROL_MAX,
-                   eq + 1);
-    if (cfg->n_rules == NM_CONFIG_MAX_RULES)
-        return bad("too many --cache-control rules (at most 64)");
-    struct nm_cache_rule *r = &cfg->rules[cfg->n_rules++];
-    r->glob = strndup(arg, (size_t)(eq - arg));
-    r->value = dup_or_die(eq + 1);
-    if (!r->glob)
+                   strchr(arg, '=') + 1);
+    case -ENOSPC:
+        return bad("too many --cache-control rules (at most %d)", NM_CONFIG_MAX_RULES);
+    case -ENOMEM:
         return bad("out of memory");
-    return 0;
+    default:
+        return bad("--cache-control wants GLOB=VALUE, not '%s'", arg);
+    }
 }
 
 /* --tls-cert and --tls-key belong to the --listen before them. */

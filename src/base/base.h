@@ -6,5 +6,6 @@
 #include "buf.h"
 #include "dir.h"
 #include "hash.h"
+#include "num.h"
 
 #endif

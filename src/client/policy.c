@@ -142,17 +142,17 @@ static bool number(struct nm_slice s, size_t *i, uint64_t *out)
     size_t start = *i;
     uint64_t v = 0;
     while (*i < s.len && s.ptr[*i] >= '0' && s.ptr[*i] <= '9') {
-        if (v > (UINT64_MAX - 9) / 10)
+        uint64_t d = (uint64_t)(s.ptr[*i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
             return false;
-        v = v * 10 + (uint64_t)(s.ptr[*i] - '0');
+        v = v * 10 + d;
         (*i)++;
     }
     *out = v;
     return *i > start;
 }
 
-/* RFC 9110 §14.4: Content-Range = "bytes" SP first "-" last "/" complete-length. */
-static bool content_range(struct nm_slice s, uint64_t *first, uint64_t *last, uint64_t *complete)
+bool nm_policy_content_range(struct nm_slice s, uint64_t *first, uint64_t *last, uint64_t *complete)
 {
     size_t i = 6;
     if (s.len < 6 || memcmp(s.ptr, "bytes ", 6) != 0)
@@ -170,7 +170,7 @@ bool nm_policy_accepts_206(const struct nm_store_entry *partial, const struct nm
     bool is_etag;
     uint64_t first, last, complete;
     struct nm_field cr = nm_cachectl_field(h, n, "Content-Range", l, 2);
-    if (cr.n_lines != 1 || !content_range(cr.lines[0], &first, &last, &complete) ||
+    if (cr.n_lines != 1 || !nm_policy_content_range(cr.lines[0], &first, &last, &complete) ||
         first != partial->body_len || last != complete - 1 || has_content_coding(h, n) ||
         !strong_validator(partial->headers, partial->n_headers, now, &had, &is_etag))
         return false;

@@ -77,6 +77,12 @@ size_t nm_policy_resume_conditions(const struct nm_store_entry *partial, int64_t
                                    char range[NM_POLICY_RANGE_MAX],
                                    struct nm_http1_field out[NM_POLICY_MAX_RESUME]);
 
+/* Reads a Content-Range value of a 206 (RFC 9110 §14.4): "bytes" SP first "-" last "/"
+ * complete-length, decimal numbers that fit in 64 bits, nothing around them. True, with the three
+ * numbers, only when first <= last < complete; an unsatisfied-range ("bytes * / N") is false. */
+bool nm_policy_content_range(struct nm_slice s, uint64_t *first, uint64_t *last,
+                             uint64_t *complete);
+
 /* Whether a 206 with header lines h continues partial body `partial`: Content-Range
  * "bytes N-L/C" with N = partial->body_len and L = C - 1, no Content-Encoding, and the validator
  * If-Range carried equal to the 206's (ETag by strong comparison, else Last-Modified by equal

@@ -123,6 +123,20 @@ static bool valid_file_name(const char *s)
     return true;
 }
 
+static bool valid_hash(const char *s)
+{
+    size_t n = 0;
+    for (; (s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f'); n++)
+        ;
+    return n == NM_STORE_HASH_LEN && s[n] == '\0';
+}
+
+/* The times a metadata file holds: the 18 digits parse_i64 reads. */
+static bool valid_time(int64_t t)
+{
+    return t >= 0 && t < INT64_C(1000000000000000000);
+}
+
 static bool parse_i64(struct nm_slice s, int64_t *out)
 {
     if (s.len == 0 || s.len > 18)
@@ -161,8 +175,7 @@ static bool starts(struct nm_slice line, const char *word, struct nm_slice *rest
     return true;
 }
 
-/* Parses the metadata text in e->text. Returns 0 or -EBADMSG. */
-static int parse_meta(struct nm_store_entry *e)
+int nm_store_meta_parse(struct nm_store_entry *e)
 {
     struct nm_slice text = nm_buf_slice(&e->text);
     size_t pos = 0, lineno = 0;
@@ -209,7 +222,7 @@ static int parse_meta(struct nm_store_entry *e)
             unsigned long long len;
             char extra;
             if (sscanf(tmp, "%63s %llu %40s %c", name, &len, hash, &extra) != 3 ||
-                strlen(hash) != NM_STORE_HASH_LEN || !valid_file_name(name))
+                !valid_hash(hash) || !valid_file_name(name))
                 return -EBADMSG;
             snprintf(e->body_name, sizeof(e->body_name), "%s", name);
             memcpy(e->body_hash, hash, NM_STORE_HASH_LEN + 1);
@@ -247,7 +260,7 @@ static int load_meta_file(struct nm_store *s, const char *name, struct nm_store_
     rc = read_all(fd, &e->text);
     close(fd);
     if (rc == 0)
-        rc = parse_meta(e);
+        rc = nm_store_meta_parse(e);
     if (rc == 0) {
         /* The body must exist with the recorded size. */
         int bfd = nm_store_body_open(s, e);
@@ -414,9 +427,11 @@ static int append_header(struct nm_buf *b, const char *kind, const struct nm_htt
                           (int)h->value.len, h->value.ptr);
 }
 
-static int render_meta(const struct nm_store_entry *e, struct nm_buf *b)
+int nm_store_meta_render(const struct nm_store_entry *e, struct nm_buf *b)
 {
-    if (e->url.len == 0 || !valid_value(e->url) || !valid_file_name(e->body_name))
+    if (e->url.len == 0 || !valid_value(e->url) || !valid_file_name(e->body_name) ||
+        e->status < 100 || e->status > 999 || !valid_time(e->request_time) ||
+        !valid_time(e->response_time) || !valid_hash(e->body_hash))
         return -EINVAL;
     int rc = nm_buf_appendf(b,
                             META_MAGIC "\nurl %.*s\nstatus %d\nrequest-time %" PRId64
@@ -485,7 +500,7 @@ static int save_meta(struct nm_store *s, const struct nm_store_entry *e)
     snprintf(name, sizeof(name), "%s.meta", key);
     struct nm_buf b;
     nm_buf_init(&b, NM_STORE_MAX_META_BYTES);
-    int rc = render_meta(e, &b);
+    int rc = nm_store_meta_render(e, &b);
     if (rc == 0)
         rc = write_atomic(s, name, nm_buf_slice(&b));
     nm_buf_cleanup(&b);

@@ -97,6 +97,18 @@ int nm_store_commit(struct nm_store *s, struct nm_store_entry *e, struct nm_stor
 /* Rewrites e's metadata (freshening after a 304), atomically; the body file is kept. */
 int nm_store_save(struct nm_store *s, const struct nm_store_entry *e);
 
+/* The metadata file's text, for nm_store_load and nm_store_save and their tests: parses e->text
+ * (filled by the caller) into e's other fields, its slices borrowing from e->text. Returns 0, or
+ * -EBADMSG for text that is not a whole, well-formed metadata file. */
+int nm_store_meta_parse(struct nm_store_entry *e);
+
+/* Appends e's metadata text to b; what it writes parses back to an entry equal to e. Returns 0,
+ * -EINVAL for an entry that cannot be stored (an empty URL, a body name that is not a file name
+ * of the store, a body hash that is not NM_STORE_HASH_LEN lowercase hex digits, a status outside
+ * 100..999, a time outside 0..10^18-1, a header name that is not a token, a value with CR, LF or
+ * NUL), or -EMSGSIZE / -ENOMEM from b. */
+int nm_store_meta_render(const struct nm_store_entry *e, struct nm_buf *b);
+
 /* Deletes the entry for url and its body. Returns 0, -ENOENT, or a negative errno. */
 int nm_store_remove(struct nm_store *s, const char *url);
 

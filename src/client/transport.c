@@ -59,14 +59,12 @@ struct exchange {
     int head_err;
     int body_err;
     int progress_err;
-    size_t head_lines; /* lines of the current head in resp->head, its status line included */
-    bool head_done;
+    struct nm_client_head head;
 };
 
 /* Parses the head collected in r->head at its empty line. Returns 0, or -EBADMSG. */
-static int end_head(struct exchange *x)
+static int end_head(struct nm_client_head *hd, struct nm_client_response *r)
 {
-    struct nm_client_response *r = x->resp;
     struct nm_http1_response h;
     if (nm_http1_parse_response(r->head.ptr, r->head.len, r->headers, NM_CLIENT_MAX_HEADERS, &h) <=
         0)
@@ -74,40 +72,44 @@ static int end_head(struct exchange *x)
     if (nm_http1_response_is_interim(&h)) {
         /* RFC 9110 §15.2: an interim response's fields are not the final ones. */
         r->head.len = 0;
-        x->head_lines = 0;
+        hd->lines = 0;
         return 0;
     }
     r->n_headers = h.n_fields;
     size_t n = h.reason.len < sizeof(r->reason) ? h.reason.len : sizeof(r->reason) - 1;
     memcpy(r->reason, h.reason.ptr, n);
     r->reason[n] = '\0';
-    x->head_done = true;
+    hd->status = h.status;
+    hd->done = true;
     r->response_time = now_s();
     return 0;
 }
 
-/* libcurl hands over each line of each head it reads: interim 1xx heads, a proxy's answer to
- * CONNECT and the final head each begin with a status line. */
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+int nm_client_head_line(struct nm_client_head *hd, struct nm_client_response *r,
+                        struct nm_slice line)
 {
-    struct exchange *x = ud;
-    struct nm_client_response *r = x->resp;
-    size_t len = size * nmemb;
-    struct nm_slice line = nm_slice_make(data, len);
-    while (line.len > 0 && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r'))
+    bool status_line = line.len >= 5 && memcmp(line.ptr, "HTTP/", 5) == 0;
+    if (line.len > 0 && line.ptr[line.len - 1] == '\n')
         line.len--;
-    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+    if (line.len > 0 && line.ptr[line.len - 1] == '\r')
+        line.len--;
+    /* RFC 9112 §2.2: a bare CR is refused, never taken for a line end (trimming a folded line
+     * would otherwise bring one to its end). */
+    if (memchr(line.ptr, '\r', line.len) != NULL)
+        return -EBADMSG;
+    if (status_line) {
         r->head.len = 0;
         r->n_headers = 0;
         r->reason[0] = '\0';
-        x->head_lines = 0;
-        x->head_done = false;
-    } else if (x->head_done) {
+        hd->lines = 0;
+        hd->done = false;
+        hd->status = 0;
+    } else if (hd->done) {
         /* RFC 9110 §6.5.1: trailer fields are kept apart from the header section. */
-        return len;
+        return 0;
     }
     int rc;
-    if (line.len > 0 && nm_token_is_ows((unsigned char)line.ptr[0]) && x->head_lines > 1) {
+    if (line.len > 0 && nm_token_is_ows((unsigned char)line.ptr[0]) && hd->lines > 1) {
         /* obs-fold: RFC 9112 §5.2 has a user agent replace it with SP before parsing. */
         r->head.len--;
         line = nm_slice_trim_ows(line);
@@ -116,12 +118,21 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
             rc = nm_buf_append(&r->head, line.ptr, line.len);
     } else {
         rc = nm_buf_append(&r->head, line.ptr, line.len);
-        x->head_lines++;
+        hd->lines++;
     }
     if (rc == 0)
         rc = nm_buf_append(&r->head, "\n", 1);
     if (rc == 0 && line.len == 0)
-        rc = end_head(x);
+        rc = end_head(hd, r);
+    return rc;
+}
+
+/* libcurl hands over each line of each head it reads. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct exchange *x = ud;
+    size_t len = size * nmemb;
+    int rc = nm_client_head_line(&x->head, x->resp, nm_slice_make(data, len));
     if (rc < 0) {
         x->head_err = rc;
         return 0;
@@ -296,7 +307,7 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
     resp->request_time = now_s();
     resp->response_time = resp->request_time;
     CURLcode code = curl_easy_perform(easy);
-    if (x.head_done) {
+    if (x.head.done) {
         long status = 0;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = (int)status;
@@ -320,7 +331,7 @@ int nm_client_perform(struct nm_client *c, const struct nm_client_request *req,
         snprintf(resp->error, sizeof(resp->error), "%s",
                  errbuf[0] ? errbuf : curl_easy_strerror(code));
     }
-    if (rc < 0 && !x.head_done)
+    if (rc < 0 && !x.head.done)
         resp->status = 0;
 
 out:
@@ -474,6 +485,47 @@ out:
     curl_slist_free_all(conn);
     nm_buf_cleanup(&req);
     return rc;
+}
+
+int nm_client_parse_header_option(const char *arg, struct nm_http1_field *h)
+{
+    const char *colon = strchr(arg, ':');
+    if (!colon || colon == arg)
+        return -EINVAL;
+    for (const char *p = arg; p < colon; p++)
+        if (!nm_token_is_tchar((unsigned char)*p))
+            return -EINVAL;
+    /* RFC 9110 §5.5: field values hold no control characters but HTAB. */
+    for (const char *p = colon + 1; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return -EINVAL;
+    h->name = nm_slice_make(arg, (size_t)(colon - arg));
+    h->value = nm_slice_trim_ows(nm_slice_from_cstr(colon + 1));
+    static const char *const managed[] = {"If-None-Match",       "If-Modified-Since", "If-Match",
+                                          "If-Unmodified-Since", "If-Range",          "Range"};
+    for (size_t i = 0; i < sizeof(managed) / sizeof(managed[0]); i++)
+        if (nm_slice_case_eq(h->name, nm_slice_from_cstr(managed[i])))
+            return -EPERM;
+    return 0;
+}
+
+int nm_client_parse_backends(char *list, const char **out, size_t cap, size_t *n)
+{
+    size_t before = *n;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(t, ':');
+        uint64_t port;
+        if (!colon || colon == t || nm_parse_u64(colon + 1, 65535, &port) != 0 || port == 0 ||
+            *n == cap) {
+            *n = before;
+            return -EINVAL;
+        }
+        out[(*n)++] = t;
+    }
+    if (*n == before)
+        return -EINVAL;
+    return 0;
 }
 
 int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_field *hdrs,

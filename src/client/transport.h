@@ -91,12 +91,44 @@ int nm_client_raw(const char *url, const char *connect_to, const char *method,
                   const struct nm_http1_field *headers, size_t n_headers, long timeout_ms,
                   struct nm_buf *out, char error[NM_CLIENT_ERROR_MAX]);
 
+/* A response head received line by line, as libcurl's header callback receives it. */
+struct nm_client_head {
+    size_t lines; /* lines of the current head in resp->head, its status line included */
+    int status;   /* the final head's status code once done */
+    bool done;    /* the final head ended: the lines after it are trailer fields */
+};
+
+/* Takes one line of a response head (with or without its CRLF or LF) into r->head, for a zeroed
+ * hd and an initialized r. A line beginning "HTTP/" starts a new head: interim 1xx heads, a
+ * proxy's answer to CONNECT and the final head each do. An obs-fold continuation line is joined
+ * to the line before with one SP (RFC 9112 §5.2). The empty line ends the head: it is parsed
+ * into r->headers (borrowing from r->head, whose lines then end in LF and hold no CR), r->reason
+ * and hd->status, and hd->done is set, unless it was interim (RFC 9110 §15.2), which is
+ * forgotten. Lines after the final head (trailer fields, RFC 9110 §6.5.1) change nothing.
+ * Returns 0, -EBADMSG for a head that is not a valid HTTP/1.x response head or a line with a CR
+ * other than the one before its LF (RFC 9112 §2.2), or -EMSGSIZE when
+ * the head exceeds NM_CLIENT_MAX_HEAD_BYTES, or -ENOMEM. */
+int nm_client_head_line(struct nm_client_head *hd, struct nm_client_response *r,
+                        struct nm_slice line);
+
 /* Splits a raw response with nm_http1_parse_response: status code, header lines (borrowing from
  * raw, at most cap; more are dropped) and the length of the header section including its empty
  * line. Returns 0, or -EBADMSG when raw does not start with a complete, well-formed HTTP/1.x
  * status line and header section (an interim 1xx head counts as one). */
 int nm_client_parse_response(struct nm_slice raw, int *status, struct nm_http1_field *hdrs,
                              size_t cap, size_t *n_hdrs, size_t *head_len);
+
+/* A -H "Name: value" option of get and check: a token name, a value without control
+ * characters other than HTAB (trimmed of surrounding whitespace; h borrows from arg). Returns 0,
+ * -EINVAL for another form, or -EPERM for a field the tools send themselves (If-None-Match,
+ * If-Modified-Since, If-Match, If-Unmodified-Since, If-Range, Range). */
+int nm_client_parse_header_option(const char *arg, struct nm_http1_field *h);
+
+/* A --backends value: HOST:PORT items separated by commas (empty items skipped), each a
+ * non-empty host and a port of digits only, 1 to 65535. Cuts `list` at its commas in place and
+ * appends the items to out[*n..cap). Returns 0, or -EINVAL (with *n as it was) for a malformed
+ * item, no item, or more than cap in all. */
+int nm_client_parse_backends(char *list, const char **out, size_t cap, size_t *n);
 
 /* The content codings this libcurl decodes, as a list for Accept-Encoding
  * ("deflate, gzip, br, zstd" or a part of it), the value libcurl sends for CURLOPT_ACCEPT_ENCODING

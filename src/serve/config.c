@@ -81,6 +81,80 @@ void nm_config_cleanup(struct nm_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* A header value written verbatim must not carry controls: no response splitting. */
+static bool is_safe_value(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+int nm_config_add_cache_rule(struct nm_config *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || !eq[1] || !is_safe_value(eq + 1))
+        return -EINVAL;
+    if (strlen(eq + 1) > NM_CACHE_CONTROL_MAX)
+        return -EMSGSIZE;
+    if (cfg->n_rules == NM_CONFIG_MAX_RULES)
+        return -ENOSPC;
+    char *glob = strndup(arg, (size_t)(eq - arg)), *value = strdup(eq + 1);
+    if (!glob || !value) {
+        free(glob);
+        free(value);
+        return -ENOMEM;
+    }
+    cfg->rules[cfg->n_rules++] = (struct nm_cache_rule){.glob = glob, .value = value};
+    return 0;
+}
+
+int nm_config_set_etag_mode(struct nm_config *cfg, const char *arg)
+{
+    if (strcmp(arg, "content") == 0) {
+        cfg->etag_mode = NM_ETAG_CONTENT;
+    } else if (strcmp(arg, "metadata") == 0) {
+        cfg->etag_mode = NM_ETAG_METADATA;
+    } else if (strcmp(arg, "off") == 0) {
+        cfg->etag_mode = NM_ETAG_OFF;
+    } else if (strncmp(arg, "version:", 8) == 0) {
+        char tag[sizeof(cfg->etag_version)];
+        if (nm_etag_make_version(nm_slice_from_cstr(arg + 8), tag, sizeof(tag)) < 0)
+            return -ERANGE;
+        memcpy(cfg->etag_version, tag, sizeof(tag));
+        cfg->etag_mode = NM_ETAG_VERSION;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int nm_config_set_precompressed(struct nm_config *cfg, const char *arg)
+{
+    enum nm_coding list[NM_CODING_COUNT];
+    size_t n = 0;
+    if (strcmp(arg, "off") != 0) {
+        for (const char *p = arg;;) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            enum nm_coding c;
+            if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
+                len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
+                return -EINVAL;
+            for (size_t i = 0; i < n; i++)
+                if (list[i] == c)
+                    return -EEXIST;
+            list[n++] = c;
+            if (!comma)
+                break;
+            p = comma + 1;
+        }
+    }
+    memcpy(cfg->precompressed, list, n * sizeof(list[0]));
+    cfg->n_precompressed = n;
+    return 0;
+}
+
 static bool rule_matches(const char *glob, const char *path)
 {
     if (strchr(glob, '/'))
@@ -150,54 +224,6 @@ int nm_config_set_etag_store(struct nm_config *cfg, const char *text)
     cfg->etag_store = dir                          ? NM_ETAG_STORE_DIR
                       : strcmp(text, "xattr") == 0 ? NM_ETAG_STORE_XATTR
                                                    : NM_ETAG_STORE_OFF;
-    return 0;
-}
-
-int nm_config_set_etag(struct nm_config *cfg, const char *text)
-{
-    static const struct {
-        const char *word;
-        enum nm_etag_mode mode;
-    } words[] = {
-        {"content", NM_ETAG_CONTENT}, {"metadata", NM_ETAG_METADATA}, {"off", NM_ETAG_OFF}};
-    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (strcmp(text, words[i].word) == 0) {
-            cfg->etag_mode = words[i].mode;
-            return 0;
-        }
-    }
-    char tag[NM_ETAG_MAX + 1];
-    if (strncmp(text, "version:", 8) != 0 ||
-        nm_etag_make_version(nm_slice_from_cstr(text + 8), tag, sizeof(tag)) < 0)
-        return -EINVAL;
-    cfg->etag_mode = NM_ETAG_VERSION;
-    memcpy(cfg->etag_version, tag, sizeof(tag));
-    return 0;
-}
-
-int nm_config_set_precompressed(struct nm_config *cfg, const char *text)
-{
-    enum nm_coding list[NM_CODING_COUNT];
-    size_t n = 0;
-    if (strcmp(text, "off") != 0) {
-        for (const char *p = text;;) {
-            const char *comma = strchr(p, ',');
-            size_t len = comma ? (size_t)(comma - p) : strlen(p);
-            enum nm_coding c;
-            if (nm_coding_parse(nm_slice_make(p, len), &c) < 0 || c == NM_CODING_IDENTITY ||
-                len != strlen(nm_coding_name(c)) || strncmp(p, nm_coding_name(c), len) != 0)
-                return -EINVAL;
-            for (size_t i = 0; i < n; i++)
-                if (list[i] == c)
-                    return -EEXIST;
-            list[n++] = c;
-            if (!comma)
-                break;
-            p = comma + 1;
-        }
-    }
-    memcpy(cfg->precompressed, list, n * sizeof(list[0]));
-    cfg->n_precompressed = n;
     return 0;
 }
 

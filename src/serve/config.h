@@ -165,23 +165,32 @@ void nm_config_init(struct nm_config *cfg);
 /* Frees the strings the config owns. */
 void nm_config_cleanup(struct nm_config *cfg);
 
+/* Option values, parsed into cfg (nothing changes on failure).
+ * --cache-control GLOB=VALUE: a non-empty glob, '=', a non-empty value without control
+ * characters (it is written verbatim into responses). Returns 0, -EINVAL for another form,
+ * -EMSGSIZE for a value over NM_CACHE_CONTROL_MAX bytes, -ENOSPC past NM_CONFIG_MAX_RULES
+ * rules, or -ENOMEM. */
+int nm_config_add_cache_rule(struct nm_config *cfg, const char *arg);
+
+/* --etag content, metadata, off or version:STRING. Returns 0, -EINVAL for another word, or
+ * -ERANGE for a STRING that nm_etag_make_version refuses (1 to 78 visible ASCII characters,
+ * no '"'). */
+int nm_config_set_etag_mode(struct nm_config *cfg, const char *arg);
+
+/* --precompressed: a comma list of br, zstd, gzip (the codings' names, each at most once, in
+ * the server's order of preference) or "off". Returns 0, -EINVAL for another form, or -EEXIST
+ * for a coding named twice. */
+int nm_config_set_precompressed(struct nm_config *cfg, const char *arg);
+
+/* --etag-store: where content hashes are remembered, "xattr", "off" or a directory. Returns 0,
+ * -EINVAL for an empty text, or -ENOMEM. */
+int nm_config_set_etag_store(struct nm_config *cfg, const char *text);
+
 /* The Cache-Control value for a URL path: the first matching --cache-control rule, else the
  * first matching path rule that sets cache_control, else "max-age=N" when
  * max_age is set, else "no-cache" (always revalidate, cheap with 304s). */
 const char *nm_config_cache_control(const struct nm_config *cfg, const char *path, char *buf,
                                     size_t cap);
-
-/* Sets the ETag mode from its text: content, metadata, off, or version:STRING (1 to 78 visible
- * ASCII characters without '"'). Returns 0 or -EINVAL (cfg unchanged). */
-int nm_config_set_etag(struct nm_config *cfg, const char *text);
-
-/* Sets where content hashes are remembered from "xattr", "off" or a directory. Returns 0,
- * -EINVAL for an empty text, or -ENOMEM. */
-int nm_config_set_etag_store(struct nm_config *cfg, const char *text);
-
-/* Sets the precompressed codings from "br,zstd,gzip" (any order, each at most once) or "off".
- * Returns 0, -EINVAL for a word that is not a coding, -EEXIST for a coding named twice. */
-int nm_config_set_precompressed(struct nm_config *cfg, const char *text);
 
 /* Whether a header field name may be set by a rule: a token (RFC 9110 §5.1) that is not one of
  * the fields the server owns (framing, validators, codings, Date, Connection, ...). Returns NULL

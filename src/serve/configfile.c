@@ -376,7 +376,7 @@ static void set_top(struct reader *r, const config_setting_t *s)
             cfg->workers = (unsigned)v;
     } else if (strcmp(name, "etag") == 0) {
         const char *t = get_string(r, s);
-        if (t && nm_config_set_etag(cfg, t) < 0)
+        if (t && nm_config_set_etag_mode(cfg, t) < 0)
             say(r, true, s,
                 "etag wants \"content\", \"metadata\", \"version:STRING\" (1 to 78 visible "
                 "characters without '\"') or \"off\", not \"%s\"",

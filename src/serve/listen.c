@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/base.h"
 #include "systemd.h"
 
 static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -66,42 +67,63 @@ static int add_address(struct nm_listeners *s, const char *spec, size_t index, b
     return 0;
 }
 
+int nm_listen_parse(const char *spec, struct nm_listen_spec *out)
+{
+    memset(out, 0, sizeof(*out));
+    const char *port;
+    size_t host_len;
+    const char *host;
+    out->bracketed = spec[0] == '[';
+    if (out->bracketed) {
+        const char *close = strchr(spec, ']');
+        if (!close || close[1] != ':')
+            return -EINVAL;
+        host = spec + 1;
+        host_len = (size_t)(close - host);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(spec, ':');
+        if (!colon)
+            return -EINVAL;
+        host = spec;
+        host_len = (size_t)(colon - spec);
+        port = colon + 1;
+    }
+    uint64_t p;
+    if (host_len >= sizeof(out->host) || nm_parse_u64(port, 65535, &p) != 0)
+        return -EINVAL;
+    memcpy(out->host, host, host_len);
+    out->host[host_len] = '\0';
+    out->port = (uint16_t)p;
+    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons(out->port)};
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons(out->port)};
+    if (!out->bracketed &&
+        inet_pton(AF_INET, out->host[0] ? out->host : "0.0.0.0", &in4.sin_addr) == 1) {
+        memcpy(&out->addr, &in4, sizeof(in4));
+        out->addr_len = sizeof(in4);
+    } else if (inet_pton(AF_INET6, out->host, &in6.sin6_addr) == 1) {
+        memcpy(&out->addr, &in6, sizeof(in6));
+        out->addr_len = sizeof(in6);
+    } else if (out->bracketed || !out->host[0]) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* Adds the addresses of one --listen value, HOST:PORT or [IPv6]:PORT: a numeric host as it is,
  * an empty one as 0.0.0.0, and a host name as every address it resolves to. */
 static int add_listen(struct nm_listeners *s, const char *spec, size_t index, char *err,
                       size_t err_cap)
 {
-    char host[256];
-    const char *port;
-    bool bracketed = spec[0] == '[';
-    if (bracketed) {
-        const char *close = strchr(spec, ']');
-        if (!close || close[1] != ':' || (size_t)(close - spec - 1) >= sizeof(host))
-            goto invalid;
-        memcpy(host, spec + 1, (size_t)(close - spec - 1));
-        host[close - spec - 1] = '\0';
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(spec, ':');
-        if (!colon || (size_t)(colon - spec) >= sizeof(host))
-            goto invalid;
-        memcpy(host, spec, (size_t)(colon - spec));
-        host[colon - spec] = '\0';
-        port = colon + 1;
+    struct nm_listen_spec ps;
+    if (nm_listen_parse(spec, &ps) != 0) {
+        snprintf(err, err_cap, "invalid listen address '%s' (want HOST:PORT or [IPv6]:PORT)", spec);
+        return -EINVAL;
     }
-    char *end;
-    errno = 0;
-    long p = strtol(port, &end, 10);
-    if (!*port || *end || errno || p < 0 || p > 65535)
-        goto invalid;
-    struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p)};
-    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p)};
-    if (!bracketed && inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &in4.sin_addr) == 1)
-        return add_address(s, spec, index, false, &in4, sizeof(in4), err, err_cap);
-    if (inet_pton(AF_INET6, host, &in6.sin6_addr) == 1)
-        return add_address(s, spec, index, false, &in6, sizeof(in6), err, err_cap);
-    if (bracketed)
-        goto invalid;
+    if (ps.addr_len)
+        return add_address(s, spec, index, false, &ps.addr, ps.addr_len, err, err_cap);
+    const char *host = ps.host;
+    long p = ps.port;
 
     /* A host name: AI_PASSIVE is moot with a host given; AI_ADDRCONFIG is left out so that
      * "localhost" means ::1 too on a host with only loopback IPv6. */
@@ -133,9 +155,6 @@ static int add_listen(struct nm_listeners *s, const char *spec, size_t index, ch
     }
     freeaddrinfo(res);
     return rc;
-invalid:
-    snprintf(err, err_cap, "invalid listen address '%s' (want HOST:PORT or [IPv6]:PORT)", spec);
-    return -EINVAL;
 }
 
 /* One listening socket for l. Linux lets sockets share an address and port only when every one

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -28,6 +29,21 @@ struct nm_listeners {
     size_t n;
     unsigned n_workers; /* sockets per listener */
 };
+
+/* A --listen value taken apart, before any name is resolved. */
+struct nm_listen_spec {
+    char host[256];               /* without brackets; empty for "any IPv4 address" */
+    bool bracketed;               /* "[IPv6]:PORT" */
+    uint16_t port;                /* 0: the kernel picks */
+    struct sockaddr_storage addr; /* the address with the port, when host is numeric */
+    socklen_t addr_len;           /* 0 for a host name, to be resolved */
+};
+
+/* Splits HOST:PORT (at the last ':', so an unbracketed IPv6 address takes the port after it),
+ * [IPv6]:PORT or :PORT (any IPv4 address). The port is decimal digits only, 0 to 65535; a
+ * bracketed host must be an IPv6 address; host names are left to resolve. Resolves nothing
+ * and allocates nothing. Returns 0 or -EINVAL. */
+int nm_listen_parse(const char *spec, struct nm_listen_spec *out);
 
 /* Resolves every cfg->listen value (which must outlive ls) and binds n_workers listening sockets
  * (non-blocking, close-on-exec) for each address. Port 0 takes the port the kernel picks for the

@@ -8,8 +8,10 @@
 #include "conn.h"
 #include "filecache.h"
 #include "h2.h"
+#include "listen.h"
 #include "log.h"
 #include "mime.h"
+#include "send.h"
 #include "server.h"
 #include "site.h"
 

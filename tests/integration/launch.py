@@ -34,7 +34,8 @@ STOP_TIMEOUT_S = 20.0
 RUN_TIMEOUT_S = 60
 IO_TIMEOUT_S = 10.0
 HTTP_TIMEOUT_S = 30.0
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior")
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "UndefinedBehavior",
+                   "ThreadSanitizer")
 
 _STARTUP = re.compile(r"^notmod: serving (.+) on (https?://\S+?)(?:, https?://\S+?)* \(")
 _ADDRESS = re.compile(r"https?://(\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)/")

@@ -366,6 +366,28 @@ struct accept_row {
     bool want;
 };
 
+Test(policy, a_content_range_is_bytes_first_last_complete_within_the_length)
+{
+    uint64_t f, l, c;
+    cr_assert(nm_policy_content_range(nm_slice_from_cstr("bytes 0-4/10"), &f, &l, &c));
+    cr_assert(f == 0 && l == 4 && c == 10);
+    cr_assert(nm_policy_content_range(
+        nm_slice_from_cstr("bytes 18446744073709551614-18446744073709551614/18446744073709551615"),
+        &f, &l, &c));
+    const char *bad[] = {"bytes *"
+                         "/10",
+                         "bytes 5-4/10",
+                         "bytes 0-10/10",
+                         "bytes 0-4/10 ",
+                         "Bytes 0-4/10",
+                         "bytes 0-4/"
+                         "*",
+                         "bytes -4/10",
+                         "bytes 0-4/18446744073709551616"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert(!nm_policy_content_range(nm_slice_from_cstr(bad[i]), &f, &l, &c), "%s", bad[i]);
+}
+
 Test(policy, a_206_is_accepted_only_when_it_continues_the_partial_body_of_the_same_version)
 {
     static const struct accept_row rows[] = {

@@ -315,3 +315,51 @@ Test(store, a_commit_removes_what_killed_runs_left_untouched_for_ten_minutes)
     read_body(body, sizeof(body));
     cr_assert_str_eq(body, "body two");
 }
+
+Test(store, metadata_text_rendered_from_an_entry_parses_back_to_an_equal_entry)
+{
+    static struct nm_store_entry e, back;
+    nm_store_entry_init(&e);
+    nm_store_entry_init(&back);
+    e.url = nm_slice_from_cstr("http://h/a b");
+    e.status = 203;
+    e.request_time = 5;
+    e.response_time = 999999999999999999;
+    e.body_len = UINT64_MAX;
+    snprintf(e.body_hash, sizeof(e.body_hash), "%s", "0123456789abcdef0123456789abcdef");
+    snprintf(e.body_name, sizeof(e.body_name), "%s", "x.body");
+    e.headers[0] = (struct nm_http1_field){NM_SLICE_LIT("ETag"), NM_SLICE_LIT(" \"a\"")};
+    e.n_headers = 1;
+    e.request[0] = (struct nm_http1_field){NM_SLICE_LIT("Accept"), NM_SLICE_LIT("")};
+    e.n_request = 1;
+    cr_assert_eq(nm_store_meta_render(&e, &back.text), 0);
+    cr_assert_eq(nm_store_meta_parse(&back), 0);
+    cr_assert(nm_slice_eq(back.url, e.url));
+    cr_assert_eq(back.status, 203);
+    cr_assert_eq(back.response_time, e.response_time);
+    cr_assert_eq(back.body_len, UINT64_MAX);
+    cr_assert(nm_slice_eq(back.headers[0].value, NM_SLICE_LIT(" \"a\"")));
+    cr_assert_eq(back.n_request, 1);
+    nm_store_entry_cleanup(&back);
+    nm_store_entry_cleanup(&e);
+}
+
+Test(store, an_entry_the_metadata_text_cannot_hold_is_refused_with_einval)
+{
+    static struct nm_store_entry e;
+    nm_store_entry_init(&e);
+    e.url = nm_slice_from_cstr("http://h/");
+    snprintf(e.body_name, sizeof(e.body_name), "%s", "x.body");
+    e.status = 200;
+    snprintf(e.body_hash, sizeof(e.body_hash), "%s", "0123456789ABCDEF0123456789abcdef");
+    cr_assert_eq(nm_store_meta_render(&e, &e.text), -EINVAL, "not lowercase hex");
+    snprintf(e.body_hash, sizeof(e.body_hash), "%s", "0123456789abcdef0123456789abcdef");
+    e.request_time = -1;
+    cr_assert_eq(nm_store_meta_render(&e, &e.text), -EINVAL, "a negative time");
+    e.request_time = 0;
+    e.status = 1000;
+    cr_assert_eq(nm_store_meta_render(&e, &e.text), -EINVAL, "a status of four digits");
+    e.status = 200;
+    cr_assert_eq(nm_store_meta_render(&e, &e.text), 0);
+    nm_store_entry_cleanup(&e);
+}

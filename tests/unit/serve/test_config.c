@@ -100,39 +100,6 @@ Test(config, an_overlong_max_age_stops_short_of_overflow)
     cr_expect_lt(v, INT64_MAX);
 }
 
-Test(config, etag_modes_are_set_from_their_text_and_a_bad_one_changes_nothing)
-{
-    struct nm_config cfg;
-    nm_config_init(&cfg);
-    cr_expect_eq(nm_config_set_etag(&cfg, "metadata"), 0);
-    cr_expect_eq(cfg.etag_mode, NM_ETAG_METADATA);
-    cr_expect_eq(nm_config_set_etag(&cfg, "version:v1.2"), 0);
-    cr_expect_eq(cfg.etag_mode, NM_ETAG_VERSION);
-    cr_expect_str_eq(cfg.etag_version, "\"v1.2\"");
-    cr_expect_eq(nm_config_set_etag(&cfg, "version:"), -EINVAL);
-    cr_expect_eq(nm_config_set_etag(&cfg, "weak"), -EINVAL);
-    cr_expect_eq(cfg.etag_mode, NM_ETAG_VERSION);
-    cr_expect_eq(nm_config_set_etag(&cfg, "off"), 0);
-    cr_expect_eq(cfg.etag_mode, NM_ETAG_OFF);
-    nm_config_cleanup(&cfg);
-}
-
-Test(config, precompressed_lists_keep_their_order_and_refuse_repeats_and_unknown_codings)
-{
-    struct nm_config cfg;
-    nm_config_init(&cfg);
-    cr_expect_eq(nm_config_set_precompressed(&cfg, "zstd,gzip"), 0);
-    cr_assert_eq(cfg.n_precompressed, 2);
-    cr_expect_eq(cfg.precompressed[0], NM_CODING_ZSTD);
-    cr_expect_eq(nm_config_set_precompressed(&cfg, "br,br"), -EEXIST);
-    cr_expect_eq(nm_config_set_precompressed(&cfg, "br,identity"), -EINVAL);
-    cr_expect_eq(nm_config_set_precompressed(&cfg, "gz"), -EINVAL);
-    cr_expect_eq(cfg.n_precompressed, 2);
-    cr_expect_eq(nm_config_set_precompressed(&cfg, "off"), 0);
-    cr_expect_eq(cfg.n_precompressed, 0);
-    nm_config_cleanup(&cfg);
-}
-
 Test(config, fields_the_server_owns_and_names_that_are_not_tokens_are_refused)
 {
     static const char *const owned[] = {"content-length", "Transfer-Encoding", "ETag",
@@ -212,5 +179,59 @@ Test(config, the_etag_store_is_a_directory_xattr_or_off_and_never_empty)
     cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_XATTR);
     cr_expect_eq(nm_config_set_etag_store(&cfg, "off"), 0);
     cr_expect_eq(cfg.etag_store, NM_ETAG_STORE_OFF);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, a_cache_control_rule_is_glob_equals_a_safe_capped_value)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_assert_eq(nm_config_add_cache_rule(&cfg, "*.css=max-age=60, immutable"), 0);
+    cr_assert_str_eq(cfg.rules[0].glob, "*.css");
+    cr_assert_str_eq(cfg.rules[0].value, "max-age=60, immutable");
+    const char *bad[] = {"no-equals", "=no-glob", "glob=", "a=x\r\nSet-Cookie: y", "a=\x7f"};
+    for (size_t i = 0; i < N_OF(bad); i++)
+        cr_assert_eq(nm_config_add_cache_rule(&cfg, bad[i]), -EINVAL, "%s", bad[i]);
+    char long_rule[NM_CACHE_CONTROL_MAX + 8] = "a=";
+    memset(long_rule + 2, 'x', NM_CACHE_CONTROL_MAX + 1);
+    long_rule[NM_CACHE_CONTROL_MAX + 3] = '\0';
+    cr_assert_eq(nm_config_add_cache_rule(&cfg, long_rule), -EMSGSIZE);
+    while (cfg.n_rules < NM_CONFIG_MAX_RULES)
+        cr_assert_eq(nm_config_add_cache_rule(&cfg, "x=no-store"), 0);
+    cr_assert_eq(nm_config_add_cache_rule(&cfg, "y=no-store"), -ENOSPC);
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, etag_modes_are_four_words_and_a_version_must_make_a_strong_tag)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_assert_eq(nm_config_set_etag_mode(&cfg, "metadata"), 0);
+    cr_assert_eq(cfg.etag_mode, NM_ETAG_METADATA);
+    cr_assert_eq(nm_config_set_etag_mode(&cfg, "version:v1"), 0);
+    cr_assert_eq(cfg.etag_mode, NM_ETAG_VERSION);
+    cr_assert_str_eq(cfg.etag_version, "\"v1\"");
+    cr_assert_eq(nm_config_set_etag_mode(&cfg, "version:a\"b"), -ERANGE);
+    cr_assert_eq(nm_config_set_etag_mode(&cfg, "version:"), -ERANGE);
+    cr_assert_eq(nm_config_set_etag_mode(&cfg, "Content"), -EINVAL);
+    cr_assert_eq(cfg.etag_mode, NM_ETAG_VERSION, "a refused value changes nothing");
+    cr_assert_str_eq(cfg.etag_version, "\"v1\"");
+    nm_config_cleanup(&cfg);
+}
+
+Test(config, precompressed_is_a_list_of_coding_names_each_once_or_off)
+{
+    struct nm_config cfg;
+    nm_config_init(&cfg);
+    cr_assert_eq(nm_config_set_precompressed(&cfg, "gzip,br"), 0);
+    cr_assert_eq(cfg.n_precompressed, 2);
+    cr_assert_eq(cfg.precompressed[0], NM_CODING_GZIP);
+    cr_assert_eq(nm_config_set_precompressed(&cfg, "br,br"), -EEXIST);
+    const char *bad[] = {"", "br,", "BR", "identity", "x-gzip", "br zstd"};
+    for (size_t i = 0; i < N_OF(bad); i++)
+        cr_assert_eq(nm_config_set_precompressed(&cfg, bad[i]), -EINVAL, "%s", bad[i]);
+    cr_assert_eq(cfg.n_precompressed, 2, "a refused value changes nothing");
+    cr_assert_eq(nm_config_set_precompressed(&cfg, "off"), 0);
+    cr_assert_eq(cfg.n_precompressed, 0);
     nm_config_cleanup(&cfg);
 }

@@ -190,3 +190,23 @@ Test(listen, a_reload_that_cannot_bind_leaves_the_previous_set_as_it_was)
     bad.n_listen = 0;
     nm_config_cleanup(&bad);
 }
+
+Test(listen, a_listen_value_splits_into_host_and_a_port_of_digits_without_resolving)
+{
+    struct nm_listen_spec s;
+    cr_assert_eq(nm_listen_parse("127.0.0.1:8080", &s), 0);
+    cr_assert_eq(s.port, 8080);
+    cr_assert_eq(s.addr.ss_family, AF_INET);
+    cr_assert_eq(nm_listen_parse("[::1]:0", &s), 0);
+    cr_assert_eq(s.addr.ss_family, AF_INET6);
+    cr_assert(s.bracketed);
+    cr_assert_eq(nm_listen_parse(":80", &s), 0);
+    cr_assert_eq(s.addr.ss_family, AF_INET, "no host: any IPv4 address");
+    cr_assert_eq(nm_listen_parse("no-such-host.invalid:80", &s), 0);
+    cr_assert_eq(s.addr_len, 0, "a name is left to resolve");
+    cr_assert_str_eq(s.host, "no-such-host.invalid");
+    const char *bad[] = {"8080",   "a:",        "a: 80",        "a:+80", "a:-0",   "a:65536",
+                         "a:0x50", "[::1]8080", "[1.2.3.4]:80", "[]:80", "[::1:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        cr_assert_eq(nm_listen_parse(bad[i], &s), -EINVAL, "%s", bad[i]);
+}
