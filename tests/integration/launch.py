@@ -239,6 +239,19 @@ def parse_http_date(s):
     return calendar.timegm(time.strptime(s, "%a, %d %b %Y %H:%M:%S GMT"))
 
 
+def blocks_sigterm(pid):
+    """Whether the process's main thread has SIGTERM blocked now (the server blocks it before it
+    sets anything up, and takes it with sigwait from then on)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("SigBlk:"):
+                    return int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)) != 0
+    except OSError:
+        pass
+    return False
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """The first true value predicate returns within timeout, else its value at the end."""
     deadline = time.monotonic() + timeout

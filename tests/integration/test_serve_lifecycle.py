@@ -14,7 +14,7 @@ import time
 import unittest
 
 from launch import (NOTMOD, Conn, NotmodServer, ServerTestCase, Site, fetch, get_request,
-                    etag_store_for_tests, require_binary, run, wait_until)
+                    blocks_sigterm, etag_store_for_tests, require_binary, run, wait_until)
 
 HEADER_TIMEOUT_S = 10.0
 BIG_BYTES = 64 << 20
@@ -760,7 +760,9 @@ class CommandLine(unittest.TestCase):
                                      stderr=subprocess.PIPE,
                                      env=dict(os.environ, CACHE_DIRECTORY=etag_store_for_tests()))
                 try:
-                    time.sleep(1.0)
+                    # SIGTERM before the server blocks it would kill it outright.
+                    wait_until(lambda: p.poll() is not None or blocks_sigterm(p.pid), 20, 0.02)
+                    time.sleep(0.5)
                     p.send_signal(signal.SIGTERM)
                     out, err = p.communicate(timeout=15)
                 finally:
