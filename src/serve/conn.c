@@ -312,6 +312,8 @@ static void collect_request(const struct nm_http1_request *h, struct handler_inp
 static void count_response(struct nm_conn *c, const struct nm_http1_request *h,
                            const struct nm_response *resp)
 {
+    if (!c->site->metrics)
+        return; /* no field scan per request when nothing counts it */
     nm_metrics_count(c->site->metrics, h ? h->method : NM_METHOD_OTHER, resp->status,
                      nm_response_coding(resp), resp->content_bytes, resp->unsent_bytes);
 }

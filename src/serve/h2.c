@@ -522,8 +522,10 @@ static int answer(struct nm_h2 *h, struct stream *s)
         s->responded = true;
     }
     log_request(h, s, &resp);
-    nm_metrics_count(h->site->metrics, nm_method_from_token(first_line(s, L_METHOD)), resp.status,
-                     nm_response_coding(&resp), resp.content_bytes, resp.unsent_bytes);
+    if (h->site->metrics)
+        nm_metrics_count(h->site->metrics, nm_method_from_token(first_line(s, L_METHOD)),
+                         resp.status, nm_response_coding(&resp), resp.content_bytes,
+                         resp.unsent_bytes);
     nm_response_cleanup(&resp);
     /* An answered request pays for a frame of the peer's that made no progress. */
     if (h->junk.level)
