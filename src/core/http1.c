@@ -3,6 +3,7 @@
 #include "notmod/http1.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "notmod/token.h"
@@ -23,13 +24,13 @@ static bool is_digit(unsigned char c)
  * for a CR that is not followed by LF. */
 static long find_eol(const char *buf, size_t len, size_t p)
 {
-    for (size_t i = p; i < len; i++) {
-        if (buf[i] == '\n')
-            return (long)i;
-        if (buf[i] == '\r' && i + 1 < len && buf[i + 1] != '\n')
-            return -2;
-    }
-    return -1;
+    const char *lf = memchr(buf + p, '\n', len - p);
+    size_t end = lf ? (size_t)(lf - buf) : len;
+    /* A CR may only end the line (or the input, where its LF may follow). */
+    const char *cr = memchr(buf + p, '\r', end - p);
+    if (cr && (size_t)(cr - buf) + 1 < end)
+        return -2;
+    return lf ? (long)end : -1;
 }
 
 static size_t line_len(const char *buf, size_t start, size_t eol)
@@ -362,8 +363,11 @@ int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_li
         return 0;
     }
 
+    /* Only the fields in use are cleared and copied: the field array is most of the struct. */
     struct nm_http1_request r;
-    memset(&r, 0, sizeof(r));
+    memset(&r, 0, offsetof(struct nm_http1_request, fields));
+    r.n_fields = 0;
+    memset(&r.host, 0, sizeof(r) - offsetof(struct nm_http1_request, host));
     struct nm_slice line = nm_slice_make(buf + p, line_len(buf, p, (size_t)eol));
     int rc = parse_request_line(line, limits, &r, reason);
     if (rc < 0)
@@ -377,7 +381,9 @@ int nm_http1_parse_request(const char *buf, size_t len, const struct nm_http1_li
         return rc;
     if (end > INT32_MAX)
         FAIL(EMSGSIZE, "header section too large");
-    *req = r;
+    memcpy(req, &r, offsetof(struct nm_http1_request, fields));
+    memcpy(req->fields, r.fields, r.n_fields * sizeof(r.fields[0]));
+    memcpy(&req->n_fields, &r.n_fields, sizeof(r) - offsetof(struct nm_http1_request, n_fields));
     return (int)end;
 }
 

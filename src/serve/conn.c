@@ -232,19 +232,26 @@ static char *copy(char *p, const void *s, size_t n)
 static int put_head(struct nm_conn *c, const struct nm_response *resp, bool close,
                     int minor_version)
 {
-    char status[64];
-    int n = snprintf(status, sizeof(status), "HTTP/1.1 %d %s\r\n", resp->status,
-                     nm_response_status_phrase(resp->status));
+    char status[64] = "HTTP/1.1 ";
+    const char *phrase = nm_response_status_phrase(resp->status);
+    size_t phrase_len = strlen(phrase);
+    status[9] = (char)('0' + resp->status / 100 % 10);
+    status[10] = (char)('0' + resp->status / 10 % 10);
+    status[11] = (char)('0' + resp->status % 10);
+    status[12] = ' ';
+    memcpy(status + 13, phrase, phrase_len);
+    memcpy(status + 13 + phrase_len, "\r\n", 2);
+    size_t n = 15 + phrase_len;
     const char *connection = close                ? "Connection: close\r\n"
                              : minor_version == 0 ? "Connection: keep-alive\r\n"
                                                   : "";
-    size_t len = (size_t)n + c->site->date_line_len + strlen(connection) + 2;
+    size_t len = n + c->site->date_line_len + strlen(connection) + 2;
     for (size_t i = 0; i < resp->n_fields; i++)
         len += resp->fields[i].name.len + resp->fields[i].value.len + 4;
     int rc = nm_buf_reserve(&c->out, len);
     if (rc < 0)
         return rc;
-    char *p = copy(c->out.ptr + c->out.len, status, (size_t)n);
+    char *p = copy(c->out.ptr + c->out.len, status, n);
     p = copy(p, c->site->date_line, c->site->date_line_len);
     for (size_t i = 0; i < resp->n_fields; i++) {
         const struct nm_response_field *f = &resp->fields[i];

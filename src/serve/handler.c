@@ -55,7 +55,9 @@ static const struct nm_file *meta_of(const struct answer *a, const struct nm_fil
 /* RFC 9110 §8.4: a variant's coding, after its Content-Type. */
 static int put_encoding(struct answer *a)
 {
-    return a->coding ? nm_response_add_field(a->resp, "Content-Encoding", "%s", a->coding) : 0;
+    return a->coding
+               ? nm_response_add_value(a->resp, "Content-Encoding", nm_slice_from_cstr(a->coding))
+               : 0;
 }
 
 /* A short text response for errors and redirects; the caller may add a field after it. */
@@ -67,9 +69,9 @@ static int respond_text(struct nm_response *resp, bool head_only, int status, co
     if (n < 0 || (size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
     resp->status = status;
-    int rc = nm_response_add_field(resp, "Content-Type", "text/plain; charset=utf-8");
+    int rc = nm_response_add_value(resp, "Content-Type", NM_SLICE_LIT("text/plain; charset=utf-8"));
     if (rc == 0)
-        rc = nm_response_add_field(resp, "Content-Length", "%d", n);
+        rc = nm_response_add_u64(resp, "Content-Length", (uint64_t)n);
     if (rc == 0 && !head_only)
         rc = nm_response_add_bytes(resp, body, (size_t)n);
     return rc;
@@ -98,26 +100,25 @@ static int put_validators(struct answer *a, const struct nm_file *f, int64_t las
     int rc = 0;
     if (f->has_etag) {
         size_t n = f->etag.opaque.len < NM_ETAG_MAX ? f->etag.opaque.len : NM_ETAG_MAX;
-        rc = nm_response_add_field(resp, "ETag", "%.*s", (int)f->etag.opaque.len,
-                                   f->etag.opaque.ptr);
+        rc = nm_response_add_value(resp, "ETag", nm_slice_make(f->etag.opaque.ptr, n));
         if (rc == 0)
             resp->etag = nm_slice_make(resp->fields[resp->n_fields - 1].value.ptr, n);
     }
     if (rc == 0 && last_modified >= 0 && !(is_304 && f->has_etag)) {
         char d[NM_DATE_LEN + 1];
         nm_date_format(last_modified, d);
-        rc = nm_response_add_field(resp, "Last-Modified", "%s", d);
+        rc = nm_response_add_value(resp, "Last-Modified", nm_slice_from_cstr(d));
     }
     if (rc == 0 && f->hash_pending)
-        return nm_response_add_field(resp, "Cache-Control", "no-store");
+        return nm_response_add_value(resp, "Cache-Control", NM_SLICE_LIT("no-store"));
     const struct nm_file *m = meta_of(a, f);
     if (rc == 0 && m->cache_control[0])
-        rc = nm_response_add_field(resp, "Cache-Control", "%s", m->cache_control);
+        rc = nm_response_add_value(resp, "Cache-Control", nm_slice_from_cstr(m->cache_control));
     if (rc == 0 && a->site->cfg->expires && m->max_age >= 0) {
         char d[NM_DATE_LEN + 1];
         int64_t when = a->site->now + m->max_age;
         nm_date_format(when > NM_DATE_MAX ? NM_DATE_MAX : when, d);
-        rc = nm_response_add_field(resp, "Expires", "%s", d);
+        rc = nm_response_add_value(resp, "Expires", nm_slice_from_cstr(d));
     }
     return rc;
 }
@@ -166,7 +167,7 @@ static int put_nosniff(struct answer *a, const struct nm_file *f)
     f = meta_of(a, f);
     if (!f->is_dir && nm_mime_source_of(a->site->mime, f->content_type) != NM_MIME_SOURCE_BUILTIN)
         return 0;
-    return nm_response_add_field(a->resp, "X-Content-Type-Options", "nosniff");
+    return nm_response_add_value(a->resp, "X-Content-Type-Options", NM_SLICE_LIT("nosniff"));
 }
 
 /* The fields that end the head of a 200 or 206: Content-Length, Accept-Ranges (RFC 9110 §14.3;
@@ -174,9 +175,9 @@ static int put_nosniff(struct answer *a, const struct nm_file *f)
 static int put_length(struct answer *a, const struct nm_file *f, uint64_t length,
                       bool accept_ranges)
 {
-    int rc = nm_response_add_field(a->resp, "Content-Length", "%llu", (unsigned long long)length);
+    int rc = nm_response_add_u64(a->resp, "Content-Length", length);
     if (rc == 0 && accept_ranges)
-        rc = nm_response_add_field(a->resp, "Accept-Ranges", "bytes");
+        rc = nm_response_add_value(a->resp, "Accept-Ranges", NM_SLICE_LIT("bytes"));
     if (rc == 0)
         rc = put_nosniff(a, f);
     return rc;
@@ -234,7 +235,8 @@ static int respond_ranges(struct answer *a, struct nm_file *f, const char *mem, 
     if (rc < 0 || n > 1)
         return rc ? rc : respond_multipart(a, f, mem, rg, n);
     uint64_t len = rg[0].last - rg[0].first + 1;
-    rc = nm_response_add_field(a->resp, "Content-Type", "%s", meta_of(a, f)->content_type);
+    rc = nm_response_add_value(a->resp, "Content-Type",
+                               nm_slice_from_cstr(meta_of(a, f)->content_type));
     if (rc == 0)
         rc = put_encoding(a);
     if (rc == 0)
@@ -322,7 +324,8 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
     a->resp->status = 200;
     int rc = put_validators(a, f, lm, false);
     if (rc == 0)
-        rc = nm_response_add_field(a->resp, "Content-Type", "%s", meta_of(a, f)->content_type);
+        rc = nm_response_add_value(a->resp, "Content-Type",
+                                   nm_slice_from_cstr(meta_of(a, f)->content_type));
     if (rc == 0)
         rc = put_encoding(a);
     if (rc == 0)
@@ -516,7 +519,9 @@ static int respond_file(struct answer *a, struct nm_file *src)
     int rc;
     if (!available) {
         rc = respond_representation(a, src, NULL);
-        return rc == 0 && eligible ? nm_response_add_field(a->resp, "Vary", "Accept-Encoding") : rc;
+        return rc == 0 && eligible
+                   ? nm_response_add_value(a->resp, "Vary", NM_SLICE_LIT("Accept-Encoding"))
+                   : rc;
     }
     int c = nm_coding_negotiate(a->req->accept_encoding, available, pref, n_pref);
     if (c < 0) {
@@ -532,7 +537,7 @@ static int respond_file(struct answer *a, struct nm_file *src)
     }
     /* RFC 9110 §12.5.5: the choice depended on Accept-Encoding, whatever the status. */
     if (rc == 0)
-        rc = nm_response_add_field(a->resp, "Vary", "Accept-Encoding");
+        rc = nm_response_add_value(a->resp, "Vary", NM_SLICE_LIT("Accept-Encoding"));
     for (int k = 0; k < NM_CODING_COUNT; k++)
         nm_file_release(side[k]);
     return rc;
@@ -651,8 +656,8 @@ static int put_rule_headers(struct answer *a)
 {
     int rc = 0;
     for (size_t i = 0; i < a->rules.n_headers && rc == 0; i++)
-        rc = nm_response_add_field(a->resp, a->rules.headers[i]->name, "%s",
-                                   a->rules.headers[i]->value);
+        rc = nm_response_add_value(a->resp, a->rules.headers[i]->name,
+                                   nm_slice_from_cstr(a->rules.headers[i]->value));
     return rc;
 }
 
@@ -691,11 +696,11 @@ static int respond_error_page(struct answer *a, int status)
         return 1;
     }
     a->resp->status = status;
-    int rc = nm_response_add_field(a->resp, "Content-Type", "%s", f->content_type);
+    int rc = nm_response_add_value(a->resp, "Content-Type", nm_slice_from_cstr(f->content_type));
     if (rc == 0)
-        rc = nm_response_add_field(a->resp, "Cache-Control", "no-cache");
+        rc = nm_response_add_value(a->resp, "Cache-Control", NM_SLICE_LIT("no-cache"));
     if (rc == 0)
-        rc = nm_response_add_field(a->resp, "Content-Length", "%llu", (unsigned long long)f->size);
+        rc = nm_response_add_u64(a->resp, "Content-Length", f->size);
     if (rc == 0 && !a->head_only && f->size > 0)
         rc = nm_response_add_file(a->resp, f, 0, f->size);
     nm_file_release(f);
@@ -770,7 +775,7 @@ static int respond_lookup_error(struct answer *a, int err)
     case -ENOMEM: /* out of descriptors or memory for now: the client may try again */
     case -EAGAIN: {
         int rc = fail(a, 503, "try again");
-        return rc ? rc : nm_response_add_field(a->resp, "Retry-After", "1");
+        return rc ? rc : nm_response_add_value(a->resp, "Retry-After", NM_SLICE_LIT("1"));
     }
     default:
         nm_log_error("lookup failed: %s", strerror(-err));
@@ -918,12 +923,12 @@ int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *re
             }
         }
         resp->status = 204;
-        return nm_response_add_field(resp, "Allow", "%s", allow_methods);
+        return nm_response_add_value(resp, "Allow", nm_slice_from_cstr(allow_methods));
     case NM_METHOD_OTHER:
         return fail(&a, 501, "unknown method");
     default: {
         int rc = fail(&a, 405, NULL);
-        return rc ? rc : nm_response_add_field(resp, "Allow", "%s", allow_methods);
+        return rc ? rc : nm_response_add_value(resp, "Allow", nm_slice_from_cstr(allow_methods));
     }
     }
 

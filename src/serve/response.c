@@ -107,6 +107,29 @@ int nm_response_add_field(struct nm_response *r, const char *name, const char *f
     return 0;
 }
 
+int nm_response_add_value(struct nm_response *r, const char *name, struct nm_slice value)
+{
+    if (r->n_fields == NM_RESPONSE_MAX_FIELDS || value.len > sizeof(r->text) - r->text_len)
+        return -EMSGSIZE;
+    char *at = r->text + r->text_len;
+    memcpy(at, value.ptr, value.len);
+    r->text_len += value.len;
+    r->fields[r->n_fields++] =
+        (struct nm_response_field){nm_slice_from_cstr(name), nm_slice_make(at, value.len)};
+    return 0;
+}
+
+int nm_response_add_u64(struct nm_response *r, const char *name, uint64_t v)
+{
+    char digits[20];
+    size_t n = sizeof(digits);
+    do {
+        digits[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return nm_response_add_value(r, name, nm_slice_make(digits + n, sizeof(digits) - n));
+}
+
 static int add_piece(struct nm_response *r, struct nm_response_piece p)
 {
     if (r->n_pieces == NM_RESPONSE_MAX_PIECES)

@@ -70,6 +70,14 @@ const char *nm_response_status_phrase(int status);
 __attribute__((format(printf, 3, 4))) int
 nm_response_add_field(struct nm_response *r, const char *name, const char *fmt, ...);
 
+/* Adds a field whose value is `value`, copied into the response's text without formatting: the
+ * fields of every response (validators, lengths, types) take this path. Returns 0, or -EMSGSIZE
+ * when the fields or the text are full (nothing is added). */
+int nm_response_add_value(struct nm_response *r, const char *name, struct nm_slice value);
+
+/* Adds a field whose value is the decimal digits of v. Returns 0 or -EMSGSIZE. */
+int nm_response_add_u64(struct nm_response *r, const char *name, uint64_t v);
+
 /* Adds content bytes, copied into the response's text. Returns 0, or -EMSGSIZE when the pieces or
  * the text are full (nothing is added). */
 int nm_response_add_bytes(struct nm_response *r, const void *bytes, size_t len);
