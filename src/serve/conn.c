@@ -2,6 +2,7 @@
  * here; what each response says is the handler's. */
 #include "conn.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
@@ -18,16 +19,61 @@
 /* A response's head, then one segment per file part: a multipart body's ranges at most. */
 #define SEGS_PER_RESPONSE (2 * NM_RESPONSE_MAX_RANGES + 2)
 
-/* ---- output queue ---- */
+/* ---- the connection ---- */
+
+void nm_conn_peer_set(struct nm_conn_peer *p, const struct sockaddr_storage *ss)
+{
+    *p = (struct nm_conn_peer){.family = AF_UNSPEC};
+    if (ss->ss_family == AF_INET) {
+        p->family = AF_INET;
+        memcpy(p->addr, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        p->family = AF_INET6;
+        memcpy(p->addr, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
+}
+
+void nm_conn_peer_format(const struct nm_conn_peer *p, char *out, size_t cap)
+{
+    if (p->family == AF_UNSPEC || !inet_ntop(p->family, p->addr, out, (socklen_t)cap))
+        snprintf(out, cap, "-");
+}
+
+size_t nm_conn_max_input(const struct nm_site *site)
+{
+    return site->cfg->max_head_bytes + 4096;
+}
 
 void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer)
 {
     memset(c, 0, sizeof(*c));
     c->site = site;
-    nm_buf_init(&c->in, site->cfg->max_head_bytes + 4096);
+    nm_buf_init(&c->in, nm_conn_max_input(site));
     nm_buf_init(&c->out, OUT_MAX_BYTES);
-    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "-");
+    c->peer.family = AF_UNSPEC;
+    if (peer && inet_pton(AF_INET, peer, c->peer.addr) == 1)
+        c->peer.family = AF_INET;
+    else if (peer && inet_pton(AF_INET6, peer, c->peer.addr) == 1)
+        c->peer.family = AF_INET6;
 }
+
+bool nm_conn_is_drained(const struct nm_conn *c)
+{
+    return c->state == NM_CONN_HEAD && c->in.len == 0 && c->n_segs == 0 && !c->input_ended;
+}
+
+void nm_conn_reuse(struct nm_conn *c, const struct nm_conn_peer *peer)
+{
+    assert(nm_conn_is_drained(c));
+    c->peer = *peer;
+    c->requests = 0;
+    c->scanned = 0;
+    c->sending_total = 0;
+    c->sending_what[0] = '\0';
+    c->in.max_cap = nm_conn_max_input(c->site);
+}
+
+/* ---- output queue ---- */
 
 /* The i-th queued segment (i == n_segs: the next free one). */
 static struct nm_conn_seg *seg_at(struct nm_conn *c, unsigned i)
@@ -332,8 +378,10 @@ static void log_request(struct nm_conn *c, const struct nm_http1_request *h,
     struct nm_site *site = c->site;
     if (!site->log_enabled)
         return;
+    char peer[INET6_ADDRSTRLEN];
+    nm_conn_peer_format(&c->peer, peer, sizeof(peer));
     struct nm_log_entry e = {
-        .peer = c->peer,
+        .peer = peer,
         .time = site->now,
         .minor_version = -1,
         .status = resp->status,

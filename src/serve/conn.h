@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "base/base.h"
@@ -36,7 +37,21 @@ enum nm_conn_state {
     NM_CONN_CLOSING,  /* no more requests: send what is queued, then close */
 };
 
-/* The fields are the machine's own; code outside conn.c reads them only in tests. */
+/* A peer's address, kept in binary (18 bytes rather than a 46-byte text) and formatted only
+ * when a line is logged. */
+struct nm_conn_peer {
+    uint16_t family; /* AF_INET, AF_INET6, or AF_UNSPEC for none ("-") */
+    uint8_t addr[16];
+};
+
+/* The peer of an accepted socket's address (AF_UNSPEC for a family without one). */
+void nm_conn_peer_set(struct nm_conn_peer *p, const struct sockaddr_storage *ss);
+
+/* Writes the peer as text ("192.0.2.1", "2001:db8::1", "-") into out (cap >= 46). */
+void nm_conn_peer_format(const struct nm_conn_peer *p, char *out, size_t cap);
+
+/* The fields are the machine's own; code outside conn.c reads them only in tests. A server keeps
+ * one only while its connection has work (see nm_conn_is_drained and nm_conn_reuse). */
 struct nm_conn {
     struct nm_site *site;
     enum nm_conn_state state;
@@ -47,7 +62,7 @@ struct nm_conn {
     unsigned seg_head, n_segs;
     uint64_t discard_left;
     struct nm_http1_chunked chunked;
-    char peer[64];
+    struct nm_conn_peer peer;
     unsigned requests; /* served on this connection */
     size_t scanned;    /* input length at the last parse that found the head incomplete */
     bool input_ended;  /* the peer finished sending: answer what is in, then close */
@@ -57,8 +72,22 @@ struct nm_conn {
     uint64_t sending_total;
 };
 
-/* The site must outlive the connection; peer (an address for the access log) is copied. */
+/* The site must outlive the connection; peer (a numeric address for the access log, or NULL) is
+ * kept in binary: text that is not an IPv4 or IPv6 address is logged as "-". */
 void nm_conn_init(struct nm_conn *c, struct nm_site *site, const char *peer);
+
+/* The most input a connection holds at once: a head at the site's cap and some of what follows. */
+size_t nm_conn_max_input(const struct nm_site *site);
+
+/* True when the connection holds nothing of a request or a response: no input, nothing queued,
+ * reading the next head, the peer still sending. Its machine can then leave it (a server keeps
+ * idle connections without one) and serve another connection after nm_conn_reuse. */
+bool nm_conn_is_drained(const struct nm_conn *c);
+
+/* Starts a new connection from peer in c, which is drained (nm_conn_is_drained): what it
+ * allocated (its buffers) is kept for the new connection, its request count starts again at 0,
+ * and its input cap follows the site's settings now. */
+void nm_conn_reuse(struct nm_conn *c, const struct nm_conn_peer *peer);
 
 /* Drops queued output and the file references it holds. */
 void nm_conn_cleanup(struct nm_conn *c);

@@ -893,3 +893,20 @@ bool nm_h2_is_busy(const struct nm_h2 *h)
 {
     return h->n_streams > 0;
 }
+
+size_t nm_h2_trim(struct nm_h2 *h)
+{
+    if (h->n_streams > 0 || h->out_sent < h->out.len)
+        return 0;
+    size_t freed = h->out.cap;
+    nm_buf_cleanup(&h->out);
+    h->out_sent = 0;
+    while (h->spare) {
+        struct stream *s = h->spare;
+        h->spare = s->next;
+        h->n_spare--;
+        freed += sizeof(*s) + s->req.cap + s->body.cap;
+        stream_free(s);
+    }
+    return freed;
+}

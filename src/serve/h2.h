@@ -48,4 +48,10 @@ bool nm_h2_is_done(const struct nm_h2 *h);
  * timeout applies rather than the idle one. */
 bool nm_h2_is_busy(const struct nm_h2 *h);
 
+/* For a connection that has been idle a while: when no stream is open and nothing waits to be
+ * sent, frees the closed streams kept for the next requests and the empty output buffer, so that
+ * it holds little besides the nghttp2 session. Returns the bytes freed (0 when busy, or when
+ * nothing was kept); the next stream allocates again. */
+size_t nm_h2_trim(struct nm_h2 *h);
+
 #endif

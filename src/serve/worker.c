@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "connpool.h"
 #include "h2.h"
 #include "log.h"
 #include "site.h"
@@ -21,15 +22,18 @@
 
 #define READ_CHUNK 16384
 #define TICK_MS 250
-#define MAX_SPARE 256  /* closed connections kept for reuse; memory follows the peak load */
-#define LINGER_MS 2000 /* how long a closing connection's unread input is drained */
-#define MAX_ROUNDS 64  /* read-process-send rounds one connection gets before the others */
+#define MAX_SPARE 256        /* closed connections kept for reuse; memory follows the peak load */
+#define MAX_SPARE_STATES 256 /* drained connection states kept, within the recent peak */
+#define TRIM_MS 5000         /* how often spare states above the recent peak are freed */
+#define LINGER_MS 2000       /* how long a closing connection's unread input is drained */
+#define MAX_ROUNDS 64        /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
 #define ACCEPT_PAUSE_MS 500  /* out of descriptors or memory: accepting waits this long */
 #define LOG_REPORT_MS 10000  /* lost access-log lines are reported at most this often */
 #define BUDGET_WARN_MS 60000 /* the descriptor bound is reported at most this often */
 #define H2_READS 4           /* reads of READ_CHUNK an HTTP/2 connection gets per round */
 #define H2_WRITES 64         /* writes an HTTP/2 connection gets per round */
+#define H2_TRIM_IDLE_MS 1000 /* an HTTP/2 connection idle this long frees its kept streams */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
@@ -42,21 +46,31 @@ enum phase {
     PHASE_SNIFF,     /* cleartext with --h2c: the first bytes tell HTTP/2's preface from HTTP/1.1 */
 };
 
+/* What every open connection keeps, idle or not: a hundred-odd bytes. Its HTTP/1.1 machine and
+ * buffers (`st`) come from the worker's pool while it has work, and go back once it is drained. */
 struct sconn {
     int fd;
-    uint8_t phase;           /* enum phase */
-    bool h2_input_over;      /* HTTP/2: the peer stopped sending or broke the protocol */
-    bool h2_output_blocked;  /* HTTP/2: the socket took less than there was to send */
-    struct nm_tls_conn *tls; /* NULL on a cleartext connection */
-    struct nm_h2 *h2;        /* the HTTP/2 machine, else NULL and `conn` is the HTTP/1.1 one */
-    struct nm_conn conn;
-    int64_t request_started_ms; /* first byte of the unfinished request, 0 when none */
-    int64_t last_io_ms;
+    uint8_t phase;          /* enum phase */
+    bool h2_input_over;     /* HTTP/2: the peer stopped sending or broke the protocol */
+    bool h2_output_blocked; /* HTTP/2: the socket took less than there was to send */
+    bool again;             /* in the worker's list of connections to run again */
+    bool idle;              /* in the worker's idle list (else in its busy list) */
+    bool rx_drained;        /* a short read emptied the socket: no recv until its next edge */
+    bool rx_hup;            /* the peer's end was seen (EPOLLRDHUP): read on to the EOF */
     unsigned requests_seen;
-    struct nm_send_tail tail;  /* the end of the current file part, read before the check */
+    struct nm_tls_conn *tls;      /* NULL on a cleartext connection */
+    struct nm_h2 *h2;             /* the HTTP/2 machine, else NULL (HTTP/1.1 in `st`) */
+    struct nm_connpool_state *st; /* HTTP/1.1 with work: the machine and its buffers */
+    int64_t request_started_ms;   /* first byte of the unfinished request, 0 when none */
+    int64_t last_io_ms;
     int64_t linger_since_ms;   /* output done and write side shut: draining until EOF, else 0 */
-    struct sconn *prev, *next; /* in the worker's list of open connections, or its spares */
-    bool again;                /* in the worker's list of connections to run again */
+    struct sconn *prev, *next; /* in the worker's idle or busy list, or its spares */
+    struct nm_conn_peer peer;
+};
+
+/* A list of connections; the idle one is kept in last-activity order, oldest first. */
+struct sconn_list {
+    struct sconn *head, *tail;
 };
 
 struct nm_worker {
@@ -73,17 +87,27 @@ struct nm_worker {
     int64_t budget_warned_ms; /* when the descriptor bound was last reported */
     struct nm_site site;
     bool has_site;
+    bool has_pool;
+    int64_t refused_logged_ms; /* when a 503 for want of memory was last logged */
     struct nm_send send;
-    struct sconn *active; /* open connections */
-    struct sconn *spare;  /* closed ones kept for reuse, at most MAX_SPARE */
+    struct nm_connpool pool; /* states of HTTP/1.1 connections with work */
+    int64_t trimmed_ms;      /* when the pool last gave back spares above its peak */
+    bool stopping;
+    /* Open connections: idle HTTP/1.1 ones (no state, nothing in or out; only the idle timeout
+     * applies, so the sweep stops at the first that has not expired), and every other. */
+    struct sconn_list idle;
+    struct sconn_list busy;
+    struct sconn *spare; /* closed ones kept for reuse, at most MAX_SPARE */
     unsigned n_active;
     unsigned n_spare;
     /* Connections that stopped with work left (their round budget ran out): edge-triggered
      * epoll would not wake them again, so the loop runs them before it next waits. */
     struct sconn *again[MAX_AGAIN];
     unsigned n_again;
-    struct nm_confgen *gen;  /* the settings the site serves with; NULL without sh->config */
-    char h2_in[READ_CHUNK];  /* what HTTP/2 connections read, handed to their machine at once */
+    struct nm_confgen *gen; /* the settings the site serves with; NULL without sh->config */
+    /* What HTTP/2 connections read, handed to their machine at once, and what an idle HTTP/1.1
+     * connection reads first: it takes a state only when something came. */
+    char rbuf[READ_CHUNK];
     bool log_cut;            /* the last log write stopped inside a line */
     uint64_t log_dropped;    /* access-log lines dropped because the log could not take them */
     uint64_t log_reported;   /* of those and the site's, how many the error log has told */
@@ -146,6 +170,62 @@ static void report_log_drops(struct nm_worker *w, int64_t t, bool final)
 
 /* ---- connections ---- */
 
+static void list_remove(struct sconn_list *l, struct sconn *sc)
+{
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        l->head = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
+    else
+        l->tail = sc->prev;
+}
+
+/* Inserts sc after `after` (NULL: at the head). */
+static void list_insert(struct sconn_list *l, struct sconn *after, struct sconn *sc)
+{
+    sc->prev = after;
+    sc->next = after ? after->next : l->head;
+    if (sc->next)
+        sc->next->prev = sc;
+    else
+        l->tail = sc;
+    if (after)
+        after->next = sc;
+    else
+        l->head = sc;
+}
+
+static void unlist(struct nm_worker *w, struct sconn *sc)
+{
+    list_remove(sc->idle ? &w->idle : &w->busy, sc);
+    sc->idle = false;
+}
+
+/* Into the busy list, from wherever it is. */
+static void make_busy(struct nm_worker *w, struct sconn *sc)
+{
+    if (!sc->idle)
+        return;
+    unlist(w, sc);
+    list_insert(&w->busy, NULL, sc);
+}
+
+/* Into the idle list, in last-activity order: nearly always at the tail, since last_io_ms is
+ * the time of the run that drained it. */
+static void make_idle(struct nm_worker *w, struct sconn *sc)
+{
+    if (sc->idle)
+        return;
+    list_remove(&w->busy, sc);
+    struct sconn *after = w->idle.tail;
+    while (after && after->last_io_ms > sc->last_io_ms)
+        after = after->prev;
+    list_insert(&w->idle, after, sc);
+    sc->idle = true;
+}
+
 static struct sconn *open_conn(struct nm_worker *w, int fd)
 {
     struct sconn *sc = w->spare;
@@ -156,13 +236,22 @@ static struct sconn *open_conn(struct nm_worker *w, int fd)
         return NULL;
     }
     sc->fd = fd;
-    sc->prev = NULL;
-    sc->next = w->active;
-    if (w->active)
-        w->active->prev = sc;
-    w->active = sc;
+    sc->st = NULL;
+    sc->h2 = NULL;
+    sc->tls = NULL;
+    sc->idle = false;
+    list_insert(&w->busy, NULL, sc);
     w->n_active++;
     return sc;
+}
+
+/* Gives the connection's state back to the pool (what it still held is dropped). */
+static void release_state(struct nm_worker *w, struct sconn *sc)
+{
+    if (sc->st) {
+        nm_connpool_give(&w->pool, sc->st);
+        sc->st = NULL;
+    }
 }
 
 static void close_conn(struct nm_worker *w, struct sconn *sc)
@@ -177,18 +266,12 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
     close(sc->fd);
     if (sc->h2)
         nm_h2_free(sc->h2);
-    else
-        nm_conn_cleanup(&sc->conn);
+    release_state(w, sc);
     nm_tls_conn_free(sc->tls);
     sc->h2 = NULL;
     sc->tls = NULL;
     sc->fd = -1;
-    if (sc->prev)
-        sc->prev->next = sc->next;
-    else
-        w->active = sc->next;
-    if (sc->next)
-        sc->next->prev = sc->prev;
+    unlist(w, sc);
     w->n_active--;
     atomic_fetch_sub(&w->sh->n_conns, 1);
     if (w->n_spare == MAX_SPARE) {
@@ -262,8 +345,8 @@ static bool begin_conn(struct nm_worker *w, struct sconn *sc, size_t li, int64_t
     sc->phase = PHASE_HTTP;
     sc->h2_input_over = false;
     sc->h2_output_blocked = false;
-    sc->tls = NULL;
-    sc->h2 = NULL;
+    sc->rx_drained = false;
+    sc->rx_hup = false;
     if (nm_tls_listens(w->sh->tls, index)) {
         if (nm_tls_conn_new(w->sh->tls, index, sc->fd, &sc->tls) < 0)
             return false;
@@ -310,13 +393,10 @@ static void accept_all(struct nm_worker *w, size_t li)
             pause_accepting(w);
             return;
         }
-        char peer[INET6_ADDRSTRLEN];
-        nm_listen_format_host(&ss, peer, sizeof(peer));
-        nm_conn_init(&sc->conn, &w->site, peer);
+        nm_conn_peer_set(&sc->peer, &ss);
         sc->request_started_ms = 0;
         sc->last_io_ms = nm_worker_clock_ms();
         sc->requests_seen = 0;
-        sc->tail.len = 0;
         sc->linger_since_ms = 0;
         sc->again = false;
         if (!begin_conn(w, sc, li, sc->last_io_ms)) {
@@ -355,16 +435,90 @@ enum input {
     INPUT_CLOSED, /* the connection is gone */
 };
 
+/* One read of at most n bytes. A short read on plain TCP empties the socket: with edge-triggered
+ * epoll, more bytes raise a new edge, and the peer's end raises EPOLLRDHUP, after which reads go
+ * on to the EOF. Over TLS, a record read leaves no such sign, so reads go on to EAGAIN. */
+static ssize_t read_some(struct sconn *sc, char *at, size_t n)
+{
+    if (sc->tls)
+        return nm_tls_read(sc->tls, at, n);
+    if (sc->rx_drained && !sc->rx_hup) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t got = recv(sc->fd, at, n, 0);
+    if ((got > 0 && (size_t)got < n) || (got < 0 && errno == EAGAIN))
+        sc->rx_drained = true;
+    return got;
+}
+
+/* The 503 for a connection no state can be found for: sent as it is (one small write into an
+ * idle socket), then the connection closes. */
+static void refuse_conn(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 29\r\n"
+                               "Retry-After: 1\r\n"
+                               "Connection: close\r\n\r\n"
+                               "503 server short of memory\r\n\r\n";
+    ssize_t n = sc->tls ? nm_tls_write(sc->tls, busy, sizeof(busy) - 1)
+                        : send(sc->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+    (void)n; /* a client that cannot take it now gets the close */
+    if (t - w->refused_logged_ms >= LOG_REPORT_MS) {
+        w->refused_logged_ms = t;
+        nm_log_error("no memory for a connection's buffers: answered 503");
+    }
+}
+
+/* An idle connection reads into the worker's buffer first, and takes a state from the pool only
+ * when something came: a wake-up with nothing to read (or only the peer's end) costs no buffer. */
+static enum input read_idle(struct nm_worker *w, struct sconn *sc, int64_t t)
+{
+    size_t cap = nm_conn_max_input(&w->site);
+    size_t want = cap < sizeof(w->rbuf) ? cap : sizeof(w->rbuf);
+    ssize_t n = read_some(sc, w->rbuf, want);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return INPUT_NONE;
+    if (n <= 0) {
+        close_conn(w, sc); /* the peer left between requests, or the socket failed */
+        return INPUT_CLOSED;
+    }
+    if (nm_connpool_take(&w->pool, &sc->peer, &sc->st) < 0) {
+        sc->st = NULL;
+        refuse_conn(w, sc, t);
+        close_conn(w, sc);
+        return INPUT_CLOSED;
+    }
+    make_busy(w, sc);
+    sc->requests_seen = 0;
+    char *at;
+    int room = nm_conn_reserve_input(&sc->st->conn, (size_t)n, &at);
+    if (room < n) {
+        close_conn(w, sc); /* no memory for the input buffer */
+        return INPUT_CLOSED;
+    }
+    memcpy(at, w->rbuf, (size_t)n);
+    nm_conn_commit_input(&sc->st->conn, (size_t)n);
+    sc->request_started_ms = t;
+    sc->last_io_ms = t;
+    return INPUT_MOVED;
+}
+
 /* Reads while the connection has room; a full buffer waits for the responses ahead of it. */
 static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
 {
-    struct nm_conn *c = &sc->conn;
     enum input got = INPUT_NONE;
+    if (!sc->st) {
+        got = read_idle(w, sc, t);
+        if (got != INPUT_MOVED)
+            return got;
+    }
+    struct nm_conn *c = &sc->st->conn;
     char *at;
     int room;
     while ((room = nm_conn_reserve_input(c, READ_CHUNK, &at)) > 0) {
-        ssize_t n =
-            sc->tls ? nm_tls_read(sc->tls, at, (size_t)room) : recv(sc->fd, at, (size_t)room, 0);
+        ssize_t n = read_some(sc, at, (size_t)room);
         if (n == 0) {
             /* The peer finished sending: answer every request it sent (the output queue may
              * hold only some of the answers now), then close. */
@@ -412,29 +566,21 @@ static bool finish_conn(struct nm_worker *w, struct sconn *sc, int64_t t)
         nm_tls_close(sc->tls);
     shutdown(sc->fd, SHUT_WR);
     sc->linger_since_ms = t;
+    release_state(w, sc); /* lingering reads into a sink */
+    make_busy(w, sc);
     return linger(w, sc);
-}
-
-static void peer_of(int fd, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
-        ss.ss_family = AF_UNSPEC;
-    nm_listen_format_host(&ss, out, cap);
 }
 
 /* The connection speaks HTTP/2 from now on: its HTTP/1.1 machine, still empty, gives way. */
 static bool start_h2(struct nm_worker *w, struct sconn *sc)
 {
     char peer[INET6_ADDRSTRLEN];
-    peer_of(sc->fd, peer, sizeof(peer));
+    nm_conn_peer_format(&sc->peer, peer, sizeof(peer));
     if (nm_h2_new(&w->site, peer, &sc->h2) < 0) {
         sc->h2 = NULL;
         close_conn(w, sc);
         return false;
     }
-    nm_conn_cleanup(&sc->conn);
     sc->phase = PHASE_HTTP;
     sc->request_started_ms = 0;
     return true;
@@ -487,8 +633,8 @@ static int read_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
 {
     int got = 0;
     for (int k = 0; k < H2_READS && !sc->h2_input_over; k++) {
-        ssize_t n = sc->tls ? nm_tls_read(sc->tls, w->h2_in, sizeof(w->h2_in))
-                            : recv(sc->fd, w->h2_in, sizeof(w->h2_in), 0);
+        ssize_t n = sc->tls ? nm_tls_read(sc->tls, w->rbuf, sizeof(w->rbuf))
+                            : recv(sc->fd, w->rbuf, sizeof(w->rbuf), 0);
         if (n == 0) {
             /* The peer sends no more: the streams it opened are still answered. */
             sc->h2_input_over = true;
@@ -503,7 +649,7 @@ static int read_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
         }
         sc->last_io_ms = t;
         got = 1;
-        if (nm_h2_receive(sc->h2, w->h2_in, (size_t)n) < 0)
+        if (nm_h2_receive(sc->h2, w->rbuf, (size_t)n) < 0)
             sc->h2_input_over = true; /* a GOAWAY is queued: send it, then close */
     }
     return got;
@@ -562,10 +708,20 @@ static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
     return true;
 }
 
+/* A drained HTTP/1.1 connection gives its state back and waits in the idle list. */
+static void settle(struct nm_worker *w, struct sconn *sc)
+{
+    if (sc->st && nm_conn_is_drained(&sc->st->conn)) {
+        release_state(w, sc);
+        sc->request_started_ms = 0;
+    }
+    if (!sc->st)
+        make_idle(w, sc);
+}
+
 /* Reads, processes and sends until nothing moves. Returns false when the connection is closed. */
 static bool run_conn(struct nm_worker *w, struct sconn *sc)
 {
-    struct nm_conn *c = &sc->conn;
     int64_t t = nm_worker_clock_ms();
     if (sc->linger_since_ms)
         return linger(w, sc);
@@ -576,6 +732,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
     }
     if (sc->h2)
         return run_h2(w, sc, t);
+    if (!sc->st && w->stopping)
+        return finish_conn(w, sc, t); /* between requests when the stop came: no more */
     w->site.listing_renders_left = 1;
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
@@ -585,6 +743,9 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         enum input in = read_input(w, sc, t);
         if (in == INPUT_CLOSED)
             return false;
+        if (!sc->st)
+            break; /* idle, and nothing came */
+        struct nm_conn *c = &sc->st->conn;
         bool moved = in == INPUT_MOVED;
         if (nm_conn_process(c) < 0) {
             close_conn(w, sc);
@@ -600,7 +761,7 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         } else if (!nm_conn_is_mid_request(c)) {
             sc->request_started_ms = 0;
         }
-        int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->tail, nm_worker_clock_ms());
+        int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->st->tail, nm_worker_clock_ms());
         if (sent < 0) {
             close_conn(w, sc);
             return false;
@@ -617,16 +778,30 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         }
         if (!moved)
             break;
+        /* All that came was answered and sent, and the socket is empty: no round is left. */
+        if (sc->rx_drained && !sc->rx_hup && nm_conn_is_drained(c))
+            break;
     }
+    settle(w, sc);
     return true;
+}
+
+/* The idle list is in last-activity order and only the idle timeout applies to it: the sweep
+ * stops at the first connection that has not expired, so a tick costs the busy connections and
+ * the expired ones, not every open one. */
+static void sweep_idle(struct nm_worker *w, int64_t t, bool stopping)
+{
+    const struct nm_config *cfg = w->site.cfg;
+    while (w->idle.head && (stopping || t - w->idle.head->last_io_ms > cfg->idle_timeout_ms))
+        close_conn(w, w->idle.head);
 }
 
 static void sweep(struct nm_worker *w, int64_t t, bool stopping)
 {
     const struct nm_config *cfg = w->site.cfg;
-    for (struct sconn *sc = w->active, *next; sc; sc = next) {
-        next = sc->next; /* sc may be closed below */
-        struct nm_conn *c = &sc->conn;
+    sweep_idle(w, t, stopping);
+    for (struct sconn *sc = w->busy.head, *next; sc; sc = next) {
+        next = sc->next; /* sc may be closed, or go idle, below */
         if (sc->linger_since_ms) {
             if (stopping || t - sc->linger_since_ms > LINGER_MS)
                 close_conn(w, sc);
@@ -646,8 +821,17 @@ static void sweep(struct nm_worker *w, int64_t t, bool stopping)
                                                      : cfg->header_timeout_ms;
             if ((stopping && !busy) || t - sc->last_io_ms > limit)
                 close_conn(w, sc);
+            else if (!busy && t - sc->last_io_ms > H2_TRIM_IDLE_MS)
+                nm_h2_trim(sc->h2); /* idle: keep the session, not buffers for the next streams */
             continue;
         }
+        if (!sc->st) {
+            /* Accepted, and not run yet: idle. */
+            if (stopping || t - sc->last_io_ms > cfg->idle_timeout_ms)
+                close_conn(w, sc);
+            continue;
+        }
+        struct nm_conn *c = &sc->st->conn;
         bool sending = nm_conn_front(c) != NULL;
         if (sending) {
             if (t - sc->last_io_ms > cfg->send_timeout_ms)
@@ -685,15 +869,16 @@ static void begin_stop(struct nm_worker *w)
     for (size_t i = 0; i < w->n_listen; i++)
         if (w->listen_fds[i] >= 0 && !w->listeners->l[i].inherited)
             shutdown(w->listen_fds[i], SHUT_RD);
-    for (struct sconn *sc = w->active, *next; sc; sc = next) {
+    w->stopping = true;
+    for (struct sconn *sc = w->busy.head, *next; sc; sc = next) {
         next = sc->next; /* sc may be closed below */
         if (sc->h2) {
             /* A GOAWAY (RFC 9113 §6.8), sent now: the sweep that follows closes the idle. */
             nm_h2_stop(sc->h2);
             if (!sc->linger_since_ms)
                 run_conn(w, sc);
-        } else {
-            nm_conn_stop_reading(&sc->conn);
+        } else if (sc->st) {
+            nm_conn_stop_reading(&sc->st->conn);
         }
     }
 }
@@ -710,7 +895,12 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             if (!stopping)
                 accept_all(w, (size_t)(tag - TAG_LISTEN_BASE));
         } else {
-            run_conn(w, events[i].data.ptr);
+            struct sconn *sc = events[i].data.ptr;
+            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                sc->rx_drained = false; /* a new edge: bytes, or the peer's end */
+            if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                sc->rx_hup = true;
+            run_conn(w, sc);
         }
     }
     /* The connections waiting at the start of this round each run once, in order: one that
@@ -763,13 +953,15 @@ static void follow_config(struct nm_worker *w)
 /* The drain's deadline passed with these responses unfinished: say what each client lost. */
 static void log_cut(struct nm_worker *w)
 {
-    for (struct sconn *sc = w->active; sc; sc = sc->next) {
-        struct nm_conn *c = &sc->conn;
-        if (!nm_conn_front(c) || sc->linger_since_ms)
+    for (struct sconn *sc = w->busy.head; sc; sc = sc->next) {
+        if (!sc->st || !nm_conn_front(&sc->st->conn) || sc->linger_since_ms)
             continue;
+        struct nm_conn *c = &sc->st->conn;
         uint64_t left = nm_conn_count_queued_content(c);
         uint64_t total = c->sending_total;
-        nm_log_error("drain: cut %s to %s after %llu of %llu bytes", c->sending_what, c->peer,
+        char peer[INET6_ADDRSTRLEN];
+        nm_conn_peer_format(&sc->peer, peer, sizeof(peer));
+        nm_log_error("drain: cut %s to %s after %llu of %llu bytes", c->sending_what, peer,
                      (unsigned long long)(left < total ? total - left : 0),
                      (unsigned long long)total);
     }
@@ -802,6 +994,10 @@ static void *worker_main(void *arg)
         if (t >= next_tick) {
             next_tick = t + TICK_MS;
             sweep(w, t, stopping);
+            if (t - w->trimmed_ms >= TRIM_MS) {
+                w->trimmed_ms = t;
+                nm_connpool_trim(&w->pool);
+            }
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
             report_log_drops(w, t, false);
@@ -814,8 +1010,10 @@ static void *worker_main(void *arg)
             break;
     }
     log_cut(w);
-    while (w->active)
-        close_conn(w, w->active);
+    while (w->busy.head)
+        close_conn(w, w->busy.head);
+    while (w->idle.head)
+        close_conn(w, w->idle.head);
     flush_log(w);
     report_log_drops(w, nm_worker_clock_ms(), true);
     return NULL;
@@ -855,6 +1053,8 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
     if (rc < 0)
         goto fail_free;
     nm_site_set_time(&w->site, wall_seconds());
+    nm_connpool_init(&w->pool, &w->site, MAX_SPARE_STATES, 0);
+    w->has_pool = true;
     if (sh->hashing)
         nm_site_set_hashing(&w->site, sh->hashing);
     w->site.fly = sh->fly;
@@ -888,6 +1088,8 @@ void nm_worker_free(struct nm_worker *w)
 {
     if (!w)
         return;
+    if (w->has_pool)
+        nm_connpool_cleanup(&w->pool);
     if (w->has_site)
         nm_site_cleanup(&w->site);
     nm_confgen_release(w->gen);

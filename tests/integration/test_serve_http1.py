@@ -339,6 +339,39 @@ class Http1(ServerTestCase):
             self.assertEqual(c.request(get_request("/a.txt")).status, 200)
         self.assert_alive()
 
+    def test_idle_connections_answer_again_after_their_buffers_went_back(self):
+        # An idle connection keeps no buffers: each takes a state again when a request comes,
+        # including a request sent in pieces (the piece holds the state until the rest comes).
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+        for k in range(300):
+            conns.append(Conn(self.port))
+            self.assertEqual(conns[-1].request(get_request("/p%d.txt" % (k % 16))).status, 200)
+        raw = get_request("/a.txt")
+        for c in conns[::3]:
+            c.send(raw[:7])
+        time.sleep(0.3)
+        for k, c in enumerate(conns):
+            if k % 3 == 0:
+                c.send(raw[7:])
+                r = c.read_response()
+            else:
+                r = c.request(get_request("/p%d.txt" % (k % 16)))
+            self.assertEqual(r.status, 200, "connection %d" % k)
+        self.assert_alive()
+
+    def test_pipelined_batch_cut_inside_a_request_is_answered_whole_in_order(self):
+        paths = sorted(SMALL)
+        blob = b"".join(get_request(p) for p in paths)
+        with Conn(self.port) as c:
+            for cut in (len(blob) // 3, len(blob) // 3 + 1, len(blob) - 5):
+                c.send(blob[:cut])
+                time.sleep(0.05)  # the answers to the whole requests leave meanwhile
+                c.send(blob[cut:])
+                for p in paths:
+                    r = c.read_response()
+                    self.assertEqual((r.status, r.body), (200, SMALL[p]), (cut, p))
+
     # ---- request content on GET ----
 
     def test_content_length_body_on_get_is_discarded(self):

@@ -102,6 +102,21 @@ class ShortTimeouts(ServerTestCase):
             self.assertTrue(c.is_closed_by_peer(timeout=8))
             self.assertGreater(time.monotonic() - t0, 1.5)
 
+    def test_idle_timeout_counts_from_each_connections_last_request(self):
+        # Idle connections wait in last-activity order: a connection used again goes behind
+        # the others, and each closes about the idle timeout after its own last request.
+        with Conn(self.port) as a, Conn(self.port) as b:
+            self.assertEqual(a.request(get_request("/alive.txt")).status, 200)
+            self.assertEqual(b.request(get_request("/alive.txt")).status, 200)
+            time.sleep(1.5)
+            self.assertEqual(a.request(get_request("/alive.txt")).status, 200)
+            t_a = time.monotonic()
+            self.assertTrue(b.is_closed_by_peer(timeout=8))
+            self.assertLess(time.monotonic() - t_a, 1.5, "b timed from a's request")
+            self.assertFalse(a.is_closed_by_peer(timeout=0.2), "a was used after b")
+            self.assertTrue(a.is_closed_by_peer(timeout=8))
+            self.assertGreater(time.monotonic() - t_a, 1.5)
+
     def test_send_timeout_option_drops_a_client_that_stops_reading(self):
         c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

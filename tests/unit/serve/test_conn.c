@@ -3,9 +3,11 @@
  * framing, and input split at any byte. */
 #include "serve/conn.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -948,4 +950,70 @@ Test(conn, multipart_boundary_is_stable_per_request_and_unknown_without_the_key)
     boundary_of(rekeyed, sizeof(rekeyed));
     cr_expect_str_neq(first, rekeyed, "another key, another boundary");
     cr_expect_geq(strlen(first), 32);
+}
+
+Test(conn, a_drained_connection_holds_no_request_and_no_response)
+{
+    cr_expect(nm_conn_is_drained(&fx.conn), "a new connection");
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /hel");
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_expect(!nm_conn_is_drained(&fx.conn), "a response queued, part of a request in");
+    cr_assert_eq(nm_conn_drain(&fx.conn, &fx.out), 0);
+    cr_expect(!nm_conn_is_drained(&fx.conn), "part of a request in");
+    feed_str(&fx.conn, "lo.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    run(&fx.conn, &fx.out);
+    cr_expect_eq(count(&fx.out, "HTTP/1.1 200 OK"), 2);
+    cr_expect(nm_conn_is_drained(&fx.conn), "both answered and sent");
+    feed_str(&fx.conn, "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    cr_assert_eq(nm_conn_process(&fx.conn), 0);
+    cr_expect(!nm_conn_is_drained(&fx.conn), "content owed");
+    feed_str(&fx.conn, "abcde");
+    run(&fx.conn, &fx.out);
+    cr_expect(nm_conn_is_drained(&fx.conn), "the content read and the 405 sent");
+    nm_conn_end_input(&fx.conn);
+    cr_expect(!nm_conn_is_drained(&fx.conn), "the peer's end: the connection closes");
+}
+
+Test(conn, a_reused_machine_starts_a_new_connection_with_its_buffers)
+{
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    run(&fx.conn, &fx.out);
+    cr_assert_eq(nm_conn_count_requests(&fx.conn), 1);
+    cr_assert(nm_conn_is_drained(&fx.conn));
+    char *in = fx.conn.in.ptr;
+    struct nm_conn_peer peer;
+    struct sockaddr_storage ss = {.ss_family = AF_INET6};
+    ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[0] = 0x20;
+    ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[1] = 0x01;
+    ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[2] = 0x0d;
+    ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[3] = 0xb8;
+    ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr[15] = 0x01;
+    nm_conn_peer_set(&peer, &ss);
+    nm_conn_reuse(&fx.conn, &peer);
+    cr_expect_eq(nm_conn_count_requests(&fx.conn), 0);
+    cr_expect_eq(fx.conn.in.ptr, in, "the input buffer is kept");
+    char text[INET6_ADDRSTRLEN];
+    nm_conn_peer_format(&fx.conn.peer, text, sizeof(text));
+    cr_expect_str_eq(text, "2001:db8::1");
+    feed_str(&fx.conn, "GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    run(&fx.conn, &fx.out);
+    cr_expect_eq(nm_conn_count_requests(&fx.conn), 1);
+    cr_expect_eq(count(&fx.out, "HTTP/1.1 200 OK"), 2);
+}
+
+Test(conn, a_peer_is_kept_in_binary_and_text_that_is_no_address_logs_as_a_dash)
+{
+    char text[INET6_ADDRSTRLEN];
+    nm_conn_peer_format(&fx.conn.peer, text, sizeof(text));
+    cr_expect_str_eq(text, "192.0.2.1");
+    struct nm_conn other;
+    nm_conn_init(&other, &fx.site, "not an address");
+    nm_conn_peer_format(&other.peer, text, sizeof(text));
+    cr_expect_str_eq(text, "-");
+    nm_conn_cleanup(&other);
+    struct sockaddr_storage ss = {.ss_family = AF_UNIX};
+    struct nm_conn_peer p;
+    nm_conn_peer_set(&p, &ss);
+    nm_conn_peer_format(&p, text, sizeof(text));
+    cr_expect_str_eq(text, "-");
 }

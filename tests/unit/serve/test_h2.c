@@ -356,6 +356,32 @@ Test(h2, get_of_a_file_is_200_with_validators_and_its_bytes)
     cr_assert_not(nm_h2_is_done(fx.h2), "the connection waits for more requests");
 }
 
+Test(h2, an_idle_connection_trimmed_frees_its_kept_streams_and_still_answers)
+{
+    client_start(0, false);
+    cr_assert_eq(get("GET", "/hello.txt", NULL)->status, 200);
+    cr_assert_not(nm_h2_is_busy(fx.h2));
+    cr_expect_gt(nm_h2_trim(fx.h2), 0, "the closed stream and the output buffer");
+    cr_expect_eq(nm_h2_trim(fx.h2), 0, "nothing is left to free");
+    struct resp *r = get("GET", "/hello.txt", NULL);
+    cr_assert_eq(r->status, 200);
+    cr_assert(body_is(r, hello, sizeof(hello) - 1));
+}
+
+Test(h2, a_connection_with_an_open_stream_is_not_trimmed)
+{
+    client_start(0, false);
+    int32_t id = request("GET", "/hello.txt", NULL);
+    cr_assert_gt(id, 0);
+    cr_assert_eq(nghttp2_session_send(fx.client), 0);
+    cr_assert_eq(nm_h2_receive(fx.h2, fx.to_server.ptr, fx.to_server.len), 0);
+    fx.to_server.len = 0;
+    cr_assert(nm_h2_is_busy(fx.h2), "the request is in, its answer not out");
+    cr_expect_eq(nm_h2_trim(fx.h2), 0);
+    cr_assert_eq(pump(), 0);
+    cr_assert_eq(resp_of(id)->status, 200);
+}
+
 Test(h2, field_names_are_lower_case)
 {
     client_start(0, false);
