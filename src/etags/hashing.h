@@ -125,6 +125,12 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
 void nm_hashing_remember(struct nm_hashing *h, int fd, const struct nm_file_version *v,
                          struct nm_hash128 hash, struct nm_file_version *now_v);
 
+/* Forgets v: its file has no name left (unlinked, or renamed over), so no lookup by path can
+ * ask for it again, and a deploy or writer that keeps making new files would otherwise leave one
+ * entry per file it ever replaced, up to max_entries. The entry goes only when it holds v's hash
+ * (not a job in progress, not a write of the attribute). Thread-safe. */
+void nm_hashing_forget(struct nm_hashing *h, const struct nm_file_version *v);
+
 /* Asks the pool to hash version v of the open file fd (duplicated; the caller keeps fd). One job
  * per version whoever asks; a racy version waits in the queue until it is old enough. Returns 0
  * when a job is queued or running, -EIO when this version failed to hash less than 30 s ago,

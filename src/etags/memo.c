@@ -185,6 +185,16 @@ int nm_hashing_find(struct nm_hashing *h, int fd, const struct nm_file_version *
     return 0;
 }
 
+void nm_hashing_forget(struct nm_hashing *h, const struct nm_file_version *v)
+{
+    pthread_mutex_lock(&h->lock);
+    struct nm_memo_entry *e = nm__memo_get(h, v->dev, v->ino);
+    if (e && e->state == NM_MEMO_HASHED && !e->persisting && !e->walk_waits &&
+        nm__memo_describes(e, v))
+        nm__memo_unlink(h, e);
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* Attribute writes on dev are paused (the lock is held). */
 static bool dev_has_no_xattr(struct nm_hashing *h, uint64_t dev)
 {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,11 @@
 
 #define MAX_ENTRIES 8192
 #define READ_TRIES 3
+#define RACY_HELD_MAX_BYTES (8u << 20) /* racy files above small_file_bytes held, per worker */
+
+/* Bytes this worker (a thread) holds for racy files read whole (hold_racy), until the last
+ * reference to each goes: the responses still sending one count too. */
+static _Thread_local uint64_t racy_held_bytes;
 
 struct nm_filecache {
     const struct nm_config *cfg;
@@ -67,6 +73,17 @@ struct nm_file *nm_file_acquire(struct nm_file *f)
     return f;
 }
 
+static void drop_data(struct nm_file *f)
+{
+    if (f->racy_held_bytes)
+        munmap(f->data, f->racy_held_bytes);
+    else
+        free(f->data);
+    racy_held_bytes -= f->racy_held_bytes;
+    f->racy_held_bytes = 0;
+    f->data = NULL;
+}
+
 void nm_file_release(struct nm_file *f)
 {
     if (!f || --f->refs > 0)
@@ -78,7 +95,7 @@ void nm_file_release(struct nm_file *f)
     if (f->fly_entry)
         nm_variants_cache_entry_release(f->fly_entry);
     else
-        free(f->data);
+        drop_data(f);
     free(f->path);
     free(f);
 }
@@ -107,8 +124,25 @@ static void lru_push_front(struct nm_filecache *fc, struct nm_file *f)
         fc->lru_tail = f;
 }
 
+static void version_of_file(const struct nm_file *f, struct nm_file_version *v);
+
+/* A file read from its descriptor whose last name is gone (renamed over or deleted): no lookup
+ * can reach that version again, so the memo forgets it rather than keep an entry per file a
+ * writer ever replaced. */
+static void forget_if_unlinked(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct stat st;
+    if (!fc->hashing || f->fd < 0 || !f->has_content_hash || fstat(f->fd, &st) != 0 ||
+        st.st_nlink > 0)
+        return;
+    struct nm_file_version v;
+    version_of_file(f, &v);
+    nm_hashing_forget(fc->hashing, &v);
+}
+
 static void table_remove(struct nm_filecache *fc, struct nm_file *f)
 {
+    forget_if_unlinked(fc, f);
     struct nm_file **pp = &fc->buckets[f->key_hash & (fc->n_buckets - 1)];
     while (*pp != f)
         pp = &(*pp)->chain;
@@ -191,12 +225,123 @@ static int reopen_servable(struct nm_filecache *fc, int pfd, const char *rel)
     return fd >= 0 ? fd : -err;
 }
 
-/* Opens a path relative to the root without leaving it; a path that ends outside it is -ENOENT. */
-static int open_beneath(struct nm_filecache *fc, const char *rel)
+/* `target` less the root it begins with, as the canonical root (`root`) or as configured (an
+ * absolute cfg->root, which may pass through links of its own): NULL when it begins with neither,
+ * which means it points out of the root. */
+static const char *strip_root(const struct nm_filecache *fc, const char *root, const char *target)
+{
+    const char *roots[2] = {root, fc->cfg->root};
+    for (int i = 0; i < 2; i++) {
+        const char *r = roots[i];
+        if (!r || r[0] != '/')
+            continue;
+        size_t n = strlen(r);
+        while (n > 1 && r[n - 1] == '/')
+            n--;
+        if (n == 1)
+            return target + 1; /* the root is "/" */
+        if (strncmp(target, r, n) == 0 && (target[n] == '/' || target[n] == '\0'))
+            return target + n;
+    }
+    return NULL;
+}
+
+/* Without openat2, or for a path openat2 saw leave the root (EXDEV): resolves one component at
+ * a time from the root, reading each symlink and splicing its target into what is left, so a link
+ * out of the root (an absolute target elsewhere, a ".." above it) is known as such from its text,
+ * before anything outside is opened or stat'ed: -ENOENT, a missing file's answer, whatever the
+ * target is. Returns an O_PATH descriptor, or -ENOENT, -ENOTDIR, -ELOOP, -ENAMETOOLONG, -errno. */
+static int walk_beneath(struct nm_filecache *fc, const char *rel)
+{
+    char root[PATH_MAX], at[PATH_MAX], rest[PATH_MAX], target[PATH_MAX], spliced[PATH_MAX];
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fc->root_fd);
+    ssize_t rn = readlink(link, root, sizeof(root) - 1);
+    root[rn > 0 ? rn : 0] = '\0';
+    size_t at_len = 0, pos = 0;
+    at[0] = '\0';
+    if (snprintf(rest, sizeof(rest), "%s", rel) >= (int)sizeof(rest))
+        return -ENAMETOOLONG;
+    for (int links = 0;;) {
+        while (rest[pos] == '/')
+            pos++;
+        if (!rest[pos]) { /* the root itself, or a name with a trailing slash: a directory */
+            int dfd = openat(fc->root_fd, at_len ? at : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            return dfd >= 0 ? dfd : -errno;
+        }
+        size_t n = strcspn(rest + pos, "/");
+        const char *name = rest + pos;
+        pos += n;
+        if (n == 1 && name[0] == '.')
+            continue;
+        if (n == 2 && name[0] == '.' && name[1] == '.') {
+            if (at_len == 0)
+                return -ENOENT; /* above the root */
+            while (at_len > 0 && at[at_len - 1] != '/')
+                at_len--;
+            at_len -= at_len > 0; /* the slash before the last name */
+            at[at_len] = '\0';
+            continue;
+        }
+        if (at_len + 1 + n >= sizeof(at))
+            return -ENAMETOOLONG;
+        size_t was = at_len;
+        if (at_len)
+            at[at_len++] = '/';
+        memcpy(at + at_len, name, n);
+        at_len += n;
+        at[at_len] = '\0';
+        int pfd = openat(fc->root_fd, at, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (pfd < 0)
+            return -errno;
+        struct stat st;
+        if (fstat(pfd, &st) != 0) {
+            int err = errno;
+            close(pfd);
+            return -err;
+        }
+        bool last = rest[pos + strspn(rest + pos, "/")] == '\0';
+        if (!S_ISLNK(st.st_mode)) {
+            if (!last && !S_ISDIR(st.st_mode)) {
+                close(pfd);
+                return -ENOTDIR;
+            }
+            if (last && rest[pos] == '\0')
+                return pfd;
+            close(pfd);
+            continue;
+        }
+        /* At most 40 links per resolution, the kernel's bound (path_resolution(7)). */
+        ssize_t tn = ++links > 40 ? -1 : readlinkat(pfd, "", target, sizeof(target) - 1);
+        int err = links > 40 ? ELOOP : errno;
+        close(pfd);
+        if (tn <= 0)
+            return tn == 0 ? -ENOENT : -err;
+        target[tn] = '\0';
+        at_len = was;
+        at[at_len] = '\0';
+        const char *from = target;
+        if (target[0] == '/') {
+            from = strip_root(fc, root, target);
+            if (!from)
+                return -ENOENT; /* an absolute target out of the root */
+            at_len = 0;
+            at[0] = '\0';
+        }
+        if (snprintf(spliced, sizeof(spliced), "%s%s", from, rest + pos) >= (int)sizeof(spliced))
+            return -ENAMETOOLONG;
+        memcpy(rest, spliced, sizeof(rest));
+        pos = 0;
+    }
+}
+
+/* An O_PATH descriptor of a path relative to the root, resolved without leaving it; a path that
+ * leaves it is -ENOENT. */
+static int path_beneath(struct nm_filecache *fc, const char *rel)
 {
     if (fc->cfg->follow_all_symlinks) {
         int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
-        return pfd >= 0 ? reopen_servable(fc, pfd, rel) : -errno;
+        return pfd >= 0 ? pfd : -errno;
     }
     if (fc->have_openat2) {
         struct open_how how = {
@@ -205,21 +350,22 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
         };
         long pfd = syscall(SYS_openat2, fc->root_fd, rel, &how, sizeof(how));
         if (pfd >= 0)
-            return reopen_servable(fc, (int)pfd, NULL);
-        /* EXDEV: the path left the root on the way, by an absolute link or a "..", and may
-         * still end inside it; the check below decides. A seccomp profile older than openat2
-         * refuses it with EPERM rather than ENOSYS: O_PATH opens fail with EPERM for no other
-         * reason, so both mean the call is not there. */
+            return (int)pfd;
+        /* EXDEV: the path left the root on the way, by an absolute link (which may name a place
+         * inside it) or a "..": the walk decides, from the links' text. A seccomp profile older
+         * than openat2 refuses it with EPERM rather than ENOSYS: O_PATH opens fail with EPERM
+         * for no other reason, so both mean the call is not there. */
         if (errno != ENOSYS && errno != EPERM && errno != EXDEV)
             return -errno;
         if (errno == ENOSYS || errno == EPERM)
             fc->have_openat2 = false;
     }
-    /* Kernels before 5.6, or a path that left the root on the way: resolve without opening,
-     * check that the result lies beneath the root, then open that very inode. */
-    int pfd = openat(fc->root_fd, rel, O_PATH | O_CLOEXEC);
+    /* Kernels before 5.6, or a path that left the root on the way. */
+    int pfd = walk_beneath(fc, rel);
     if (pfd < 0)
-        return -errno;
+        return pfd;
+    /* The walk looked at each name once; one renamed under it since could have moved it: the
+     * inode reached must still lie beneath the root. */
     char link[64], root[PATH_MAX], got[PATH_MAX];
     snprintf(link, sizeof(link), "/proc/self/fd/%d", fc->root_fd);
     ssize_t rn = readlink(link, root, sizeof(root) - 1);
@@ -238,7 +384,30 @@ static int open_beneath(struct nm_filecache *fc, const char *rel)
         close(pfd);
         return -ENOENT;
     }
-    return reopen_servable(fc, pfd, NULL);
+    return pfd;
+}
+
+/* Opens a path relative to the root without leaving it; a path that ends outside it is -ENOENT. */
+static int open_beneath(struct nm_filecache *fc, const char *rel)
+{
+    int pfd = path_beneath(fc, rel);
+    if (pfd < 0)
+        return pfd;
+    return reopen_servable(fc, pfd, fc->cfg->follow_all_symlinks ? rel : NULL);
+}
+
+/* The stat of a path relative to the root, resolved as open_beneath does: nothing outside the
+ * root is stat'ed, and a path that leaves it is -ENOENT. */
+static int stat_beneath(struct nm_filecache *fc, const char *rel, struct stat *st)
+{
+    if (fc->cfg->follow_all_symlinks)
+        return fstatat(fc->root_fd, rel, st, 0) == 0 ? 0 : -errno;
+    int pfd = path_beneath(fc, rel);
+    if (pfd < 0)
+        return pfd;
+    int rc = fstat(pfd, st) == 0 ? 0 : -errno;
+    close(pfd);
+    return rc;
 }
 
 static int read_all(int fd, char *buf, uint64_t size)
@@ -375,6 +544,30 @@ static int make_etag(struct nm_filecache *fc, struct nm_file *f)
     return 0;
 }
 
+/* A racy version (f->racy) above small_file_bytes, up to the hash threshold, with content
+ * ETags: read whole, then hashed and served from those bytes as a small file is, so that a
+ * rewrite in the same timestamp tick cannot change what is sent under the tag unseen. The lookup
+ * loads it again while it is racy, so it is not kept in the table: its memory lives only as long
+ * as the responses sending it; once the file settles it is a large file as usual. Beyond the
+ * worker's bound (RACY_HELD_MAX_BYTES) nothing is read: it goes out untagged until it settles.
+ * Returns 0, or a read_all error. */
+static int hold_racy(struct nm_filecache *fc, struct nm_file *f)
+{
+    if (!f->racy || fc->cfg->etag_mode != NM_ETAG_CONTENT ||
+        f->size > fc->cfg->hash_threshold_bytes || racy_held_bytes + f->size > RACY_HELD_MAX_BYTES)
+        return 0;
+    /* Mapped, not malloc'ed: a megabyte that lives two seconds goes back to the system when
+     * freed, rather than raising malloc's mmap threshold and staying in a worker's arena. */
+    void *p = mmap(NULL, f->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return 0;
+    f->data = p;
+    f->racy_held_bytes = f->size;
+    racy_held_bytes += f->size;
+    fc->stats.racy_held++;
+    return read_all(f->fd, f->data, f->size);
+}
+
 /* The coding whose sidecar suffix ends `path`, when sidecars of that coding are served. */
 static enum nm_coding sidecar_coding_of(const struct nm_config *cfg, const char *path)
 {
@@ -432,8 +625,7 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
             rc = -EACCES;
             goto fail;
         }
-        free(f->data);
-        f->data = NULL;
+        drop_data(f);
         rc = 0;
         if (f->size <= fc->cfg->small_file_bytes) {
             f->data = malloc(f->size ? f->size : 1);
@@ -442,6 +634,8 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
                 goto fail;
             }
             rc = read_all(f->fd, f->data, f->size);
+        } else {
+            rc = hold_racy(fc, f);
         }
         if (rc == 0)
             rc = make_etag(fc, f);
@@ -495,11 +689,11 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
 
     const char *rel = path[1] ? path + 1 : ".";
     struct stat st;
-    if (fstatat(fc->root_fd, rel, &st, 0) != 0) {
-        int err = errno;
+    int src = stat_beneath(fc, rel, &st);
+    if (src < 0) {
         if (f)
             table_remove(fc, f);
-        return err == ELOOP ? -EACCES : -err;
+        return src == -ELOOP ? -EACCES : src;
     }
     /* In-memory bytes of a racy version may predate a write that left the stat unchanged. */
     if (f && same_version(f, &st) && !(f->racy && f->data)) {
@@ -525,6 +719,10 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
     }
     if (rc < 0)
         return rc;
+    if (nf->racy_held_bytes) {
+        *out = nf; /* never a hit while racy: kept only as long as its responses (hold_racy) */
+        return 0;
+    }
     evict_if_full(fc);
     nf->key_hash = h;
     nf->chain = fc->buckets[h & (fc->n_buckets - 1)];

@@ -65,6 +65,7 @@ struct nm_file {
     int64_t max_age; /* from cache_control, -1 when none */
 
     char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
+    uint64_t racy_held_bytes; /* data of a larger racy version, held (nm_filecache_lookup) */
 };
 
 struct nm_filecache;
@@ -87,15 +88,23 @@ void nm_filecache_free(struct nm_filecache *fc);
 /* Finds the current version of `path` (a normalized path from nm_path_normalize). A stat per
  * call tells whether the cached version is still current; a changed file is opened, hashed and
  * rendered again, and so is one held in memory whose version was racy (nm_hashing_is_racy) when
- * read. A pending entry takes its ETag (and a manifest's Last-Modified) once the pool's
+ * read. With content ETags a racy version above small_file_bytes, up to hash_threshold_bytes, is
+ * held in memory too (read whole, tagged with the hash of those bytes and sent from them; not
+ * kept in the table, which would load it again anyway) while the worker's racy files hold at
+ * most 8 MiB, counted until each entry's last reference goes;
+ * beyond that it goes out untagged until it settles, and once settled it is loaded as a large
+ * file again. A pending entry takes its ETag (and a manifest's Last-Modified) once the pool's
  * generation moves and the memo has it. Resolution never leaves the root: symlinks are followed
  * only while they stay beneath it, unless the config allows all. Returns 0 and a new reference in
  * *out, or -ENOENT (also a symlink out of the root, so it answers as a missing file does),
  * -EACCES (unreadable, not a regular file or directory, a symlink loop), -ENOTDIR, -EMFILE,
  * -ENOMEM, -EIO. On -EMFILE, -ENFILE or -ENOMEM the coldest entries (up to 64) are let go and
  * the load is tried once more, so the table shrinks under a descriptor or memory limit. Without
- * openat2 (ENOSYS, or EPERM from a seccomp profile that predates it) the resolved path is checked
- * instead.
+ * openat2 (ENOSYS, or EPERM from a seccomp profile that predates it), and for a path openat2 saw
+ * leave the root, the path is resolved a name at a time and each link's target read as text, so
+ * a link out of the root is -ENOENT whatever its target is (missing, a loop, unreadable) and
+ * nothing outside the root is opened or stat'ed, the per-call stat included; an absolute target
+ * inside the root (as its real path or as configured) is followed.
  */
 int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
 
@@ -119,6 +128,7 @@ struct nm_filecache_stats {
     uint64_t hashed_files;
     uint64_t hashed_bytes;
     uint64_t pending_filled;
+    uint64_t racy_held; /* racy versions above small_file_bytes read whole (nm_filecache_lookup) */
 };
 
 void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out);

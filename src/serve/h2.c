@@ -534,12 +534,15 @@ static int answer(struct nm_h2 *h, struct stream *s)
 }
 
 /* Answers the requests that came complete in the last input, in order: only now, so that a
- * stream the peer reset in the same input (rapid reset) costs no handler run. */
+ * stream the peer reset in the same input (rapid reset) costs no handler run. Once this pass's
+ * listing is rendered (site.h) the rest wait in the queue for nm_h2_answer_waiting. */
 static int answer_ready(struct nm_h2 *h)
 {
     int rc = 0;
     while (h->ready) {
         struct stream *s = h->ready;
+        if (!s->closed && rc == 0 && !h->failed && h->site->listing_renders_left == 0)
+            break;
         h->ready = s->next;
         if (!h->ready)
             h->ready_end = &h->ready;
@@ -838,6 +841,16 @@ int nm_h2_receive(struct nm_h2 *h, const char *bytes, size_t n)
     if (arc < 0)
         return arc;
     return h->failed ? -EPROTO : 0;
+}
+
+int nm_h2_answer_waiting(struct nm_h2 *h)
+{
+    return answer_ready(h);
+}
+
+bool nm_h2_has_waiting(const struct nm_h2 *h)
+{
+    return h->ready != NULL;
 }
 
 int nm_h2_output(struct nm_h2 *h, const char **data, size_t *len)

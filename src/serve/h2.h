@@ -31,6 +31,13 @@ void nm_h2_free(struct nm_h2 *h);
  * protocol or went over a limit: a GOAWAY is queued, send it, then close (nm_h2_is_done). */
 int nm_h2_receive(struct nm_h2 *h, const char *bytes, size_t n);
 
+/* Requests complete but not answered yet: one asking for a listing once this pass's render was
+ * made (site.h, listing_renders_left 0), and those after it, wait in order rather than fail.
+ * nm_h2_has_waiting says whether any do; nm_h2_answer_waiting answers them, in order, up to the
+ * next such listing. Returns 0, or -ENOMEM. */
+bool nm_h2_has_waiting(const struct nm_h2 *h);
+int nm_h2_answer_waiting(struct nm_h2 *h);
+
 /* The bytes to send next, at *data, *len of them (0: nothing to send now); valid until the next
  * call on h. Returns 0, or -ENOMEM. */
 int nm_h2_output(struct nm_h2 *h, const char **data, size_t *len);

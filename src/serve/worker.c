@@ -2,6 +2,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -25,6 +26,7 @@
 #define MAX_SPARE 256        /* closed connections kept for reuse; memory follows the peak load */
 #define MAX_SPARE_STATES 256 /* drained connection states kept, within the recent peak */
 #define TRIM_MS 5000         /* how often spare states above the recent peak are freed */
+#define MALLOC_TRIM_MS 10000 /* how often freed heap memory is handed back to the system */
 #define LINGER_MS 2000       /* how long a closing connection's unread input is drained */
 #define MAX_ROUNDS 64        /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
@@ -84,6 +86,7 @@ struct nm_worker {
     const struct nm_listeners *listeners; /* that generation's */
     bool accepting;
     int64_t accept_resume_ms;
+    int64_t trim_at_ms;
     int64_t budget_warned_ms; /* when the descriptor bound was last reported */
     struct nm_site site;
     bool has_site;
@@ -683,6 +686,12 @@ static int send_h2(struct sconn *sc)
 
 static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
 {
+    /* One listing render per pass, as over HTTP/1.1 (site.h): streams after it wait their turn. */
+    w->site.listing_renders_left = 1;
+    if (nm_h2_answer_waiting(sc->h2) < 0) {
+        close_conn(w, sc);
+        return false;
+    }
     for (int rounds = 0;; rounds++) {
         if (rounds == MAX_ROUNDS) {
             run_again(w, sc);
@@ -700,6 +709,10 @@ static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
             sc->last_io_ms = t;
         if (nm_h2_is_done(sc->h2))
             return finish_conn(w, sc, t);
+        if (nm_h2_has_waiting(sc->h2)) {
+            run_again(w, sc);
+            break;
+        }
         /* Decrypted bytes left inside TLS raise no epoll edge: read them now. */
         bool pending = sc->tls && !sc->h2_input_over && nm_tls_has_pending(sc->tls);
         if (!in && !out && !pending)
@@ -1000,6 +1013,14 @@ static void *worker_main(void *arg)
             }
             if (w->index == 0)
                 nm_send_aborts_flush(sh->aborts, t, false);
+            if (w->index == 0 && t >= w->trim_at_ms) {
+                /* malloc gives back only the top of an arena: memory freed below it stays, so
+                 * each worker's arena keeps the peak it reached (file versions of many sizes
+                 * come and go) and RSS creeps up with every new peak. malloc_trim returns the
+                 * free pages of every arena. */
+                malloc_trim(0);
+                w->trim_at_ms = t + MALLOC_TRIM_MS;
+            }
             report_log_drops(w, t, false);
             if (!stopping && !w->accepting && atomic_load(&sh->n_conns) < conn_cap(w) &&
                 t >= w->accept_resume_ms)

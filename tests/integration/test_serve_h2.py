@@ -1,6 +1,6 @@
 """HTTP/2 with prior knowledge (`--h2c`) at the frame level, with Debian's python3-h2 (run with
 /usr/bin/python3): the same decisions as HTTP/1.1, request content on GET, the concurrent-stream
-limit, a stalled download beside a fast one, and floods (rapid reset, CONTINUATION, HPACK bomb,
+limit, a stalled download beside a fast one, many listings on one connection, and floods (rapid reset, CONTINUATION, HPACK bomb,
 SETTINGS, PING, empty DATA, WINDOW_UPDATE), each ending its connection with GOAWAY
 ENHANCE_YOUR_CALM while another client is served. Each flood prints the bytes it sent and the
 server CPU time it cost."""
@@ -23,6 +23,8 @@ from launch import NotmodServer, Site, fetch, require_binary
 IO_TIMEOUT_S = 10.0
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 BIG = 4 << 20
+LISTINGS = 8  # directories of ...
+LISTING_ENTRIES = 1000  # ... entries each: listings that take a while to render
 
 
 def frame(ftype, flags, stream, payload=b""):
@@ -148,22 +150,36 @@ class Http2Test(unittest.TestCase):
         cls.site.write("hello.txt", b"Hello, world!\n", mtime=1700000000)
         cls.site.write("style.css", b"body { color: red }\n" * 40, mtime=1700000000)
         cls.site.write("big.bin", bytes(range(256)) * (BIG // 256), mtime=1700000000)
+        for i in range(LISTINGS):
+            for k in range(LISTING_ENTRIES):
+                cls.site.write("many%d/e%04d-%d" % (i, k, i), b"", mtime=1700000000)
         try:
             cls.server = NotmodServer(cls.site.root, ["--h2c"]).start()
         except BaseException:
             cls.site.cleanup()
             raise
         cls.port = cls.server.port
+        try:
+            cls.listing_server = NotmodServer(cls.site.root,
+                                              ["--h2c", "--list-dirs", "--workers", "1"]).start()
+        except BaseException:
+            cls.server.stop()
+            cls.site.cleanup()
+            raise
+        cls.listing_port = cls.listing_server.port
 
     @classmethod
     def tearDownClass(cls):
         try:
-            cls.server.stop_checked()
+            try:
+                cls.server.stop_checked()
+            finally:
+                cls.listing_server.stop_checked()
         finally:
             cls.site.cleanup()
 
-    def client(self, settings=None):
-        c = Client(self.port, settings)
+    def client(self, settings=None, port=None):
+        c = Client(port or self.port, settings)
         self.addCleanup(c.close)
         return c
 
@@ -264,6 +280,23 @@ class Http2Test(unittest.TestCase):
         c.flush()
         c.pump(lambda: c.streams[big]["ended"], timeout=60)
         self.assertEqual(bytes(c.streams[big]["body"]), bytes(range(256)) * (BIG // 256))
+
+    # ---- listings ----
+
+    def test_many_listings_on_one_connection_are_all_answered_beside_another_client(self):
+        # One listing render per connection per pass of the loop: the streams after it wait
+        # for the next pass (not failed) while the other connection is served.
+        c = self.client(port=self.listing_port)
+        sids = [c.request("/many%d/" % i) for i in range(LISTINGS)]
+        other = fetch(self.listing_port, "/hello.txt")
+        self.assertEqual(other.status, 200)
+        c.pump(lambda: all(c.streams[s]["ended"] or c.streams[s]["reset"] is not None
+                           for s in sids), timeout=60)
+        for i, sid in enumerate(sids):
+            s = c.streams[sid]
+            self.assertIsNone(s["reset"], "stream %d was reset" % sid)
+            self.assertEqual(s["status"], 200)
+            self.assertIn(b"e%04d-%d" % (LISTING_ENTRIES - 1, i), bytes(s["body"]))
 
     # ---- floods ----
 

@@ -3,11 +3,13 @@
 import html.parser
 import os
 import re
+import shutil
 import time
 import unittest
 from urllib.parse import unquote_to_bytes, urljoin, urlsplit
 
-from launch import Conn, ServerTestCase, Site, require_binary
+from launch import (Conn, ServerTestCase, Site, fetch, require_binary, serve_for_test,
+                    shared_tempdir)
 
 INNER = b"inner file\n"
 
@@ -142,6 +144,45 @@ class PathsDefault(TraversalMixin, ServerTestCase):
                        "/link-out-missing"):
             with self.subTest(target=target):
                 r = self.get(target)
+                self.assertEqual(r.status, 404)
+                self.assertNotIn(b"TOP-SECRET", r.body)
+
+    def test_symlink_out_of_the_root_to_a_loop_is_404_like_a_missing_one(self):
+        # Whatever the target: a loop outside answers as a missing file, not 403.
+        os.symlink("loop-out-b", os.path.join(self.site.base, "loop-out-a"))
+        os.symlink("loop-out-a", os.path.join(self.site.base, "loop-out-b"))
+        os.symlink("../loop-out-a", self.site.path("link-out-loop"))
+        os.symlink(os.path.join(self.site.base, "loop-out-a"),
+                   self.site.path("link-out-loop-absolute"))
+        os.symlink("../secret.txt/x", self.site.path("link-out-through-a-file"))
+        for target in ("/link-out-loop", "/link-out-loop-absolute", "/link-out-loop/x",
+                       "/link-out-through-a-file"):
+            with self.subTest(target=target):
+                self.assertEqual(self.get(target).status, 404)
+        self.assert_alive()
+
+    def test_symlink_out_of_the_root_to_an_unreadable_place_is_404_like_a_missing_one(self):
+        # As nobody, for whom a directory beside the root is closed: 404, not 403.
+        base = shared_tempdir("notmod-paths-")
+        self.addCleanup(shutil.rmtree, base, True)
+        root = os.path.join(base, "site")
+        os.mkdir(root, 0o755)
+        os.mkdir(os.path.join(base, "private"), 0o700)
+        with open(os.path.join(base, "private", "x.txt"), "wb") as f:
+            f.write(Site.SECRET)
+        with open(os.path.join(root, "inner.txt"), "wb") as f:
+            f.write(INNER)
+        os.chmod(os.path.join(root, "inner.txt"), 0o644)
+        os.symlink("../private/x.txt", os.path.join(root, "link-out-private"))
+        os.symlink(os.path.join(base, "private", "x.txt"),
+                   os.path.join(root, "link-out-private-absolute"))
+        os.symlink("../private", os.path.join(root, "dirlink-out-private"))
+        srv = serve_for_test(self, root, as_nobody=True)
+        self.assertEqual(fetch(srv.port, "/inner.txt").status, 200)
+        for target in ("/link-out-private", "/link-out-private-absolute",
+                       "/dirlink-out-private/x.txt", "/dirlink-out-private/"):
+            with self.subTest(target=target):
+                r = fetch(srv.port, target)
                 self.assertEqual(r.status, 404)
                 self.assertNotIn(b"TOP-SECRET", r.body)
 

@@ -142,3 +142,30 @@ Test(hashing, a_version_found_in_memory_is_counted_as_such_and_nothing_is_queued
     nm_hashing_free(h);
     close(a);
 }
+
+Test(hashing, a_forgotten_version_is_no_longer_in_memory_and_others_stay)
+{
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.low_priority = false;
+    o.persist = false;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    int a = write_file("fa", "abc", 3), b = write_file("fb", "xyz", 3);
+    struct nm_file_version va, vb, other;
+    version_of_fd(a, &va);
+    version_of_fd(b, &vb);
+    struct nm_hash128 got;
+    nm_hashing_remember(h, a, &va, nm_hashing_hash_bytes("abc", 3), NULL);
+    nm_hashing_remember(h, b, &vb, nm_hashing_hash_bytes("xyz", 3), NULL);
+    other = vb;
+    other.size++;
+    nm_hashing_forget(h, &other); /* another version of b: b's stays */
+    nm_hashing_forget(h, &va);
+    cr_expect_eq(nm_hashing_find(h, -1, &va, &got), -ENOENT);
+    cr_expect_eq(nm_hashing_find(h, -1, &vb, &got), 0);
+    nm_hashing_forget(h, &va); /* twice: nothing left to forget */
+    nm_hashing_free(h);
+    close(a);
+    close(b);
+}

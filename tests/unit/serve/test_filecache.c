@@ -142,6 +142,7 @@ Test(filecache, without_a_pool_a_large_file_is_hashed_when_loaded)
     size_t n = 300 * 1024;
     char *data = fill(n, 1);
     put("big", data, n);
+    cfg.hash_threshold_bytes = n - 1; /* not read whole while it is racy (just written) */
     struct nm_filecache *fc;
     cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
     struct nm_file *f;
@@ -192,6 +193,142 @@ Test(filecache, above_the_threshold_a_file_is_served_untagged_until_the_pool_has
     nm_filecache_get_stats(fc, &st);
     cr_expect_eq(st.pending_filled, 1);
     nm_file_release(f);
+    nm_filecache_free(fc);
+    nm_hashing_free(h);
+    free(data);
+}
+
+static struct nm_hashing *pool_for_test(void)
+{
+    struct nm_hashing_options o;
+    nm_hashing_options_init(&o);
+    o.persist = false;
+    o.low_priority = false;
+    struct nm_hashing *h;
+    cr_assert_eq(nm_hashing_new(&o, &h), 0);
+    return h;
+}
+
+Test(filecache, a_racy_large_file_up_to_the_threshold_is_tagged_from_the_bytes_it_is_sent_from)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 7);
+    put("big", data, n);
+    struct nm_hashing *h = pool_for_test();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect(f->racy);
+    cr_assert_not_null(f->data, "held in memory while racy");
+    cr_expect_not(f->in_table, "only as long as the responses sending it");
+    cr_expect_eq(memcmp(f->data, data, n), 0);
+    expect_tag_of(f, data, n);
+    cr_expect_eq(f->fd, -1);
+    /* Rewritten in place, same size: the next lookup reads it again, whatever the stat says. */
+    data[n / 2] ^= 1;
+    put("big", data, n);
+    struct nm_file *g;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &g), 0);
+    cr_assert_neq(g, f);
+    cr_assert_not_null(g->data);
+    cr_expect_eq(memcmp(g->data, data, n), 0);
+    expect_tag_of(g, data, n);
+    expect_tag_of(f, f->data, n); /* the first entry still sends the bytes of its own tag */
+    nm_file_release(f);
+    nm_file_release(g);
+    /* Settled: loaded again as a large file, read from its descriptor, with the same tag. */
+    sleep_ms(2100);
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect_not(f->racy);
+    cr_expect_null(f->data);
+    cr_expect_geq(f->fd, 0);
+    expect_tag_of(f, data, n);
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.racy_held, 2);
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    nm_hashing_free(h);
+    free(data);
+}
+
+Test(filecache, racy_large_files_are_held_up_to_8_mib_per_worker_then_go_out_untagged)
+{
+    size_t n = 1u << 20, files = 9;
+    char *data = fill(n, 8);
+    struct nm_hashing *h = pool_for_test();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *held[9];
+    for (size_t i = 0; i < files; i++) {
+        char name[16], path[16];
+        snprintf(name, sizeof(name), "f%zu", i);
+        snprintf(path, sizeof(path), "/f%zu", i);
+        data[0] = (char)i;
+        put(name, data, n);
+        cr_assert_eq(nm_filecache_lookup(fc, path, &held[i]), 0);
+        cr_assert(held[i]->racy);
+    }
+    for (size_t i = 0; i < 8; i++)
+        cr_expect_not_null(held[i]->data, "file %zu held", i);
+    cr_expect_null(held[8]->data, "the ninth is over the bound");
+    cr_expect_not(held[8]->has_etag, "and goes out untagged, as before");
+    /* A response still sending an entry keeps its bytes counted after the table lets it go. */
+    nm_filecache_free(fc);
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/f8", &f), 0);
+    cr_expect_null(f->data, "still over the bound while the others are referenced");
+    nm_file_release(f);
+    for (size_t i = 0; i < files; i++)
+        nm_file_release(held[i]);
+    put("f9", data, n);
+    cr_assert_eq(nm_filecache_lookup(fc, "/f9", &f), 0);
+    cr_expect_not_null(f->data, "the bytes are counted back when the last reference goes");
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    nm_hashing_free(h);
+    free(data);
+}
+
+Test(filecache, the_memo_forgets_a_version_whose_file_was_renamed_over)
+{
+    size_t n = 300 * 1024;
+    char *data = fill(n, 9);
+    put("big", data, n);
+    put("kept", data, n);
+    sleep_ms(2100); /* settled: hashed inline, remembered */
+    struct nm_hashing *h = pool_for_test();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_hashing(fc, h);
+    struct nm_file *f, *k;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_assert_eq(nm_filecache_lookup(fc, "/kept", &k), 0);
+    struct nm_file_version v = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                f->ctime_ns};
+    struct nm_file_version kv = {(uint64_t)k->dev, (uint64_t)k->ino, k->size, k->mtime_ns,
+                                 k->ctime_ns};
+    struct nm_hash128 got;
+    cr_assert_eq(nm_hashing_find(h, -1, &v, &got), 0, "remembered");
+    /* A new file renamed over it: the next lookup replaces the entry, the memo forgets. */
+    put("big.new", data, n);
+    char from[128], to[128];
+    snprintf(from, sizeof(from), "%s/big.new", dir);
+    snprintf(to, sizeof(to), "%s/big", dir);
+    cr_assert_eq(rename(from, to), 0);
+    struct nm_file *g;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &g), 0);
+    cr_expect_neq(g->ino, f->ino);
+    cr_expect_eq(nm_hashing_find(h, -1, &v, &got), -ENOENT, "forgotten");
+    cr_expect_eq(nm_hashing_find(h, -1, &kv, &got), 0, "a file with its name kept stays");
+    nm_file_release(g);
+    nm_file_release(f);
+    nm_file_release(k);
     nm_filecache_free(fc);
     nm_hashing_free(h);
     free(data);
@@ -300,6 +437,7 @@ Test(filecache, a_change_after_loading_is_seen_by_the_change_check)
     size_t n = 300 * 1024;
     char *data = fill(n, 4);
     put("big", data, n);
+    cfg.hash_threshold_bytes = n - 1; /* not read whole while it is racy (just written) */
     struct nm_filecache *fc;
     cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
     struct nm_file *f;
@@ -311,6 +449,76 @@ Test(filecache, a_change_after_loading_is_seen_by_the_change_check)
     nm_file_release(f);
     nm_filecache_free(fc);
     free(data);
+}
+
+/* Beside the root: a symlink loop (loop-a, loop-b) and a directory only its owner (root) may
+ * enter, holding a file; links in the root point at each, by relative and absolute targets. */
+static char outside[64];
+
+static void remove_outside(void)
+{
+    if (!outside[0])
+        return;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", outside);
+    cr_assert_eq(system(cmd), 0);
+}
+
+static void make_links_to_outside(void)
+{
+    snprintf(outside, sizeof(outside), "/tmp/nm_filecache_out_XXXXXX");
+    cr_assert_not_null(mkdtemp(outside));
+    cr_assert_eq(chmod(outside, 0755), 0);
+    char a[128], b[128], link[128], target[160];
+    snprintf(a, sizeof(a), "%s/loop-a", outside);
+    snprintf(b, sizeof(b), "%s/loop-b", outside);
+    cr_assert_eq(symlink(b, a), 0);
+    cr_assert_eq(symlink(a, b), 0);
+    snprintf(a, sizeof(a), "%s/private", outside);
+    cr_assert_eq(mkdir(a, 0700), 0);
+    snprintf(b, sizeof(b), "%s/private/x", outside);
+    int fd = open(b, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    const char *links[][2] = {{"link-out-loop", "loop-a"}, {"link-out-private", "private/x"}};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(link, sizeof(link), "%s/%s", dir, links[i][0]);
+        snprintf(target, sizeof(target), "%s/%s", outside, links[i][1]);
+        cr_assert_eq(symlink(target, link), 0);
+        snprintf(link, sizeof(link), "%s/%s-relative", dir, links[i][0]);
+        snprintf(target, sizeof(target), "../%s/%s", strrchr(outside, '/') + 1, links[i][1]);
+        cr_assert_eq(symlink(target, link), 0);
+    }
+}
+
+/* How many of the links make_links_to_outside made do not answer -ENOENT. */
+static int links_to_outside_not_missing(struct nm_filecache *fc)
+{
+    const char *paths[] = {"/link-out-loop",    "/link-out-loop-relative",
+                           "/link-out-private", "/link-out-private-relative",
+                           "/link-out-loop/x",  "/link-out-private-relative/"};
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        struct nm_file *f = NULL;
+        int rc = nm_filecache_lookup(fc, paths[i], &f);
+        if (rc != -ENOENT) {
+            fprintf(stderr, "%s: %d, not -ENOENT\n", paths[i], rc);
+            wrong++;
+        }
+        if (rc == 0)
+            nm_file_release(f);
+    }
+    return wrong;
+}
+
+Test(filecache, a_symlink_out_of_the_root_to_a_loop_answers_as_a_missing_file,
+     .fini = remove_outside)
+{
+    make_links_to_outside();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    cr_expect_eq(links_to_outside_not_missing(fc), 0);
+    nm_filecache_free(fc);
 }
 
 Test(filecache, a_symlink_out_of_the_root_answers_as_a_missing_file)
@@ -330,7 +538,14 @@ Test(filecache, a_symlink_out_of_the_root_answers_as_a_missing_file)
 }
 
 /* Everything a child checks, as the bit it clears in its exit status. */
-enum { SECCOMP_REFUSES = 1, INSIDE_SERVED = 2, LINK_IN_SERVED = 4, LINK_OUT_REFUSED = 8 };
+enum {
+    SECCOMP_REFUSES = 1,
+    INSIDE_SERVED = 2,
+    LINK_IN_SERVED = 4,
+    LINK_OUT_REFUSED = 8,
+    LINKS_OUT_MISSING = 16, /* to a loop and to a place nobody may enter, as nobody */
+    NOBODY = 32,
+};
 
 static int lookups_in_a_child_without_openat2(void)
 {
@@ -345,7 +560,11 @@ static int lookups_in_a_child_without_openat2(void)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
         syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0)
         return 0xff;
-    int failed = SECCOMP_REFUSES | INSIDE_SERVED | LINK_IN_SERVED | LINK_OUT_REFUSED;
+    /* As nobody, for whom the directory beside the root is closed (root would enter it). */
+    if (setgid(65534) != 0 || setuid(65534) != 0)
+        return NOBODY;
+    int failed =
+        SECCOMP_REFUSES | INSIDE_SERVED | LINK_IN_SERVED | LINK_OUT_REFUSED | LINKS_OUT_MISSING;
     struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
     if (syscall(SYS_openat2, root_fd, "a.txt", &how, sizeof(how)) < 0 && errno == EPERM)
         failed &= ~SECCOMP_REFUSES;
@@ -365,13 +584,18 @@ static int lookups_in_a_child_without_openat2(void)
     }
     if (nm_filecache_lookup(fc, "/link-out", &f) == -ENOENT)
         failed &= ~LINK_OUT_REFUSED;
+    if (links_to_outside_not_missing(fc) == 0)
+        failed &= ~LINKS_OUT_MISSING;
     nm_filecache_free(fc);
     return failed;
 }
 
-Test(filecache, openat2_refused_with_eperm_falls_back_and_still_keeps_to_the_root)
+Test(filecache, openat2_refused_with_eperm_falls_back_and_still_keeps_to_the_root,
+     .fini = remove_outside)
 {
     put("a.txt", "inside\n", 7);
+    make_links_to_outside();
+    cr_assert_eq(chmod(dir, 0755), 0);
     char link[128];
     snprintf(link, sizeof(link), "%s/link-in", dir);
     cr_assert_eq(symlink("a.txt", link), 0);

@@ -1,7 +1,8 @@
 /* The HTTP/2 machine's contract (h2.h), driven by an nghttp2 client session over a temporary
  * site: the responses the handler decides (the same as over HTTP/1.1, compared with nm_conn),
  * their framing (no content for 304 and HEAD, no connection-specific fields), flow control
- * with small windows and a stalled stream beside a moving one, the access log, request content,
+ * with small windows and a stalled stream beside a moving one, one listing render per pass of
+ * the loop (the streams after it waiting in order), the access log, request content,
  * and the bounds on what a peer may make the server do: rapid reset, CONTINUATION floods, HPACK
  * bombs, SETTINGS, PING, empty DATA and WINDOW_UPDATE floods. */
 #include "serve/h2.h"
@@ -192,6 +193,8 @@ static void setup(void)
     write_site_file("style.css", "body { color: red }\n", 20);
 
     nm_config_init(&fx.cfg);
+    /* Large files are file parts read from their descriptor, even while racy (just written). */
+    fx.cfg.hash_threshold_bytes = BIG_BYTES - 1;
     fx.cfg.root = strdup(fx.dir);
     fx.cfg.index_name = strdup("index.html");
     fx.cfg.access_log = strdup("-");
@@ -208,6 +211,19 @@ static void setup(void)
     nm_buf_init(&fx.server_out, 64u << 20);
 }
 
+#define LISTED_DIRS 3 /* directories d0, d1 ... a test may make */
+
+static void remove_listed_dirs(void)
+{
+    for (int i = 0; i < LISTED_DIRS; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/d%d/f.txt", fx.dir, i);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/d%d", fx.dir, i);
+        rmdir(path);
+    }
+}
+
 static void teardown(void)
 {
     for (size_t i = 0; i < fx.n_resps; i++)
@@ -220,6 +236,7 @@ static void teardown(void)
     close(fx.root_fd);
     nm_mime_table_free(fx.mime);
     nm_config_cleanup(&fx.cfg);
+    remove_listed_dirs();
     const char *names[] = {"hello.txt", "big.txt", "style.css"};
     for (size_t i = 0; i < 3; i++) {
         char path[128];
@@ -545,6 +562,84 @@ Test(h2, a_file_changed_under_its_response_resets_the_stream)
     cr_assert_lt(r->body.len, BIG_BYTES);
     cr_assert_not(fx.goaway, "only that stream ends");
     cr_assert_eq(get("GET", "/hello.txt", NULL)->status, 200);
+}
+
+/* ---- listings ---- */
+
+/* Directories d0, d1 ... each with a file: distinct listings, none found in the page cache. */
+static void make_listed_dirs(void)
+{
+    for (int i = 0; i < LISTED_DIRS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "d%d", i);
+        char path[128];
+        snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        snprintf(name, sizeof(name), "d%d/f.txt", i);
+        write_site_file(name, hello, sizeof(hello) - 1);
+    }
+}
+
+Test(h2, one_listing_is_rendered_per_pass_and_the_streams_after_it_wait_in_order)
+{
+    make_listed_dirs();
+    fx.cfg.list_dirs = true;
+    client_start(0, false);
+    int32_t ids[LISTED_DIRS + 1];
+    for (int i = 0; i < LISTED_DIRS; i++) {
+        char path[16];
+        snprintf(path, sizeof(path), "/d%d/", i);
+        ids[i] = request("GET", path, NULL);
+    }
+    ids[LISTED_DIRS] = request("GET", "/hello.txt", NULL);
+    fx.site.listing_renders_left = 1; /* the worker's setting for a pass */
+    pump();
+    cr_assert(resp_of(ids[0])->closed, "the first listing is answered");
+    cr_assert_eq(resp_of(ids[0])->status, 200);
+    cr_assert_eq(fx.site.listing_renders_left, 0);
+    for (int i = 1; i <= LISTED_DIRS; i++)
+        cr_assert_not(resp_of(ids[i])->closed, "stream %d waits for the next pass", ids[i]);
+    cr_assert(nm_h2_has_waiting(fx.h2));
+    cr_assert(nm_h2_is_busy(fx.h2));
+    for (int pass = 1; pass < LISTED_DIRS; pass++) {
+        fx.site.listing_renders_left = 1;
+        cr_assert_eq(nm_h2_answer_waiting(fx.h2), 0);
+        pump();
+        cr_assert(resp_of(ids[pass])->closed, "pass %d answers listing %d", pass, pass);
+        cr_assert_eq(resp_of(ids[pass])->status, 200, "waiting is not failing");
+        cr_assert_not_null(
+            memmem(resp_of(ids[pass])->body.ptr, resp_of(ids[pass])->body.len, "f.txt", 5));
+        if (pass + 1 < LISTED_DIRS)
+            cr_assert_not(resp_of(ids[pass + 1])->closed);
+    }
+    cr_assert_not(resp_of(ids[LISTED_DIRS])->closed, "a file behind a listing keeps its place");
+    fx.site.listing_renders_left = 1;
+    cr_assert_eq(nm_h2_answer_waiting(fx.h2), 0);
+    pump();
+    cr_assert(body_is(resp_of(ids[LISTED_DIRS]), hello, sizeof(hello) - 1));
+    cr_assert_not(nm_h2_has_waiting(fx.h2));
+    cr_assert_not(fx.goaway);
+}
+
+Test(h2, a_stream_reset_while_it_waits_is_dropped_unanswered)
+{
+    make_listed_dirs();
+    fx.cfg.list_dirs = true;
+    client_start(0, false);
+    int32_t first = request("GET", "/d0/", NULL), second = request("GET", "/d1/", NULL);
+    fx.site.listing_renders_left = 1;
+    pump();
+    cr_assert(resp_of(first)->closed);
+    cr_assert(nm_h2_has_waiting(fx.h2));
+    cr_assert_eq(nghttp2_submit_rst_stream(fx.client, NGHTTP2_FLAG_NONE, second, NGHTTP2_CANCEL),
+                 0);
+    pump();
+    fx.site.listing_renders_left = 1;
+    cr_assert_eq(nm_h2_answer_waiting(fx.h2), 0);
+    pump();
+    cr_assert_eq(fx.site.listing_renders_left, 1, "no listing rendered for a reset stream");
+    cr_assert_not(nm_h2_has_waiting(fx.h2));
+    cr_assert_not(nm_h2_is_busy(fx.h2));
 }
 
 /* ---- request content ---- */
