@@ -166,10 +166,12 @@ Test(connpool, a_state_given_back_with_a_response_queued_drops_its_file_referenc
     for (unsigned i = 0; i < s->conn.n_segs && !f; i++)
         f = s->conn.segs[(s->conn.seg_head + i) % NM_CONN_MAX_SEGS].file;
     cr_assert_not_null(f, "the body is a file part");
+    nm_file_acquire(f); /* the test's own, so f outlives the response's */
     unsigned refs = f->refs;
     cr_assert(!nm_conn_is_drained(&s->conn), "a partial request and a response are held");
     nm_connpool_give(&fx.pool, s);
     cr_expect_eq(f->refs, refs - 1);
+    nm_file_release(f);
     struct nm_connpool_state *again = take();
     cr_expect(nm_conn_is_drained(&again->conn));
     cr_expect_eq(again->conn.in.len, 0);
