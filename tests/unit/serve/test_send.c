@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +74,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+    nm_send_tail_reset(&fx.tail);
     nm_buf_cleanup(&fx.got);
     close(fx.sock[0]);
     close(fx.sock[1]);
@@ -180,4 +183,85 @@ Test(send, a_file_changed_before_its_end_leaves_aborts_the_response)
 Test(send, nothing_queued_is_nothing_sent)
 {
     cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0), 0);
+}
+
+/* The lease signals blocked, as in a worker: the file table then takes read leases. */
+static void block_lease_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, nm_filecache_lease_signal());
+    sigaddset(&set, SIGIO);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+}
+
+static int open_big(int flags)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s/big.txt", fx.dir);
+    return open(path, flags | O_CLOEXEC);
+}
+
+Test(send, a_leased_file_goes_whole_by_sendfile_and_is_followed_by_the_connection)
+{
+    block_lease_signals();
+    fx.cfg.sendfile = NM_SENDFILE_ALL; /* the socketpair's peer is on this host */
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct nm_file *f = nm_conn_front(&fx.conn)->file;
+    cr_assert(f->leased);
+    cr_assert_geq(send_all(), 0);
+    cr_assert_eq(fx.tail.spliced, f, "the connection follows the file it spliced");
+    const char *end = memmem(fx.got.ptr, fx.got.len, "\r\n\r\n", 4);
+    cr_assert_not_null(end);
+    cr_assert_eq(fx.got.len - (size_t)(end + 4 - fx.got.ptr), BIG_BYTES);
+}
+
+Test(send, a_file_refused_a_lease_is_copied_and_checked)
+{
+    block_lease_signals();
+    int wfd = open_big(O_WRONLY);
+    cr_assert_geq(wfd, 0);
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_not(nm_conn_front(&fx.conn)->file->leased, "a writer has it open");
+    close(wfd);
+    write_big('Z');
+    cr_assert_eq(send_all(), -1, "the copy's final check sees the change");
+    cr_assert_null(fx.tail.spliced);
+}
+
+Test(send, a_leased_file_is_copied_to_a_peer_on_this_host_unless_sendfile_is_all)
+{
+    block_lease_signals();
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert(nm_conn_front(&fx.conn)->file->leased);
+    cr_assert_geq(send_all(), 0);
+    cr_assert_null(fx.tail.spliced, "a reader here could read the pages after the lease went");
+    cr_assert_eq(fx.tail.peer_here, 1);
+}
+
+Test(send, a_broken_lease_exposes_the_connection_sending_the_file)
+{
+    block_lease_signals();
+    fx.cfg.sendfile = NM_SENDFILE_ALL;
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct nm_file *f = nm_conn_front(&fx.conn)->file;
+    cr_assert(f->leased);
+    int other = open(fx.dir, O_PATH | O_CLOEXEC); /* a descriptor that is no leased file */
+    for (int i = 0; i < 1000 && nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0) > 0;
+         i++)
+        ;
+    cr_assert_not_null(nm_conn_front(&fx.conn), "the peer reads nothing: the part waits");
+    cr_assert_eq(fx.tail.spliced, f);
+    cr_assert_not(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.tail, other, 0));
+    cr_assert_lt(open_big(O_WRONLY | O_NONBLOCK), 0, "the writer must wait for the lease");
+    cr_assert_eq(errno, EWOULDBLOCK);
+    cr_assert(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.tail, f->fd, 0));
+    cr_assert(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.tail, -1, 0),
+              "a lost notice finds it too");
+    nm_send_unlease(&fx.conn, &fx.tail, f->fd);
+    cr_assert_not(f->leased);
+    int wfd = open_big(O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(wfd, 0, "once let go, the writer opens");
+    close(wfd);
+    close(other);
 }
