@@ -171,13 +171,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct nm_conn c;
     struct nm_send send;
     struct nm_send_tail tail = {.len = 0};
+    struct nm_send_splice splice;
+    nm_send_splice_init(&splice);
     nm_send_init(&send, &aborts);
     nm_conn_init(&c, site, NULL);
     queue_requests(&c, kinds, n);
     size_t r = 0;
     for (unsigned rounds = 0; nm_conn_front(&c) != NULL; rounds++) {
         nm_fuzz_check(rounds < 1000000);
-        int rc = nm_send_some(&send, sock[0], NULL, &c, &tail, 0);
+        int rc = nm_send_some(&send, sock[0], NULL, &c, &tail, &splice, 0);
         nm_fuzz_check(rc >= 0); /* nothing changes under these files: no abort */
         size_t piece = n_reads ? ((size_t)reads[r++ % n_reads] + 1) * 4 : 256;
         size_t took = peer_read(sock[1], piece, &got);
@@ -192,6 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     nm_fuzz_check(got.len == want.len);
     nm_fuzz_check(memcmp(got.ptr, want.ptr, want.len) == 0);
 
+    nm_send_splice_reset(&splice);
     nm_conn_cleanup(&c);
     nm_send_cleanup(&send);
     close(sock[0]);

@@ -87,6 +87,12 @@ struct nm_tls_name {
     char *key;  /* PEM private key file */
 };
 
+enum nm_sendfile_mode {
+    NM_SENDFILE_OFF = 0,
+    NM_SENDFILE_ON,  /* to peers that are not on this host */
+    NM_SENDFILE_ALL, /* also to peers on this host, which may read the bytes after a break */
+};
+
 struct nm_config {
     char *root; /* directory served */
     char *listen[NM_CONFIG_MAX_LISTEN];
@@ -135,7 +141,11 @@ struct nm_config {
     size_t max_head_bytes;
     uint64_t max_discard_bytes; /* request content read and dropped; more is 413 */
     size_t small_file_bytes;    /* files up to this size are held in memory */
-    unsigned max_conns;         /* open connections, all workers together (--max-connections) */
+    /* Larger tagged bodies go by sendfile while a read lease on the file holds (docs/etags.md,
+     * "Large bodies by sendfile under a read lease"): to peers on other hosts (ON), to every peer
+     * (ALL), or never (OFF: always copied). */
+    enum nm_sendfile_mode sendfile;
+    unsigned max_conns; /* open connections, all workers together (--max-connections) */
     unsigned header_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned send_timeout_ms;

@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@
 /* Bytes this worker (a thread) holds for racy files read whole (hold_racy), until the last
  * reference to each goes: the responses still sending one count too. */
 static _Thread_local uint64_t racy_held_bytes;
+
+#define LEASE_SIGNAL_OFFSET 3 /* above SIGRTMIN, which glibc may move past the ones it keeps */
 
 struct nm_filecache {
     const struct nm_config *cfg;
@@ -203,6 +207,71 @@ bool nm_file_is_unchanged(const struct nm_file *f)
         return false;
     nm_hashing_version_of(&st, &now);
     return nm_hashing_is_own_change(f->hashing, &was, &now);
+}
+
+int nm_filecache_lease_signal(void)
+{
+    return SIGRTMIN + LEASE_SIGNAL_OFFSET;
+}
+
+bool nm_file_is_leased(struct nm_file *f)
+{
+    if (!f->leased || f->stale)
+        return false;
+    /* A break pending reads as F_UNLCK, and so does a lease the kernel took back after
+     * lease-break-time. The lease itself is let go only by nm_file_unlease, once the responses
+     * that spliced the file have been cut. */
+    if (fcntl(f->fd, F_GETLEASE) == F_RDLCK)
+        return true;
+    f->stale = true;
+    return false;
+}
+
+void nm_file_unlease(struct nm_file *f)
+{
+    if (!f->leased)
+        return;
+    fcntl(f->fd, F_SETLEASE, F_UNLCK);
+    f->leased = false;
+    f->stale = true;
+}
+
+int nm_filecache_lease_broken(struct nm_filecache *fc, int fd)
+{
+    int n = 0;
+    for (struct nm_file *f = fc->lru_head; f; f = f->lru_next) {
+        if (!f->leased || (fd >= 0 && f->fd != fd) || fcntl(f->fd, F_GETLEASE) == F_RDLCK)
+            continue;
+        nm_file_unlease(f);
+        n++;
+    }
+    return n;
+}
+
+/* The read lease of a file served from its descriptor, taken before its version is read: from
+ * then on no one can open it for writing (or truncate it) without the kernel telling this thread
+ * first and waiting for the lease to go, so the version about to be read stays the bytes until
+ * the notice is handled. A lease is refused while anyone has the file open for writing (EAGAIN),
+ * to a process that does not own it without CAP_LEASE (EACCES), with leases off, or by a file
+ * system without them: the body is then copied and checked (send.c). Signal and owner are set
+ * first, so no break can find the lease without them. */
+static void take_lease(struct nm_filecache *fc, struct nm_file *f)
+{
+    struct stat st;
+    if (!fc->cfg->sendfile || fstat(f->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size <= fc->cfg->small_file_bytes)
+        return;
+    /* An unblocked real-time signal would end the process: a thread that does not read the
+     * notices (nm_filecache_lease_signal) takes no lease. */
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0 ||
+        !sigismember(&blocked, nm_filecache_lease_signal()) || !sigismember(&blocked, SIGIO))
+        return;
+    struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = gettid()};
+    if (fcntl(f->fd, F_SETSIG, nm_filecache_lease_signal()) != 0 ||
+        fcntl(f->fd, F_SETOWN_EX, &owner) != 0)
+        return;
+    f->leased = fcntl(f->fd, F_SETLEASE, F_RDLCK) == 0;
 }
 
 /* Opens for reading what an O_PATH descriptor names, only when it is a regular file or a
@@ -601,6 +670,7 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         rc = f->fd;
         goto fail;
     }
+    take_lease(fc, f); /* before the version is read: see take_lease */
     for (int attempt = 0;; attempt++) {
         struct stat st;
         if (fstat(f->fd, &st) != 0) {
@@ -662,9 +732,11 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
     f->max_age = nm_config_max_age_of(f->cache_control);
     if (f->data) {
         /* Served from memory and revalidated by path: the descriptor is not needed again, and
-         * thousands of small files must not hold thousands of descriptors. */
+         * thousands of small files must not hold thousands of descriptors. A lease (a file that
+         * shrank while loading) goes with it. */
         close(f->fd);
         f->fd = -1;
+        f->leased = false;
     }
     *out = f;
     return 0;
@@ -696,7 +768,7 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
         return src == -ELOOP ? -EACCES : src;
     }
     /* In-memory bytes of a racy version may predate a write that left the stat unchanged. */
-    if (f && same_version(f, &st) && !(f->racy && f->data)) {
+    if (f && same_version(f, &st) && !(f->racy && f->data) && !f->stale) {
         fc->stats.hits++;
         if (f->hash_pending)
             refresh_pending(fc, f);

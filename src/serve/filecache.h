@@ -66,6 +66,12 @@ struct nm_file {
 
     char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
     uint64_t racy_held_bytes; /* data of a larger racy version, held (nm_filecache_lookup) */
+
+    /* A read lease on fd (fcntl F_SETLEASE), taken before the version was read, whose break
+     * notice goes to the thread that loaded the entry: while it holds, no one can open the file
+     * for writing or truncate it, so its bytes are the version's and may go by sendfile. */
+    bool leased;
+    bool stale; /* the lease broke: the next lookup loads the file again */
 };
 
 struct nm_filecache;
@@ -119,6 +125,27 @@ void nm_file_release(struct nm_file *f);
  * racy): a response that is sending it checks this after reading its last bytes and before they
  * leave. */
 bool nm_file_is_unchanged(const struct nm_file *f);
+
+/* The real-time signal a broken lease is told by (with the descriptor in si_fd). Every thread
+ * must block it, and SIGIO (sent instead when the queue of real-time signals is full), before the
+ * first lookup of a cache whose cfg->sendfile is on; the loading thread reads them (signalfd). */
+int nm_filecache_lease_signal(void);
+
+/* True while f's read lease holds: taken when it was loaded (cfg->sendfile on, a regular file
+ * larger than cfg->small_file_bytes, and the kernel agreed), and neither broken nor let go since.
+ * One fcntl when f was leased; a lease found broken makes f stale, but is kept until
+ * nm_file_unlease (or the last release) lets it go. */
+bool nm_file_is_leased(struct nm_file *f);
+
+/* Lets f's lease go (F_UNLCK), so that a writer whose open broke it goes on, and makes f stale:
+ * a lookup loads the file again. A no-op for an entry without a lease. */
+void nm_file_unlease(struct nm_file *f);
+
+/* The lease on descriptor fd broke: the table's entry with that descriptor, if any, lets its lease
+ * go and is loaded again at its next lookup. fd -1 (notices were lost) checks every leased entry
+ * of the table. A notice for a lease that holds (its descriptor was closed and the number reused)
+ * changes nothing. Returns how many entries let their lease go. */
+int nm_filecache_lease_broken(struct nm_filecache *fc, int fd);
 
 /* Counters, for the server's log and tests: lookups, hits, files and bytes hashed by this
  * cache (from memory or inline), and entries that got their ETag later from the pool. */

@@ -1,21 +1,28 @@
 /* Sending queued output: batched sendmsg, the copy-then-check of tagged file parts, sendfile for
- * untagged ones, and the rate-limited log of responses aborted because their file changed. */
+ * untagged ones and for tagged ones under a read lease, and the rate-limited log of responses
+ * aborted because their file changed. */
 #include "send.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "filecache.h"
 #include "log.h"
 #include "tls.h"
 
-#define COPY_CHUNK (256 * 1024) /* tagged bodies are copied, never spliced: see send_file_part */
+#define COPY_CHUNK (256 * 1024) /* tagged bodies without a lease are copied: see send_file_part */
 #define ABORT_REPORT_MS 1000    /* at most one line per file in this time */
 #define TLS_COPY_CHUNK (4 * NM_TLS_RECORD_BYTES) /* a file read per this many records over TLS */
+#define SPLICE_MAX (1u << 30)                    /* one sendfile call moves at most this */
 
 /* ---- aborted responses ---- */
 
@@ -208,16 +215,73 @@ static enum step send_copied(struct nm_send *s, int fd, struct nm_tls_conn *tls,
     return STEP_SENT;
 }
 
-/* The body of an untagged file part before its tail, spliced by sendfile. */
+/* The first `want` bytes of what is left of a file part, spliced by sendfile. */
 static enum step send_spliced(struct nm_send *s, int fd, struct nm_conn *c,
-                              const struct nm_conn_seg *g, int64_t now_ms)
+                              const struct nm_conn_seg *g, uint64_t want, int64_t now_ms)
 {
-    uint64_t want = g->len - NM_SEND_TAIL_BYTES;
     off_t off = (off_t)g->off;
-    ssize_t n = sendfile(fd, g->file->fd, &off, want > (1u << 30) ? (1u << 30) : want);
+    ssize_t n = sendfile(fd, g->file->fd, &off, want > SPLICE_MAX ? SPLICE_MAX : want);
     if (n == 0)
         return abort_response(s, g, "shrank", now_ms);
     return sent(c, n);
+}
+
+/* Bytes the socket holds that the peer has not acknowledged (or, when that cannot be told, 1). */
+static int unacknowledged(int fd)
+{
+    int n;
+    return ioctl(fd, SIOCOUTQ, &n) == 0 ? n : 1;
+}
+
+/* Whether the peer of socket fd is on this host: a loopback address, the socket's own address
+ * (this host calling one of its addresses), or not an IP socket. */
+static bool peer_is_here(int fd)
+{
+    struct sockaddr_storage peer, self;
+    socklen_t pl = sizeof(peer), sl = sizeof(self);
+    if (getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+        getsockname(fd, (struct sockaddr *)&self, &sl) != 0)
+        return true;
+    if (peer.ss_family == AF_INET) {
+        const struct sockaddr_in *p = (const void *)&peer, *s = (const void *)&self;
+        return ntohl(p->sin_addr.s_addr) >> 24 == 127 || p->sin_addr.s_addr == s->sin_addr.s_addr;
+    }
+    if (peer.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *p = (const void *)&peer, *s = (const void *)&self;
+        return IN6_IS_ADDR_LOOPBACK(&p->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&p->sin6_addr) && p->sin6_addr.s6_addr[12] == 127) ||
+               memcmp(&p->sin6_addr, &s->sin6_addr, sizeof(p->sin6_addr)) == 0;
+    }
+    return true;
+}
+
+/* Whether this part may go by sendfile: its file's lease holds, the peer is on another host
+ * (unless --sendfile all), and the connection tracks its spliced bytes by this file. A reader on
+ * this host gets sendfile's bytes as references to the page cache, read when it reads them,
+ * which may be after the lease went: only a peer elsewhere has them once it acknowledged them.
+ * One file is tracked per connection: a part of another file is copied until the socket has no
+ * bytes the peer has not acknowledged. */
+static bool may_splice(int fd, const struct nm_conn *c, struct nm_send_splice *sp,
+                       struct nm_file *f)
+{
+    enum nm_sendfile_mode mode = c->site->cfg->sendfile;
+    if (!f->leased || mode == NM_SENDFILE_OFF)
+        return false;
+    if (mode != NM_SENDFILE_ALL) {
+        if (sp->peer_here == 0)
+            sp->peer_here = peer_is_here(fd) ? 1 : -1;
+        if (sp->peer_here > 0)
+            return false;
+    }
+    if (!nm_file_is_leased(f))
+        return false;
+    if (sp->file == f)
+        return true;
+    if (sp->file && unacknowledged(fd) != 0)
+        return false;
+    nm_file_release(sp->file);
+    sp->file = nm_file_acquire(f);
+    return true;
 }
 
 /* The last NM_SEND_TAIL_BYTES of a file part (or all of a shorter one): read whole, then the file
@@ -247,33 +311,86 @@ static enum step send_tail(struct nm_send *s, int fd, struct nm_tls_conn *tls, s
 }
 
 /* The invariant of the ETag: the end of a file part is read into memory, then the file is checked
- * to still be the version the headers described, and only then does that end leave. A tagged
- * body is copied into the socket (pread, then send) rather than spliced by sendfile, whose socket
- * buffers keep referring to the page cache until the peer has the bytes, so a later write could
- * still change bytes already "sent". Every byte sent is thus copied before the check: a change
- * made before the check is seen, one made after cannot reach the client. A change aborts the
- * response: the client sees a short transfer and caches nothing. Untagged bodies go by sendfile.
- * Over TLS every file part is copied (read, then sealed into records: the record holds its own
- * copy of the bytes), with the same tail rule: nothing is spliced, so the invariant is the same. */
+ * to still be the version the headers described, and only then does that end leave. Without a
+ * read lease on its file, a tagged body is copied into the socket (pread, then send) rather than
+ * spliced by sendfile, whose socket buffers keep referring to the page cache until the peer has the
+ * bytes, so a later write could still change bytes already "sent". Every byte sent is thus copied
+ * before the check: a change made before the check is seen, one made after cannot reach the client.
+ * A change aborts the response: the client sees a short transfer and caches nothing. Untagged
+ * bodies go by sendfile. Over TLS every file part is copied (read, then sealed into records: the
+ * record holds its own copy of the bytes), with the same tail rule: nothing is spliced, so the
+ * invariant is the same. */
 static enum step send_file_part(struct nm_send *s, int fd, struct nm_tls_conn *tls,
-                                struct nm_conn *c, struct nm_send_tail *tail, int64_t now_ms)
+                                struct nm_conn *c, struct nm_send_tail *tail,
+                                struct nm_send_splice *sp, int64_t now_ms)
 {
     const struct nm_conn_seg *g = nm_conn_front(c);
+    /* Under the file's read lease the whole part goes by sendfile and its tail is not checked:
+     * no one can open the file for writing or truncate it without breaking the lease first, and
+     * the worker cuts this connection (nm_send_is_exposed) before it lets the lease go, so the
+     * pages sendfile left in the socket still hold the version's bytes while they can leave
+     * (docs/etags.md, "Large bodies by sendfile under a read lease"). */
+    if (!tls && !tail->len && g->len && may_splice(fd, c, sp, g->file))
+        return send_spliced(s, fd, c, g, g->len, now_ms);
     if (g->len > NM_SEND_TAIL_BYTES && !tail->len)
-        return g->file->has_etag || tls ? send_copied(s, fd, tls, c, g, now_ms)
-                                        : send_spliced(s, fd, c, g, now_ms);
+        return g->file->has_etag || tls
+                   ? send_copied(s, fd, tls, c, g, now_ms)
+                   : send_spliced(s, fd, c, g, g->len - NM_SEND_TAIL_BYTES, now_ms);
     return send_tail(s, fd, tls, c, g, tail, now_ms);
 }
 
+void nm_send_splice_init(struct nm_send_splice *sp)
+{
+    sp->file = NULL;
+    sp->peer_here = 0;
+}
+
+void nm_send_splice_reset(struct nm_send_splice *sp)
+{
+    nm_file_release(sp->file);
+    nm_send_splice_init(sp);
+}
+
+/* f has descriptor file_fd, or (file_fd -1) a lease that no longer holds. */
+static bool lease_broke_on(struct nm_file *f, int file_fd)
+{
+    if (!f || !f->leased)
+        return false;
+    return file_fd >= 0 ? f->fd == file_fd : fcntl(f->fd, F_GETLEASE) != F_RDLCK;
+}
+
+bool nm_send_is_exposed(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_splice *sp,
+                        int file_fd, int64_t now_ms)
+{
+    if (!lease_broke_on(sp->file, file_fd))
+        return false;
+    const struct nm_conn_seg *g = c ? nm_conn_front(c) : NULL;
+    if ((!g || g->file != sp->file) && unacknowledged(fd) == 0)
+        return false; /* every byte it spliced has reached the peer */
+    report_abort(s->aborts, sp->file->path, "changed", now_ms);
+    return true;
+}
+
+void nm_send_unlease(struct nm_conn *c, struct nm_send_splice *sp, int file_fd)
+{
+    if (lease_broke_on(sp->file, file_fd))
+        nm_file_unlease(sp->file);
+    for (unsigned i = 0; c && i < c->n_segs; i++) {
+        struct nm_file *f = c->segs[(c->seg_head + i) % NM_CONN_MAX_SEGS].file;
+        if (lease_broke_on(f, file_fd))
+            nm_file_unlease(f);
+    }
+}
+
 int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
-                 struct nm_send_tail *tail, int64_t now_ms)
+                 struct nm_send_tail *tail, struct nm_send_splice *sp, int64_t now_ms)
 {
     int progress = 0;
     const struct nm_conn_seg *g;
     while ((g = nm_conn_front(c)) != NULL) {
         enum step st = g->mem_len || (g->data && g->len)
                            ? send_memory(s, fd, tls, c)
-                           : send_file_part(s, fd, tls, c, tail, now_ms);
+                           : send_file_part(s, fd, tls, c, tail, sp, now_ms);
         if (st == STEP_DROP)
             return -1;
         if (st == STEP_BLOCKED)

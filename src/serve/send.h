@@ -1,7 +1,8 @@
 /* The send path: a connection's queued output into its socket. Heads and bodies held in memory
  * leave in one sendmsg; a file part's end is read, then the file checked to be the version the
- * head described, and only then does that end leave (see docs/etags.md). A response aborted
- * because its file changed is logged, at a bounded rate. */
+ * head described, and only then does that end leave, unless a read lease on the file keeps every
+ * writer out and the part goes whole by sendfile (see docs/etags.md). A response aborted because
+ * its file changed is logged, at a bounded rate. */
 #ifndef NOTMOD_SEND_H
 #define NOTMOD_SEND_H
 
@@ -39,11 +40,25 @@ struct nm_send {
     struct nm_send_aborts *aborts;
 };
 
-/* The end of one connection's current file part, once read; len 0 when not read yet. */
+/* The end of one connection's current file part, once read; len 0 when not read yet. It lives
+ * with the connection's working state (connpool.h), only while the connection has work. */
 struct nm_send_tail {
     char bytes[NM_SEND_TAIL_BYTES];
     size_t len;
 };
+
+/* What a connection keeps of its splicing for as long as it is open, idle or not: the file it
+ * last sent bytes of by sendfile under a lease (a reference, NULL for none), whose break may have
+ * to cut the connection while the socket still holds those bytes, and whether its peer is on
+ * this host (0 until asked, 1 on this host, -1 elsewhere). */
+struct nm_send_splice {
+    struct nm_file *file;
+    signed char peer_here;
+};
+
+/* A connection's at its start; reset releases what it holds, at its end. */
+void nm_send_splice_init(struct nm_send_splice *sp);
+void nm_send_splice_reset(struct nm_send_splice *sp);
 
 void nm_send_aborts_init(struct nm_send_aborts *a);
 void nm_send_aborts_cleanup(struct nm_send_aborts *a);
@@ -63,6 +78,20 @@ void nm_send_cleanup(struct nm_send *s);
  * Returns 1 when bytes left, 0 when blocked or empty, -1 when the connection must be dropped
  * (a socket error, an aborted response, no memory for the copy buffer). */
 int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
-                 struct nm_send_tail *tail, int64_t now_ms);
+                 struct nm_send_tail *tail, struct nm_send_splice *sp, int64_t now_ms);
+
+/* The lease on the file with descriptor file_fd broke (nm_filecache_lease_signal): true when
+ * connection c (socket fd; c NULL for an idle connection, which queues nothing) must be cut before
+ * the lease goes, because it sent bytes of that file by sendfile that may still be read from the
+ * page cache: its front part is that file, or the socket holds bytes the peer has not
+ * acknowledged (SIOCOUTQ). file_fd -1 (notices were lost): any file it spliced whose lease no
+ * longer holds. A cut is logged like an abort. */
+bool nm_send_is_exposed(struct nm_send *s, int fd, struct nm_conn *c, struct nm_send_splice *sp,
+                        int file_fd, int64_t now_ms);
+
+/* Lets go the lease of every file with descriptor file_fd (-1: whose lease no longer holds) that
+ * c's queue (c NULL: none) and sp hold, once no connection that must be cut is left
+ * (nm_file_unlease). */
+void nm_send_unlease(struct nm_conn *c, struct nm_send_splice *sp, int file_fd);
 
 #endif

@@ -284,6 +284,9 @@ void nm_server_block_signals(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
+    /* Lease break notices are read by each worker from a signalfd (filecache.h). */
+    sigaddset(&set, nm_filecache_lease_signal());
+    sigaddset(&set, SIGIO);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 

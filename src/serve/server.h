@@ -35,11 +35,11 @@ const char *nm_server_address(const struct nm_server *s, size_t i);
  * that fails keeps its previous version with a logged error). A response
  * aborted because its file changed is logged at most once per file per second; the others are
  * counted, and the count logged once the second is over. With cfg->quiet, the hashing counters
- * are not logged. The caller must have blocked SIGTERM, SIGINT, SIGHUP and SIGPIPE in every
- * thread (nm_server_block_signals). With --metrics, the metrics thread starts with the workers
- * and its URL is logged ("metrics on http://HOST:PORT/metrics, ..."). Under a service manager
- * (NOTIFY_SOCKET) it reports READY=1 once every worker runs, RELOADING=1 and READY=1 around SIGHUP,
- * and STOPPING=1 at the stop. */
+ * are not logged. The caller must have blocked SIGTERM, SIGINT, SIGHUP, SIGPIPE and the lease
+ * signals in every thread (nm_server_block_signals). With --metrics, the metrics thread starts with
+ * the workers and its URL is logged ("metrics on http://HOST:PORT/metrics, ..."). Under a service
+ * manager (NOTIFY_SOCKET) it reports READY=1 once every worker runs, RELOADING=1 and READY=1 around
+ * SIGHUP, and STOPPING=1 at the stop. */
 int nm_server_run(struct nm_server *s);
 
 /* Makes a new config for a reload: 0 and a heap config (from nm_config_init, filled), or a
@@ -58,7 +58,8 @@ typedef int nm_server_reload_fn(void *arg, struct nm_config **out);
  * shutdown_timeout_ms. Call before nm_server_run. */
 void nm_server_set_reload(struct nm_server *s, nm_server_reload_fn *fn, void *arg);
 
-/* Blocks the signals nm_server_run waits for; call before starting any thread. */
+/* Blocks the signals nm_server_run waits for, and those the workers read lease breaks by
+ * (nm_filecache_lease_signal and SIGIO); call before starting any thread. */
 void nm_server_block_signals(void);
 
 void nm_server_free(struct nm_server *s);

@@ -2,14 +2,17 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +42,7 @@
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
+#define TAG_LEASE ((uint64_t)2)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
 /* What a connection is doing before it carries requests. */
@@ -63,6 +67,7 @@ struct sconn {
     struct nm_tls_conn *tls;      /* NULL on a cleartext connection */
     struct nm_h2 *h2;             /* the HTTP/2 machine, else NULL (HTTP/1.1 in `st`) */
     struct nm_connpool_state *st; /* HTTP/1.1 with work: the machine and its buffers */
+    struct nm_send_splice splice; /* the file it last spliced, and where its peer is */
     int64_t request_started_ms;   /* first byte of the unfinished request, 0 when none */
     int64_t last_io_ms;
     int64_t linger_since_ms;   /* output done and write side shut: draining until EOF, else 0 */
@@ -81,6 +86,7 @@ struct nm_worker {
     pthread_t thread;
     int epfd;
     int wake_fd;
+    int lease_fd; /* signalfd: the breaks of the leases this thread's file table took */
     int listen_fds[NM_LISTEN_MAX];
     size_t n_listen;                      /* of the generation the worker serves with */
     const struct nm_listeners *listeners; /* that generation's */
@@ -271,6 +277,7 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
         nm_h2_free(sc->h2);
     release_state(w, sc);
     nm_tls_conn_free(sc->tls);
+    nm_send_splice_reset(&sc->splice);
     sc->h2 = NULL;
     sc->tls = NULL;
     sc->fd = -1;
@@ -400,6 +407,7 @@ static void accept_all(struct nm_worker *w, size_t li)
         sc->request_started_ms = 0;
         sc->last_io_ms = nm_worker_clock_ms();
         sc->requests_seen = 0;
+        nm_send_splice_init(&sc->splice);
         sc->linger_since_ms = 0;
         sc->again = false;
         if (!begin_conn(w, sc, li, sc->last_io_ms)) {
@@ -774,7 +782,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         } else if (!nm_conn_is_mid_request(c)) {
             sc->request_started_ms = 0;
         }
-        int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->st->tail, nm_worker_clock_ms());
+        int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->st->tail, &sc->splice,
+                                nm_worker_clock_ms());
         if (sent < 0) {
             close_conn(w, sc);
             return false;
@@ -896,6 +905,48 @@ static void begin_stop(struct nm_worker *w)
     }
 }
 
+/* A lease broke on file descriptor fd (-1: notices were lost): a writer waits in open(2). Every
+ * response that sent bytes of that file by sendfile that may still be read from the page cache is
+ * cut with a reset, which drops what its socket holds (the client sees fewer bytes than its
+ * Content-Length); only then does the lease go, so the writer goes on, and the file is loaded
+ * again at its next request. */
+/* Connections idle or busy may hold spliced bytes of the file in their sockets. */
+static void lease_broken(struct nm_worker *w, int fd)
+{
+    if (fd >= 0 && fcntl(fd, F_GETLEASE) == F_RDLCK)
+        return; /* a notice for a descriptor closed since, its number now leased again */
+    int64_t t = nm_worker_clock_ms();
+    struct sconn *lists[2] = {w->busy.head, w->idle.head};
+    for (int k = 0; k < 2; k++)
+        for (struct sconn *sc = lists[k], *next; sc; sc = next) {
+            next = sc->next; /* sc may be closed below */
+            if (!sc->h2 && nm_send_is_exposed(&w->send, sc->fd, sc->st ? &sc->st->conn : NULL,
+                                              &sc->splice, fd, t)) {
+                struct linger reset = {.l_onoff = 1, .l_linger = 0};
+                setsockopt(sc->fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+                close_conn(w, sc);
+            }
+        }
+    struct sconn *left[2] = {w->busy.head, w->idle.head};
+    for (int k = 0; k < 2; k++)
+        for (struct sconn *sc = left[k]; sc; sc = sc->next)
+            if (!sc->h2)
+                nm_send_unlease(sc->st ? &sc->st->conn : NULL, &sc->splice, fd);
+    nm_filecache_lease_broken(w->site.files, fd);
+}
+
+static void read_lease_notices(struct nm_worker *w)
+{
+    struct signalfd_siginfo si[16];
+    for (int k = 0; k < 64; k++) {
+        ssize_t r = read(w->lease_fd, si, sizeof(si));
+        if (r < (ssize_t)sizeof(si[0]))
+            return;
+        for (size_t i = 0; i < (size_t)r / sizeof(si[0]); i++)
+            lease_broken(w, si[i].ssi_signo == SIGIO ? -1 : si[i].ssi_fd);
+    }
+}
+
 static void dispatch(struct nm_worker *w, const struct epoll_event *events, int n, bool stopping)
 {
     for (int i = 0; i < n; i++) {
@@ -904,6 +955,8 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             uint64_t v;
             ssize_t r = read(w->wake_fd, &v, sizeof(v));
             (void)r;
+        } else if (tag == TAG_LEASE) {
+            read_lease_notices(w);
         } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_LISTEN_MAX) {
             if (!stopping)
                 accept_all(w, (size_t)(tag - TAG_LISTEN_BASE));
@@ -1052,15 +1105,24 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
     nm_send_init(&w->send, sh->aborts);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    /* The thread inherits these blocked (nm_server_block_signals); the file table takes a lease
+     * only in a thread that blocks them, and the notices for this thread's leases are read here. */
+    sigset_t lease_signals;
+    sigemptyset(&lease_signals);
+    sigaddset(&lease_signals, nm_filecache_lease_signal());
+    sigaddset(&lease_signals, SIGIO);
+    w->lease_fd = signalfd(-1, &lease_signals, SFD_NONBLOCK | SFD_CLOEXEC);
     for (size_t i = 0; i < NM_LISTEN_MAX; i++)
         w->listen_fds[i] = -1;
     int rc = 0;
-    if (w->epfd < 0 || w->wake_fd < 0) {
+    if (w->epfd < 0 || w->wake_fd < 0 || w->lease_fd < 0) {
         rc = -errno;
         goto fail_free;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG_WAKE};
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wake_fd, &ev);
+    struct epoll_event lease_ev = {.events = EPOLLIN, .data.u64 = TAG_LEASE};
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->lease_fd, &lease_ev);
     const struct nm_config *cfg = sh->cfg;
     take_listeners(w, sh->listeners);
     if (sh->config) {
@@ -1124,5 +1186,7 @@ void nm_worker_free(struct nm_worker *w)
         close(w->epfd);
     if (w->wake_fd >= 0)
         close(w->wake_fd);
+    if (w->lease_fd >= 0)
+        close(w->lease_fd);
     free(w);
 }

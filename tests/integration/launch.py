@@ -302,6 +302,20 @@ def process_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def read_leases(path):
+    """The leases /proc/locks lists on the file at path: (pid, type) pairs, type READ or WRITE
+    (or UNLCK while a break is pending)."""
+    st = os.stat(path)
+    dev = "%02x:%02x:%d" % (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    out = []
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if "LEASE" in fields and len(fields) >= 6 and fields[-3] == dev:
+                out.append((int(fields[-4]), fields[-5]))
+    return out
+
+
 def process_rss_bytes(pid):
     """The process's resident set, in bytes."""
     with open("/proc/%d/statm" % pid) as f:

@@ -73,6 +73,7 @@ Test(configfile, every_top_level_setting_sets_its_field)
                   "index = \"home.html\";\n"
                   "list_dirs = true;\n"
                   "dotfiles = \"allow\";\n"
+                  "sendfile = \"all\";\n"
                   "follow_symlinks = \"all\";\n"
                   "access_log = \"/var/log/notmod.log\";\n"
                   "log_format = \"json\";\n"
@@ -102,6 +103,7 @@ Test(configfile, every_top_level_setting_sets_its_field)
     cr_expect_str_eq(cfg.index_name, "home.html");
     cr_expect(cfg.list_dirs);
     cr_expect(cfg.allow_dotfiles);
+    cr_expect_eq(cfg.sendfile, NM_SENDFILE_ALL);
     cr_expect(cfg.follow_all_symlinks);
     cr_expect_str_eq(cfg.access_log, "/var/log/notmod.log");
     cr_expect(cfg.access_log_set);
@@ -204,6 +206,7 @@ Test(configfile, every_problem_is_named_with_its_file_and_line)
         {"precompressed = \"br,br\";\n", 1, "precompressed names a coding twice"},
         {"index = \"a/b.html\";\n", 1, "index wants a file name without '/'"},
         {"dotfiles = \"maybe\";\n", 1, "dotfiles wants deny or allow"},
+        {"sendfile = \"maybe\";\n", 1, "sendfile wants off or on or all"},
         {"follow_symlinks = \"some\";\n", 1, "follow_symlinks wants inside or all"},
         {"log_format = \"xml\";\n", 1, "log_format wants combined or json"},
         {"timeouts = 5;\n", 1, "timeouts wants a group"},

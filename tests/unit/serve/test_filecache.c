@@ -7,6 +7,8 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -679,4 +681,121 @@ Test(filecache, a_file_that_loses_one_of_two_names_is_a_change)
     nm_file_release(f);
     nm_filecache_free(fc);
     free(data);
+}
+
+/* The lease signals blocked in this thread, as a worker has them. */
+static void block_lease_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, nm_filecache_lease_signal());
+    sigaddset(&set, SIGIO);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+}
+
+static struct nm_file *lookup_big(struct nm_filecache *fc, unsigned seed)
+{
+    size_t n = 300 * 1024;
+    cfg.hash_threshold_bytes = n - 1; /* not read whole while it is racy (just written) */
+    char *data = fill(n, seed);
+    put("big", data, n);
+    free(data);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    return f;
+}
+
+Test(filecache, a_large_file_is_leased_by_a_thread_that_blocks_the_lease_signals)
+{
+    block_lease_signals();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f = lookup_big(fc, 1);
+    cr_expect(f->leased);
+    cr_expect(nm_file_is_leased(f));
+    cr_expect_eq(fcntl(f->fd, F_GETLEASE), F_RDLCK);
+    nm_file_release(f);
+    put("small", "x", 1);
+    cr_assert_eq(nm_filecache_lookup(fc, "/small", &f), 0);
+    cr_expect_not(f->leased, "a file held in memory keeps no descriptor and no lease");
+    nm_file_release(f);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, no_lease_is_taken_with_sendfile_off_or_the_signal_unblocked)
+{
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f = lookup_big(fc, 2);
+    cr_expect_not(f->leased, "an unblocked real-time signal would end the process");
+    nm_file_release(f);
+    nm_filecache_free(fc);
+    block_lease_signals();
+    cfg.sendfile = NM_SENDFILE_OFF;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    f = lookup_big(fc, 3);
+    cr_expect_not(f->leased);
+    cr_expect_not(nm_file_is_leased(f));
+    nm_file_release(f);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, a_file_open_for_writing_is_refused_a_lease_and_served_by_copy)
+{
+    block_lease_signals();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    char path[128];
+    snprintf(path, sizeof(path), "%s/big", dir);
+    size_t n = 300 * 1024;
+    char *data = fill(n, 4);
+    put("big", data, n);
+    int wfd = open(path, O_WRONLY | O_CLOEXEC);
+    cr_assert_geq(wfd, 0);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect_not(f->leased, "the kernel refuses a read lease while a writer has the file open");
+    expect_tag_of(f, data, n);
+    nm_file_release(f);
+    close(wfd);
+    free(data);
+    nm_filecache_free(fc);
+}
+
+Test(filecache, a_broken_lease_is_let_go_and_the_next_lookup_loads_the_file_again)
+{
+    block_lease_signals();
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *f = lookup_big(fc, 5);
+    cr_assert(f->leased);
+    cr_expect_eq(nm_filecache_lease_broken(fc, f->fd), 0, "a lease that holds is not broken");
+    char path[128];
+    snprintf(path, sizeof(path), "%s/big", dir);
+    /* A writer's non-blocking open fails with EWOULDBLOCK and starts the break. */
+    cr_expect_lt(open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC), 0);
+    cr_expect_eq(errno, EWOULDBLOCK);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, nm_filecache_lease_signal());
+    siginfo_t si;
+    struct timespec wait = {5, 0};
+    cr_expect_eq(sigtimedwait(&set, &si, &wait), nm_filecache_lease_signal());
+    cr_expect_eq(si.si_fd, f->fd, "the notice names the leased descriptor");
+    cr_expect_not(nm_file_is_leased(f), "a lease being broken no longer counts");
+    cr_expect_eq(fcntl(f->fd, F_GETLEASE), F_UNLCK, "held until let go");
+    cr_expect_eq(nm_filecache_lease_broken(fc, f->fd), 1);
+    cr_expect_not(f->leased);
+    struct nm_file *g;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &g), 0);
+    cr_expect_neq(f, g, "a stale entry is loaded again");
+    int wfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_expect_lt(wfd, 0, "the new version took its own lease");
+    nm_file_release(f);
+    nm_file_release(g);
+    nm_filecache_free(fc);
+    cr_expect_eq(sigtimedwait(&set, &si, &wait), nm_filecache_lease_signal());
+    int fd2 = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    cr_expect_geq(fd2, 0, "every lease went with its descriptor");
+    close(fd2);
 }

@@ -6,6 +6,8 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@ static struct {
     struct nm_send_aborts aborts;
     struct nm_send send;
     struct nm_send_tail tail;
+    struct nm_send_splice splice;
     int sock[2];
     struct nm_buf got;
 } fx;
@@ -57,6 +60,8 @@ static void setup(void)
     cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
     nm_config_init(&fx.cfg);
     fx.cfg.root = strdup(fx.dir);
+    /* big.txt was just written (racy): below the threshold it would be held in memory whole. */
+    fx.cfg.hash_threshold_bytes = BIG_BYTES - 1;
     cr_assert_eq(nm_mime_table_new(NULL, &fx.mime), 0);
     fx.root_fd = open(fx.dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     cr_assert_geq(fx.root_fd, 0);
@@ -66,12 +71,14 @@ static void setup(void)
     nm_send_aborts_init(&fx.aborts);
     nm_send_init(&fx.send, &fx.aborts);
     fx.tail.len = 0;
+    nm_send_splice_init(&fx.splice);
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fx.sock), 0);
     nm_buf_init(&fx.got, 64u << 20);
 }
 
 static void teardown(void)
 {
+    nm_send_splice_reset(&fx.splice);
     nm_buf_cleanup(&fx.got);
     close(fx.sock[0]);
     close(fx.sock[1]);
@@ -112,7 +119,7 @@ static void receive(void)
 static int send_all(void)
 {
     for (int i = 0; i < 100000; i++) {
-        int rc = nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0);
+        int rc = nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, &fx.splice, 0);
         receive();
         if (rc < 0 || nm_conn_front(&fx.conn) == NULL)
             return rc;
@@ -155,7 +162,7 @@ Test(send, pipelined_heads_leave_in_one_call)
     request("HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
             "HEAD /big.txt HTTP/1.1\r\nHost: t\r\n\r\n"
             "OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n");
-    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0), 1);
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, &fx.splice, 0), 1);
     cr_assert_null(nm_conn_front(&fx.conn), "everything left at once");
     receive();
     size_t n = 0;
@@ -179,5 +186,87 @@ Test(send, a_file_changed_before_its_end_leaves_aborts_the_response)
 
 Test(send, nothing_queued_is_nothing_sent)
 {
-    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, 0), 0);
+    cr_assert_eq(nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, &fx.splice, 0), 0);
+}
+
+/* The lease signals blocked, as in a worker: the file table then takes read leases. */
+static void block_lease_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, nm_filecache_lease_signal());
+    sigaddset(&set, SIGIO);
+    cr_assert_eq(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+}
+
+static int open_big(int flags)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "%s/big.txt", fx.dir);
+    return open(path, flags | O_CLOEXEC);
+}
+
+Test(send, a_leased_file_goes_whole_by_sendfile_and_is_followed_by_the_connection)
+{
+    block_lease_signals();
+    fx.cfg.sendfile = NM_SENDFILE_ALL; /* the socketpair's peer is on this host */
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct nm_file *f = nm_conn_front(&fx.conn)->file;
+    cr_assert(f->leased);
+    cr_assert_geq(send_all(), 0);
+    cr_assert_eq(fx.splice.file, f, "the connection follows the file it spliced");
+    const char *end = memmem(fx.got.ptr, fx.got.len, "\r\n\r\n", 4);
+    cr_assert_not_null(end);
+    cr_assert_eq(fx.got.len - (size_t)(end + 4 - fx.got.ptr), BIG_BYTES);
+}
+
+Test(send, a_file_refused_a_lease_is_copied_and_checked)
+{
+    block_lease_signals();
+    int wfd = open_big(O_WRONLY);
+    cr_assert_geq(wfd, 0);
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_not(nm_conn_front(&fx.conn)->file->leased, "a writer has it open");
+    close(wfd);
+    write_big('Z');
+    cr_assert_eq(send_all(), -1, "the copy's final check sees the change");
+    cr_assert_null(fx.splice.file);
+}
+
+Test(send, a_leased_file_is_copied_to_a_peer_on_this_host_unless_sendfile_is_all)
+{
+    block_lease_signals();
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert(nm_conn_front(&fx.conn)->file->leased);
+    cr_assert_geq(send_all(), 0);
+    cr_assert_null(fx.splice.file, "a reader here could read the pages after the lease went");
+    cr_assert_eq(fx.splice.peer_here, 1);
+}
+
+Test(send, a_broken_lease_exposes_the_connection_sending_the_file)
+{
+    block_lease_signals();
+    fx.cfg.sendfile = NM_SENDFILE_ALL;
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct nm_file *f = nm_conn_front(&fx.conn)->file;
+    cr_assert(f->leased);
+    int other = open(fx.dir, O_PATH | O_CLOEXEC); /* a descriptor that is no leased file */
+    for (int i = 0; i < 1000 &&
+                    nm_send_some(&fx.send, fx.sock[0], NULL, &fx.conn, &fx.tail, &fx.splice, 0) > 0;
+         i++)
+        ;
+    cr_assert_not_null(nm_conn_front(&fx.conn), "the peer reads nothing: the part waits");
+    cr_assert_eq(fx.splice.file, f);
+    cr_assert_not(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.splice, other, 0));
+    cr_assert_lt(open_big(O_WRONLY | O_NONBLOCK), 0, "the writer must wait for the lease");
+    cr_assert_eq(errno, EWOULDBLOCK);
+    cr_assert(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.splice, f->fd, 0));
+    cr_assert(nm_send_is_exposed(&fx.send, fx.sock[0], &fx.conn, &fx.splice, -1, 0),
+              "a lost notice finds it too");
+    nm_send_unlease(&fx.conn, &fx.splice, f->fd);
+    cr_assert_not(f->leased);
+    int wfd = open_big(O_WRONLY | O_NONBLOCK);
+    cr_assert_geq(wfd, 0, "once let go, the writer opens");
+    close(wfd);
+    close(other);
 }
