@@ -42,6 +42,8 @@ static const char usage_text[] =
     "                          (the user.notmod.etag attribute: writes into DIR), or off\n"
     "                          (memory only)\n"
     "  --prehash, --no-prehash hash the tree in the background at startup (default on)\n"
+    "  --watch, --no-watch     learn of file changes from inotify instead of a stat per\n"
+    "                          request (default on; a stat where inotify cannot tell)\n"
     "  --hash-threshold BYTES  hash larger files on background threads, serving them without\n"
     "                          an ETag until done (default 1048576)\n"
     "  --if-modified-since M   rfc (304 unless modified after the date, default) or exact\n"
@@ -109,6 +111,8 @@ enum {
     OPT_ETAG_MANIFEST,
     OPT_PREHASH,
     OPT_NO_PREHASH,
+    OPT_WATCH,
+    OPT_NO_WATCH,
     OPT_HASH_THRESHOLD,
     OPT_PRECOMPRESSED,
     OPT_COMPRESS,
@@ -151,6 +155,8 @@ static const struct option options[] = {
     {"etag-store", required_argument, NULL, OPT_ETAG_STORE},
     {"prehash", no_argument, NULL, OPT_PREHASH},
     {"no-prehash", no_argument, NULL, OPT_NO_PREHASH},
+    {"watch", no_argument, NULL, OPT_WATCH},
+    {"no-watch", no_argument, NULL, OPT_NO_WATCH},
     {"hash-threshold", required_argument, NULL, OPT_HASH_THRESHOLD},
     {"precompressed", required_argument, NULL, OPT_PRECOMPRESSED},
     {"compress", no_argument, NULL, OPT_COMPRESS},
@@ -484,6 +490,10 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
         case OPT_PREHASH:
         case OPT_NO_PREHASH:
             cfg->prehash = opt == OPT_PREHASH;
+            break;
+        case OPT_WATCH:
+        case OPT_NO_WATCH:
+            cfg->watch = opt == OPT_WATCH;
             break;
         case OPT_PRECOMPRESSED:
             if (set_precompressed(cfg, optarg))

@@ -16,6 +16,7 @@ void nm_config_init(struct nm_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->etag_mode = NM_ETAG_CONTENT;
     cfg->prehash = true;
+    cfg->watch = true;
     cfg->hash_threshold_bytes = 1 << 20;
     cfg->ims_mode = NM_IMS_RFC;
     cfg->precompressed[0] = NM_CODING_BR;

@@ -111,6 +111,7 @@ struct nm_config {
     enum nm_etag_store_mode etag_store;
     char *etag_store_dir;          /* an existing private directory, for NM_ETAG_STORE_DIR */
     bool prehash;                  /* hash the tree in the background at startup */
+    bool watch;                    /* changes from inotify, not a stat per request (at start) */
     uint64_t hash_threshold_bytes; /* larger files are hashed off the event loop */
     enum nm_ims_mode ims_mode;
     /* Precompressed sidecars (x.br, x.zst, x.gz) served as variants of x, in the server's order

@@ -391,6 +391,9 @@ static void set_top(struct reader *r, const config_setting_t *s)
     } else if (strcmp(name, "prehash") == 0) {
         if (get_bool(r, s, &b))
             cfg->prehash = b;
+    } else if (strcmp(name, "watch") == 0) {
+        if (get_bool(r, s, &b))
+            cfg->watch = b;
     } else if (strcmp(name, "hash_threshold") == 0) {
         if (get_int(r, s, 0, INT64_MAX, &v))
             cfg->hash_threshold_bytes = (uint64_t)v;

@@ -1,4 +1,5 @@
-/* The per-worker file table: open once, stat per request, hash and render once per version. */
+/* The per-worker file table: open once, hash and render once per version; a stat per request, or
+ * none while inotify watches the directories and reports no change (docs/etags.md). */
 #include "filecache.h"
 
 #include <errno.h>
@@ -10,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/base.h"
+#include "notmod/path.h"
 #include "variants/variants.h"
 
 #define MAX_ENTRIES 8192
@@ -28,6 +32,29 @@ static _Thread_local uint64_t racy_held_bytes;
 
 #define LEASE_SIGNAL_OFFSET 3 /* above SIGRTMIN, which glibc may move past the ones it keeps */
 
+#define MAX_DIRS 16384    /* watched directories per table; deeper than that, a stat per lookup */
+#define DIR_BUCKETS 1024u /* a power of two */
+
+#ifndef IN_MASK_CREATE
+#define IN_MASK_CREATE 0x10000000 /* Linux 4.18: fail with EEXIST rather than share a watch */
+#endif
+
+/* Every way a name in a watched directory can come to name other bytes or metadata. */
+#define WATCH_MASK                                                                                 \
+    (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE |            \
+     IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+/* A directory of the tree with an inotify watch: its URL path ("/" or "/a/b/") and whether what
+ * it reports can be trusted (wd -1: it cannot be watched, its entries are stat'ed). */
+struct dir_watch {
+    char *path;
+    size_t len;
+    uint64_t path_hash;
+    int wd;
+    dev_t dev;
+    struct dir_watch *path_next, *wd_next;
+};
+
 struct nm_filecache {
     const struct nm_config *cfg;
     const struct nm_mime_table *mime;
@@ -39,6 +66,11 @@ struct nm_filecache {
     size_t n_entries;
     struct nm_file *lru_head, *lru_tail;
     struct nm_filecache_stats stats;
+    int watch_fd;       /* inotify, -1 when not watching */
+    uint64_t watch_gen; /* entries confirmed at another generation are stat'ed again; never 0 */
+    struct dir_watch *dirs_by_path[DIR_BUCKETS];
+    struct dir_watch *dirs_by_wd[DIR_BUCKETS];
+    size_t n_dirs;
 };
 
 static uint64_t hash_path(const char *s)
@@ -67,6 +99,8 @@ int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mi
     fc->mime = mime;
     fc->root_fd = root_fd;
     fc->have_openat2 = true;
+    fc->watch_fd = -1;
+    fc->watch_gen = 1;
     *out = fc;
     return 0;
 }
@@ -157,12 +191,299 @@ static void table_remove(struct nm_filecache *fc, struct nm_file *f)
     nm_file_release(f);
 }
 
+static void evict_if_full(struct nm_filecache *fc)
+{
+    while (fc->n_entries >= MAX_ENTRIES && fc->lru_tail)
+        table_remove(fc, fc->lru_tail);
+}
+
+/* ---- watching: inotify in place of a stat per lookup ---- */
+
+static struct nm_file *find_entry(const struct nm_filecache *fc, const char *path, uint64_t h)
+{
+    struct nm_file *f = fc->buckets[h & (fc->n_buckets - 1)];
+    while (f && (f->key_hash != h || strcmp(f->path, path) != 0))
+        f = f->chain;
+    return f;
+}
+
+static void table_insert(struct nm_filecache *fc, struct nm_file *nf, uint64_t h)
+{
+    evict_if_full(fc);
+    nf->key_hash = h;
+    nf->chain = fc->buckets[h & (fc->n_buckets - 1)];
+    fc->buckets[h & (fc->n_buckets - 1)] = nf;
+    nf->in_table = true;
+    lru_push_front(fc, nf);
+    fc->n_entries++;
+}
+
+void nm_filecache_set_watch(struct nm_filecache *fc, int inotify_fd)
+{
+    fc->watch_fd = inotify_fd;
+}
+
+static void mark_all(struct nm_filecache *fc)
+{
+    if (++fc->watch_gen == 0)
+        fc->watch_gen = 1;
+}
+
+static void unlink_dir(struct nm_filecache *fc, struct dir_watch *d)
+{
+    struct dir_watch **pp = &fc->dirs_by_path[d->path_hash & (DIR_BUCKETS - 1)];
+    while (*pp != d)
+        pp = &(*pp)->path_next;
+    *pp = d->path_next;
+    pp = &fc->dirs_by_wd[(unsigned)d->wd & (DIR_BUCKETS - 1)];
+    while (*pp != d)
+        pp = &(*pp)->wd_next;
+    *pp = d->wd_next;
+    fc->n_dirs--;
+    if (d->wd >= 0)
+        fc->stats.watched_dirs--;
+}
+
+/* Forgets the directories whose path starts with prefix, and their watches: a directory moved
+ * away keeps its watch (it follows the inode), which no longer speaks for this path. */
+static void drop_dirs_under(struct nm_filecache *fc, const char *prefix, size_t len)
+{
+    for (size_t b = 0; b < DIR_BUCKETS; b++) {
+        struct dir_watch *d = fc->dirs_by_path[b];
+        while (d) {
+            struct dir_watch *next = d->path_next;
+            if (d->len >= len && memcmp(d->path, prefix, len) == 0) {
+                unlink_dir(fc, d);
+                if (d->wd >= 0)
+                    inotify_rm_watch(fc->watch_fd, d->wd);
+                free(d->path);
+                free(d);
+            }
+            d = next;
+        }
+    }
+}
+
+static void drop_dirs_of_wd(struct nm_filecache *fc, int wd, bool remove_watch)
+{
+    struct dir_watch *d = fc->dirs_by_wd[(unsigned)wd & (DIR_BUCKETS - 1)];
+    while (d) {
+        struct dir_watch *next = d->wd_next;
+        if (d->wd == wd) {
+            unlink_dir(fc, d);
+            if (remove_watch)
+                inotify_rm_watch(fc->watch_fd, wd);
+            remove_watch = false;
+            free(d->path);
+            free(d);
+        }
+        d = next;
+    }
+}
+
+/* Filesystems whose every change passes through this kernel's VFS, so inotify sees it: no
+ * network or FUSE filesystem (another client's write raises no event), no overlay. */
+bool nm_filecache_is_watchable_fs(const char *p)
+{
+    struct statfs sf;
+    if (statfs(p, &sf) != 0)
+        return false;
+    switch ((unsigned long)sf.f_type) {
+    case 0xEF53:     /* ext2, ext3, ext4 */
+    case 0x58465342: /* xfs */
+    case 0x9123683E: /* btrfs */
+    case 0x01021994: /* tmpfs */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The record of directory dpath ("/" or "/a/b/"), watched now if it was not: NULL when it
+ * cannot be watched (its entries then keep a stat per lookup). *added says the watch is new, so
+ * a stat made before it is not vouched for. */
+static struct dir_watch *ensure_dir(struct nm_filecache *fc, const char *dpath, size_t dlen,
+                                    bool *added)
+{
+    uint64_t h = nm_hash_bytes(dpath, dlen).lo;
+    struct dir_watch *d = fc->dirs_by_path[h & (DIR_BUCKETS - 1)];
+    while (d && (d->path_hash != h || d->len != dlen || memcmp(d->path, dpath, dlen) != 0))
+        d = d->path_next;
+    if (d)
+        return d->wd >= 0 ? d : NULL;
+    if (fc->n_dirs >= MAX_DIRS)
+        return NULL;
+    char p[64 + NM_PATH_MAX];
+    int n = snprintf(p, sizeof(p), "/proc/self/fd/%d/%.*s", fc->root_fd, (int)dlen - 1, dpath + 1);
+    if (n < 0 || (size_t)n >= sizeof(p))
+        return NULL;
+    if (p[n - 1] == '/')
+        p[n - 1] = '\0'; /* no trailing slash: it would follow a symlink the flags refuse */
+    /* Below the root a symlink is not watched (its target's events come from elsewhere); the
+     * root itself is reached through the descriptor's magic link. */
+    uint32_t flags = WATCH_MASK | IN_ONLYDIR | IN_MASK_CREATE | (dlen > 1 ? IN_DONT_FOLLOW : 0);
+    int wd = inotify_add_watch(fc->watch_fd, p, flags);
+    if (wd < 0 && errno != ENOSPC && errno != ENOMEM)
+        return NULL; /* not there, not a directory, watched under another path: asked again */
+    struct stat st;
+    if (wd >= 0 && (!nm_filecache_is_watchable_fs(p) || stat(p, &st) != 0)) {
+        inotify_rm_watch(fc->watch_fd, wd);
+        wd = -1;
+    }
+    d = calloc(1, sizeof(*d));
+    char *copy = d ? malloc(dlen + 1) : NULL;
+    if (!copy) {
+        free(d);
+        if (wd >= 0)
+            inotify_rm_watch(fc->watch_fd, wd);
+        return NULL;
+    }
+    memcpy(copy, dpath, dlen);
+    copy[dlen] = '\0';
+    *d = (struct dir_watch){.path = copy, .len = dlen, .path_hash = h, .wd = wd};
+    if (wd >= 0)
+        d->dev = st.st_dev;
+    d->path_next = fc->dirs_by_path[h & (DIR_BUCKETS - 1)];
+    fc->dirs_by_path[h & (DIR_BUCKETS - 1)] = d;
+    d->wd_next = fc->dirs_by_wd[(unsigned)wd & (DIR_BUCKETS - 1)];
+    fc->dirs_by_wd[(unsigned)wd & (DIR_BUCKETS - 1)] = d;
+    fc->n_dirs++;
+    if (wd < 0)
+        return NULL;
+    fc->stats.watched_dirs++;
+    *added = true;
+    return d;
+}
+
+/* Watches every directory above path's last component, from the root down, before the stat
+ * they will vouch for: a rename of any of them is then an event. Returns the innermost, or NULL
+ * when one cannot be watched (or for "/", which has none). */
+static struct dir_watch *watch_parents(struct nm_filecache *fc, const char *path)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    struct dir_watch *d = NULL;
+    bool added = false;
+    for (size_t i = 0; i < len; i++) {
+        if (path[i] != '/')
+            continue;
+        d = ensure_dir(fc, path, i + 1, &added);
+        if (!d)
+            return NULL;
+    }
+    return d;
+}
+
+/* Whether an entry just confirmed by a stat (st, made after its parents were watched) may be
+ * found again without one until an event marks it. */
+static bool is_trustworthy(struct nm_filecache *fc, const struct nm_file *f, const struct stat *st,
+                           struct dir_watch *parent)
+{
+    struct nm_file_version v = {(uint64_t)f->dev, (uint64_t)f->ino, f->size, f->mtime_ns,
+                                f->ctime_ns};
+    /* A racy version keeps the existing rules (docs/etags.md, "Racy versions"): a stat, or a
+     * read for bytes held in memory, at every lookup until it settles. */
+    if ((f->racy && f->data) || nm_hashing_is_racy(&v, nm_hashing_now_ns()))
+        return false;
+    if (!f->is_dir)
+        /* Another link's writes are reported to its own directory; a bind mount's to none. */
+        return parent && st->st_nlink == 1 && parent->dev == f->dev;
+    size_t len = strlen(f->path);
+    while (len > 1 && f->path[len - 1] == '/')
+        len--;
+    char own[NM_PATH_MAX + 2];
+    if (len + 2 > sizeof(own))
+        return false;
+    memcpy(own, f->path, len);
+    if (len > 1)
+        own[len++] = '/';
+    bool added = false;
+    struct dir_watch *d = (len == 1 || parent) ? ensure_dir(fc, own, len, &added) : NULL;
+    /* Its own watch came after this stat: the next lookup stats again, under it. */
+    return d && !added && d->dev == f->dev;
+}
+
+static void mark_path(struct nm_filecache *fc, const char *path)
+{
+    struct nm_file *f = find_entry(fc, path, hash_path(path));
+    if (f)
+        f->watch_gen = 0;
+}
+
+void nm_filecache_note_event(struct nm_filecache *fc, int wd, uint32_t mask, const char *name)
+{
+    if (fc->watch_fd < 0)
+        return;
+    if (mask & IN_Q_OVERFLOW) {
+        mark_all(fc); /* events were lost: nothing is known */
+        return;
+    }
+    struct dir_watch *d = fc->dirs_by_wd[(unsigned)wd & (DIR_BUCKETS - 1)];
+    while (d && d->wd != wd)
+        d = d->wd_next;
+    if (!d || wd < 0)
+        return;
+    if (mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT)) {
+        /* The directory left this path (or its watch went): everything beneath it, and its
+         * subdirectories' watches, no longer say anything about the paths they were set for. */
+        char *prefix = strdup(d->path);
+        drop_dirs_of_wd(fc, wd, (mask & IN_MOVE_SELF) != 0);
+        if (prefix)
+            drop_dirs_under(fc, prefix, strlen(prefix));
+        free(prefix);
+        mark_all(fc);
+        return;
+    }
+    char p[NM_PATH_MAX + NAME_MAX + 4];
+    /* The directory's own entries ("/a/" and "/a"): its listing changes with any name in it. */
+    mark_path(fc, d->path);
+    if (d->len > 1) {
+        memcpy(p, d->path, d->len - 1);
+        p[d->len - 1] = '\0';
+        mark_path(fc, p);
+    }
+    if (!name || !*name || d->len + strlen(name) + 2 > sizeof(p))
+        return;
+    int n = snprintf(p, sizeof(p), "%s%s/", d->path, name);
+    if ((mask & IN_ISDIR) && (mask & (IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE | IN_DELETE))) {
+        /* A directory renamed, replaced or removed: every path beneath it may name other
+         * files now, and its watches (which follow the inodes) speak for other paths. */
+        drop_dirs_under(fc, p, (size_t)n);
+        mark_all(fc);
+        return;
+    }
+    mark_path(fc, p);
+    p[n - 1] = '\0';
+    mark_path(fc, p);
+}
+
+/* A sidecar that is not there, remembered while its directory's watch says nothing: the handler
+ * asks for every configured coding of every file it serves. */
+static void remember_missing(struct nm_filecache *fc, const char *path, uint64_t h, int err)
+{
+    struct nm_file *f = calloc(1, sizeof(*f));
+    if (!f)
+        return;
+    f->refs = 1;
+    f->fd = -1;
+    f->path = strdup(path);
+    if (!f->path) {
+        free(f);
+        return;
+    }
+    f->missing = err;
+    f->watch_gen = fc->watch_gen;
+    table_insert(fc, f, h);
+}
+
 void nm_filecache_free(struct nm_filecache *fc)
 {
     if (!fc)
         return;
     while (fc->lru_head)
         table_remove(fc, fc->lru_head);
+    drop_dirs_under(fc, "/", 1);
     free(fc->buckets);
     free(fc);
 }
@@ -745,36 +1066,67 @@ fail:
     return rc == -ELOOP ? -EACCES : rc;
 }
 
-static void evict_if_full(struct nm_filecache *fc)
+static void hit(struct nm_filecache *fc, struct nm_file *f, struct nm_file **out)
 {
-    while (fc->n_entries >= MAX_ENTRIES && fc->lru_tail)
-        table_remove(fc, fc->lru_tail);
+    fc->stats.hits++;
+    if (f->hash_pending)
+        refresh_pending(fc, f);
+    lru_unlink(fc, f);
+    lru_push_front(fc, f);
+    *out = nm_file_acquire(f);
+}
+
+/* The stat of a lookup. Watching, the last component is not followed first: an entry reached
+ * through a symlink is stat'ed again at every lookup (its target's directory reports its
+ * changes, not this one), so *via_link says so. */
+static int stat_path(struct nm_filecache *fc, const char *rel, struct stat *st, bool *via_link)
+{
+    fc->stats.stat_calls++;
+    *via_link = false;
+    int rc = stat_beneath(fc, rel, st);
+    if (rc == 0 && fc->watch_fd >= 0) {
+        /* Resolved beneath the root: only then is its last component looked at itself. */
+        struct stat link;
+        *via_link =
+            fstatat(fc->root_fd, rel, &link, AT_SYMLINK_NOFOLLOW) != 0 || S_ISLNK(link.st_mode);
+    }
+    return rc;
 }
 
 int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out)
 {
     fc->stats.lookups++;
     uint64_t h = hash_path(path);
-    struct nm_file *f = fc->buckets[h & (fc->n_buckets - 1)];
-    while (f && (f->key_hash != h || strcmp(f->path, path) != 0))
-        f = f->chain;
+    struct nm_file *f = find_entry(fc, path, h);
+    /* Watched and no event since it was confirmed (docs/etags.md, "Watching"). */
+    if (f && f->watch_gen == fc->watch_gen && !f->stale) {
+        if (f->missing) {
+            lru_unlink(fc, f);
+            lru_push_front(fc, f);
+            return f->missing;
+        }
+        hit(fc, f, out);
+        return 0;
+    }
 
+    /* The watches go first, so that a change after the stat below is an event. */
+    struct dir_watch *parent = fc->watch_fd >= 0 ? watch_parents(fc, path) : NULL;
     const char *rel = path[1] ? path + 1 : ".";
     struct stat st;
-    int src = stat_beneath(fc, rel, &st);
-    if (src < 0) {
+    bool via_link;
+    int err = stat_path(fc, rel, &st, &via_link);
+    if (err != 0) {
         if (f)
             table_remove(fc, f);
-        return src == -ELOOP ? -EACCES : src;
+        if (err == -ENOENT && parent && sidecar_coding_of(fc->cfg, path) != NM_CODING_IDENTITY)
+            remember_missing(fc, path, h, err);
+        return err == -ELOOP ? -EACCES : err;
     }
     /* In-memory bytes of a racy version may predate a write that left the stat unchanged. */
-    if (f && same_version(f, &st) && !(f->racy && f->data) && !f->stale) {
-        fc->stats.hits++;
-        if (f->hash_pending)
-            refresh_pending(fc, f);
-        lru_unlink(fc, f);
-        lru_push_front(fc, f);
-        *out = nm_file_acquire(f);
+    if (f && !f->missing && same_version(f, &st) && !(f->racy && f->data) && !f->stale) {
+        f->watch_gen =
+            parent && !via_link && is_trustworthy(fc, f, &st, parent) ? fc->watch_gen : 0;
+        hit(fc, f, out);
         return 0;
     }
     if (f)
@@ -795,13 +1147,10 @@ int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_fil
         *out = nf; /* never a hit while racy: kept only as long as its responses (hold_racy) */
         return 0;
     }
-    evict_if_full(fc);
-    nf->key_hash = h;
-    nf->chain = fc->buckets[h & (fc->n_buckets - 1)];
-    fc->buckets[h & (fc->n_buckets - 1)] = nf;
-    nf->in_table = true;
-    lru_push_front(fc, nf);
-    fc->n_entries++;
+    /* The watches were there before the stat, and the load's own stat came after it. */
+    if (parent && !via_link && is_trustworthy(fc, nf, &st, parent))
+        nf->watch_gen = fc->watch_gen;
+    table_insert(fc, nf, h);
     *out = nm_file_acquire(nf);
     return 0;
 }

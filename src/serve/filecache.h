@@ -72,6 +72,12 @@ struct nm_file {
      * for writing or truncate it, so its bytes are the version's and may go by sendfile. */
     bool leased;
     bool stale; /* the lease broke: the next lookup loads the file again */
+
+    /* Watching (nm_filecache_set_watch): the table's watch generation when this entry was last
+     * confirmed under watched directories, 0 when the next lookup must stat it. `missing` is
+     * the error a cached absence answers (a sidecar that is not there), 0 for a file. */
+    uint64_t watch_gen;
+    int missing;
 };
 
 struct nm_filecache;
@@ -88,11 +94,35 @@ int nm_filecache_new(const struct nm_config *cfg, const struct nm_mime_table *mi
  * it, every file is hashed here when loaded. Call before the first lookup. */
 void nm_filecache_set_hashing(struct nm_filecache *fc, struct nm_hashing *h);
 
+/* Learns of changes from inotify rather than a stat per lookup: `inotify_fd` (non-blocking, not
+ * taken) gets a watch on the directory of each loaded entry and on its ancestors up to the root,
+ * added lazily and before the stat it vouches for. An entry confirmed by a stat is then found
+ * again without one until nm_filecache_note_event marks it (an event naming it, or its
+ * directory for a directory entry), or marks everything (a directory renamed, removed or
+ * created, a watched directory's own move or removal, a dropped watch, a queue overflow). An
+ * entry keeps the stat per lookup when it cannot be watched: a filesystem other than ext2/3/4,
+ * xfs, btrfs or tmpfs, a watch refused (the ENOSPC of max_user_watches), a symlink, more than
+ * one link, another device than its directory, a racy version, more watched directories than
+ * the cap. With watching, a missing sidecar (a path with a suffix of cfg->precompressed) is
+ * remembered as missing until an event names it. Call before the first lookup; -1 (the
+ * default) keeps a stat per lookup. */
+void nm_filecache_set_watch(struct nm_filecache *fc, int inotify_fd);
+
+/* Whether inotify sees every change of the filesystem holding path: ext2/3/4, xfs, btrfs and
+ * tmpfs, whose changes all pass through this kernel. Network and FUSE filesystems, overlays and
+ * the rest are not trusted. */
+bool nm_filecache_is_watchable_fs(const char *path);
+
+/* Takes one event read from the table's inotify descriptor (wd -1 with IN_Q_OVERFLOW marks
+ * everything). Events of watches the table does not know are ignored. */
+void nm_filecache_note_event(struct nm_filecache *fc, int wd, uint32_t mask, const char *name);
+
 /* Releases every entry the table holds; entries still referenced live until released. */
 void nm_filecache_free(struct nm_filecache *fc);
 
 /* Finds the current version of `path` (a normalized path from nm_path_normalize). A stat per
- * call tells whether the cached version is still current; a changed file is opened, hashed and
+ * call (none for an entry watched and not marked since, see nm_filecache_set_watch) tells
+ * whether the cached version is still current; a changed file is opened, hashed and
  * rendered again, and so is one held in memory whose version was racy (nm_hashing_is_racy) when
  * read. With content ETags a racy version above small_file_bytes, up to hash_threshold_bytes, is
  * held in memory too (read whole, tagged with the hash of those bytes and sent from them; not
@@ -155,7 +185,9 @@ struct nm_filecache_stats {
     uint64_t hashed_files;
     uint64_t hashed_bytes;
     uint64_t pending_filled;
-    uint64_t racy_held; /* racy versions above small_file_bytes read whole (nm_filecache_lookup) */
+    uint64_t racy_held;  /* racy versions above small_file_bytes read whole (nm_filecache_lookup) */
+    uint64_t stat_calls; /* lookups that asked the filesystem (a stat) */
+    uint64_t watched_dirs; /* directories with a watch now */
 };
 
 void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out);

@@ -28,7 +28,16 @@ struct nm_site {
     dev_t root_dev;  /* the directory root_fd names: a new one at cfg->root is a swap */
     ino_t root_ino;
     uint64_t root_swaps; /* times the site moved to a new directory at cfg->root */
-    int64_t now;         /* seconds; set by nm_site_set_time */
+    /* Watching (cfg->watch at init): one inotify descriptor for the file tables and the root.
+     * root_wd watch the directories holding cfg->root's name and, when it is a symlink, its
+     * target's name; while root_watched, cfg->root is stat'ed only after an event about them
+     * (root_dirty). */
+    int watch_fd;
+    int root_wd[2];
+    char root_name[2][256];
+    bool root_watched;
+    bool root_dirty;
+    int64_t now;                               /* seconds; set by nm_site_set_time */
     char date_line[sizeof("Date: \r\n") + 29]; /* "Date: <IMF-fixdate>\r\n" for `now` */
     size_t date_line_len;
     struct nm_buf log; /* access-log lines not yet written; NULL ptr when logging is off */
@@ -58,7 +67,9 @@ void nm_site_cleanup(struct nm_site *site);
 void nm_site_set_hashing(struct nm_site *site, struct nm_hashing *h);
 
 /* A deploy that points a `current` symlink at a new release, or exchanges two directories, changes
- * which directory cfg->root names. Each request calls this before it resolves a path: when
+ * which directory cfg->root names. Each request calls this before it resolves a path (it stats
+ * cfg->root only when watching is off or cannot speak for the root's name, or after an event
+ * about it): when
  * cfg->root now names another directory, the site opens it and starts a new, empty file table;
  * the old table's entries live on only in the responses that hold them, so no response mixes two
  * trees. A root that cannot be resolved for a moment (mid-rename) keeps the current one. */
@@ -69,6 +80,15 @@ void nm_site_follow_root(struct nm_site *site);
  * Cache-Control). Responses in flight keep the entries they hold. Returns 0, or -ENOMEM with the
  * site unchanged. */
 int nm_site_set_config(struct nm_site *site, const struct nm_config *cfg);
+
+/* Reads what inotify queued on watch_fd (the worker calls it when the descriptor is readable,
+ * before it answers requests of the same wake-up) and marks what changed: entries of the file
+ * table, the root's name. A no-op when not watching. */
+void nm_site_read_changes(struct nm_site *site);
+
+/* Closes watch_fd: from then on every lookup stats, as with cfg->watch off. For a caller that
+ * cannot have watch_fd read (its epoll refused it); call before the first request. */
+void nm_site_stop_watching(struct nm_site *site);
 
 /* Moves the site's clock; the Date line is rendered only when the second changes. */
 void nm_site_set_time(struct nm_site *site, int64_t now);

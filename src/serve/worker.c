@@ -33,6 +33,7 @@
 #define LINGER_MS 2000       /* how long a closing connection's unread input is drained */
 #define MAX_ROUNDS 64        /* read-process-send rounds one connection gets before the others */
 #define MAX_AGAIN 256
+#define MAX_EVENTS 256       /* epoll events taken per wake-up */
 #define ACCEPT_PAUSE_MS 500  /* out of descriptors or memory: accepting waits this long */
 #define LOG_REPORT_MS 10000  /* lost access-log lines are reported at most this often */
 #define BUDGET_WARN_MS 60000 /* the descriptor bound is reported at most this often */
@@ -43,6 +44,7 @@
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
 #define TAG_LEASE ((uint64_t)2)
+#define TAG_WATCH ((uint64_t)3)
 #define TAG_LISTEN_BASE ((uint64_t)16)
 
 /* What a connection is doing before it carries requests. */
@@ -768,6 +770,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
             break; /* idle, and nothing came */
         struct nm_conn *c = &sc->st->conn;
         bool moved = in == INPUT_MOVED;
+        /* Bytes read after this pass looked at the inotify queue may have been sent after a
+         * change it did not see yet: look again before answering (docs/etags.md, "Watching"). */
+        if (moved && rounds > 0)
+            nm_site_read_changes(&w->site);
         if (nm_conn_process(c) < 0) {
             close_conn(w, sc);
             return false;
@@ -949,9 +955,18 @@ static void read_lease_notices(struct nm_worker *w)
 
 static void dispatch(struct nm_worker *w, const struct epoll_event *events, int n, bool stopping)
 {
+    /* File changes before any request of this wake-up is answered (docs/etags.md, "Watching");
+     * with every slot filled, the watch may be among the events epoll did not return. */
+    bool changes = n == MAX_EVENTS;
+    for (int i = 0; i < n && !changes; i++)
+        changes = events[i].data.u64 == TAG_WATCH;
+    if (changes)
+        nm_site_read_changes(&w->site);
     for (int i = 0; i < n; i++) {
         uint64_t tag = events[i].data.u64;
-        if (tag == TAG_WAKE) {
+        if (tag == TAG_WATCH) {
+            continue;
+        } else if (tag == TAG_WAKE) {
             uint64_t v;
             ssize_t r = read(w->wake_fd, &v, sizeof(v));
             (void)r;
@@ -975,6 +990,8 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
     unsigned n_waiting = w->n_again;
     memcpy(waiting, w->again, n_waiting * sizeof(waiting[0]));
     w->n_again = 0;
+    if (n_waiting > 0)
+        nm_site_read_changes(&w->site); /* they read after the look above */
     for (unsigned k = 0; k < n_waiting; k++) {
         struct sconn *sc = waiting[k]; /* a run closes only its own connection */
         sc->again = false;
@@ -1037,7 +1054,7 @@ static void *worker_main(void *arg)
 {
     struct nm_worker *w = arg;
     struct nm_worker_shared *sh = w->sh;
-    struct epoll_event events[256];
+    struct epoll_event events[MAX_EVENTS];
     int64_t next_tick = nm_worker_clock_ms() + TICK_MS;
     bool stopping = false;
 
@@ -1045,7 +1062,7 @@ static void *worker_main(void *arg)
     for (;;) {
         int64_t t = nm_worker_clock_ms();
         int timeout = next_tick > t && w->n_again == 0 ? (int)(next_tick - t) : 0;
-        int n = epoll_wait(w->epfd, events, 256, timeout);
+        int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
         nm_site_set_time(&w->site, wall_seconds());
         dispatch(w, events, n, stopping);
         flush_log(w);
@@ -1142,6 +1159,11 @@ int nm_worker_new(struct nm_worker_shared *sh, unsigned index, struct nm_worker 
         nm_site_set_hashing(&w->site, sh->hashing);
     w->site.fly = sh->fly;
     w->site.metrics = nm_metrics_worker(sh->metrics, index);
+    if (w->site.watch_fd >= 0) {
+        ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = TAG_WATCH};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->site.watch_fd, &ev) != 0)
+            nm_site_stop_watching(&w->site); /* unheard events would leave entries stale */
+    }
     *out = w;
     return 0;
 

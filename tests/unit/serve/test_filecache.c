@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -798,4 +799,216 @@ Test(filecache, a_broken_lease_is_let_go_and_the_next_lookup_loads_the_file_agai
     int fd2 = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     cr_expect_geq(fd2, 0, "every lease went with its descriptor");
     close(fd2);
+}
+
+/* ---- watching: events in place of a stat per lookup ---- */
+
+#define SETTLE_MS 2100 /* older than NM_HASHING_RACY_NS: no longer racy */
+
+/* A table watching through a fresh inotify descriptor (in *ifd). */
+static struct nm_filecache *watched_table(int *ifd)
+{
+    *ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    cr_assert_geq(*ifd, 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    nm_filecache_set_watch(fc, *ifd);
+    return fc;
+}
+
+/* Hands the table what inotify queued, as the worker does before answering requests. */
+static void drain(struct nm_filecache *fc, int ifd)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(ifd, buf, sizeof(buf))) > 0) {
+        for (size_t off = 0; off < (size_t)n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(buf + off);
+            nm_filecache_note_event(fc, ev->wd, ev->mask, ev->len ? ev->name : "");
+            off += sizeof(*ev) + ev->len;
+        }
+    }
+}
+
+static uint64_t stat_calls(const struct nm_filecache *fc)
+{
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    return st.stat_calls;
+}
+
+/* Looks path up, expects rc, and says how many stats that took. */
+static uint64_t stats_of_lookup(struct nm_filecache *fc, const char *path, int rc)
+{
+    uint64_t before = stat_calls(fc);
+    struct nm_file *f = NULL;
+    cr_assert_eq(nm_filecache_lookup(fc, path, &f), rc, "%s", path);
+    if (rc == 0)
+        nm_file_release(f);
+    return stat_calls(fc) - before;
+}
+
+static void expect_lookup_tag(struct nm_filecache *fc, const char *path, const char *data)
+{
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, path, &f), 0);
+    expect_tag_of(f, data, strlen(data));
+    nm_file_release(f);
+}
+
+Test(filecache, a_watched_settled_file_is_found_again_without_a_stat_until_an_event_names_it)
+{
+    put("a.txt", "first\n", 6);
+    put("b.txt", "other\n", 6);
+    sleep_ms(SETTLE_MS);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/b.txt", 0), 1);
+    drain(fc, ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 0);
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.watched_dirs, 1);
+
+    put("a.txt", "again\n", 6); /* same size, same second: only the event tells */
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 0, "no event read yet: no stat");
+    drain(fc, ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/b.txt", 0), 0, "an event about a.txt leaves b.txt");
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 1);
+    expect_lookup_tag(fc, "/a.txt", "again\n");
+    nm_filecache_free(fc);
+    close(ifd);
+}
+
+Test(filecache, a_queue_overflow_marks_every_entry)
+{
+    put("a.txt", "first\n", 6);
+    put("b.txt", "other\n", 6);
+    sleep_ms(SETTLE_MS);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    stats_of_lookup(fc, "/a.txt", 0);
+    stats_of_lookup(fc, "/b.txt", 0);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 0);
+    nm_filecache_note_event(fc, -1, IN_Q_OVERFLOW, "");
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt", 0), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/b.txt", 0), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/b.txt", 0), 0, "confirmed again by that stat");
+    nm_filecache_free(fc);
+    close(ifd);
+}
+
+Test(filecache, what_a_watch_cannot_speak_for_is_stat_at_every_lookup)
+{
+    put("two.txt", "linked\n", 7);
+    char a[128], b[128];
+    snprintf(a, sizeof(a), "%s/two.txt", dir);
+    snprintf(b, sizeof(b), "%s/other-name.txt", dir);
+    cr_assert_eq(link(a, b), 0); /* a write through the other name is reported there */
+    put("target.txt", "target\n", 7);
+    cr_assert_eq(mkdir(strcat(strcpy(b, dir), "/sub"), 0755), 0);
+    snprintf(b, sizeof(b), "%s/sub/via-link.txt", dir);
+    cr_assert_eq(symlink("../target.txt", b), 0);
+    sleep_ms(SETTLE_MS);
+    put("racy.txt", "new\n", 4);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    const char *paths[] = {"/two.txt", "/sub/via-link.txt", "/racy.txt"};
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 3; k++)
+            cr_expect_eq(stats_of_lookup(fc, paths[i], 0), 1, "%s, lookup %d", paths[i], k);
+    nm_filecache_free(fc);
+    close(ifd);
+
+    struct nm_filecache *plain;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &plain), 0);
+    for (int k = 0; k < 3; k++)
+        cr_expect_eq(stats_of_lookup(plain, "/target.txt", 0), 1, "not watching");
+    nm_filecache_free(plain);
+}
+
+Test(filecache, renaming_a_directory_marks_the_entries_beneath_it)
+{
+    char p[128];
+    cr_assert_eq(mkdir(strcat(strcpy(p, dir), "/d"), 0755), 0);
+    cr_assert_eq(mkdir(strcat(strcpy(p, dir), "/d/sub"), 0755), 0);
+    put("d/sub/x.txt", "old x\n", 6);
+    sleep_ms(SETTLE_MS);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    stats_of_lookup(fc, "/d/sub/x.txt", 0);
+    cr_expect_eq(stats_of_lookup(fc, "/d/sub/x.txt", 0), 0);
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.watched_dirs, 3, "the file's directory and those above it");
+
+    char from[128], to[128];
+    snprintf(from, sizeof(from), "%s/d", dir);
+    snprintf(to, sizeof(to), "%s/e", dir);
+    cr_assert_eq(rename(from, to), 0); /* no event in d/sub itself: only its ancestor tells */
+    drain(fc, ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/d/sub/x.txt", -ENOENT), 1);
+    expect_lookup_tag(fc, "/e/sub/x.txt", "old x\n");
+
+    /* A new tree at the old name: its files, not the moved ones. */
+    cr_assert_eq(mkdir(from, 0755), 0);
+    cr_assert_eq(mkdir(strcat(strcpy(p, dir), "/d/sub"), 0755), 0);
+    put("d/sub/x.txt", "new x\n", 6);
+    drain(fc, ifd);
+    expect_lookup_tag(fc, "/d/sub/x.txt", "new x\n");
+    put("e/sub/x.txt", "e2 x\n", 5); /* the moved directory's watch no longer speaks for d */
+    drain(fc, ifd);
+    expect_lookup_tag(fc, "/e/sub/x.txt", "e2 x\n");
+    expect_lookup_tag(fc, "/d/sub/x.txt", "new x\n");
+    nm_filecache_free(fc);
+    close(ifd);
+}
+
+Test(filecache, a_missing_sidecar_is_remembered_until_an_event_names_it)
+{
+    cfg.precompressed[0] = NM_CODING_GZIP;
+    cfg.n_precompressed = 1;
+    put("a.txt", "source\n", 7);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt.gz", -ENOENT), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt.gz", -ENOENT), 0);
+    cr_expect_eq(stats_of_lookup(fc, "/missing.txt", -ENOENT), 1, "only sidecars");
+    cr_expect_eq(stats_of_lookup(fc, "/missing.txt", -ENOENT), 1);
+    put("a.txt.gz", "zipped", 6);
+    drain(fc, ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt.gz", 0), 1);
+    char p[128];
+    cr_assert_eq(unlink(strcat(strcpy(p, dir), "/a.txt.gz")), 0);
+    drain(fc, ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/a.txt.gz", -ENOENT), 1);
+    nm_filecache_free(fc);
+    close(ifd);
+}
+
+Test(filecache, a_watched_directory_entry_is_marked_by_a_name_added_in_it)
+{
+    char p[128];
+    cr_assert_eq(mkdir(strcat(strcpy(p, dir), "/d"), 0755), 0);
+    put("d/one", "1", 1);
+    sleep_ms(SETTLE_MS);
+    int ifd;
+    struct nm_filecache *fc = watched_table(&ifd);
+    cr_expect_eq(stats_of_lookup(fc, "/d/", 0), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/d/", 0), 1, "its own watch came after the first stat");
+    cr_expect_eq(stats_of_lookup(fc, "/d/", 0), 0);
+    cr_expect_eq(stats_of_lookup(fc, "/", 0), 1);
+    cr_expect_eq(stats_of_lookup(fc, "/", 0), 0, "the root's watch was there already");
+    struct nm_file *before;
+    cr_assert_eq(nm_filecache_lookup(fc, "/d/", &before), 0);
+    put("d/two", "2", 1);
+    drain(fc, ifd);
+    struct nm_file *after;
+    cr_assert_eq(nm_filecache_lookup(fc, "/d/", &after), 0);
+    cr_expect_neq(before, after, "a new version of the directory");
+    nm_file_release(before);
+    nm_file_release(after);
+    nm_filecache_free(fc);
+    close(ifd);
 }

@@ -1,5 +1,6 @@
 /* The site's contract (site.h): the Date line follows the clock, and a root that a deploy moved
- * is followed with a new file table while an unchanged or missing one is kept. */
+ * is followed with a new file table while an unchanged or missing one is kept; watched, the root
+ * is stat'ed again only after an event about its name. */
 #include "serve/site.h"
 
 #include <criterion/criterion.h>
@@ -113,4 +114,45 @@ Test(site, a_new_config_gets_a_new_file_table_over_the_same_root)
     cr_expect(fx.site.log_enabled);
     cr_assert_eq(nm_site_set_config(&fx.site, &fx.cfg), 0); /* back, before next goes */
     nm_config_cleanup(&next);
+}
+
+static void swap_current_to(const char *release)
+{
+    char tmp[112];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", fx.current);
+    cr_assert_eq(symlink(release, tmp), 0);
+    cr_assert_eq(rename(tmp, fx.current), 0);
+}
+
+Test(site, a_watched_root_is_looked_at_again_only_after_an_event_about_its_name)
+{
+    cr_assert_geq(fx.site.watch_fd, 0);
+    nm_site_follow_root(&fx.site); /* the one stat under the new watches */
+    cr_assert(fx.site.root_watched);
+    cr_assert_not(fx.site.root_dirty);
+    swap_current_to("r2");
+    nm_site_follow_root(&fx.site);
+    cr_assert_eq(fx.site.root_swaps, 0, "no event read yet: no stat of the root");
+    nm_site_read_changes(&fx.site);
+    cr_assert(fx.site.root_dirty);
+    nm_site_follow_root(&fx.site);
+    cr_assert_eq(fx.site.root_swaps, 1);
+    nm_site_read_changes(&fx.site);
+    nm_site_follow_root(&fx.site);
+    swap_current_to("r1"); /* the new target's name is watched too */
+    nm_site_read_changes(&fx.site);
+    nm_site_follow_root(&fx.site);
+    cr_assert_eq(fx.site.root_swaps, 2);
+}
+
+Test(site, without_watching_the_root_is_stat_at_every_request)
+{
+    nm_site_cleanup(&fx.site);
+    fx.cfg.watch = false;
+    cr_assert_eq(nm_site_init(&fx.site, &fx.cfg, fx.mime, fx.root_fd), 0);
+    cr_assert_lt(fx.site.watch_fd, 0);
+    nm_site_follow_root(&fx.site);
+    swap_current_to("r2");
+    nm_site_follow_root(&fx.site);
+    cr_assert_eq(fx.site.root_swaps, 1);
 }
