@@ -69,8 +69,10 @@ fuzz: test-deps
 fuzz-long:
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=600
 
+# notmod, nginx, H2O and lighttpd side by side (docs/benchmarks.md); BENCH_ARGS adds options,
+# e.g. BENCH_ARGS="--runs 5 --scenarios inm,get1k --markdown build/bench.md".
 bench: release bench-deps
-	bench/run.sh
+	python3 bench/compare.py $(BENCH_ARGS)
 
 # Ten minutes of mixed load against the release build while a writer changes the files
 # (tests/soak/soak.py; a one-minute version runs in make test). SOAK_SECONDS changes the length.
