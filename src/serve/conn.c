@@ -273,7 +273,7 @@ static char *copy(char *p, const void *s, size_t n)
     return p + n;
 }
 
-/* The status line (RFC 9112 §4), Date, the response's fields, the connection's own field
+/* The status line (RFC 9112 §4), Date, the response's block and fields, the connection's own field
  * (§9.3: close, or keep-alive to an HTTP/1.0 client that asked for it), the empty line. */
 static int put_head(struct nm_conn *c, const struct nm_response *resp, bool close,
                     int minor_version)
@@ -291,22 +291,18 @@ static int put_head(struct nm_conn *c, const struct nm_response *resp, bool clos
     const char *connection = close                ? "Connection: close\r\n"
                              : minor_version == 0 ? "Connection: keep-alive\r\n"
                                                   : "";
-    size_t len = n + c->site->date_line_len + strlen(connection) + 2;
-    for (size_t i = 0; i < resp->n_fields; i++)
-        len += resp->fields[i].name.len + resp->fields[i].value.len + 4;
+    size_t connection_len = strlen(connection);
+    size_t len = n + c->site->date_line_len + resp->block.len + nm_response_fields_len(resp, 0) +
+                 connection_len + 2;
     int rc = nm_buf_reserve(&c->out, len);
     if (rc < 0)
         return rc;
     char *p = copy(c->out.ptr + c->out.len, status, n);
     p = copy(p, c->site->date_line, c->site->date_line_len);
-    for (size_t i = 0; i < resp->n_fields; i++) {
-        const struct nm_response_field *f = &resp->fields[i];
-        p = copy(p, f->name.ptr, f->name.len);
-        p = copy(p, ": ", 2);
-        p = copy(p, f->value.ptr, f->value.len);
-        p = copy(p, "\r\n", 2);
-    }
-    p = copy(p, connection, strlen(connection));
+    /* The version's fields rendered once (nm_file.head), then the ones of this response. */
+    p = copy(p, resp->block.ptr, resp->block.len);
+    p = nm_response_put_fields(resp, 0, p);
+    p = copy(p, connection, connection_len);
     copy(p, "\r\n", 2);
     c->out.len += len;
     seg_open(c)->mem_len += len;
@@ -428,6 +424,25 @@ int nm_conn_fail(struct nm_conn *c, int status, const char *why)
     return rc;
 }
 
+/* "<method> <target>" of the response being sent, cut to fit, for the log of a stop that cuts it;
+ * copied rather than formatted, since every response with content pays it. */
+static void note_sending(struct nm_conn *c, const struct nm_http1_request *h)
+{
+    char *p = c->sending_what;
+    size_t room = sizeof(c->sending_what) - 1;
+    size_t m = h->method_token.len < room ? h->method_token.len : room;
+    memcpy(p, h->method_token.ptr, m);
+    p += m;
+    room -= m;
+    if (room) {
+        *p++ = ' ';
+        room--;
+    }
+    size_t t = h->target.len < room ? h->target.len : room;
+    memcpy(p, h->target.ptr, t);
+    p[t] = '\0';
+}
+
 /* Answers the request whose head is the first head_len bytes of the input, any content it had
  * read and checked: with `status` 0 by the handler, or else with that error and a close. */
 static int answer(struct nm_conn *c, struct nm_http1_request *h, size_t head_len, int status,
@@ -442,13 +457,13 @@ static int answer(struct nm_conn *c, struct nm_http1_request *h, size_t head_len
     } else {
         struct handler_input in;
         collect_request(h, &in);
+        resp.use_block = true;
         rc = nm_handler_respond(c->site, &in.req, &resp);
     }
     if (rc == 0)
         rc = queue_response(c, &resp, close, h->minor_version);
     if (rc == 0 && resp.content_bytes > 0) {
-        snprintf(c->sending_what, sizeof(c->sending_what), "%.*s %.*s", (int)h->method_token.len,
-                 h->method_token.ptr, (int)h->target.len, h->target.ptr);
+        note_sending(c, h);
         c->sending_total = resp.content_bytes;
     }
     log_request(c, h, &resp);

@@ -134,6 +134,7 @@ void nm_file_release(struct nm_file *f)
         nm_variants_cache_entry_release(f->fly_entry);
     else
         drop_data(f);
+    free(f->head);
     free(f->path);
     free(f);
 }

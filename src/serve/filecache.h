@@ -13,6 +13,20 @@
 #include "notmod/etag.h"
 #include "variants/variants.h"
 
+/* The header fields of a version's common responses, rendered once (handler.c: the 304's and the
+ * 200's fields that depend only on the version and the site's configuration, as "Name: value\r\n"
+ * lines) and copied whole into every such response after. Its contents are the handler's; the
+ * table only frees it with the entry. */
+#define NM_FILE_HEAD_BYTES 640
+struct nm_file_head {
+    uint64_t config_serial;  /* nm_site.config_serial it was rendered under */
+    bool as_variant;         /* rendered for the version answered as another file's variant */
+    bool unfit[2];           /* the 304's [0] or 200's [1] fields did not fit: never rendered */
+    uint16_t off[2], len[2]; /* where each is in bytes; len 0 before it is rendered */
+    uint16_t used;
+    char bytes[NM_FILE_HEAD_BYTES];
+};
+
 /* One version of one file: (dev, ino, size, mtime_ns, ctime_ns) identify it. */
 struct nm_file {
     unsigned refs;
@@ -78,6 +92,10 @@ struct nm_file {
      * the error a cached absence answers (a sidecar that is not there), 0 for a file. */
     uint64_t watch_gen;
     int missing;
+
+    /* The pre-rendered fields of this version's 200 and 304 (struct nm_file_head), made by the
+     * handler at the first such response; NULL before. Freed with the entry; never copied. */
+    struct nm_file_head *head;
 };
 
 struct nm_filecache;

@@ -411,13 +411,18 @@ static int take_content(struct stream *s, const struct nm_response *resp)
     return 0;
 }
 
-/* Submits HEADERS (":status", Date, the response's fields in lower case without those of
+/* Submits HEADERS (":status", Date, the response's block and fields in lower case without those of
  * RFC 9113 §8.2.2), then the content, if any, through the data provider. */
 static int submit(struct nm_h2 *h, struct stream *s, const struct nm_response *resp)
 {
-    enum { NAME_BYTES = 64 };
-    nghttp2_nv nv[NM_RESPONSE_MAX_FIELDS + 2];
-    char names[NM_RESPONSE_MAX_FIELDS][NAME_BYTES];
+    enum { NAME_BYTES = 64, MAX_FIELDS = NM_RESPONSE_MAX_FIELDS + 16 };
+    /* The version's pre-rendered lines (response.h, block), split, then the other fields. */
+    struct nm_response_field fields[MAX_FIELDS];
+    size_t n_fields = nm_response_block_fields(resp, fields, 16);
+    for (size_t i = 0; i < resp->n_fields && n_fields < MAX_FIELDS; i++)
+        fields[n_fields++] = resp->fields[i];
+    nghttp2_nv nv[MAX_FIELDS + 2];
+    char names[MAX_FIELDS][NAME_BYTES];
     char status[8];
     snprintf(status, sizeof(status), "%03d", resp->status % 1000);
     size_t n = 0;
@@ -427,8 +432,8 @@ static int submit(struct nm_h2 *h, struct stream *s, const struct nm_response *r
     if (site->date_line_len > 8)
         nv[n++] = (nghttp2_nv){(uint8_t *)"date", (uint8_t *)date, 4, site->date_line_len - 8,
                                NGHTTP2_NV_FLAG_NONE};
-    for (size_t i = 0; i < resp->n_fields; i++) {
-        const struct nm_response_field *f = &resp->fields[i];
+    for (size_t i = 0; i < n_fields; i++) {
+        const struct nm_response_field *f = &fields[i];
         if (f->name.len >= NAME_BYTES || is_connection_specific(f->name))
             continue;
         for (size_t k = 0; k < f->name.len; k++) {
@@ -513,6 +518,7 @@ static int answer(struct nm_h2 *h, struct stream *s)
         struct nm_handler_request req;
         struct nm_slice lines[NM_HANDLER_FIELDS][MAX_LINES];
         collect(s, &req, lines);
+        resp.use_block = true;
         rc = nm_handler_respond(h->site, &req, &resp);
     }
     if (rc == 0)

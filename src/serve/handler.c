@@ -42,7 +42,8 @@ struct answer {
      * its Content-Encoding. NULL otherwise. */
     const struct nm_file *source;
     const char *coding;
-    const char *path; /* the normalized URL path; NULL before it is known */
+    enum nm_coding coding_id; /* the same coding, NM_CODING_IDENTITY with none */
+    const char *path;         /* the normalized URL path; NULL before it is known */
     struct rule_view rules;
 };
 
@@ -250,6 +251,75 @@ static int respond_ranges(struct answer *a, struct nm_file *f, const char *mem, 
     return rc;
 }
 
+/* ---- pre-rendered heads (nm_file.head) ---- */
+
+enum { HEAD_304 = 0, HEAD_200 = 1 };
+
+/* Whether the fields put_validators and put_length give f depend on nothing but the version, how
+ * it is answered (itself or as a variant) and the configuration: not while its tag is pending (no
+ * validator, no-store), not when Last-Modified was clamped to Date or dropped for the second of
+ * Date (§8.8.2.1, lm differs from the file's), not with Expires (now + max-age). */
+static bool head_is_fixed(const struct answer *a, const struct nm_file *f, int64_t lm)
+{
+    return !f->hash_pending && lm == (f->has_last_modified ? f->last_modified : -1) &&
+           !(a->site->cfg->expires && meta_of(a, f)->max_age >= 0);
+}
+
+/* The 304's or 200's fields of f from its head, when rendered under this configuration for the
+ * same way of answering: set as the response's block instead of being built field by field. */
+static bool use_head(struct answer *a, struct nm_file *f, int64_t lm, int kind)
+{
+    const struct nm_file_head *h = f->head;
+    struct nm_response *resp = a->resp;
+    if (!resp->use_block || !h || !h->len[kind] || h->config_serial != a->site->config_serial ||
+        h->as_variant != (a->source != NULL) || !head_is_fixed(a, f, lm))
+        return false;
+    struct nm_slice block = nm_slice_make(h->bytes + h->off[kind], h->len[kind]);
+    if (nm_response_set_block(resp, f, block,
+                              kind == HEAD_200 ? a->coding_id : NM_CODING_IDENTITY) < 0)
+        return false;
+    if (f->has_etag) /* the first field, "ETag: " and the tag (put_validators) */
+        resp->etag = nm_slice_make(
+            block.ptr + 6, f->etag.opaque.len < NM_ETAG_MAX ? f->etag.opaque.len : NM_ETAG_MAX);
+    return true;
+}
+
+/* Keeps the fields just built for f (from index `first`, the response's first) as its head's
+ * 304 or 200 part, rendered once: later responses copy them whole (use_head). Made under another
+ * configuration serial or the other way of answering, the head starts again; a part that does not
+ * fit in NM_FILE_HEAD_BYTES is never kept, and its responses go on field by field. Not for a racy
+ * version. */
+static void keep_head(struct answer *a, struct nm_file *f, int64_t lm, int kind, size_t first)
+{
+    /* A racy version is loaded again at its next lookup (filecache.h): a head for it would be
+     * an allocation per response. */
+    if (first != 0 || f->racy || !head_is_fixed(a, f, lm))
+        return;
+    struct nm_file_head *h = f->head;
+    uint64_t serial = a->site->config_serial;
+    bool as_variant = a->source != NULL;
+    if (!h) {
+        h = malloc(sizeof(*h));
+        if (!h)
+            return;
+        f->head = h;
+        h->config_serial = serial + 1;
+    }
+    if (h->config_serial != serial || h->as_variant != as_variant)
+        *h = (struct nm_file_head){.config_serial = serial, .as_variant = as_variant};
+    if (h->len[kind] || h->unfit[kind])
+        return;
+    size_t n = nm_response_fields_len(a->resp, first);
+    if (n == 0 || n > sizeof(h->bytes) - h->used) {
+        h->unfit[kind] = true;
+        return;
+    }
+    nm_response_put_fields(a->resp, first, h->bytes + h->used);
+    h->off[kind] = h->used;
+    h->len[kind] = (uint16_t)n;
+    h->used = (uint16_t)(h->used + n);
+}
+
 static void collect_preconditions(const struct nm_handler_request *req,
                                   struct nm_precond_request *pre)
 {
@@ -299,7 +369,13 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
         /* RFC 9110 §15.4.5: no content, no Content-Type, no Content-Length. */
         a->resp->status = 304;
         a->resp->unsent_bytes = f->size;
-        return put_validators(a, f, lm, true);
+        if (use_head(a, f, lm, HEAD_304))
+            return 0;
+        size_t first = a->resp->n_fields;
+        int rc = put_validators(a, f, lm, true);
+        if (rc == 0)
+            keep_head(a, f, lm, HEAD_304, first);
+        return rc;
     }
     if (pr == NM_PRECOND_FAILED)
         return fail(a, 412, NULL);
@@ -322,14 +398,20 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
     }
 
     a->resp->status = 200;
-    int rc = put_validators(a, f, lm, false);
-    if (rc == 0)
-        rc = nm_response_add_value(a->resp, "Content-Type",
-                                   nm_slice_from_cstr(meta_of(a, f)->content_type));
-    if (rc == 0)
-        rc = put_encoding(a);
-    if (rc == 0)
-        rc = put_length(a, f, f->size, !f->is_dir);
+    int rc = 0;
+    if (!use_head(a, f, lm, HEAD_200)) {
+        size_t first = a->resp->n_fields;
+        rc = put_validators(a, f, lm, false);
+        if (rc == 0)
+            rc = nm_response_add_value(a->resp, "Content-Type",
+                                       nm_slice_from_cstr(meta_of(a, f)->content_type));
+        if (rc == 0)
+            rc = put_encoding(a);
+        if (rc == 0)
+            rc = put_length(a, f, f->size, !f->is_dir);
+        if (rc == 0)
+            keep_head(a, f, lm, HEAD_200, first);
+    }
     if (rc == 0 && !a->head_only && f->size > 0)
         rc = put_body(a, f, mem, 0, f->size);
     return rc;
@@ -362,9 +444,15 @@ static unsigned find_sidecars(struct answer *a, const struct nm_file *src,
     for (size_t i = 0; i < cfg->n_precompressed; i++) {
         enum nm_coding c = cfg->precompressed[i];
         char path[NM_PATH_MAX + 16];
-        int n = snprintf(path, sizeof(path), "%s%s", src->path, nm_coding_suffix(c));
+        const char *suffix = nm_coding_suffix(c);
+        size_t plen = strlen(src->path), slen = strlen(suffix);
         struct nm_file *f;
-        if (n < 0 || (size_t)n >= sizeof(path) || nm_filecache_lookup(a->site->files, path, &f))
+        /* Copied, not formatted: every request for a file with sidecars configured pays this. */
+        if (plen + slen >= sizeof(path))
+            continue;
+        memcpy(path, src->path, plen);
+        memcpy(path + plen, suffix, slen + 1);
+        if (nm_filecache_lookup(a->site->files, path, &f))
             continue;
         if (!f->is_dir && f->sidecar_coding == c && sidecar_is_current(src, f)) {
             side[c] = f;
@@ -531,9 +619,11 @@ static int respond_file(struct answer *a, struct nm_file *src)
     } else {
         a->source = src;
         a->coding = nm_coding_name((enum nm_coding)c);
+        a->coding_id = (enum nm_coding)c;
         rc = respond_representation(a, side[c], NULL);
         a->source = NULL;
         a->coding = NULL;
+        a->coding_id = NM_CODING_IDENTITY;
     }
     /* RFC 9110 §12.5.5: the choice depended on Accept-Encoding, whatever the status. */
     if (rc == 0)
@@ -565,6 +655,7 @@ static int render_page(struct answer *a, struct nm_file *dir, const char *path,
     view->in_table = false;
     view->fd = -1;
     view->hashing = NULL;
+    view->head = NULL; /* the page's own, made at its first response */
     for (int c = 0; c < NM_CODING_COUNT; c++)
         view->fly[c] = NULL;
     view->fly_entry = NULL;

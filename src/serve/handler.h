@@ -64,7 +64,11 @@ struct nm_field *nm_handler_request_field(struct nm_handler_request *req, size_t
  * a path whose rules set Access-Control-Allow-Origin is a 204 with the rules' fields and no
  * Allow; any other OPTIONS is a 204 with Allow. Dot files are 404 unless cfg->allow_dotfiles. A
  * HEAD response has the fields of the GET and no content. Follows a moved root first
- * (nm_site_follow_root). Returns 0, or -EMSGSIZE when the description does not fit (never for the
+ * (nm_site_follow_root). With resp->use_block, a 200 or 304 of a version answered that way
+ * before (same configuration serial, itself or as a variant; not racy, no Expires, Last-Modified
+ * not clamped to Date, tag not pending) carries the fields that depend only on the version as
+ * resp->block, the very bytes its first such response's fields render to, and only the rest as
+ * fields. Returns 0, or -EMSGSIZE when the description does not fit (never for the
  * responses above); resp holds file references either way, until nm_response_cleanup. */
 int nm_handler_respond(struct nm_site *site, const struct nm_handler_request *req,
                        struct nm_response *resp);

@@ -15,6 +15,10 @@ void nm_response_init(struct nm_response *r)
     r->content_bytes = 0;
     r->unsent_bytes = 0;
     r->etag = nm_slice_from_cstr("");
+    r->use_block = false;
+    r->block = nm_slice_make("", 0);
+    r->block_file = NULL;
+    r->block_coding = NM_CODING_IDENTITY;
     nm_buf_init(&r->owned, 0);
     r->text_len = 0;
 }
@@ -23,13 +27,14 @@ void nm_response_cleanup(struct nm_response *r)
 {
     for (size_t i = 0; i < r->n_pieces; i++)
         nm_file_release(r->pieces[i].file);
+    nm_file_release(r->block_file);
     nm_buf_cleanup(&r->owned);
     nm_response_init(r);
 }
 
 enum nm_coding nm_response_coding(const struct nm_response *r)
 {
-    enum nm_coding coding = NM_CODING_IDENTITY;
+    enum nm_coding coding = r->block_coding;
     for (size_t i = 0; i < r->n_fields; i++)
         if (nm_slice_case_eq(r->fields[i].name, NM_SLICE_LIT("Content-Encoding")) &&
             nm_coding_parse(r->fields[i].value, &coding) < 0)
@@ -128,6 +133,58 @@ int nm_response_add_u64(struct nm_response *r, const char *name, uint64_t v)
         v /= 10;
     } while (v);
     return nm_response_add_value(r, name, nm_slice_make(digits + n, sizeof(digits) - n));
+}
+
+int nm_response_set_block(struct nm_response *r, struct nm_file *f, struct nm_slice block,
+                          enum nm_coding coding)
+{
+    if (r->n_fields || r->block_file)
+        return -EINVAL;
+    r->block = block;
+    r->block_file = nm_file_acquire(f);
+    r->block_coding = coding;
+    return 0;
+}
+
+size_t nm_response_fields_len(const struct nm_response *r, size_t from)
+{
+    size_t len = 0;
+    for (size_t i = from; i < r->n_fields; i++)
+        len += r->fields[i].name.len + r->fields[i].value.len + 4;
+    return len;
+}
+
+char *nm_response_put_fields(const struct nm_response *r, size_t from, char *p)
+{
+    for (size_t i = from; i < r->n_fields; i++) {
+        const struct nm_response_field *f = &r->fields[i];
+        memcpy(p, f->name.ptr, f->name.len);
+        p += f->name.len;
+        memcpy(p, ": ", 2);
+        memcpy(p + 2, f->value.ptr, f->value.len);
+        p += 2 + f->value.len;
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    return p;
+}
+
+size_t nm_response_block_fields(const struct nm_response *r, struct nm_response_field *out,
+                                size_t cap)
+{
+    const char *p = r->block.ptr, *end = r->block.ptr + r->block.len;
+    size_t n = 0;
+    while (p < end && n < cap) {
+        /* Lines the handler rendered: "Name: value\r\n", a name never holds ':'. */
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        const char *eol = colon ? memchr(colon, '\r', (size_t)(end - colon)) : NULL;
+        if (!eol || colon + 2 > eol)
+            break;
+        out[n++] = (struct nm_response_field){nm_slice_make(p, (size_t)(colon - p)),
+                                              nm_slice_make(colon + 2, (size_t)(eol - colon - 2))};
+        p = eol + 2;
+    }
+    return n;
 }
 
 static int add_piece(struct nm_response *r, struct nm_response_piece p)

@@ -46,19 +46,29 @@ struct nm_response {
     size_t n_pieces;
     uint64_t content_bytes; /* the sum of the pieces' lengths */
     struct nm_slice etag;   /* the ETag field's value, for the access log; empty when none */
-    uint64_t unsent_bytes;  /* a 304: the content a 200 would have carried (for the metrics) */
-    struct nm_buf owned;    /* a generated body (a listing); freed by nm_response_cleanup */
+    /* Head fields rendered once for a file version (nm_file.head): "Name: value\r\n" lines that
+     * go before `fields`, in that order; empty when none. The handler sets them only when the
+     * caller asked (use_block, HTTP/1.1: an HTTP/2 response is all fields), they live while
+     * block_file (a reference the response holds) does and until the handler describes its next
+     * response for that file, and block_coding is the Content-Encoding among them. */
+    bool use_block;
+    struct nm_slice block;
+    struct nm_file *block_file;
+    enum nm_coding block_coding;
+    uint64_t unsent_bytes; /* a 304: the content a 200 would have carried (for the metrics) */
+    struct nm_buf owned;   /* a generated body (a listing); freed by nm_response_cleanup */
     size_t text_len;
     char text[NM_RESPONSE_TEXT_BYTES]; /* field values and short generated content */
 };
 
-/* Starts an empty response (status 0) without touching its text storage. */
+/* Starts an empty response (status 0, use_block false) without touching its text storage. */
 void nm_response_init(struct nm_response *r);
 
 /* Releases the file references of the pieces and the owned body; the response is empty after. */
 void nm_response_cleanup(struct nm_response *r);
 
-/* The content coding its Content-Encoding field names, identity when it has none. */
+/* The content coding its Content-Encoding field (among the fields or in the block) names,
+ * identity when it has none. */
 enum nm_coding nm_response_coding(const struct nm_response *r);
 
 /* The reason phrase of a status code (RFC 9110 §15), "Unknown" for one this server never sends. */
@@ -77,6 +87,23 @@ int nm_response_add_value(struct nm_response *r, const char *name, struct nm_sli
 
 /* Adds a field whose value is the decimal digits of v. Returns 0 or -EMSGSIZE. */
 int nm_response_add_u64(struct nm_response *r, const char *name, uint64_t v);
+
+/* Sets the block: `block` (bytes of f->head) with f's Content-Encoding `coding`, taking a reference
+ * to f. The response must have no fields yet (the block goes before them): -EINVAL if it has. */
+int nm_response_set_block(struct nm_response *r, struct nm_file *f, struct nm_slice block,
+                          enum nm_coding coding);
+
+/* The bytes the fields from index `from` on take as "Name: value\r\n" lines. */
+size_t nm_response_fields_len(const struct nm_response *r, size_t from);
+
+/* Writes the fields from index `from` on as "Name: value\r\n" lines at p, which has room for
+ * nm_response_fields_len(r, from) bytes, and returns the end of what it wrote. */
+char *nm_response_put_fields(const struct nm_response *r, size_t from, char *p);
+
+/* The block's lines as fields (slices into the block) in out[0..cap): for a renderer that takes
+ * fields one by one (HTTP/2). Returns how many; lines past cap are left out. */
+size_t nm_response_block_fields(const struct nm_response *r, struct nm_response_field *out,
+                                size_t cap);
 
 /* Adds content bytes, copied into the response's text. Returns 0, or -EMSGSIZE when the pieces or
  * the text are full (nothing is added). */

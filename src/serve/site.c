@@ -264,6 +264,7 @@ int nm_site_set_config(struct nm_site *site, const struct nm_config *cfg)
     nm_filecache_free(site->files);
     site->files = files;
     site->cfg = cfg;
+    site->config_serial++;
     site->log_enabled = cfg->access_log != NULL;
     return 0;
 }

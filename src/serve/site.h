@@ -19,6 +19,9 @@ struct nm_listing_cache;
 
 struct nm_site {
     const struct nm_config *cfg;
+    /* Moves at every nm_site_set_config: a version's pre-rendered head fields (nm_file.head)
+     * made under another value are rendered again, never served. */
+    uint64_t config_serial;
     const struct nm_mime_table *mime;
     struct nm_filecache *files;    /* the file table of the tree root_fd names */
     struct nm_hashing *hashing;    /* given to every file table; NULL without a pool */
@@ -77,8 +80,8 @@ void nm_site_follow_root(struct nm_site *site);
 
 /* A reload: the site serves with cfg from the next request on (cfg must outlive that use), in a
  * new, empty file table over the current root, since entries keep per-path settings (their
- * Cache-Control). Responses in flight keep the entries they hold. Returns 0, or -ENOMEM with the
- * site unchanged. */
+ * Cache-Control), and moves config_serial. Responses in flight keep the entries they hold.
+ * Returns 0, or -ENOMEM with the site unchanged. */
 int nm_site_set_config(struct nm_site *site, const struct nm_config *cfg);
 
 /* Reads what inotify queued on watch_fd (the worker calls it when the descriptor is readable,

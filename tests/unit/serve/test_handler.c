@@ -187,6 +187,109 @@ Test(handler, get_of_a_small_file_is_200_with_validators_and_its_own_bytes)
     cr_assert(nm_slice_eq(fx.resp.etag, nm_slice_from_cstr("\"wwgjNdnmRKAywbFqXtmP-w\"")));
 }
 
+/* ---- pre-rendered heads (response.h use_block, nm_file.head) -------------------------------- */
+
+/* Waits until the site's files are no longer racy (written within NM_HASHING_RACY_NS): a racy
+ * version is loaded again at every lookup, and keeps no head. */
+static void settle(void)
+{
+    usleep((useconds_t)(NM_HASHING_RACY_NS / 1000 + 100000));
+}
+
+/* Answers req with use_block set; returns the head's fields as "Name: value\r\n" lines: the block,
+ * then the fields. */
+static const char *respond_block(const struct nm_handler_request *req)
+{
+    static char lines[4096];
+    nm_response_cleanup(&fx.resp);
+    fx.resp.use_block = true;
+    cr_assert_eq(nm_handler_respond(&fx.site, req, &fx.resp), 0);
+    size_t n = fx.resp.block.len + nm_response_fields_len(&fx.resp, 0);
+    cr_assert_lt(n, sizeof(lines));
+    memcpy(lines, fx.resp.block.ptr, fx.resp.block.len);
+    nm_response_put_fields(&fx.resp, 0, lines + fx.resp.block.len);
+    lines[n] = '\0';
+    return lines;
+}
+
+Test(handler, a_second_200_and_304_copy_the_fields_rendered_once_for_the_version)
+{
+    settle();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    char first[4096];
+    snprintf(first, sizeof(first), "%s", respond_block(&req));
+    cr_assert_eq(fx.resp.block.len, 0, "the first response builds its fields");
+    cr_assert_str_eq(respond_block(&req), first);
+    cr_assert_gt(fx.resp.block.len, 0, "the second copies them whole");
+    cr_assert_eq(fx.resp.n_fields, 0);
+    cr_assert_eq(fx.resp.status, 200);
+    cr_assert_str_eq(content(), hello);
+    cr_assert(nm_slice_eq(fx.resp.etag, nm_slice_from_cstr("\"wwgjNdnmRKAywbFqXtmP-w\"")));
+
+    struct nm_handler_request head = request(NM_METHOD_HEAD, "/hello.txt");
+    cr_assert_str_eq(respond_block(&head), first);
+    cr_assert_eq(fx.resp.n_pieces, 0);
+
+    req.if_none_match = line(0, "\"wwgjNdnmRKAywbFqXtmP-w\"");
+    snprintf(first, sizeof(first), "%s", respond_block(&req));
+    cr_assert_str_eq(first, "ETag: \"wwgjNdnmRKAywbFqXtmP-w\"\r\nCache-Control: no-cache\r\n");
+    cr_assert_str_eq(respond_block(&req), first);
+    cr_assert_gt(fx.resp.block.len, 0);
+    cr_assert_eq(fx.resp.status, 304);
+    cr_assert_eq(fx.resp.unsent_bytes, sizeof(hello) - 1);
+    cr_assert(nm_slice_eq(fx.resp.etag, nm_slice_from_cstr("\"wwgjNdnmRKAywbFqXtmP-w\"")));
+}
+
+Test(handler, without_use_block_every_response_is_fields_as_http2_renders_them)
+{
+    settle();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond_block(&req);
+    respond_block(&req);
+    cr_assert_gt(fx.resp.block.len, 0);
+    respond(&req);
+    cr_assert_eq(fx.resp.block.len, 0);
+    cr_assert_str_eq(field_names(), "ETag|Last-Modified|Cache-Control|Content-Type|Content-Length|"
+                                    "Accept-Ranges|X-Content-Type-Options|");
+}
+
+Test(handler, fields_that_move_with_the_clock_are_never_copied_from_a_rendered_head)
+{
+    fx.cfg.expires = true;
+    fx.cfg.max_age = 60;
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    settle();
+    respond_block(&req);
+    respond_block(&req);
+    nm_site_set_time(&fx.site, NOW + 10);
+    const char *lines = respond_block(&req);
+    cr_assert_eq(fx.resp.block.len, 0, "Expires is now + max-age");
+    cr_assert_not_null(strstr(lines, "Expires: Tue, 14 Nov 2023 22:14:30 GMT\r\n"), "%s", lines);
+}
+
+Test(handler, a_head_rendered_under_the_previous_configuration_is_not_served_after_a_reload)
+{
+    settle();
+    struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");
+    respond_block(&req);
+    respond_block(&req);
+    cr_assert_gt(fx.resp.block.len, 0);
+    struct nm_file *held = nm_file_acquire(fx.resp.block_file);
+    struct nm_config next = fx.cfg;
+    next.max_age = 600;
+    uint64_t serial = fx.site.config_serial;
+    cr_assert_eq(nm_site_set_config(&fx.site, &next), 0);
+    cr_assert_neq(fx.site.config_serial, serial);
+    const char *lines = respond_block(&req);
+    cr_assert_not_null(strstr(lines, "Cache-Control: max-age=600\r\n"), "%s", lines);
+    cr_assert_eq(fx.resp.block.len, 0, "a new version's first response builds its fields");
+    cr_assert_null(held->head->config_serial == fx.site.config_serial ? held : NULL,
+                   "the old version's head stays under the old serial");
+    nm_file_release(held);
+    nm_response_cleanup(&fx.resp);
+    cr_assert_eq(nm_site_set_config(&fx.site, &fx.cfg), 0); /* back, before next goes */
+}
+
 Test(handler, a_response_description_has_no_framing)
 {
     struct nm_handler_request req = request(NM_METHOD_GET, "/hello.txt");

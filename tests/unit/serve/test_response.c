@@ -4,6 +4,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 static struct nm_response resp;
@@ -106,4 +107,56 @@ Test(response, status_phrases_are_rfc_9110s)
     cr_assert_str_eq(nm_response_status_phrase(413), "Content Too Large");
     cr_assert_str_eq(nm_response_status_phrase(416), "Range Not Satisfiable");
     cr_assert_str_eq(nm_response_status_phrase(299), "Unknown");
+}
+
+Test(response, fields_render_as_lines_and_a_block_splits_back_into_the_same_fields)
+{
+    cr_assert_not(resp.use_block, "a caller asks for a block");
+    cr_assert_eq(nm_response_add_value(&resp, "ETag", NM_SLICE_LIT("\"a\"")), 0);
+    cr_assert_eq(nm_response_add_value(&resp, "Content-Type", NM_SLICE_LIT("text/x; q=1:2")), 0);
+    cr_assert_eq(nm_response_add_u64(&resp, "Content-Length", 14), 0);
+    static const char want[] =
+        "ETag: \"a\"\r\nContent-Type: text/x; q=1:2\r\nContent-Length: 14\r\n";
+    cr_assert_eq(nm_response_fields_len(&resp, 0), sizeof(want) - 1);
+    cr_assert_eq(nm_response_fields_len(&resp, 1), sizeof(want) - 1 - strlen("ETag: \"a\"\r\n"));
+    char lines[128];
+    char *end = nm_response_put_fields(&resp, 0, lines);
+    cr_assert_eq((size_t)(end - lines), sizeof(want) - 1);
+    cr_assert_eq(memcmp(lines, want, sizeof(want) - 1), 0);
+
+    struct nm_response other;
+    nm_response_init(&other);
+    other.block = nm_slice_make(lines, (size_t)(end - lines));
+    struct nm_response_field f[4];
+    cr_assert_eq(nm_response_block_fields(&other, f, 4), 3);
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert(nm_slice_eq(f[i].name, resp.fields[i].name));
+        cr_assert(nm_slice_eq(f[i].value, resp.fields[i].value));
+    }
+    cr_assert_eq(nm_response_block_fields(&other, f, 2), 2, "lines past cap are left out");
+}
+
+Test(response, a_block_goes_only_before_any_field_and_holds_its_file)
+{
+    struct nm_file *f = calloc(1, sizeof(*f));
+    cr_assert_not_null(f);
+    f->refs = 1;
+    f->fd = -1;
+    static const char block[] = "Content-Encoding: gzip\r\n";
+    cr_assert_eq(
+        nm_response_set_block(&resp, f, nm_slice_make(block, sizeof(block) - 1), NM_CODING_GZIP),
+        0);
+    cr_assert_eq(f->refs, 2, "the response holds a reference");
+    cr_assert_eq(nm_response_coding(&resp), NM_CODING_GZIP, "the block's Content-Encoding");
+    cr_assert_eq(nm_response_set_block(&resp, f, nm_slice_make(block, 1), NM_CODING_GZIP), -EINVAL,
+                 "one block");
+    nm_response_cleanup(&resp);
+    cr_assert_eq(f->refs, 1);
+    cr_assert_eq(resp.block.len, 0);
+    cr_assert_eq(nm_response_add_value(&resp, "ETag", NM_SLICE_LIT("\"a\"")), 0);
+    cr_assert_eq(
+        nm_response_set_block(&resp, f, nm_slice_make(block, sizeof(block) - 1), NM_CODING_GZIP),
+        -EINVAL, "the block goes before the fields");
+    cr_assert_eq(f->refs, 1);
+    nm_file_release(f);
 }
