@@ -1,6 +1,7 @@
 /* TLS over OpenSSL 3: contexts per listener and per SNI name in refcounted generations (a reload
  * swaps the generation; connections keep the one they started with), session ticket keys rotated
- * hourly, ALPN, and the non-blocking handshake, reads and writes of each connection. */
+ * hourly, ALPN, and the non-blocking handshake, reads and writes of each connection, through a
+ * socket BIO of its own that knows when a read emptied the socket. */
 #include "tls.h"
 
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -51,6 +53,7 @@ struct ticket_key {
 
 struct nm_tls {
     const struct nm_config *cfg;
+    BIO_METHOD *socket_method; /* the connections' BIO (see "the socket" below) */
     pthread_mutex_t gen_lock;
     struct gen *current;
     pthread_mutex_t key_lock;
@@ -139,6 +142,112 @@ static int ticket_key_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EV
         rc = -1;
     OPENSSL_cleanse(&k, sizeof(k));
     return rc;
+}
+
+/* ---- the socket ---- */
+
+/* A connection's socket, as OpenSSL reads and writes it. OpenSSL's own socket BIO would do, but
+ * it cannot tell that a read emptied the socket: a read that returns fewer bytes than asked (or
+ * EAGAIN) marks the caller's `drained`, and while it stays marked (the caller clears it at the
+ * socket's next epoll edge) a read asks the kernel nothing and says "retry". With read-ahead,
+ * OpenSSL asks for as much as its buffer holds, so a keep-alive request costs one recv, not one
+ * more that meets EAGAIN each time the caller reads on. Once the caller saw the peer's end (`hup`),
+ * reads go on to the end of the stream, as no edge follows the FIN. Writes are plain sends. */
+struct sock {
+    int fd;
+    bool *drained;
+    const bool *hup;
+    bool eof; /* a recv returned 0: BIO_eof, which OpenSSL asks to tell an end from an error */
+};
+
+static int sock_read(BIO *b, char *buf, size_t n, size_t *got)
+{
+    struct sock *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *got = 0;
+    if (*s->drained && !*s->hup) {
+        BIO_set_retry_read(b);
+        return 0;
+    }
+    ssize_t r = recv(s->fd, buf, n, 0);
+    if ((r > 0 && (size_t)r < n) || (r < 0 && errno == EAGAIN))
+        *s->drained = true;
+    if (r > 0) {
+        *got = (size_t)r;
+        return 1;
+    }
+    if (r == 0)
+        s->eof = true;
+    else if (errno == EAGAIN || errno == EINTR)
+        BIO_set_retry_read(b);
+    return 0;
+}
+
+static int sock_write(BIO *b, const char *buf, size_t n, size_t *done)
+{
+    struct sock *s = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    *done = 0;
+    ssize_t r = send(s->fd, buf, n, MSG_NOSIGNAL);
+    if (r >= 0) {
+        *done = (size_t)r;
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EINTR)
+        BIO_set_retry_write(b);
+    return 0;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct sock *s = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* nothing is buffered here */
+    case BIO_CTRL_EOF:
+        return s->eof;
+    default:
+        return 0;
+    }
+}
+
+static int sock_destroy(BIO *b)
+{
+    free(BIO_get_data(b));
+    BIO_set_data(b, NULL);
+    return 1;
+}
+
+static BIO_METHOD *sock_method(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "notmod socket");
+    if (m && BIO_meth_set_read_ex(m, sock_read) == 1 && BIO_meth_set_write_ex(m, sock_write) == 1 &&
+        BIO_meth_set_ctrl(m, sock_ctrl) == 1 && BIO_meth_set_destroy(m, sock_destroy) == 1)
+        return m;
+    BIO_meth_free(m);
+    return NULL;
+}
+
+static BIO *sock_new(const struct nm_tls *t, int fd, bool *drained, const bool *hup)
+{
+    struct sock *s = malloc(sizeof(*s));
+    BIO *b = s ? BIO_new(t->socket_method) : NULL;
+    if (!b) {
+        free(s);
+        return NULL;
+    }
+    *s = (struct sock){.fd = fd, .drained = drained, .hup = hup};
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    return b;
+}
+
+static int fd_of(SSL *ssl)
+{
+    const struct sock *s = BIO_get_data(SSL_get_rbio(ssl));
+    return s->fd;
 }
 
 /* ---- contexts ---- */
@@ -334,6 +443,11 @@ int nm_tls_new(const struct nm_config *cfg, struct nm_tls **out, char *err, size
     pthread_mutex_init(&t->key_lock, NULL);
     pthread_mutex_init(&t->log_lock, NULL);
     t->rotated_s = clock_ms() / 1000;
+    t->socket_method = sock_method();
+    if (!t->socket_method) {
+        nm_tls_free(t);
+        return -ENOMEM;
+    }
     int rc = new_key(&t->keys[0]);
     if (rc < 0) {
         snprintf(err, err_cap, "cannot make a session ticket key: %s", ssl_reason());
@@ -357,6 +471,7 @@ void nm_tls_free(struct nm_tls *t)
     if (t->suppressed)
         nm_log_error("%u more TLS handshakes failed", t->suppressed);
     OPENSSL_cleanse(t->keys, sizeof(t->keys));
+    BIO_meth_free(t->socket_method);
     pthread_mutex_destroy(&t->gen_lock);
     pthread_mutex_destroy(&t->key_lock);
     pthread_mutex_destroy(&t->log_lock);
@@ -393,19 +508,22 @@ static SSL *ssl_of(const struct nm_tls_conn *c)
     return (SSL *)c;
 }
 
-int nm_tls_conn_new(struct nm_tls *t, size_t i, int fd, struct nm_tls_conn **out)
+int nm_tls_conn_new(struct nm_tls *t, size_t i, int fd, bool *rx_drained, const bool *rx_hup,
+                    struct nm_tls_conn **out)
 {
     pthread_mutex_lock(&t->gen_lock);
     struct gen *g = t->current;
     atomic_fetch_add(&g->refs, 1);
     pthread_mutex_unlock(&t->gen_lock);
     SSL *ssl = SSL_new(g->listen_ctx[i]);
-    if (!ssl || SSL_set_fd(ssl, fd) != 1) {
+    BIO *b = ssl ? sock_new(t, fd, rx_drained, rx_hup) : NULL;
+    if (!b) {
         SSL_free(ssl);
         gen_put(g);
         ERR_clear_error();
         return -ENOMEM;
     }
+    SSL_set_bio(ssl, b, b); /* one BIO both ways; the SSL owns it */
     SSL_set_app_data(ssl, g);
     SSL_set_accept_state(ssl);
     *out = (struct nm_tls_conn *)ssl;
@@ -440,7 +558,7 @@ static void log_failure(const char *why, SSL *ssl)
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char peer[64];
-    if (getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &len) != 0)
+    if (getpeername(fd_of(ssl), (struct sockaddr *)&ss, &len) != 0)
         ss.ss_family = AF_UNSPEC;
     nm_listen_format_host(&ss, peer, sizeof(peer));
     if (more)

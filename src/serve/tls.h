@@ -41,9 +41,16 @@ int nm_tls_reload(struct nm_tls *t);
 /* Whether listen[i] of the config speaks TLS. */
 bool nm_tls_listens(const struct nm_tls *t, size_t i);
 
-/* A server connection over the connected non-blocking socket fd, accepted on listen[i]. Returns
- * 0 and *out, or -ENOMEM. */
-int nm_tls_conn_new(struct nm_tls *t, size_t i, int fd, struct nm_tls_conn **out);
+/* A server connection over the connected non-blocking socket fd, accepted on listen[i], for a
+ * caller that waits on fd with edge-triggered epoll. *rx_drained and *rx_hup are the caller's,
+ * shared with c's reads of the socket (the handshake's too) and must outlive c: a read of the
+ * socket that returns fewer bytes than asked, or EAGAIN, sets *rx_drained (the socket is empty);
+ * while it is set and *rx_hup is not, c reads nothing from the socket and a read that needs its
+ * bytes reports EAGAIN (bytes c already holds are still read). The caller clears *rx_drained at
+ * the socket's next readiness event, and sets *rx_hup once it saw the peer's end (EPOLLRDHUP),
+ * after which reads go on to the end of the stream. Returns 0 and *out, or -ENOMEM. */
+int nm_tls_conn_new(struct nm_tls *t, size_t i, int fd, bool *rx_drained, const bool *rx_hup,
+                    struct nm_tls_conn **out);
 
 /* Frees c without sending anything. NULL is a no-op. */
 void nm_tls_conn_free(struct nm_tls_conn *c);

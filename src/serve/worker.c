@@ -360,7 +360,7 @@ static bool begin_conn(struct nm_worker *w, struct sconn *sc, size_t li, int64_t
     sc->rx_drained = false;
     sc->rx_hup = false;
     if (nm_tls_listens(w->sh->tls, index)) {
-        if (nm_tls_conn_new(w->sh->tls, index, sc->fd, &sc->tls) < 0)
+        if (nm_tls_conn_new(w->sh->tls, index, sc->fd, &sc->rx_drained, &sc->rx_hup, &sc->tls) < 0)
             return false;
         sc->phase = PHASE_HANDSHAKE;
         sc->request_started_ms = t;
@@ -448,9 +448,9 @@ enum input {
     INPUT_CLOSED, /* the connection is gone */
 };
 
-/* One read of at most n bytes. A short read on plain TCP empties the socket: with edge-triggered
- * epoll, more bytes raise a new edge, and the peer's end raises EPOLLRDHUP, after which reads go
- * on to the EOF. Over TLS, a record read leaves no such sign, so reads go on to EAGAIN. */
+/* One read of at most n bytes. A short read empties the socket: with edge-triggered epoll, more
+ * bytes raise a new edge, and the peer's end raises EPOLLRDHUP, after which reads go on to the
+ * EOF. Over TLS, the TLS connection reads the socket and keeps the same mark (nm_tls_conn_new). */
 static ssize_t read_some(struct sconn *sc, char *at, size_t n)
 {
     if (sc->tls)
@@ -806,8 +806,10 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         }
         if (!moved)
             break;
-        /* All that came was answered and sent, and the socket is empty: no round is left. */
-        if (sc->rx_drained && !sc->rx_hup && nm_conn_is_drained(c))
+        /* All that came was answered and sent, and the socket (and TLS) is empty: no round is
+         * left. */
+        if (sc->rx_drained && !sc->rx_hup && nm_conn_is_drained(c) &&
+            !(sc->tls && nm_tls_has_pending(sc->tls)))
             break;
     }
     settle(w, sc);

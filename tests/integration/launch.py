@@ -1312,6 +1312,94 @@ class Conn:
         return True
 
 
+class TlsConn(Conn):
+    """A TLS client connection (context: an ssl.SSLContext) through memory BIOs, so that the test
+    decides what goes on the wire and when: records() seals bytes without sending them (to cut
+    them into TCP segments), shutdown_write() sends a FIN, close_notify() the TLS close. Reads
+    parse responses as Conn does; close_notified tells whether the server's close_notify came."""
+
+    def __init__(self, port, context, server_hostname="localhost", host="127.0.0.1",
+                 timeout=IO_TIMEOUT_S):
+        super().__init__(port, host, timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname)
+        self.close_notified = False
+        for _ in range(100):
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.send_raw(self.outgoing.read())
+                if not self._fill_raw():
+                    raise ProtocolError("connection closed during the TLS handshake")
+        self.send_raw(self.outgoing.read())
+
+    def send_raw(self, data):
+        if data:
+            self.sock.sendall(data)
+
+    def _fill_raw(self):
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.incoming.write_eof()
+            return False
+        self.incoming.write(chunk)
+        return True
+
+    def records(self, data):
+        """The TLS records that carry data (one per 16 KiB), sealed but not sent."""
+        self.tls.write(data if isinstance(data, bytes) else data.encode("latin-1"))
+        return self.outgoing.read()
+
+    def send(self, data):
+        self.send_raw(self.records(data))
+
+    def _fill(self):
+        for _ in range(1000):
+            try:
+                chunk = self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                if self._fill_raw():
+                    continue
+                chunk = b""
+            except ssl.SSLZeroReturnError:
+                self.close_notified = True
+                chunk = b""
+            except (ssl.SSLEOFError, ConnectionResetError):
+                chunk = b""
+            if not chunk:
+                self.eof = True
+                return False
+            self.buf += chunk
+            return True
+        raise ProtocolError("too many reads")
+
+    def shutdown_write(self):
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def close_notify(self):
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # the server's close_notify comes later, if at all
+        self.send_raw(self.outgoing.read())
+
+    def is_closed_by_peer(self, timeout=5.0):
+        """True when the server ends the stream (close_notify, EOF or reset) within timeout with
+        no further bytes."""
+        if self.buf:
+            return False
+        self.sock.settimeout(timeout)
+        try:
+            return not self._fill()
+        except socket.timeout:
+            return False
+
+
 def get_request(path, headers=(), method="GET", host="localhost", version="HTTP/1.1"):
     """Bytes of a simple request; headers is a sequence of (name, value)."""
     lines = ["%s %s %s" % (method, path, version)]

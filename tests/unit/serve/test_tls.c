@@ -1,6 +1,8 @@
 /* The TLS module's contract (tls.h): no state without a TLS listener, files that cannot be loaded
  * named in the error, handshakes over a socket pair against an OpenSSL client (ALPN, versions),
- * bytes both ways, and a reload that keeps a certificate whose new file is broken. The test
+ * bytes both ways, the socket's drained mark shared with the caller (a short read sets it, and
+ * nothing more is read from the socket until the caller clears it, or saw the peer's end), and a
+ * reload that keeps a certificate whose new file is broken. The test
  * certificates are made by the openssl CLI in a temporary directory. */
 #include "serve/tls.h"
 
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,6 +70,7 @@ struct pair {
     SSL_CTX *ctx;
     SSL *client;
     struct nm_tls_conn *server;
+    bool drained, hup; /* the marks the worker keeps (nm_tls_conn_new) */
 };
 
 static void pair_open(struct pair *p, const char *alpn, size_t alpn_len, int max_version)
@@ -84,7 +88,8 @@ static void pair_open(struct pair *p, const char *alpn, size_t alpn_len, int max
     SSL_set_fd(p->client, p->fd[1]);
     if (alpn)
         SSL_set_alpn_protos(p->client, (const unsigned char *)alpn, (unsigned)alpn_len);
-    cr_assert_eq(nm_tls_conn_new(fx.tls, 0, p->fd[0], &p->server), 0);
+    p->drained = p->hup = false;
+    cr_assert_eq(nm_tls_conn_new(fx.tls, 0, p->fd[0], &p->drained, &p->hup, &p->server), 0);
 }
 
 static void pair_close(struct pair *p)
@@ -96,13 +101,23 @@ static void pair_close(struct pair *p)
     close(p->fd[1]);
 }
 
-/* Runs both handshakes until the server's is done or failed: its last result. */
+/* Bytes unread in the server's socket. */
+static int unread(const struct pair *p)
+{
+    int n = -1;
+    cr_assert_eq(ioctl(p->fd[0], FIONREAD, &n), 0);
+    return n;
+}
+
+/* Runs both handshakes until the server's is done or failed: its last result. Each turn of the
+ * server is a readiness event, which clears its drained mark. */
 static int handshake(struct pair *p)
 {
     int rc = 0;
     for (int i = 0; i < 100 && rc == 0; i++) {
         SSL_connect(p->client);
         ERR_clear_error();
+        p->drained = false;
         rc = nm_tls_handshake(p->server);
     }
     SSL_connect(p->client); /* the client reads the server's last flight */
@@ -169,6 +184,7 @@ Test(tls, alpn_chooses_h2_when_offered_and_bytes_cross_both_ways)
     cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), -1);
     cr_assert_eq(errno, EAGAIN);
     cr_assert_eq(SSL_write(p.client, "ping", 4), 4);
+    p.drained = false; /* the bytes' edge */
     cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 4);
     cr_assert_eq(memcmp(buf, "ping", 4), 0);
     static char big[3 * NM_TLS_RECORD_BYTES];
@@ -233,6 +249,8 @@ Test(tls, a_peer_that_closes_mid_handshake_is_a_reset_not_an_error)
     pair_open(&p, NULL, 0, 0);
     cr_assert_eq(nm_tls_handshake(p.server), 0);
     shutdown(p.fd[1], SHUT_WR);
+    cr_assert_eq(nm_tls_handshake(p.server), 0, "the socket was drained: no read until an event");
+    p.hup = true; /* EPOLLRDHUP */
     cr_assert_eq(nm_tls_handshake(p.server), -ECONNRESET);
     pair_close(&p);
 }
@@ -251,4 +269,118 @@ Test(tls, a_reload_with_a_broken_file_keeps_the_previous_certificate)
     cr_assert_eq(handshake(&before), 1); /* made before both reloads, still whole */
     pair_close(&after);
     pair_close(&before);
+}
+
+/* A connection past its handshake, with the socket empty and marked so. */
+static void ready_pair(struct pair *p)
+{
+    pair_open(p, NULL, 0, 0);
+    cr_assert_eq(handshake(p), 1);
+    char buf[16];
+    p->drained = false;
+    cr_assert_eq(nm_tls_read(p->server, buf, sizeof(buf)), -1);
+    cr_assert_eq(errno, EAGAIN);
+    cr_assert(p->drained, "EAGAIN marks the socket drained");
+}
+
+Test(tls, a_short_read_marks_the_socket_drained_and_nothing_is_read_until_the_next_event)
+{
+    load();
+    struct pair p;
+    ready_pair(&p);
+    char buf[64];
+    p.drained = false;
+    cr_assert_eq(SSL_write(p.client, "GET /a", 6), 6);
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 6);
+    cr_assert(p.drained, "a read shorter than asked empties the socket");
+    cr_assert_eq(SSL_write(p.client, " HTTP/1.1", 9), 9);
+    int waiting = unread(&p);
+    cr_assert_gt(waiting, 0);
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), -1);
+    cr_assert_eq(errno, EAGAIN);
+    cr_assert_eq(unread(&p), waiting, "the socket was not read while marked drained");
+    p.drained = false; /* the new bytes' edge */
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 9);
+    cr_assert_eq(memcmp(buf, " HTTP/1.1", 9), 0);
+    cr_assert_eq(unread(&p), 0);
+    pair_close(&p);
+}
+
+Test(tls, bytes_tls_already_holds_are_read_while_the_socket_is_marked_drained)
+{
+    load();
+    struct pair p;
+    ready_pair(&p);
+    cr_assert_eq(SSL_write(p.client, "first", 5), 5);
+    cr_assert_eq(SSL_write(p.client, "second", 6), 6);
+    p.drained = false;
+    char buf[64];
+    cr_assert_eq(nm_tls_read(p.server, buf, 2), 2);
+    cr_assert(p.drained);
+    cr_assert(nm_tls_has_pending(p.server));
+    size_t got = 2;
+    for (int i = 0; i < 10 && got < 11; i++) {
+        ssize_t n = nm_tls_read(p.server, buf + got, sizeof(buf) - got);
+        cr_assert_gt(n, 0, "read %d: held bytes must come without an event", i);
+        got += (size_t)n;
+    }
+    cr_assert_eq(got, 11);
+    cr_assert_eq(memcmp(buf, "firstsecond", 11), 0);
+    cr_assert_not(nm_tls_has_pending(p.server));
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), -1);
+    cr_assert_eq(errno, EAGAIN);
+    pair_close(&p);
+}
+
+Test(tls, a_read_that_fills_the_buffer_leaves_the_mark_clear)
+{
+    load();
+    struct pair p;
+    ready_pair(&p);
+    static char big[4 * NM_TLS_RECORD_BYTES];
+    cr_assert_eq(SSL_write(p.client, big, sizeof(big)), (int)sizeof(big));
+    p.drained = false;
+    size_t got = 0;
+    for (int i = 0; i < 64 && got < sizeof(big); i++) {
+        ssize_t n = nm_tls_read(p.server, big, sizeof(big));
+        cr_assert_gt(n, 0, "after %zu bytes", got);
+        if (got == 0)
+            cr_assert_not(p.drained, "the first read filled what TLS asked for");
+        got += (size_t)n;
+    }
+    cr_assert_eq(got, sizeof(big));
+    pair_close(&p);
+}
+
+Test(tls, the_peers_end_after_a_short_read_is_read_once_the_caller_saw_it)
+{
+    load();
+    struct pair p;
+    ready_pair(&p);
+    shutdown(p.fd[1], SHUT_WR); /* a FIN without close_notify */
+    char buf[16];
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), -1);
+    cr_assert_eq(errno, EAGAIN);
+    p.hup = true; /* EPOLLRDHUP: reads go on to the end, marked or not */
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 0);
+    pair_close(&p);
+}
+
+Test(tls, a_close_notify_ends_the_stream_and_the_answer_still_goes_out)
+{
+    load();
+    struct pair p;
+    ready_pair(&p);
+    cr_assert_eq(SSL_write(p.client, "GET", 3), 3);
+    cr_assert_eq(SSL_shutdown(p.client), 0);
+    p.drained = false;
+    char buf[16];
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 3);
+    cr_assert_eq(nm_tls_read(p.server, buf, sizeof(buf)), 0);
+    cr_assert_eq(nm_tls_write(p.server, "answer", 6), 6);
+    int n = 0;
+    for (int i = 0; i < 10 && n <= 0; i++)
+        n = SSL_read(p.client, buf, sizeof(buf));
+    cr_assert_eq(n, 6);
+    pair_close(&p);
 }
