@@ -21,6 +21,7 @@ import re
 import resource
 import select
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -289,11 +290,12 @@ class Instance:
     # -- how each server is started and configured ---------------------------------------------
 
     def _argv_notmod(self, notmod):
-        return [notmod, "serve", "--workers", "1", "--access-log", "off",
+        binary, extra = notmod
+        return [binary, "serve", "--workers", "1", "--access-log", "off",
                 "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0",
                 "--tls-cert", self.cert, "--tls-key", self.key,
                 "--etag-store", "off", "--idle-timeout", str(KEEPALIVE_S),
-                "--max-connections", str(NOTMOD_CONNS), self.docroot]
+                "--max-connections", str(NOTMOD_CONNS), *extra, self.docroot]
 
     def _argv_nginx(self, _):
         self.http_port, self.tls_port = free_port(), free_port()
@@ -828,12 +830,14 @@ def measure_all(args, servers, keys, notmod, nofile, work):
     instances = {}
     results = {"runs": args.runs, "seconds": args.seconds, "servers": servers, "scenarios": {},
                "syscalls": {}, "idle": {}, "load": os.getloadavg(), "nofile": nofile,
+               "notmod_args": args.notmod_args,
                "strace_requests": args.strace_requests}
     try:
         for root in roots:
             for s in servers:
                 log("starting %s on %s" % (s, root))
-                instances[s, root] = Instance(s, root, work, cert, key, notmod)
+                instances[s, root] = Instance(s, root, work, cert, key,
+                                              (notmod, shlex.split(args.notmod_args)))
         for inst in instances.values():
             inst.wait_quiet()
         tags = {}
@@ -1072,6 +1076,9 @@ def main():
     ap.add_argument("--notmod", default=os.environ.get("NOTMOD") or
                     os.path.join(TOP, "build", "release", "notmod"),
                     help="the binary (default $NOTMOD, else build/release/notmod)")
+    ap.add_argument("--notmod-args", default="",
+                    help="more options for notmod serve, one shell-quoted string (for instance "
+                    "\"--io-uring off\"), after the benchmark's own")
     ap.add_argument("--strace-requests", type=int, default=2000,
                     help="requests per strace count (0: no syscall table)")
     ap.add_argument("--idle", type=int, default=10000,

@@ -69,6 +69,8 @@ static const char usage_text_more[] =
     "  --sendfile MODE         large tagged bodies by sendfile while a read lease on the file\n"
     "                          holds: on (to peers on other hosts, default), all (also to\n"
     "                          peers on this host), or off (always copied)\n"
+    "  --io-uring on|off       plain HTTP/1.1 sends of many connections in one io_uring_enter\n"
+    "                          where the kernel allows io_uring (default on)\n"
     "  --access-log DEST       a file, - for stdout (default), or off\n"
     "  --log-format F          combined (default) or json\n"
     "  --header-timeout S      seconds for a request head to arrive (default 10; then 408)\n"
@@ -120,6 +122,7 @@ enum {
     OPT_COMPRESS_MAX_SIZE,
     OPT_COMPRESS_CACHE,
     OPT_SENDFILE,
+    OPT_IO_URING,
     OPT_DRAIN_TIMEOUT,
     OPT_CONFIG,
     OPT_CHECK_CONFIG,
@@ -164,6 +167,7 @@ static const struct option options[] = {
     {"compress-max-size", required_argument, NULL, OPT_COMPRESS_MAX_SIZE},
     {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
     {"sendfile", required_argument, NULL, OPT_SENDFILE},
+    {"io-uring", required_argument, NULL, OPT_IO_URING},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -230,6 +234,7 @@ static const struct choice ims_modes[] = {{"rfc", NM_IMS_RFC}, {"exact", NM_IMS_
 static const struct choice dotfile_modes[] = {{"deny", 0}, {"allow", 1}, {NULL, 0}};
 static const struct choice sendfile_modes[] = {
     {"off", NM_SENDFILE_OFF}, {"on", NM_SENDFILE_ON}, {"all", NM_SENDFILE_ALL}, {NULL, 0}};
+static const struct choice switch_modes[] = {{"off", 0}, {"on", 1}, {NULL, 0}};
 static const struct choice symlink_modes[] = {{"inside", 0}, {"all", 1}, {NULL, 0}};
 static const struct choice log_formats[] = {
     {"combined", NM_LOG_COMBINED}, {"json", NM_LOG_JSON}, {NULL, 0}};
@@ -463,6 +468,11 @@ static int parse_args(int argc, char **argv, struct nm_config *cfg, bool *check_
             if (pick(opt, optarg, sendfile_modes, &choice))
                 return NM_EXIT_USAGE;
             cfg->sendfile = (enum nm_sendfile_mode)choice;
+            break;
+        case OPT_IO_URING:
+            if (pick(opt, optarg, switch_modes, &choice))
+                return NM_EXIT_USAGE;
+            cfg->io_uring = choice;
             break;
         case OPT_SYMLINKS:
             if (pick(opt, optarg, symlink_modes, &choice))

@@ -32,6 +32,7 @@ void nm_config_init(struct nm_config *cfg)
     cfg->max_discard_bytes = 1 << 20;
     cfg->small_file_bytes = 64 * 1024;
     cfg->sendfile = NM_SENDFILE_ON;
+    cfg->io_uring = true;
     cfg->max_conns = 16384;
     cfg->header_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;

@@ -146,6 +146,9 @@ struct nm_config {
      * "Large bodies by sendfile under a read lease"): to peers on other hosts (ON), to every peer
      * (ALL), or never (OFF: always copied). */
     enum nm_sendfile_mode sendfile;
+    /* Plain HTTP/1.1 sends of many connections made by one io_uring_enter per pass of the loop
+     * (ring.h), where the kernel allows io_uring; else one sendmsg each (at start). */
+    bool io_uring;
     unsigned max_conns; /* open connections, all workers together (--max-connections) */
     unsigned header_timeout_ms;
     unsigned idle_timeout_ms;

@@ -358,6 +358,7 @@ static void add_rules(struct reader *r, const config_setting_t *list)
 static const char *const ims_words[] = {"rfc", "exact", NULL};
 static const char *const dotfile_words[] = {"deny", "allow", NULL};
 static const char *const sendfile_words[] = {"off", "on", "all", NULL};
+static const char *const switch_words[] = {"off", "on", NULL};
 static const char *const symlink_words[] = {"inside", "all", NULL};
 static const char *const log_words[] = {"combined", "json", NULL};
 
@@ -414,6 +415,9 @@ static void set_top(struct reader *r, const config_setting_t *s)
     } else if (strcmp(name, "sendfile") == 0) {
         if ((k = pick(r, s, sendfile_words)) >= 0)
             cfg->sendfile = (enum nm_sendfile_mode)k;
+    } else if (strcmp(name, "io_uring") == 0) {
+        if ((k = pick(r, s, switch_words)) >= 0)
+            cfg->io_uring = k == 1;
     } else if (strcmp(name, "compress_max_size") == 0) {
         if (get_int(r, s, 0, INT64_MAX, &v))
             cfg->compress_max_bytes = (uint64_t)v;

@@ -137,6 +137,27 @@ static enum step sent(struct nm_conn *c, ssize_t n)
     return STEP_SENT;
 }
 
+int nm_send_apply(struct nm_conn *c, int res)
+{
+    errno = res < 0 ? -res : 0;
+    enum step st = sent(c, res);
+    return st == STEP_SENT ? 1 : st == STEP_BLOCKED ? 0 : -1;
+}
+
+bool nm_send_is_memory_next(struct nm_conn *c)
+{
+    const struct nm_conn_seg *g = nm_conn_front(c);
+    return g && (g->mem_len || (g->data && g->len));
+}
+
+size_t nm_send_gather(const struct nm_conn *c, struct iovec *iov, size_t max, int *flags)
+{
+    bool file_follows;
+    size_t n_iov = nm_conn_gather(c, iov, max, &file_follows);
+    *flags = MSG_NOSIGNAL | (file_follows ? MSG_MORE : 0);
+    return n_iov;
+}
+
 static bool has_copy_buf(struct nm_send *s)
 {
     return s->copy_buf || (s->copy_buf = aligned_alloc(4096, COPY_CHUNK)) != NULL;
@@ -168,12 +189,12 @@ static enum step send_memory_tls(struct nm_send *s, struct nm_tls_conn *tls, str
 static enum step send_memory(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c)
 {
     struct iovec iov[2 * NM_CONN_MAX_SEGS];
-    bool file_follows;
-    size_t n_iov = nm_conn_gather(c, iov, sizeof(iov) / sizeof(iov[0]), &file_follows);
+    int flags;
+    size_t n_iov = nm_send_gather(c, iov, sizeof(iov) / sizeof(iov[0]), &flags);
     if (tls)
         return send_memory_tls(s, tls, c, iov, n_iov);
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = n_iov};
-    return sent(c, sendmsg(fd, &msg, MSG_NOSIGNAL | (file_follows ? MSG_MORE : 0)));
+    return sent(c, sendmsg(fd, &msg, flags));
 }
 
 /* Bytes out of memory into the connection: the socket, or TLS. */
@@ -386,11 +407,9 @@ int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_c
                  struct nm_send_tail *tail, struct nm_send_splice *sp, int64_t now_ms)
 {
     int progress = 0;
-    const struct nm_conn_seg *g;
-    while ((g = nm_conn_front(c)) != NULL) {
-        enum step st = g->mem_len || (g->data && g->len)
-                           ? send_memory(s, fd, tls, c)
-                           : send_file_part(s, fd, tls, c, tail, sp, now_ms);
+    while (nm_conn_front(c) != NULL) {
+        enum step st = nm_send_is_memory_next(c) ? send_memory(s, fd, tls, c)
+                                                 : send_file_part(s, fd, tls, c, tail, sp, now_ms);
         if (st == STEP_DROP)
             return -1;
         if (st == STEP_BLOCKED)

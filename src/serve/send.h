@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "conn.h"
 #include "tls.h"
@@ -79,6 +80,21 @@ void nm_send_cleanup(struct nm_send *s);
  * (a socket error, an aborted response, no memory for the copy buffer). */
 int nm_send_some(struct nm_send *s, int fd, struct nm_tls_conn *tls, struct nm_conn *c,
                  struct nm_send_tail *tail, struct nm_send_splice *sp, int64_t now_ms);
+
+/* Whether c's queue starts with bytes held in memory (heads, small bodies), which leave by one
+ * sendmsg; false when it is empty or starts with a file part, which only nm_send_some sends. */
+bool nm_send_is_memory_next(struct nm_conn *c);
+
+/* The sendmsg nm_send_some would make for c's memory front, for a caller that makes it itself
+ * (a batch of many connections' sends, ring.h): at most max pieces into iov, the count returned,
+ * and the flags in *flags (MSG_NOSIGNAL, and MSG_MORE when a file part follows). The pieces stay
+ * valid until c's queue changes. */
+size_t nm_send_gather(const struct nm_conn *c, struct iovec *iov, size_t max, int *flags);
+
+/* Applies what that sendmsg returned, res (bytes, or a negative errno), to c's queue. Returns 1
+ * when bytes left, 0 when the socket was full (-EAGAIN, -EINTR), -1 when the connection must be
+ * dropped (any other error). */
+int nm_send_apply(struct nm_conn *c, int res);
 
 /* The lease on the file with descriptor file_fd broke (nm_filecache_lease_signal): true when
  * connection c (socket fd; c NULL for an idle connection, which queues nothing) must be cut before

@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -21,6 +22,7 @@
 #include "connpool.h"
 #include "h2.h"
 #include "log.h"
+#include "ring.h"
 #include "site.h"
 #include "tls.h"
 
@@ -40,6 +42,7 @@
 #define H2_READS 4           /* reads of READ_CHUNK an HTTP/2 connection gets per round */
 #define H2_WRITES 64         /* writes an HTTP/2 connection gets per round */
 #define H2_TRIM_IDLE_MS 1000 /* an HTTP/2 connection idle this long frees its kept streams */
+#define RING_ROUNDS 4        /* batches one pass submits; connections then send for themselves */
 
 /* epoll data: listeners and the wake fd are tagged small integers, connections are pointers. */
 #define TAG_WAKE ((uint64_t)1)
@@ -65,6 +68,7 @@ struct sconn {
     bool idle;              /* in the worker's idle list (else in its busy list) */
     bool rx_drained;        /* a short read emptied the socket: no recv until its next edge */
     bool rx_hup;            /* the peer's end was seen (EPOLLRDHUP): read on to the EOF */
+    bool in_ring;           /* its send waits in the worker's ring: nothing runs it until then */
     unsigned requests_seen;
     struct nm_tls_conn *tls;      /* NULL on a cleartext connection */
     struct nm_h2 *h2;             /* the HTTP/2 machine, else NULL (HTTP/1.1 in `st`) */
@@ -101,6 +105,16 @@ struct nm_worker {
     bool has_pool;
     int64_t refused_logged_ms; /* when a 503 for want of memory was last logged */
     struct nm_send send;
+    struct nm_ring *ring; /* this pass's batched reads and sends; NULL: a system call each */
+    unsigned ring_rounds; /* batches submitted in this pass */
+    /* This pass's first reads, made together before the connections run (ring_receive): for
+     * the connection of event i, the state it read into (NULL: no read made for it) and the
+     * result; while a connection runs with its read made, that result is handed to read_some. */
+    struct nm_connpool_state *rx_st[MAX_EVENTS];
+    int rx_res[MAX_EVENTS];
+    int rx_n;                /* events with reads made, while the pass has not run them all */
+    struct sconn *rx_sc;     /* the connection running with its read made, else NULL */
+    int rx_now;              /* its result */
     struct nm_connpool pool; /* states of HTTP/1.1 connections with work */
     int64_t trimmed_ms;      /* when the pool last gave back spares above its peak */
     bool stopping;
@@ -251,6 +265,7 @@ static struct sconn *open_conn(struct nm_worker *w, int fd)
     sc->h2 = NULL;
     sc->tls = NULL;
     sc->idle = false;
+    sc->in_ring = false;
     list_insert(&w->busy, NULL, sc);
     w->n_active++;
     return sc;
@@ -273,6 +288,14 @@ static void close_conn(struct nm_worker *w, struct sconn *sc)
                 w->again[i] = w->again[--w->n_again];
         sc->again = false;
     }
+    if (sc->in_ring) {
+        /* Its iovecs point into the state that goes back to the pool below. */
+        nm_ring_cancel(w->ring, sc);
+        sc->in_ring = false;
+    }
+    for (int i = 0; sc->st && i < w->rx_n; i++)
+        if (w->rx_st[i] == sc->st)
+            w->rx_st[i] = NULL; /* closed before it ran: its read goes with its state */
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
     close(sc->fd);
     if (sc->h2)
@@ -451,15 +474,25 @@ enum input {
 /* One read of at most n bytes. A short read empties the socket: with edge-triggered epoll, more
  * bytes raise a new edge, and the peer's end raises EPOLLRDHUP, after which reads go on to the
  * EOF. Over TLS, the TLS connection reads the socket and keeps the same mark (nm_tls_conn_new). */
-static ssize_t read_some(struct sconn *sc, char *at, size_t n)
+static ssize_t read_some(struct nm_worker *w, struct sconn *sc, char *at, size_t n)
 {
     if (sc->tls)
         return nm_tls_read(sc->tls, at, n);
-    if (sc->rx_drained && !sc->rx_hup) {
+    ssize_t got;
+    if (w->rx_sc == sc) {
+        /* Made already, into this very room (ring_receive): its result is this read's. */
+        w->rx_sc = NULL;
+        got = w->rx_now;
+        if (got < 0) {
+            errno = (int)-got;
+            got = -1;
+        }
+    } else if (sc->rx_drained && !sc->rx_hup) {
         errno = EAGAIN;
         return -1;
+    } else {
+        got = recv(sc->fd, at, n, 0);
     }
-    ssize_t got = recv(sc->fd, at, n, 0);
     if ((got > 0 && (size_t)got < n) || (got < 0 && errno == EAGAIN))
         sc->rx_drained = true;
     return got;
@@ -490,7 +523,7 @@ static enum input read_idle(struct nm_worker *w, struct sconn *sc, int64_t t)
 {
     size_t cap = nm_conn_max_input(&w->site);
     size_t want = cap < sizeof(w->rbuf) ? cap : sizeof(w->rbuf);
-    ssize_t n = read_some(sc, w->rbuf, want);
+    ssize_t n = read_some(w, sc, w->rbuf, want);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return INPUT_NONE;
     if (n <= 0) {
@@ -531,7 +564,7 @@ static enum input read_input(struct nm_worker *w, struct sconn *sc, int64_t t)
     char *at;
     int room;
     while ((room = nm_conn_reserve_input(c, READ_CHUNK, &at)) > 0) {
-        ssize_t n = read_some(sc, at, (size_t)room);
+        ssize_t n = read_some(w, sc, at, (size_t)room);
         if (n == 0) {
             /* The peer finished sending: answer every request it sent (the output queue may
              * hold only some of the answers now), then close. */
@@ -731,6 +764,41 @@ static bool run_h2(struct nm_worker *w, struct sconn *sc, int64_t t)
     return true;
 }
 
+/* Makes what the ring holds, reporting each result to done. A ring the kernel stops taking is given
+ * up: each operation is reported with the error (its connection closes), and the worker reads
+ * and sends with one system call each from then on. */
+static void submit_ring(struct nm_worker *w, void (*done)(void *, void *, int))
+{
+    int rc = nm_ring_submit(w->ring, done, w);
+    if (rc < 0) {
+        nm_log_error("worker %u: io_uring failed (%s): one system call per read and send from "
+                     "now on",
+                     w->index, strerror(-rc));
+        nm_ring_free(w->ring);
+        w->ring = NULL;
+    }
+}
+
+/* Queues the send of a plain HTTP/1.1 connection's memory front (heads, bodies held in memory)
+ * in the worker's ring, to be made with the other connections' before the loop next waits. A
+ * file part first, TLS, a connection that rendered a listing (its turn is over), a full batch or
+ * a pass that submitted enough batches: the connection sends for itself. */
+static bool ring_send(struct nm_worker *w, struct sconn *sc)
+{
+    struct nm_conn *c = &sc->st->conn;
+    if (!w->ring || sc->tls || w->ring_rounds >= RING_ROUNDS || w->site.listing_renders_left == 0 ||
+        !nm_send_is_memory_next(c))
+        return false;
+    struct nm_ring_op *op = nm_ring_reserve(w->ring);
+    if (!op)
+        return false;
+    int flags;
+    size_t n = nm_send_gather(c, op->iov, NM_RING_MAX_IOV, &flags);
+    nm_ring_queue_send(w->ring, op, sc->fd, n, flags, sc);
+    sc->in_ring = true;
+    return true;
+}
+
 /* A drained HTTP/1.1 connection gives its state back and waits in the idle list. */
 static void settle(struct nm_worker *w, struct sconn *sc)
 {
@@ -746,6 +814,8 @@ static void settle(struct nm_worker *w, struct sconn *sc)
 static bool run_conn(struct nm_worker *w, struct sconn *sc)
 {
     int64_t t = nm_worker_clock_ms();
+    if (sc->in_ring)
+        return true; /* run again by ring_sent */
     if (sc->linger_since_ms)
         return linger(w, sc);
     if (sc->phase != PHASE_HTTP) {
@@ -788,6 +858,8 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
         } else if (!nm_conn_is_mid_request(c)) {
             sc->request_started_ms = 0;
         }
+        if (ring_send(w, sc))
+            return true; /* the rest of this run is ring_sent's, once the send is made */
         int sent = nm_send_some(&w->send, sc->fd, sc->tls, c, &sc->st->tail, &sc->splice,
                                 nm_worker_clock_ms());
         if (sent < 0) {
@@ -814,6 +886,45 @@ static bool run_conn(struct nm_worker *w, struct sconn *sc)
     }
     settle(w, sc);
     return true;
+}
+
+/* The send ring_send queued was made: what run_conn does after its own send, from its result
+ * (res: bytes, or a negative errno). A full socket (-EAGAIN) waits for its EPOLLOUT edge; a
+ * connection that sent runs on (what its send left, the file part after it, pipelined requests,
+ * unread input: a socket that took only part finds itself full at its next send) unless it is
+ * drained and its socket empty. */
+static void ring_sent(void *arg, void *tag, int res)
+{
+    struct nm_worker *w = arg;
+    struct sconn *sc = tag;
+    int64_t t = nm_worker_clock_ms();
+    sc->in_ring = false;
+    struct nm_conn *c = &sc->st->conn;
+    int sent = nm_send_apply(c, res);
+    if (sent < 0) {
+        close_conn(w, sc);
+        return;
+    }
+    if (sent > 0)
+        sc->last_io_ms = t;
+    if (nm_conn_is_done(c)) {
+        finish_conn(w, sc, t);
+        return;
+    }
+    if (sent == 0 || (sc->rx_drained && !sc->rx_hup && nm_conn_is_drained(c)))
+        settle(w, sc);
+    else
+        run_conn(w, sc);
+}
+
+/* Makes this pass's queued sends, and those the connections they let run on queue in turn. A ring
+ * the kernel stops taking is given up: the connections it held were closed, the rest send with
+ * one system call each from now on. */
+static void flush_ring(struct nm_worker *w)
+{
+    for (w->ring_rounds = 0; w->ring && nm_ring_count_queued(w->ring) > 0; w->ring_rounds++)
+        submit_ring(w, ring_sent);
+    w->ring_rounds = 0;
 }
 
 /* The idle list is in last-activity order and only the idle timeout applies to it: the sweep
@@ -955,6 +1066,74 @@ static void read_lease_notices(struct nm_worker *w)
     }
 }
 
+/* The connection an epoll event is for, or NULL for the listeners and the worker's own fds. */
+static struct sconn *conn_of(const struct epoll_event *ev)
+{
+    uint64_t tag = ev->data.u64;
+    if (tag == TAG_WATCH || tag == TAG_WAKE || tag == TAG_LEASE ||
+        (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_LISTEN_MAX))
+        return NULL;
+    return ev->data.ptr;
+}
+
+/* Whether a connection woken by an event reads first thing in its run by recv(2): plain
+ * HTTP/1.1, not lingering, its socket not known to be empty. */
+static bool reads_by_recv(const struct sconn *sc)
+{
+    return !sc->tls && !sc->h2 && sc->phase == PHASE_HTTP && !sc->linger_since_ms &&
+           !(sc->rx_drained && !sc->rx_hup);
+}
+
+static void ring_received(void *arg, void *tag, int res)
+{
+    (void)arg;
+    *(int *)tag = res;
+}
+
+/* The first read of every plain HTTP/1.1 connection this wake-up found readable, made together
+ * with one io_uring_enter before any of them runs, each into the room its own run would read
+ * into; read_some then hands the result over instead of calling recv. An idle connection takes
+ * its state first (read_idle reads into the worker's buffer instead); one that finds nothing gives
+ * it back when it settles, and one the pool has no state for reads for itself (and gets its 503
+ * there). With fewer than two such connections there is nothing to share. */
+static void ring_receive(struct nm_worker *w, const struct epoll_event *events, int n,
+                         bool stopping)
+{
+    w->rx_n = 0;
+    if (!w->ring || stopping)
+        return;
+    int candidates = 0;
+    for (int i = 0; i < n && candidates < 2; i++) {
+        struct sconn *sc = conn_of(&events[i]);
+        candidates += sc && reads_by_recv(sc);
+    }
+    if (candidates < 2)
+        return;
+    for (int i = 0; i < n; i++) {
+        struct sconn *sc = conn_of(&events[i]);
+        w->rx_st[i] = NULL;
+        if (!sc || !reads_by_recv(sc))
+            continue;
+        if (!sc->st) {
+            if (nm_connpool_take(&w->pool, &sc->peer, &sc->st) < 0) {
+                sc->st = NULL;
+                continue;
+            }
+            make_busy(w, sc);
+            sc->requests_seen = 0;
+        }
+        char *at;
+        int room = nm_conn_reserve_input(&sc->st->conn, READ_CHUNK, &at);
+        struct nm_ring_op *op = room > 0 ? nm_ring_reserve(w->ring) : NULL;
+        if (!op)
+            continue;
+        nm_ring_queue_recv(w->ring, op, sc->fd, at, (size_t)room, &w->rx_res[i]);
+        w->rx_st[i] = sc->st;
+    }
+    w->rx_n = n;
+    submit_ring(w, ring_received);
+}
+
 static void dispatch(struct nm_worker *w, const struct epoll_event *events, int n, bool stopping)
 {
     /* File changes before any request of this wake-up is answered (docs/etags.md, "Watching");
@@ -965,8 +1144,26 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
     if (changes)
         nm_site_read_changes(&w->site);
     for (int i = 0; i < n; i++) {
+        struct sconn *sc = conn_of(&events[i]);
+        if (!sc)
+            continue;
+        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            sc->rx_drained = false; /* a new edge: bytes, or the peer's end */
+        if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            sc->rx_hup = true;
+    }
+    ring_receive(w, events, n, stopping);
+    for (int i = 0; i < n; i++) {
         uint64_t tag = events[i].data.u64;
-        if (tag == TAG_WATCH) {
+        struct sconn *sc = conn_of(&events[i]);
+        if (sc) {
+            if (i < w->rx_n && w->rx_st[i] && w->rx_st[i] == sc->st) {
+                w->rx_sc = sc;
+                w->rx_now = w->rx_res[i];
+            }
+            run_conn(w, sc);
+            w->rx_sc = NULL; /* closed or gone before reading: its read went with its state */
+        } else if (tag == TAG_WATCH) {
             continue;
         } else if (tag == TAG_WAKE) {
             uint64_t v;
@@ -974,18 +1171,11 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
             (void)r;
         } else if (tag == TAG_LEASE) {
             read_lease_notices(w);
-        } else if (tag >= TAG_LISTEN_BASE && tag < TAG_LISTEN_BASE + NM_LISTEN_MAX) {
-            if (!stopping)
-                accept_all(w, (size_t)(tag - TAG_LISTEN_BASE));
-        } else {
-            struct sconn *sc = events[i].data.ptr;
-            if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                sc->rx_drained = false; /* a new edge: bytes, or the peer's end */
-            if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                sc->rx_hup = true;
-            run_conn(w, sc);
+        } else if (!stopping) {
+            accept_all(w, (size_t)(tag - TAG_LISTEN_BASE));
         }
     }
+    w->rx_n = 0;
     /* The connections waiting at the start of this round each run once, in order: one that
      * stops again waits for the next round rather than running ahead of the others. */
     struct sconn *waiting[MAX_AGAIN];
@@ -999,6 +1189,7 @@ static void dispatch(struct nm_worker *w, const struct epoll_event *events, int 
         sc->again = false;
         run_conn(w, sc);
     }
+    flush_ring(w);
 }
 
 /* This worker's sockets of a listener set. */
@@ -1052,6 +1243,24 @@ static void log_cut(struct nm_worker *w)
     }
 }
 
+/* The worker's ring, set up in its own thread (only that thread submits to it), with
+ * --io-uring on. Where the kernel refuses io_uring (too old, /proc/sys/kernel/io_uring_disabled,
+ * a container's seccomp filter), the server says so once, and every worker reads and sends with
+ * a system call each. */
+static void start_ring(struct nm_worker *w)
+{
+    static atomic_bool told;
+    if (!w->site.cfg->io_uring)
+        return;
+    int rc = nm_ring_new(&w->ring);
+    if (rc < 0) {
+        w->ring = NULL;
+        if (!atomic_exchange(&told, true))
+            nm_log_error("io_uring unavailable (%s): one system call per read and send",
+                         strerror(-rc));
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct nm_worker *w = arg;
@@ -1060,6 +1269,7 @@ static void *worker_main(void *arg)
     int64_t next_tick = nm_worker_clock_ms() + TICK_MS;
     bool stopping = false;
 
+    start_ring(w);
     set_accepting(w, true);
     for (;;) {
         int64_t t = nm_worker_clock_ms();
@@ -1109,6 +1319,8 @@ static void *worker_main(void *arg)
         close_conn(w, w->idle.head);
     flush_log(w);
     report_log_drops(w, nm_worker_clock_ms(), true);
+    nm_ring_free(w->ring); /* in the thread that set it up, the one its kernel side belongs to */
+    w->ring = NULL;
     return NULL;
 }
 
@@ -1206,6 +1418,7 @@ void nm_worker_free(struct nm_worker *w)
         free(sc);
     }
     nm_send_cleanup(&w->send);
+    nm_ring_free(w->ring);
     if (w->epfd >= 0)
         close(w->epfd);
     if (w->wake_fd >= 0)

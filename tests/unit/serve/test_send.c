@@ -1,6 +1,7 @@
 /* The send path's contract (send.h): queued output reaches the socket byte for byte, heads of
  * pipelined responses leave together, and a file that changes before its last bytes leave aborts
- * the response short of its Content-Length. Over a socketpair. */
+ * the response short of its Content-Length; a send made elsewhere (a batch) gathers the memory
+ * front and its result advances the queue as the sendmsg's would. Over a socketpair. */
 #include "serve/send.h"
 
 #include <criterion/criterion.h>
@@ -269,4 +270,31 @@ Test(send, a_broken_lease_exposes_the_connection_sending_the_file)
     cr_assert_geq(wfd, 0, "once let go, the writer opens");
     close(wfd);
     close(other);
+}
+
+Test(send, a_send_made_elsewhere_gathers_the_memory_front_and_its_result_advances_the_queue)
+{
+    request("GET /big.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert(nm_send_is_memory_next(&fx.conn), "the head is held in memory");
+    struct iovec iov[8];
+    int flags = 0;
+    size_t n = nm_send_gather(&fx.conn, iov, 8, &flags);
+    cr_assert_geq(n, 1);
+    cr_assert(flags & MSG_NOSIGNAL);
+    cr_assert(flags & MSG_MORE, "a file part follows the head");
+    size_t head = 0;
+    for (size_t i = 0; i < n; i++)
+        head += iov[i].iov_len;
+    /* A full socket changes nothing; part of the head sent advances by that much. */
+    cr_assert_eq(nm_send_apply(&fx.conn, -EAGAIN), 0);
+    cr_assert_eq(nm_send_apply(&fx.conn, 10), 1);
+    cr_assert(nm_send_is_memory_next(&fx.conn));
+    size_t left = 0, m = nm_send_gather(&fx.conn, iov, 8, &flags);
+    for (size_t i = 0; i < m; i++)
+        left += iov[i].iov_len;
+    cr_assert_eq(left, head - 10, "the rest of the head is what is gathered next");
+    cr_assert_eq(nm_send_apply(&fx.conn, (int)(head - 10)), 1);
+    cr_assert_not(nm_send_is_memory_next(&fx.conn), "the file part is the front now");
+    cr_assert_not_null(nm_conn_front(&fx.conn));
+    cr_assert_eq(nm_send_apply(&fx.conn, -EPIPE), -1);
 }
