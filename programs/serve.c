@@ -46,6 +46,10 @@ static const char usage_text[] =
     "                          request (default on; a stat where inotify cannot tell)\n"
     "  --hash-threshold BYTES  hash larger files on background threads, serving them without\n"
     "                          an ETag until done (default 1048576)\n"
+    "  --hold-size BYTES       hold files up to BYTES in memory, hashed and sent from those\n"
+    "                          bytes (default 262144; at most 1073741824)\n"
+    "  --hold-budget BYTES     memory each worker holds such files in (default 67108864);\n"
+    "                          past it the least recently used go\n"
     "  --if-modified-since M   rfc (304 unless modified after the date, default) or exact\n"
     "                          (304 only for the exact date: rollbacks get 200)\n"
     "  --cache-control G=V     Cache-Control V for paths matching glob G (repeatable, first\n"
@@ -121,6 +125,8 @@ enum {
     OPT_NO_COMPRESS,
     OPT_COMPRESS_MAX_SIZE,
     OPT_COMPRESS_CACHE,
+    OPT_HOLD_SIZE,
+    OPT_HOLD_BUDGET,
     OPT_SENDFILE,
     OPT_IO_URING,
     OPT_DRAIN_TIMEOUT,
@@ -166,6 +172,8 @@ static const struct option options[] = {
     {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
     {"compress-max-size", required_argument, NULL, OPT_COMPRESS_MAX_SIZE},
     {"compress-cache", required_argument, NULL, OPT_COMPRESS_CACHE},
+    {"hold-size", required_argument, NULL, OPT_HOLD_SIZE},
+    {"hold-budget", required_argument, NULL, OPT_HOLD_BUDGET},
     {"sendfile", required_argument, NULL, OPT_SENDFILE},
     {"io-uring", required_argument, NULL, OPT_IO_URING},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
@@ -355,12 +363,19 @@ static int set_amount(struct nm_config *cfg, int opt, const char *arg)
     case OPT_COMPRESS_MAX_SIZE:
     case OPT_COMPRESS_CACHE:
     case OPT_HASH_THRESHOLD:
-        if (!parse_uint(arg, LLONG_MAX, &v))
-            return bad("--%s wants a number of bytes, not '%s'", option_name(opt), arg);
+    case OPT_HOLD_SIZE:
+    case OPT_HOLD_BUDGET:
+        if (!parse_uint(arg, opt == OPT_HOLD_SIZE ? NM_CONFIG_MAX_HOLD_BYTES : LLONG_MAX, &v))
+            return bad("--%s wants a number of bytes%s, not '%s'", option_name(opt),
+                       opt == OPT_HOLD_SIZE ? " up to 1073741824" : "", arg);
         if (opt == OPT_COMPRESS_MAX_SIZE)
             cfg->compress_max_bytes = (uint64_t)v;
         else if (opt == OPT_COMPRESS_CACHE)
             cfg->compress_cache_bytes = (uint64_t)v;
+        else if (opt == OPT_HOLD_SIZE)
+            cfg->small_file_bytes = (size_t)v;
+        else if (opt == OPT_HOLD_BUDGET)
+            cfg->hold_budget_bytes = (uint64_t)v;
         else
             cfg->hash_threshold_bytes = (uint64_t)v;
         return 0;

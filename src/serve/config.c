@@ -30,7 +30,8 @@ void nm_config_init(struct nm_config *cfg)
     cfg->max_target_bytes = 8192;
     cfg->max_head_bytes = 32768;
     cfg->max_discard_bytes = 1 << 20;
-    cfg->small_file_bytes = 64 * 1024;
+    cfg->small_file_bytes = 256 * 1024; /* docs/benchmarks.md, "What each change bought" */
+    cfg->hold_budget_bytes = (uint64_t)64 << 20;
     cfg->sendfile = NM_SENDFILE_ON;
     cfg->io_uring = true;
     cfg->max_conns = 16384;

@@ -77,8 +77,9 @@ struct nm_path_rule {
 
 #define NM_CONFIG_MAX_LISTEN 16
 #define NM_CONFIG_MAX_RULES 64
-#define NM_CACHE_CONTROL_MAX 255   /* longest Cache-Control value a rule may set */
-#define NM_CONFIG_MAX_TLS_NAMES 32 /* --tls HOST=CERT,KEY certificates chosen by SNI */
+#define NM_CONFIG_MAX_HOLD_BYTES (1LL << 30) /* --hold-size: a held file is hashed inline */
+#define NM_CACHE_CONTROL_MAX 255             /* longest Cache-Control value a rule may set */
+#define NM_CONFIG_MAX_TLS_NAMES 32           /* --tls HOST=CERT,KEY certificates chosen by SNI */
 
 /* --tls HOST=CERT,KEY: the certificate for clients that ask for HOST (SNI, RFC 6066 §3). */
 struct nm_tls_name {
@@ -141,7 +142,8 @@ struct nm_config {
     size_t max_target_bytes;
     size_t max_head_bytes;
     uint64_t max_discard_bytes; /* request content read and dropped; more is 413 */
-    size_t small_file_bytes;    /* files up to this size are held in memory */
+    size_t small_file_bytes;    /* files up to this size are held in memory (--hold-size) */
+    uint64_t hold_budget_bytes; /* bytes each worker's file table holds for them (--hold-budget) */
     /* Larger tagged bodies go by sendfile while a read lease on the file holds (docs/etags.md,
      * "Large bodies by sendfile under a read lease"): to peers on other hosts (ON), to every peer
      * (ALL), or never (OFF: always copied). */

@@ -424,6 +424,12 @@ static void set_top(struct reader *r, const config_setting_t *s)
     } else if (strcmp(name, "compress_cache") == 0) {
         if (get_int(r, s, 0, INT64_MAX, &v))
             cfg->compress_cache_bytes = (uint64_t)v;
+    } else if (strcmp(name, "hold_size") == 0) {
+        if (get_int(r, s, 0, NM_CONFIG_MAX_HOLD_BYTES, &v))
+            cfg->small_file_bytes = (size_t)v;
+    } else if (strcmp(name, "hold_budget") == 0) {
+        if (get_int(r, s, 0, INT64_MAX, &v))
+            cfg->hold_budget_bytes = (uint64_t)v;
     } else if (strcmp(name, "index") == 0) {
         const char *t = get_string(r, s);
         if (t && strchr(t, '/'))

@@ -179,9 +179,21 @@ static void forget_if_unlinked(struct nm_filecache *fc, struct nm_file *f)
     nm_hashing_forget(fc->hashing, &v);
 }
 
+/* The bytes an entry of the table holds for its body, counted against cfg->hold_budget_bytes: a
+ * file read whole when loaded. A racy version's mapping (hold_racy) never enters the table and
+ * has its own bound; a view's bytes (fly) belong to the variants cache. */
+static uint64_t held_size(const struct nm_file *f)
+{
+    return f->data && !f->racy_held_bytes && !f->fly_entry ? f->size : 0;
+}
+
 static void table_remove(struct nm_filecache *fc, struct nm_file *f)
 {
     forget_if_unlinked(fc, f);
+    if (held_size(f)) {
+        fc->stats.held_files--;
+        fc->stats.held_bytes -= f->size;
+    }
     struct nm_file **pp = &fc->buckets[f->key_hash & (fc->n_buckets - 1)];
     while (*pp != f)
         pp = &(*pp)->chain;
@@ -217,6 +229,33 @@ static void table_insert(struct nm_filecache *fc, struct nm_file *nf, uint64_t h
     nf->in_table = true;
     lru_push_front(fc, nf);
     fc->n_entries++;
+    if (held_size(nf)) {
+        fc->stats.held_files++;
+        fc->stats.held_bytes += nf->size;
+    }
+}
+
+/* Room under the budget for a body of `size` bytes about to be read whole: the coldest held
+ * bodies are let go first. An entry let go leaves the table rather than go on from its
+ * descriptor: a held file's descriptor was closed once its bytes were read (thousands of small
+ * files must not keep as many open), and a descriptor opened again could be another version, so
+ * the next lookup loads it again (held, letting colder bodies go in turn). Responses still
+ * sending a body that was let go keep it until they end. False when the body alone is over the
+ * budget: it is served from its descriptor then, as a larger file is. */
+static bool make_room(struct nm_filecache *fc, uint64_t size)
+{
+    uint64_t budget = fc->cfg->hold_budget_bytes;
+    if (size > budget)
+        return false;
+    for (struct nm_file *f = fc->lru_tail; f && fc->stats.held_bytes + size > budget;) {
+        struct nm_file *colder = f;
+        f = f->lru_prev;
+        if (held_size(colder)) {
+            table_remove(fc, colder);
+            fc->stats.held_evicted++;
+        }
+    }
+    return true;
 }
 
 void nm_filecache_set_watch(struct nm_filecache *fc, int inotify_fd)
@@ -1019,7 +1058,7 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         }
         drop_data(f);
         rc = 0;
-        if (f->size <= fc->cfg->small_file_bytes) {
+        if (f->size <= fc->cfg->small_file_bytes && make_room(fc, f->size)) {
             f->data = malloc(f->size ? f->size : 1);
             if (!f->data) {
                 rc = -ENOMEM;

@@ -78,7 +78,9 @@ struct nm_file {
     char cache_control[NM_CACHE_CONTROL_MAX + 1];
     int64_t max_age; /* from cache_control, -1 when none */
 
-    char *data; /* the bytes, for files up to small_file_bytes: hashed and served from these */
+    /* The bytes, for files up to small_file_bytes while the table's budget has room for them
+     * (cfg->hold_budget_bytes): hashed and served from these. */
+    char *data;
     uint64_t racy_held_bytes; /* data of a larger racy version, held (nm_filecache_lookup) */
 
     /* A read lease on fd (fcntl F_SETLEASE), taken before the version was read, whose break
@@ -152,12 +154,15 @@ void nm_filecache_free(struct nm_filecache *fc);
  * only while they stay beneath it, unless the config allows all. Returns 0 and a new reference in
  * *out, or -ENOENT (also a symlink out of the root, so it answers as a missing file does),
  * -EACCES (unreadable, not a regular file or directory, a symlink loop), -ENOTDIR, -EMFILE,
- * -ENOMEM, -EIO. On -EMFILE, -ENFILE or -ENOMEM the coldest entries (up to 64) are let go and
- * the load is tried once more, so the table shrinks under a descriptor or memory limit. Without
- * openat2 (ENOSYS, or EPERM from a seccomp profile that predates it), and for a path openat2 saw
- * leave the root, the path is resolved a name at a time and each link's target read as text, so
- * a link out of the root is -ENOENT whatever its target is (missing, a loop, unreadable) and
- * nothing outside the root is opened or stat'ed, the per-call stat included; an absolute target
+ * -ENOMEM, -EIO. A file up to small_file_bytes is held in memory (data) while the table's held
+ * bytes stay within cfg->hold_budget_bytes: to make room the least recently used held entries
+ * leave the table (loaded again at their next lookup), and a file larger than the whole budget
+ * is served from its descriptor. On -EMFILE, -ENFILE or -ENOMEM the coldest entries (up to 64) are
+ * let go and the load is tried once more, so the table shrinks under a descriptor or memory limit.
+ * Without openat2 (ENOSYS, or EPERM from a seccomp profile that predates it), and for a path
+ * openat2 saw leave the root, the path is resolved a name at a time and each link's target read as
+ * text, so a link out of the root is -ENOENT whatever its target is (missing, a loop, unreadable)
+ * and nothing outside the root is opened or stat'ed, the per-call stat included; an absolute target
  * inside the root (as its real path or as configured) is followed.
  */
 int nm_filecache_lookup(struct nm_filecache *fc, const char *path, struct nm_file **out);
@@ -206,6 +211,9 @@ struct nm_filecache_stats {
     uint64_t racy_held;  /* racy versions above small_file_bytes read whole (nm_filecache_lookup) */
     uint64_t stat_calls; /* lookups that asked the filesystem (a stat) */
     uint64_t watched_dirs; /* directories with a watch now */
+    uint64_t held_files;   /* entries of the table whose bytes are held (data), now */
+    uint64_t held_bytes;   /* their sizes added up: never above cfg->hold_budget_bytes */
+    uint64_t held_evicted; /* held entries let go to make room under the budget */
 };
 
 void nm_filecache_get_stats(const struct nm_filecache *fc, struct nm_filecache_stats *out);

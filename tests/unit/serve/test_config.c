@@ -24,7 +24,8 @@ Test(config, defaults_are_content_etags_rfc_dates_and_bounded_limits)
     cr_expect(cfg.prehash);
     cr_expect_eq(cfg.max_age, -1);
     cr_expect_eq(cfg.hash_threshold_bytes, 1u << 20);
-    cr_expect_eq(cfg.small_file_bytes, 64u * 1024);
+    cr_expect_eq(cfg.small_file_bytes, 256u * 1024);
+    cr_expect_eq(cfg.hold_budget_bytes, 64u << 20);
     cr_expect_eq(cfg.max_target_bytes, 8192u);
     cr_expect_eq(cfg.max_head_bytes, 32768u);
     cr_expect_eq(cfg.max_discard_bytes, 1u << 20);

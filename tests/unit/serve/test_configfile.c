@@ -70,6 +70,8 @@ Test(configfile, every_top_level_setting_sets_its_field)
                   "compress = false;\n"
                   "compress_max_size = 1000L;\n"
                   "compress_cache = 2000;\n"
+                  "hold_size = 3000;\n"
+                  "hold_budget = 4000000000L;\n"
                   "index = \"home.html\";\n"
                   "list_dirs = true;\n"
                   "dotfiles = \"allow\";\n"
@@ -100,6 +102,8 @@ Test(configfile, every_top_level_setting_sets_its_field)
     cr_expect_not(cfg.compress);
     cr_expect_eq(cfg.compress_max_bytes, 1000);
     cr_expect_eq(cfg.compress_cache_bytes, 2000);
+    cr_expect_eq(cfg.small_file_bytes, 3000);
+    cr_expect_eq(cfg.hold_budget_bytes, 4000000000u);
     cr_expect_str_eq(cfg.index_name, "home.html");
     cr_expect(cfg.list_dirs);
     cr_expect(cfg.allow_dotfiles);
@@ -200,6 +204,7 @@ Test(configfile, every_problem_is_named_with_its_file_and_line)
         {"etag = \"version:a\\\"b\";\n", 1, "etag wants"},
         {"prehash = 1;\n", 1, "prehash wants true or false"},
         {"hash_threshold = -1;\n", 1, "hash_threshold wants a whole number"},
+        {"hold_size = 2000000000L;\n", 1, "hold_size wants a whole number from 0 to 1073741824"},
         {"if_modified_since = \"loose\";\n", 1, "if_modified_since wants rfc or exact"},
         {"max_age = -5;\n", 1, "max_age wants a whole number"},
         {"precompressed = \"br,lzma\";\n", 1, "precompressed wants a comma list"},

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define NOW 1700000000LL
-#define BIG_BYTES 200000u /* more than small_file_bytes: sent as a file part */
+#define BIG_BYTES 200000u /* more than the fixture's small_file_bytes: sent as a file part */
 
 static struct {
     char dir[64];
@@ -54,6 +54,7 @@ static void setup(void)
     free(big);
 
     nm_config_init(&fx.cfg);
+    fx.cfg.small_file_bytes = 64 * 1024; /* big.txt is above it: not held in memory */
     /* Large files are file parts read from their descriptor, even while racy (just written). */
     fx.cfg.hash_threshold_bytes = BIG_BYTES - 1;
     fx.cfg.root = strdup(fx.dir);

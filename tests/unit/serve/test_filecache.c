@@ -298,6 +298,135 @@ Test(filecache, racy_large_files_are_held_up_to_8_mib_per_worker_then_go_out_unt
     free(data);
 }
 
+/* The held bytes of a table, as its stats say, checked against the sizes of its held entries. */
+static void expect_held(struct nm_filecache *fc, uint64_t files, uint64_t bytes, uint64_t evicted)
+{
+    struct nm_filecache_stats st;
+    nm_filecache_get_stats(fc, &st);
+    cr_expect_eq(st.held_files, files, "held files %llu, want %llu",
+                 (unsigned long long)st.held_files, (unsigned long long)files);
+    cr_expect_eq(st.held_bytes, bytes, "held bytes %llu, want %llu",
+                 (unsigned long long)st.held_bytes, (unsigned long long)bytes);
+    cr_expect_eq(st.held_evicted, evicted);
+    cr_expect_leq(st.held_bytes, cfg.hold_budget_bytes);
+}
+
+static void lookup_held(struct nm_filecache *fc, const char *path, const char *data, size_t n)
+{
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, path, &f), 0);
+    cr_assert_not_null(f->data, "%s held", path);
+    cr_expect_eq(f->fd, -1);
+    cr_expect_eq(memcmp(f->data, data, n), 0);
+    expect_tag_of(f, data, n);
+    nm_file_release(f);
+}
+
+Test(filecache, files_up_to_256_kib_are_held_by_default)
+{
+    size_t n = 256 * 1024;
+    char *data = fill(n, 11);
+    put("k256", data, n);
+    char *more = fill(n + 1, 12);
+    put("k256plus", more, n + 1);
+    cfg.hash_threshold_bytes = n; /* the larger one is not read whole while racy */
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    lookup_held(fc, "/k256", data, n);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/k256plus", &f), 0);
+    cr_expect_null(f->data, "above --hold-size: served from its descriptor");
+    cr_expect_geq(f->fd, 0);
+    expect_tag_of(f, more, n + 1);
+    nm_file_release(f);
+    expect_held(fc, 1, n, 0);
+    nm_filecache_free(fc);
+    free(data);
+    free(more);
+}
+
+Test(filecache, held_bytes_are_counted_exactly_through_loads_replacements_and_evictions)
+{
+    cfg.hold_budget_bytes = 300000;
+    char *a = fill(100000, 1), *b = fill(100000, 2), *c = fill(100000, 3), *d = fill(50000, 4);
+    char *b2 = fill(120000, 5);
+    put("a", a, 100000);
+    put("b", b, 100000);
+    put("c", c, 100000);
+    put("d", d, 50000);
+    put("empty", "", 0);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    lookup_held(fc, "/a", a, 100000);
+    lookup_held(fc, "/b", b, 100000);
+    expect_held(fc, 2, 200000, 0);
+    lookup_held(fc, "/c", c, 100000);
+    expect_held(fc, 3, 300000, 0); /* exactly the budget */
+    lookup_held(fc, "/empty", "", 0);
+    expect_held(fc, 3, 300000, 0); /* nothing to hold */
+    lookup_held(fc, "/d", d, 50000);
+    expect_held(fc, 3, 250000, 1); /* a, the coldest, went */
+    put("b", b2, 120000);          /* replaced: its old bytes leave the count */
+    lookup_held(fc, "/b", b2, 120000);
+    expect_held(fc, 3, 270000, 1);
+    lookup_held(fc, "/a", a, 100000); /* loaded again: c, now the coldest held, goes */
+    expect_held(fc, 3, 270000, 2);
+    cr_assert_eq(unlinkat(root_fd, "d", 0), 0);
+    struct nm_file *f;
+    cr_expect_eq(nm_filecache_lookup(fc, "/d", &f), -ENOENT);
+    expect_held(fc, 2, 220000, 2);
+    nm_filecache_free(fc);
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    free(b2);
+}
+
+Test(filecache, a_body_let_go_for_room_stays_with_the_responses_still_sending_it)
+{
+    cfg.hold_budget_bytes = 150000;
+    char *a = fill(100000, 6), *b = fill(100000, 7);
+    put("a", a, 100000);
+    put("b", b, 100000);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    struct nm_file *sending;
+    cr_assert_eq(nm_filecache_lookup(fc, "/a", &sending), 0);
+    lookup_held(fc, "/b", b, 100000);
+    expect_held(fc, 1, 100000, 1);
+    cr_expect_not(sending->in_table);
+    cr_assert_not_null(sending->data);
+    cr_expect_eq(memcmp(sending->data, a, 100000), 0);
+    expect_tag_of(sending, a, 100000);
+    nm_file_release(sending);
+    nm_filecache_free(fc);
+    free(a);
+    free(b);
+}
+
+Test(filecache, a_file_larger_than_the_whole_budget_is_served_from_its_descriptor)
+{
+    size_t n = 100000;
+    cfg.hold_budget_bytes = n - 1;
+    cfg.hash_threshold_bytes = n - 1; /* not read whole while it is racy (just written) */
+    char *data = fill(n, 8);
+    put("big", data, n);
+    put("small", "tiny\n", 5);
+    struct nm_filecache *fc;
+    cr_assert_eq(nm_filecache_new(&cfg, mime, root_fd, &fc), 0);
+    lookup_held(fc, "/small", "tiny\n", 5);
+    struct nm_file *f;
+    cr_assert_eq(nm_filecache_lookup(fc, "/big", &f), 0);
+    cr_expect_null(f->data);
+    cr_expect_geq(f->fd, 0);
+    expect_tag_of(f, data, n);
+    nm_file_release(f);
+    expect_held(fc, 1, 5, 0); /* nothing was let go for a body that could never fit */
+    nm_filecache_free(fc);
+    free(data);
+}
+
 Test(filecache, the_memo_forgets_a_version_whose_file_was_renamed_over)
 {
     size_t n = 300 * 1024;

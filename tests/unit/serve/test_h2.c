@@ -22,7 +22,7 @@
 #include "serve/conn.h"
 
 #define NOW 1700000000LL
-#define BIG_BYTES 200000u /* more than small_file_bytes: read from the file */
+#define BIG_BYTES 200000u /* more than the fixture's small_file_bytes: read from the file */
 #define MAX_RESP 256
 #define OUT_BOUND (128u << 10) /* what nm_h2_output may hand out at once (2 * its chunk) */
 
@@ -193,6 +193,7 @@ static void setup(void)
     write_site_file("style.css", "body { color: red }\n", 20);
 
     nm_config_init(&fx.cfg);
+    fx.cfg.small_file_bytes = 64 * 1024; /* big.txt is above it: not held in memory */
     /* Large files are file parts read from their descriptor, even while racy (just written). */
     fx.cfg.hash_threshold_bytes = BIG_BYTES - 1;
     fx.cfg.root = strdup(fx.dir);

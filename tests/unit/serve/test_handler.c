@@ -66,6 +66,7 @@ static void setup(void)
     write_site_file("docs/a.txt", "a\n", 2);
 
     nm_config_init(&fx.cfg);
+    fx.cfg.small_file_bytes = 64 * 1024; /* big.txt is above it: not held in memory */
     fx.cfg.root = strdup(fx.dir);
     fx.cfg.index_name = strdup("index.html");
     cr_assert_eq(nm_mime_table_new(NULL, &fx.mime), 0);
