@@ -1074,7 +1074,7 @@ static int load(struct nm_filecache *fc, const char *path, struct nm_file **out)
         /* Read before the change check: a record written after these bytes moves the ctime,
          * so the version is read again rather than vouched for by a record of newer bytes. */
         if (rc == 0 && f->sidecar_coding != NM_CODING_IDENTITY)
-            f->record_rc = nm_variants_record_read(f->fd, f->sidecar_coding, &f->record_hash);
+            f->record_rc = nm_variants_record_read(f->fd, f->sidecar_coding, &f->record);
         if (rc == 0 && nm_file_is_unchanged(f))
             break;
         if (rc != 0 && rc != -EAGAIN)

@@ -56,11 +56,11 @@ struct nm_file {
 
     /* A sidecar (a path ending in .br, .zst or .gz while its coding is in cfg->precompressed):
      * its coding and what nm_variants_record_read said while the descriptor was open (0 and
-     * record_hash, -ENODATA for no record, another negative errno for a bad one). Others:
+     * record, -ENODATA for no record, another negative errno for a bad one). Others:
      * NM_CODING_IDENTITY. */
     enum nm_coding sidecar_coding;
     int record_rc;
-    struct nm_hash128 record_hash;
+    struct nm_variants_record record;
     bool stale_warned; /* this sidecar version was logged as stale once */
 
     /* Variants of this version made on the fly (variants/cache.h), by coding: entries made once

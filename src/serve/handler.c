@@ -420,13 +420,18 @@ static int respond_representation(struct answer *a, struct nm_file *f, const cha
 /* ---- precompressed variants (RFC 9110 §8.4, §12.5.3) ---- */
 
 /* Whether a sidecar still describes the source's current version: a record names the bytes it
- * was made from (compared with the source's content hash when there is one); without a record,
- * it must not be older than the source. A bad record is never current. */
+ * was made from (compared with the source's content hash when there is one) and, from version 2
+ * on, its own bytes (compared with the hash of the bytes this entry holds, when it has one: bytes
+ * read while a writer rewrote the sidecar in place, not yet truncated, are not what the record
+ * names); without a record, it must not be older than the source. A bad record is never current. */
 static bool sidecar_is_current(const struct nm_file *src, const struct nm_file *side)
 {
+    const struct nm_variants_record *r = &side->record;
+    if (side->record_rc == 0 && r->has_own && side->has_content_hash &&
+        (r->own.hi != side->content_hash.hi || r->own.lo != side->content_hash.lo))
+        return false;
     if (side->record_rc == 0 && src->has_content_hash)
-        return side->record_hash.hi == src->content_hash.hi &&
-               side->record_hash.lo == src->content_hash.lo;
+        return r->source.hi == src->content_hash.hi && r->source.lo == src->content_hash.lo;
     if (side->record_rc == 0 || side->record_rc == -ENODATA)
         return side->mtime_ns >= src->mtime_ns;
     return false;

@@ -183,7 +183,9 @@ static int write_sidecar(int dir_fd, const char *name, enum nm_coding coding, mo
         rc = -errno;
         goto fail_unlink_tmp;
     }
-    rc = nm_variants_record_write(fd, coding, hash);
+    struct nm_variants_record rec = {
+        .source = hash, .has_own = true, .own = nm_hash_bytes(bytes, len)};
+    rc = nm_variants_record_write(fd, coding, &rec);
     /* Without user attributes the sidecar is judged by its age, and it is newer than its source. */
     if (rc < 0 && rc != -ENOTSUP)
         goto fail_unlink_tmp;

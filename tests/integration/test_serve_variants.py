@@ -140,6 +140,29 @@ class Variants(ServerTestCase):
         self.assertEqual(r.body, rewritten)
         self.assertEqual(r.header("ETag"), etag_of(src))
 
+    def test_a_sidecar_whose_bytes_are_not_the_ones_its_record_names_is_not_served(self):
+        # What a worker reads of a sidecar rewritten in place, caught after the write of its new
+        # bytes and before their truncate, while the record still names the source it had.
+        if not supports_user_xattrs(self.site.root):
+            self.skipTest("no user extended attributes here")
+        src, side = self.site.path("t.txt"), self.site.path("t.txt.gz")
+        packed = gzip.compress(SOURCE, mtime=0)
+        self.site.write("t.txt", SOURCE, mtime=T0)
+        self.site.write("t.txt.gz", packed, mtime=T0 + 10)
+        source_tag, own_tag = etag_of(src).strip('"'), etag_of(side).strip('"')
+        os.setxattr(side, RECORD, ("2 gzip %s %s" % (source_tag, own_tag)).encode())
+        r = self.get("/t.txt", [("Accept-Encoding", "gzip")])
+        self.assertEqual(r.header("Content-Encoding"), "gzip")
+        self.assertEqual(r.body, packed)
+        torn = gzip.compress(SOURCE.replace(b"line 0001", b"LINE 0001"), mtime=0)[:len(packed) // 2]
+        with open(side, "r+b") as f:
+            f.write(torn)
+        os.utime(side, ns=((T0 + 20) * 10**9, (T0 + 20) * 10**9))
+        r = self.get("/t.txt", [("Accept-Encoding", "gzip")])
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("Content-Encoding"))
+        self.assertEqual(r.body, SOURCE)
+
 
 @require_binary
 class PrecompressedOff(ServerTestCase):

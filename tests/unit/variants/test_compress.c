@@ -90,9 +90,12 @@ static void expect_decodes_to_source(const char *source, enum nm_coding coding)
                  sidecar);
     cr_expect(bn == sn && memcmp(back, s, sn) == 0, "%s decodes to %s", sidecar, source);
     int fd = open(path_of(sidecar), O_RDONLY);
-    struct nm_hash128 h, want = nm_hash_bytes(s, sn);
-    cr_expect_eq(nm_variants_record_read(fd, coding, &h), 0);
-    cr_expect(h.hi == want.hi && h.lo == want.lo, "%s records its source", sidecar);
+    struct nm_variants_record r;
+    struct nm_hash128 want = nm_hash_bytes(s, sn), own = nm_hash_bytes(z, zn);
+    cr_expect_eq(nm_variants_record_read(fd, coding, &r), 0);
+    cr_expect(r.source.hi == want.hi && r.source.lo == want.lo, "%s records its source", sidecar);
+    cr_expect(r.has_own && r.own.hi == own.hi && r.own.lo == own.lo, "%s records its own bytes",
+              sidecar);
     close(fd);
     free(back);
     free(s);
@@ -178,6 +181,24 @@ Test(compress, a_sidecar_is_rewritten_after_its_source_changes)
     put_text("app.js", 4000, 7);
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     cr_assert_eq(utimensat(AT_FDCWD, path_of("app.js"), times, 0), 0);
+    struct nm_variants_compress_counts c = run(&o);
+    cr_expect_eq(c.written, 1);
+    cr_expect_eq(c.up_to_date, 0);
+    expect_decodes_to_source("app.js", NM_CODING_GZIP);
+}
+
+Test(compress, a_sidecar_whose_bytes_changed_under_its_record_is_rewritten)
+{
+    need_xattrs();
+    put_text("app.js", 4000, 1);
+    struct nm_variants_compress_options o = options();
+    o.codings = NM_CODING_BIT(NM_CODING_GZIP);
+    cr_expect_eq(run(&o).written, 1);
+    /* Written over in place: the record (an attribute) stays, the bytes are not its own. */
+    int fd = open(path_of("app.js.gz"), O_WRONLY);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(pwrite(fd, "xx", 2, 10), 2);
+    close(fd);
     struct nm_variants_compress_counts c = run(&o);
     cr_expect_eq(c.written, 1);
     cr_expect_eq(c.up_to_date, 0);
