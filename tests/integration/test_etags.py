@@ -775,15 +775,15 @@ class RewriteStorm(unittest.TestCase):
                 os.setxattr(tmp, "user.notmod.source", record)
             os.replace(tmp, path)
             return
-        if os.path.exists(path) and self.has_xattrs and not record:
-            try:
-                os.removexattr(path, "user.notmod.source")
-            except OSError as e:
-                if e.errno != errno.ENODATA:
-                    raise
-        write_in_place(path, packed)
         if record:
+            # In place, the new record goes first: until the new bytes are whole (written, then
+            # the old tail truncated), what is on disk is not what the record names. Written
+            # after them, the record would leave a moment where the old one (or none, over a
+            # sidecar that came by rename without one) vouches for half-rewritten bytes.
+            if not os.path.exists(path):
+                open(path, "wb").close()
             os.setxattr(path, "user.notmod.source", record)
+        write_in_place(path, packed)
 
     def sidecar_kinds(self):
         """How writers rewrite sidecars: (mode, with a record). A sidecar without a record has
