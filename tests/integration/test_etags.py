@@ -730,7 +730,8 @@ class RewriteStorm(unittest.TestCase):
     """Writers rewrite files in place (same size, new size) and by rename while readers download
     over kept-alive connections: no ETag ever stands for two bodies. Some files have a gzip
     sidecar, rewritten after each source with or without its record, which half of the requests
-    accept: a gzip body goes out under the hash of its own bytes and decodes to a whole version."""
+    accept: a gzip body goes out under the hash of its own bytes and is one whole gzip stream, and
+    a sidecar decodes to the whole version it was made from."""
 
     SMALL_FILES = {"s%d.txt" % i: 1000 + i * 7000 for i in range(6)}
     LARGE_FILES = {"l%d.bin" % i: 150 * 1024 + i * 400 * 1024 for i in range(4)}
@@ -885,16 +886,22 @@ class RewriteStorm(unittest.TestCase):
             if coding is not None:
                 self.assertEqual(coding, "gzip", name)
                 tagged["gzip"] += 1
-                sidecar_bodies += hashlib.sha256(body).digest() in self.sidecars_written
+                is_sidecar = hashlib.sha256(body).digest() in self.sidecars_written
+                sidecar_bodies += is_sidecar
+                # Every gzip body is one whole gzip stream: a sidecar read half rewritten in
+                # place (new bytes over the old tail) is never sent.
+                plain = gzip.decompress(body)
                 if name not in self.WITH_SIDECAR:
                     continue  # made on the fly from a file two writers may tear on disk
-                # A source and its sidecar are written by one writer at a time, so a gzip body
-                # (a sidecar, or made on the fly) decodes to one whole version of its source.
-                plain = gzip.decompress(body)
-                head = plain.split(b"\n", 1)[0].decode()
+                head = plain.split(b"\n", 1)[0].decode(errors="replace")
                 m = re.fullmatch(r"(\S+) gen=(\d+) size=(\d+)", head)
                 self.assertTrue(m and m.group(1) == name, "%s: gzip of %r" % (name, plain[:40]))
-                self.assertEqual(plain, body_for(name, int(m.group(2)), int(m.group(3))), head)
+                # A sidecar decodes to the one whole version it was made from. A body made on
+                # the fly is the source as it was read, which an in-place rewrite read before
+                # its truncate leaves with the old tail, as an identity body may be.
+                if is_sidecar:
+                    self.assertEqual(plain, body_for(name, int(m.group(2)), int(m.group(3))),
+                                     head)
                 continue
             tagged["large" if name in self.LARGE_FILES else "small"] += 1
         liars = dict((t, b) for t, b in bodies_by_tag.items() if len(b) > 1)
